@@ -1,0 +1,68 @@
+//===- Passes.td - qwen-opt passes --------------------------*- tablegen -*-===//
+//
+// Every pass of the project, with its options and documentation: `qwen-opt
+// --help` and docs/ are generated from this text.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QWEN_TRANSFORMS_PASSES
+#define QWEN_TRANSFORMS_PASSES
+
+include "mlir/Pass/PassBase.td"
+
+def ExternalizeWeights : Pass<"qwen-externalize-weights", "::mlir::ModuleOp"> {
+  let summary = "Move large constants into a weight store and refer to them by name";
+  let description = [{
+    Every `arith.constant` or `onnx.Constant` with a dense float or integer
+    value of at least `min-elements` elements is written to the weight store
+    `store` (a new file) and replaced by `qwen.weight @<store-name>::@<entry>`.
+    The entry is named after the constant's `NameLoc` when it has one
+    (importers give initializers their ONNX names), else `const.<n>`.
+    A `qwen.store` op declaring the file is added to the module.
+
+    Example: `qwen-opt --qwen-externalize-weights="store=w.qws min-elements=16"`.
+  }];
+  let options = [
+    Option<"storePath", "store", "std::string", /*default=*/"",
+           "Path of the weight-store file to write (required)">,
+    Option<"storeName", "store-name", "std::string", /*default=*/"\"weights\"",
+           "Symbol name of the qwen.store op to create">,
+    Option<"minElements", "min-elements", "int64_t", /*default=*/"1024",
+           "Constants with fewer elements stay in the IR">,
+  ];
+  let dependentDialects = ["::qwen::QwenDialect"];
+}
+
+def InternalizeWeights : Pass<"qwen-internalize-weights", "::mlir::ModuleOp"> {
+  let summary = "Replace qwen.weight references by constants read from the store";
+  let description = [{
+    The inverse of `--qwen-externalize-weights`, for debugging and small tests:
+    each `qwen.weight` becomes an `arith.constant` holding the store's data.
+    Refuses (with an error naming the weight) any weight larger than
+    `max-bytes`, so a model is never dumped into IR text by accident.
+    `qwen.store` ops left without users are erased.
+  }];
+  let options = [
+    Option<"maxBytes", "max-bytes", "int64_t", /*default=*/"1048576",
+           "Largest weight (in bytes) that may be inlined">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def VerifyWeights : Pass<"qwen-verify-weights", "::mlir::ModuleOp"> {
+  let summary = "Check every weight reference against its store's index";
+  let description = [{
+    Opens (memory-maps) each `qwen.store` and checks that every `qwen.weight`
+    names an entry with the same shape and element type, and that every
+    `qquant.weight` has the components its scheme needs (`.codes`, `.scales`,
+    `.zeros`, `.codebook`, `.mask`) with the shapes the scheme implies.
+    With `check-finite`, float data is scanned for NaN and Inf.
+    Errors name the op, the store file and the entry.
+  }];
+  let options = [
+    Option<"checkFinite", "check-finite", "bool", /*default=*/"false",
+           "Scan float weights for NaN/Inf">,
+  ];
+}
+
+#endif // QWEN_TRANSFORMS_PASSES

@@ -1,0 +1,56 @@
+//===- WeightStoreAccess.h - weight stores seen from the IR -----*- C++ -*-===//
+//
+// The bridge between the IR's weight references and the store files: element
+// type <-> store dtype, opening the store a `qwen.store` op names (once per
+// pass), and the component layout a `!qquant.weight` scheme implies.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QWEN_TRANSFORMS_WEIGHTSTOREACCESS_H
+#define QWEN_TRANSFORMS_WEIGHTSTOREACCESS_H
+
+#include "qwen/Dialect/QQuant/QQuantDialect.h"
+#include "qwen/Dialect/Qwen/QwenDialect.h"
+#include "qwen/Support/WeightStore.h"
+
+#include "llvm/ADT/StringMap.h"
+#include <optional>
+
+namespace qwen {
+
+/// The store dtype of an MLIR element type, if the store can hold it.
+std::optional<ws::DType> toStoreDType(mlir::Type elementType);
+/// The MLIR element type of a store dtype.
+mlir::Type fromStoreDType(mlir::MLIRContext *ctx, ws::DType dtype);
+
+/// Opens each store file once and keeps it mapped for the pass's lifetime.
+class WeightStoreCache {
+public:
+  /// Resolves `ref`'s store through the symbol table and opens it; emits an
+  /// error on `user` naming the store file when it cannot be opened.
+  const ws::WeightStoreReader *open(mlir::Operation *user,
+                                    mlir::SymbolRefAttr ref);
+  /// Finds `ref`'s entry (`suffix` appended to its name); emits an error
+  /// naming the entry and file when missing.
+  const ws::Entry *find(mlir::Operation *user, mlir::SymbolRefAttr ref,
+                        llvm::StringRef suffix = "");
+
+private:
+  llvm::StringMap<std::unique_ptr<ws::WeightStoreReader>> readers;
+};
+
+/// One store entry that a quantized weight consists of.
+struct WeightComponent {
+  std::string suffix; // ".codes", ".scales", ...
+  llvm::SmallVector<ws::DType, 2> dtypes; // accepted dtypes
+  llvm::SmallVector<int64_t, 3> shape;
+};
+
+/// The entries (and their shapes) that a `!qquant.weight` of this type keeps
+/// in its store. This is the contract between the packing passes, the
+/// kernels and the bundle writer.
+llvm::SmallVector<WeightComponent> getWeightComponents(qquant::WeightType type);
+
+} // namespace qwen
+
+#endif // QWEN_TRANSFORMS_WEIGHTSTOREACCESS_H

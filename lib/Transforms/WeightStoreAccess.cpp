@@ -1,0 +1,126 @@
+//===- WeightStoreAccess.cpp - weight stores seen from the IR -------------===//
+
+#include "qwen/Transforms/WeightStoreAccess.h"
+
+#include "mlir/IR/SymbolTable.h"
+
+using namespace mlir;
+
+namespace qwen {
+
+std::optional<ws::DType> toStoreDType(Type t) {
+  if (t.isF32())
+    return ws::DType::F32;
+  if (t.isF16())
+    return ws::DType::F16;
+  if (t.isBF16())
+    return ws::DType::BF16;
+  if (t.isF64())
+    return ws::DType::F64;
+  auto it = dyn_cast<IntegerType>(t);
+  if (!it)
+    return std::nullopt;
+  switch (it.getWidth()) {
+  case 1:
+    return ws::DType::Bool;
+  case 8:
+    return it.isUnsigned() ? ws::DType::U8 : ws::DType::I8;
+  case 16:
+    return it.isUnsigned() ? std::nullopt : std::optional(ws::DType::I16);
+  case 32:
+    return it.isUnsigned() ? std::nullopt : std::optional(ws::DType::I32);
+  case 64:
+    return it.isUnsigned() ? std::nullopt : std::optional(ws::DType::I64);
+  default:
+    return std::nullopt;
+  }
+}
+
+Type fromStoreDType(MLIRContext *ctx, ws::DType d) {
+  Builder b(ctx);
+  switch (d) {
+  case ws::DType::F32: return b.getF32Type();
+  case ws::DType::F16: return b.getF16Type();
+  case ws::DType::BF16: return b.getBF16Type();
+  case ws::DType::F64: return b.getF64Type();
+  case ws::DType::I8: return b.getIntegerType(8);
+  case ws::DType::U8: return b.getIntegerType(8, /*isSigned=*/false);
+  case ws::DType::I16: return b.getIntegerType(16);
+  case ws::DType::I32: return b.getIntegerType(32);
+  case ws::DType::I64: return b.getIntegerType(64);
+  case ws::DType::Bool: return b.getI1Type();
+  }
+  return {};
+}
+
+const ws::WeightStoreReader *WeightStoreCache::open(Operation *user,
+                                                     SymbolRefAttr ref) {
+  auto store = dyn_cast_or_null<StoreOp>(
+      SymbolTable::lookupNearestSymbolFrom(user, ref.getRootReference()));
+  if (!store) {
+    user->emitOpError("'") << ref.getRootReference().getValue()
+                           << "' does not name a qwen.store";
+    return nullptr;
+  }
+  auto &slot = readers[store.getPath()];
+  if (!slot) {
+    std::string error;
+    slot = ws::WeightStoreReader::open(store.getPath().str(), error);
+    if (!slot) {
+      user->emitOpError() << error;
+      readers.erase(store.getPath());
+      return nullptr;
+    }
+  }
+  return slot.get();
+}
+
+const ws::Entry *WeightStoreCache::find(Operation *user, SymbolRefAttr ref,
+                                        StringRef suffix) {
+  const ws::WeightStoreReader *reader = open(user, ref);
+  if (!reader)
+    return nullptr;
+  std::string name = (ref.getLeafReference().getValue() + suffix).str();
+  const ws::Entry *e = reader->find(name);
+  if (!e)
+    user->emitOpError("weight '")
+        << name << "' is not in store '" << reader->path() << "'";
+  return e;
+}
+
+SmallVector<WeightComponent> getWeightComponents(qquant::WeightType type) {
+  using namespace qquant;
+  SchemeAttr s = type.getScheme();
+  int64_t rows = type.getRows(), cols = type.getCols();
+  int64_t bits = s.getBits();
+  auto packed = [&](int64_t n) { return (n * bits + 7) / 8; };
+  SmallVector<WeightComponent> out;
+
+  int64_t storedCols = s.getSparsity() == Sparsity::s2_4 ? cols / 2 : cols;
+  out.push_back({".codes", {ws::DType::U8}, {rows, packed(storedCols)}});
+
+  int64_t perRow = s.getScalesPerRow(cols);
+  SmallVector<int64_t, 3> scaleShape =
+      s.getGranularity() == Granularity::tensor
+          ? SmallVector<int64_t, 3>{1}
+          : SmallVector<int64_t, 3>{rows, perRow};
+  if (s.getGrid() == Grid::codebook) {
+    int64_t books = s.getGranularity() == Granularity::tensor ? 1
+                                                              : rows * perRow;
+    out.push_back({".codebook",
+                   {ws::DType::F16, ws::DType::F32},
+                   {books, int64_t(1) << bits}});
+  } else {
+    out.push_back({".scales", {ws::DType::F16, ws::DType::F32}, scaleShape});
+    if (s.hasZeroPoints())
+      out.push_back({".zeros", {ws::DType::U8, ws::DType::I8}, scaleShape});
+  }
+  if (s.getSparsity() == Sparsity::s2_4)
+    // The position (0..3) of each kept value in its group of 4, 2 bits each.
+    out.push_back({".mask", {ws::DType::U8}, {rows, (cols / 2 * 2 + 7) / 8}});
+  else if (s.getSparsity() == Sparsity::unstructured)
+    out.push_back({".mask", {ws::DType::U8}, {rows, (cols + 7) / 8}});
+  return out;
+}
+
+} // namespace qwen
