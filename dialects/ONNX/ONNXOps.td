@@ -89,7 +89,6 @@ class ONNX_VariadicBroadcastOp<string mnemonic>
   let summary = "ONNX " # mnemonic # " over any number of inputs (broadcasting)";
   let arguments = (ins Variadic<AnyTensor>:$data_0);
   let results = (outs AnyTensor:$result);
-  let hasVerifier = 1;
 }
 def ONNX_MaxOp : ONNX_VariadicBroadcastOp<"Max">;
 def ONNX_MinOp : ONNX_VariadicBroadcastOp<"Min">;
@@ -383,8 +382,12 @@ def ONNX_RotaryEmbeddingOp : ONNX_Op<"RotaryEmbedding"> {
   let results = (outs AnyTensor:$Y);
   let assemblyFormat = "$X `,` $cos_cache `,` $sin_cache (`position_ids` $position_ids^)? attr-dict `:` functional-type(operands, results)";
 }
-def ONNX_AttentionOp : ONNX_Op<"Attention", [AttrSizedOperandSegments, AttrSizedResultSegments]> {
+def ONNX_AttentionOp : ONNX_Op<"Attention", [AttrSizedOperandSegments]> {
   let summary = "ONNX Attention (opset 23)";
+  let description = [{
+    The optional outputs present_key, present_value and qk_matmul_output follow
+    Y in that order; the importer creates them up to the last one used.
+  }];
   let arguments = (ins AnyTensor:$Q, AnyTensor:$K, AnyTensor:$V,
                        Optional<AnyTensor>:$attn_mask,
                        Optional<AnyTensor>:$past_key,
@@ -396,9 +399,15 @@ def ONNX_AttentionOp : ONNX_Op<"Attention", [AttrSizedOperandSegments, AttrSized
                        OptionalAttr<F32Attr>:$scale,
                        DefaultValuedAttr<F32Attr, "0.0">:$softcap,
                        OptionalAttr<SI64Attr>:$softmax_precision);
-  let results = (outs AnyTensor:$Y, Optional<AnyTensor>:$present_key,
-                      Optional<AnyTensor>:$present_value,
-                      Optional<AnyTensor>:$qk_matmul_output);
+  let results = (outs AnyTensor:$Y, Variadic<AnyTensor>:$optional_outputs);
+  let extraClassDeclaration = [{
+    ::mlir::Value getPresentKey() { return getOptionalResult(0); }
+    ::mlir::Value getPresentValue() { return getOptionalResult(1); }
+    ::mlir::Value getOptionalResult(unsigned i) {
+      return i < getOptionalOutputs().size() ? getOptionalOutputs()[i] : nullptr;
+    }
+  }];
+  let hasVerifier = 1;
   let assemblyFormat = [{
     $Q `,` $K `,` $V (`mask` $attn_mask^)? (`past` $past_key^ `,` $past_value)?
     attr-dict `:` functional-type(operands, results)
@@ -461,14 +470,23 @@ def ONNX_MSSimplifiedLayerNormalizationOp : ONNX_Op<"SimplifiedLayerNormalizatio
   let assemblyFormat = "$X `,` $scale attr-dict `:` functional-type(operands, results)";
 }
 def ONNX_MSSkipSimplifiedLayerNormalizationOp
-    : ONNX_MSOp<"SkipSimplifiedLayerNormalization", [AttrSizedResultSegments]> {
+    : ONNX_MSOp<"SkipSimplifiedLayerNormalization"> {
   let summary = "com.microsoft SkipSimplifiedLayerNormalization (residual add + RMSNorm)";
+  let description = [{
+    The optional outputs mean, inv_std_var and input_skip_bias_sum follow
+    `output` in that order; the importer creates them up to the last one used.
+  }];
   let arguments = (ins AnyTensor:$input, AnyTensor:$skip, AnyTensor:$gamma,
                        Optional<AnyTensor>:$bias,
                        DefaultValuedAttr<F32Attr, "1e-5">:$epsilon);
-  let results = (outs AnyTensor:$output, Optional<AnyTensor>:$mean,
-                      Optional<AnyTensor>:$inv_std_var,
-                      Optional<AnyTensor>:$input_skip_bias_sum);
+  let results = (outs AnyTensor:$output, Variadic<AnyTensor>:$optional_outputs);
+  let extraClassDeclaration = [{
+    /// The residual sum (input + skip + bias), when the graph uses it.
+    ::mlir::Value getInputSkipBiasSum() {
+      return getOptionalOutputs().size() == 3 ? getOptionalOutputs()[2] : nullptr;
+    }
+  }];
+  let hasVerifier = 1;
   let assemblyFormat = "$input `,` $skip `,` $gamma (`bias` $bias^)? attr-dict `:` functional-type(operands, results)";
 }
 def ONNX_MSRotaryEmbeddingOp : ONNX_MSOp<"RotaryEmbedding"> {

@@ -11,6 +11,20 @@ class QQuant_Attr<string name, string attrMnemonic, list<Trait> traits = []>
   let mnemonic = attrMnemonic;
 }
 
+// A float printed without a type suffix (`min = -3.5`), stored as f64.
+class QQuant_F64Parameter<string desc = ""> : AttrOrTypeParameter<"::mlir::FloatAttr", desc> {
+  let parser = [{ [&]() -> ::mlir::FailureOr<::mlir::FloatAttr> {
+      double v;
+      if ($_parser.parseFloat(v))
+        return ::mlir::failure();
+      return ::mlir::FloatAttr::get(::mlir::Float64Type::get($_parser.getContext()), v);
+    }() }];
+  let printer = [{ $_printer.printFloat($_self.getValue()) }];
+}
+class QQuant_OptionalF64Parameter<string desc = ""> : QQuant_F64Parameter<desc> {
+  let defaultValue = "::mlir::FloatAttr()";
+}
+
 def QQuant_Grid : I32EnumAttr<"Grid", "quantization grid", [
     I32EnumAttrCase<"uniform", 0>,   // evenly spaced levels: scale * (q - zp)
     I32EnumAttrCase<"log2", 1>,      // sign * scale * 2^-q (power-of-two levels)
@@ -121,10 +135,10 @@ def QQuant_StatsAttr : QQuant_Attr<"Stats", "stats"> {
     ```
   }];
   let parameters = (ins
-    "int64_t":$count, "::mlir::FloatAttr":$min, "::mlir::FloatAttr":$max,
-    OptionalParameter<"::mlir::FloatAttr">:$absmax_p9999,
-    OptionalParameter<"::mlir::FloatAttr">:$clip_kl,
-    OptionalParameter<"::mlir::FloatAttr">:$clip_mse,
+    "int64_t":$count, QQuant_F64Parameter<>:$min, QQuant_F64Parameter<>:$max,
+    QQuant_OptionalF64Parameter<>:$absmax_p9999,
+    QQuant_OptionalF64Parameter<>:$clip_kl,
+    QQuant_OptionalF64Parameter<>:$clip_mse,
     OptionalParameter<"::mlir::SymbolRefAttr">:$channels,
     OptionalParameter<"::mlir::SymbolRefAttr">:$histogram,
     OptionalParameter<"::mlir::SymbolRefAttr">:$moment2);
@@ -146,7 +160,7 @@ def QQuant_DecisionAttr : QQuant_Attr<"Decision", "decision"> {
     ```
   }];
   let parameters = (ins "SchemeAttr":$scheme, "Reason":$reason,
-                        OptionalParameter<"::mlir::FloatAttr">:$loss,
+                        QQuant_OptionalF64Parameter<>:$loss,
                         OptionalParameter<"::mlir::StringAttr">:$budget);
   let assemblyFormat = "`<` struct(params) `>`";
 }

@@ -67,7 +67,7 @@ def QQuant_WeightOp : QQuant_Op<"weight",
   }];
   let arguments = (ins SymbolRefAttr:$ref);
   let results = (outs QQuant_AnyWeight:$result);
-  let assemblyFormat = "$ref attr-dict `:` type($result)";
+  let assemblyFormat = "$ref attr-dict `:` qualified(type($result))";
   let extraClassDeclaration = [{
     ::llvm::StringRef getStoreName() { return getRef().getRootReference(); }
     ::llvm::StringRef getEntryName() { return getRef().getLeafReference(); }
@@ -133,7 +133,7 @@ def QQuant_DequantizeWeightOp : QQuant_Op<"dequantize_weight", [Pure]> {
   }];
   let arguments = (ins QQuant_AnyWeight:$weight);
   let results = (outs QQuant_FloatTensor:$result);
-  let assemblyFormat = "$weight attr-dict `:` type($weight) `->` type($result)";
+  let assemblyFormat = "$weight attr-dict `:` qualified(type($weight)) `->` type($result)";
   let hasVerifier = 1;
 }
 

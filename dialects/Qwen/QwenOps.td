@@ -157,6 +157,10 @@ def Qwen_RoPEStyle : I32EnumAttr<"RoPEStyle", "layout of rotated pairs", [
   let genSpecializedAttr = 0;
 }
 
+def Qwen_RoPEStyleAttr : EnumAttr<Qwen_Dialect, Qwen_RoPEStyle, "rope_style"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
 def Qwen_RoPEOp : Qwen_Op<"rope", [Pure]> {
   let summary = "Rotary position embedding applied per head";
   let description = [{
@@ -172,8 +176,7 @@ def Qwen_RoPEOp : Qwen_Op<"rope", [Pure]> {
   let arguments = (ins Qwen_FloatTensor:$input, Qwen_IdTensor:$positions,
                        I64Attr:$num_heads, I64Attr:$head_dim, F64Attr:$theta,
                        OptionalAttr<I64Attr>:$rotary_dim,
-                       DefaultValuedAttr<EnumAttr<Qwen_Dialect, Qwen_RoPEStyle, "rope_style">,
-                                         "::qwen::RoPEStyle::half">:$style);
+                       DefaultValuedAttr<Qwen_RoPEStyleAttr, "::qwen::RoPEStyle::half">:$style);
   let results = (outs Qwen_FloatTensor:$result);
   let assemblyFormat = "$input `,` $positions attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;

@@ -44,15 +44,6 @@ static bool dimsCompatible(int64_t a, int64_t b) {
 // Verifiers
 //===----------------------------------------------------------------------===//
 
-template <typename OpT> static LogicalResult verifyVariadic(OpT op) {
-  if (op->getNumOperands() == 0)
-    return op.emitOpError("needs at least one input");
-  return success();
-}
-LogicalResult MaxOp::verify() { return verifyVariadic(*this); }
-LogicalResult MinOp::verify() { return verifyVariadic(*this); }
-LogicalResult SumOp::verify() { return verifyVariadic(*this); }
-
 LogicalResult CastOp::verify() {
   Type resultElt = getElementTypeOrSelf(getOutput().getType());
   if (resultElt != getTo())
@@ -173,6 +164,22 @@ LogicalResult DequantizeLinearOp::verify() {
     return emitOpError("x_scale must be a float tensor");
   if (getBlockSize() < 0)
     return emitOpError("block_size must be >= 0");
+  return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  if (getOptionalOutputs().size() > 3)
+    return emitOpError("has at most 4 results (Y, present_key, "
+                       "present_value, qk_matmul_output)");
+  if (static_cast<bool>(getPastKey()) != static_cast<bool>(getPastValue()))
+    return emitOpError("past_key and past_value must be given together");
+  return success();
+}
+
+LogicalResult MSSkipSimplifiedLayerNormalizationOp::verify() {
+  if (getOptionalOutputs().size() > 3)
+    return emitOpError("has at most 4 results (output, mean, inv_std_var, "
+                       "input_skip_bias_sum)");
   return success();
 }
 

@@ -1,0 +1,85 @@
+// RUN: qwen-opt %s -split-input-file | qwen-opt -split-input-file | FileCheck %s
+// RUN: qwen-opt %s -split-input-file -mlir-print-op-generic | qwen-opt -split-input-file | FileCheck %s
+
+qwen.store @q "q.qws"
+// CHECK-LABEL: func @weight_and_linear
+func.func @weight_and_linear(%x: tensor<1x8x64xf32>, %b: tensor<96xf32>) -> tensor<1x8x96xf32> {
+  // CHECK: qquant.weight @q::@l0.q_proj : !qquant.weight<96x64xf32, i4, symmetric, group = 32>
+  %w = qquant.weight @q::@"l0.q_proj" : !qquant.weight<96x64xf32, i4, symmetric, group = 32>
+  // CHECK: qquant.linear %{{.*}}, %{{.*}}, %{{.*}} : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>, tensor<96xf32>) -> tensor<1x8x96xf32>
+  %y = qquant.linear %x, %w, %b : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>, tensor<96xf32>) -> tensor<1x8x96xf32>
+  return %y : tensor<1x8x96xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func @w8a8
+func.func @w8a8(%x: tensor<1x8x64xf32>, %w: !qquant.weight<96x64xf32, i8, symmetric, channel>) {
+  // CHECK: qquant.linear %{{.*}}, %{{.*}} {act = #qquant.act<dynamic, i8, per_token>}
+  %0 = qquant.linear %x, %w {act = #qquant.act<dynamic, i8, per_token>} : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i8, symmetric, channel>) -> tensor<1x8x96xf32>
+  // CHECK: qquant.linear %{{.*}}, %{{.*}} {act = #qquant.act<static : !quant.uniform<i8:f32, 5.000000e-02:3>>}
+  %1 = qquant.linear %x, %w {act = #qquant.act<static : !quant.uniform<i8:f32, 0.05:3>>} : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i8, symmetric, channel>) -> tensor<1x8x96xf32>
+  return
+}
+
+// -----
+
+// CHECK-LABEL: func @embedding_logits
+func.func @embedding_logits(%ids: tensor<1x8xi64>, %t: !qquant.weight<256x64xf32, i8, symmetric, channel>) -> tensor<1x8x256xf32> {
+  // CHECK: qquant.embedding %{{.*}}, %{{.*}} : (tensor<1x8xi64>, !qquant.weight<256x64xf32, i8, symmetric, channel>) -> tensor<1x8x64xf32>
+  %h = qquant.embedding %ids, %t : (tensor<1x8xi64>, !qquant.weight<256x64xf32, i8, symmetric, channel>) -> tensor<1x8x64xf32>
+  // CHECK: qquant.logits %{{.*}}, %{{.*}} {tied}
+  %l = qquant.logits %h, %t {tied} : (tensor<1x8x64xf32>, !qquant.weight<256x64xf32, i8, symmetric, channel>) -> tensor<1x8x256xf32>
+  return %l : tensor<1x8x256xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func @dequantize_weight
+func.func @dequantize_weight(%w: !qquant.weight<96x64xf32, codebook 4, channel>) -> tensor<96x64xf32> {
+  // CHECK: qquant.dequantize_weight %{{.*}} : !qquant.weight<96x64xf32, codebook 4, channel> -> tensor<96x64xf32>
+  %0 = qquant.dequantize_weight %w : !qquant.weight<96x64xf32, codebook 4, channel> -> tensor<96x64xf32>
+  return %0 : tensor<96x64xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func @dynamic_quantize
+func.func @dynamic_quantize(%x: tensor<1x8x64xf32>) {
+  // CHECK: qquant.dynamic_quantize %{{.*}} {per_token} : tensor<1x8x64xf32> -> (tensor<1x8x64xi8>, tensor<1x8x1xf32>)
+  %q, %s = qquant.dynamic_quantize %x {per_token} : tensor<1x8x64xf32> -> (tensor<1x8x64xi8>, tensor<1x8x1xf32>)
+  // CHECK: qquant.dynamic_quantize %{{.*}} : tensor<1x8x64xf32> -> (tensor<1x8x64xi8>, tensor<1x1x1xf32>)
+  %q2, %s2 = qquant.dynamic_quantize %x : tensor<1x8x64xf32> -> (tensor<1x8x64xi8>, tensor<1x1x1xf32>)
+  return
+}
+
+// -----
+
+// CHECK-LABEL: func @observe
+func.func @observe(%x: tensor<1x8x64xf32>) -> tensor<1x8x64xf32> {
+  // CHECK: qquant.observe %{{.*}} {moment2, name = "l0.q_proj.in", per_channel} : tensor<1x8x64xf32>
+  %0 = qquant.observe %x {name = "l0.q_proj.in", per_channel, moment2} : tensor<1x8x64xf32>
+  return %0 : tensor<1x8x64xf32>
+}
+
+// -----
+
+// Static per-tensor activation quantization reuses upstream quant ops.
+// CHECK-LABEL: func @upstream_quant
+func.func @upstream_quant(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // CHECK: quant.qcast
+  %q = quant.qcast %x : tensor<4xf32> to tensor<4x!quant.uniform<i8:f32, 0.1>>
+  // CHECK: quant.dcast
+  %d = quant.dcast %q : tensor<4x!quant.uniform<i8:f32, 0.1>> to tensor<4xf32>
+  return %d : tensor<4xf32>
+}
+
+// -----
+
+// The observe op has a write effect: canonicalization must not drop it.
+// CHECK-LABEL: func @observe_kept
+func.func @observe_kept(%x: tensor<4xf32>) {
+  // CHECK: qquant.observe
+  %0 = qquant.observe %x {name = "unused"} : tensor<4xf32>
+  return
+}
