@@ -40,7 +40,7 @@ struct InternalizeWeightsPass
       if (static_cast<int64_t>(e->nbytes) > maxBytes) {
         op.emitOpError("weight '")
             << e->name << "' has " << e->nbytes
-            << " bytes, more than max-bytes=" << maxBytes;
+            << " bytes, more than max-bytes=" << static_cast<int64_t>(maxBytes);
         return WalkResult::interrupt();
       }
       const char *data = static_cast<const char *>(

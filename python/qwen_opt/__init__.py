@@ -1,0 +1,1 @@
+"""Python edge of qwen-opt: weight stores, fixtures, references, evaluation."""
