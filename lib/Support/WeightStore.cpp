@@ -11,24 +11,31 @@
 
 namespace qwen::ws {
 
-size_t dtypeSize(DType t) {
+unsigned dtypeBits(DType t) {
   switch (t) {
   case DType::F32:
   case DType::I32:
-    return 4;
+    return 32;
   case DType::F16:
   case DType::BF16:
   case DType::I16:
-    return 2;
+    return 16;
   case DType::F64:
   case DType::I64:
-    return 8;
+    return 64;
   case DType::I8:
   case DType::U8:
   case DType::Bool:
-    return 1;
+    return 8;
+  case DType::I4:
+  case DType::U4:
+    return 4;
   }
   return 0;
+}
+
+uint64_t dtypeBytes(DType t, uint64_t numElements) {
+  return (numElements * dtypeBits(t) + 7) / 8;
 }
 
 const char *dtypeName(DType t) {
@@ -43,6 +50,8 @@ const char *dtypeName(DType t) {
   case DType::I32: return "i32";
   case DType::I64: return "i64";
   case DType::Bool: return "bool";
+  case DType::I4: return "i4";
+  case DType::U4: return "u4";
   }
   return "?";
 }
@@ -178,7 +187,7 @@ bool WeightStoreReader::parse(std::string &error) {
         !c.read(dtype) || !c.read(rank) || !c.read(reserved))
       return fail("index entry " + std::to_string(i) + " is corrupt");
     e.dtype = static_cast<DType>(dtype);
-    if (dtypeSize(e.dtype) == 0)
+    if (dtypeBits(e.dtype) == 0)
       return fail("entry '" + e.name + "' has unknown dtype " +
                   std::to_string(dtype));
     if (rank > kMaxRank)
@@ -190,9 +199,8 @@ bool WeightStoreReader::parse(std::string &error) {
     if (!c.read(e.offset) || !c.read(e.nbytes))
       return fail("index entry '" + e.name + "' is corrupt");
     int64_t n = checkedElements(e.shape);
-    if (n < 0 || static_cast<uint64_t>(n) >
-                     UINT64_MAX / dtypeSize(e.dtype) ||
-        static_cast<uint64_t>(n) * dtypeSize(e.dtype) != e.nbytes)
+    if (n < 0 || static_cast<uint64_t>(n) > UINT64_MAX / 64 ||
+        dtypeBytes(e.dtype, static_cast<uint64_t>(n)) != e.nbytes)
       return fail("entry '" + e.name + "' size does not match its shape");
     if (e.offset < sizeof(Header) || e.offset > h.indexOffset ||
         e.nbytes > h.indexOffset - e.offset)
@@ -262,8 +270,9 @@ bool WeightStoreWriter::add(const std::string &name, DType dtype,
     return false;
   }
   int64_t n = checkedElements(shape);
-  if (dtypeSize(dtype) == 0 || shape.size() > kMaxRank || n < 0 ||
-      static_cast<uint64_t>(n) * dtypeSize(dtype) != nbytes) {
+  if (dtypeBits(dtype) == 0 || shape.size() > kMaxRank || n < 0 ||
+      static_cast<uint64_t>(n) > UINT64_MAX / 64 ||
+      dtypeBytes(dtype, static_cast<uint64_t>(n)) != nbytes) {
     error = "weight store '" + path_ + "': entry '" + name +
             "' has a byte size that does not match its shape and dtype";
     return false;

@@ -27,20 +27,6 @@ std::string nameFromLoc(Location loc) {
   return {};
 }
 
-/// Raw little-endian bytes of a dense constant, as the store keeps them
-/// (MLIR packs i1 into bits; the store keeps one byte per bool).
-std::vector<char> rawBytes(DenseElementsAttr attr) {
-  if (attr.getElementType().isInteger(1)) {
-    std::vector<char> out;
-    out.reserve(attr.getNumElements());
-    for (bool b : attr.getValues<bool>())
-      out.push_back(b ? 1 : 0);
-    return out;
-  }
-  ArrayRef<char> raw = attr.getRawData();
-  return std::vector<char>(raw.begin(), raw.end());
-}
-
 struct ExternalizeWeightsPass
     : qwen::impl::ExternalizeWeightsBase<ExternalizeWeightsPass> {
   using Base::Base;
@@ -88,7 +74,7 @@ struct ExternalizeWeightsPass
       auto shapedType = cast<ShapedType>(attr.getType());
       std::vector<int64_t> shape(shapedType.getShape().begin(),
                                  shapedType.getShape().end());
-      std::vector<char> bytes = rawBytes(attr);
+      std::vector<char> bytes = qwen::toStoreBytes(attr);
       if (!writer->add(name, *qwen::toStoreDType(attr.getElementType()), shape,
                        bytes.data(), bytes.size(), error)) {
         op->emitOpError(error);

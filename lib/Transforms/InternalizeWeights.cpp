@@ -45,15 +45,8 @@ struct InternalizeWeightsPass
       }
       const char *data = static_cast<const char *>(
           stores.open(op, op.getRef())->data(*e));
-      DenseElementsAttr attr;
-      if (e->dtype == qwen::ws::DType::Bool) {
-        SmallVector<bool> bits(data, data + e->nbytes);
-        attr = DenseElementsAttr::get(type, bits);
-      } else {
-        attr = DenseElementsAttr::getFromRawBuffer(
-            type, ArrayRef<char>(data, e->nbytes));
-      }
-      todo.push_back({op, attr});
+      todo.push_back(
+          {op, qwen::fromStoreBytes(type, ArrayRef<char>(data, e->nbytes))});
       return WalkResult::advance();
     });
     if (walk.wasInterrupted())

@@ -23,6 +23,8 @@ std::optional<ws::DType> toStoreDType(Type t) {
   switch (it.getWidth()) {
   case 1:
     return ws::DType::Bool;
+  case 4:
+    return it.isUnsigned() ? ws::DType::U4 : ws::DType::I4;
   case 8:
     return it.isUnsigned() ? ws::DType::U8 : ws::DType::I8;
   case 16:
@@ -49,8 +51,55 @@ Type fromStoreDType(MLIRContext *ctx, ws::DType d) {
   case ws::DType::I32: return b.getIntegerType(32);
   case ws::DType::I64: return b.getIntegerType(64);
   case ws::DType::Bool: return b.getI1Type();
+  case ws::DType::I4: return b.getIntegerType(4);
+  case ws::DType::U4: return b.getIntegerType(4, /*isSigned=*/false);
   }
   return {};
+}
+
+std::vector<char> toStoreBytes(DenseElementsAttr attr) {
+  std::vector<char> out;
+  Type elt = attr.getElementType();
+  if (elt.isInteger(1)) {
+    out.reserve(attr.getNumElements());
+    for (bool b : attr.getValues<bool>())
+      out.push_back(b ? 1 : 0);
+    return out;
+  }
+  if (elt.isInteger(4)) {
+    out.assign((attr.getNumElements() + 1) / 2, 0);
+    int64_t i = 0;
+    for (const APInt &v : attr.getValues<APInt>()) {
+      uint8_t nibble = static_cast<uint8_t>(v.getZExtValue() & 0xf);
+      out[i / 2] = static_cast<char>(out[i / 2] | (nibble << (4 * (i % 2))));
+      ++i;
+    }
+    return out;
+  }
+  if (attr.isSplat()) {
+    ArrayRef<char> one = attr.getRawData();
+    for (int64_t i = 0, e = attr.getNumElements(); i < e; ++i)
+      out.insert(out.end(), one.begin(), one.end());
+    return out;
+  }
+  ArrayRef<char> raw = attr.getRawData();
+  return std::vector<char>(raw.begin(), raw.end());
+}
+
+DenseElementsAttr fromStoreBytes(RankedTensorType type, ArrayRef<char> bytes) {
+  Type elt = type.getElementType();
+  if (elt.isInteger(1)) {
+    SmallVector<bool> bits(bytes.begin(), bytes.end());
+    return DenseElementsAttr::get(type, bits);
+  }
+  if (elt.isInteger(4)) {
+    SmallVector<APInt> values;
+    values.reserve(type.getNumElements());
+    for (int64_t i = 0, e = type.getNumElements(); i < e; ++i)
+      values.emplace_back(4, (static_cast<uint8_t>(bytes[i / 2]) >> (4 * (i % 2))) & 0xf);
+    return DenseElementsAttr::get(type, values);
+  }
+  return DenseElementsAttr::getFromRawBuffer(type, bytes);
 }
 
 const ws::WeightStoreReader *WeightStoreCache::open(Operation *user,

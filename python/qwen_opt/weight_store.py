@@ -33,6 +33,8 @@ _CODES = {
     10: np.dtype("?"),
 }
 _BY_DTYPE = {v: k for k, v in _CODES.items() if k != 3}
+# int4 / uint4: two per byte, low nibble first; read back unpacked to (u)int8.
+_NIBBLES = {11: np.dtype("i1"), 12: np.dtype("u1")}
 
 
 class WeightStoreError(Exception):
@@ -113,6 +115,18 @@ def entries(path: str) -> Iterator[Tuple[str, np.ndarray]]:
         p += 8 * rank
         offset, nbytes = struct.unpack_from("<QQ", index, p)
         p += 16
+        if offset + nbytes > index_offset:
+            raise WeightStoreError(f"{path}: entry '{name}' lies outside the data region")
+        if code in _NIBBLES:
+            n = int(np.prod(shape, dtype=np.int64))
+            packed = np.frombuffer(data, np.uint8, nbytes, offset)
+            nib = np.stack([packed & 0xF, packed >> 4], axis=-1).reshape(-1)[:n]
+            if code == 11:
+                nib = np.where(nib >= 8, nib.astype(np.int16) - 16, nib)
+            yield name, nib.astype(_NIBBLES[code]).reshape(shape)
+            continue
+        if code not in _CODES:
+            raise WeightStoreError(f"{path}: entry '{name}' has unknown dtype {code}")
         dtype = _CODES[code]
         if offset + nbytes > index_offset:
             raise WeightStoreError(f"{path}: entry '{name}' lies outside the data region")

@@ -41,10 +41,14 @@ enum class DType : uint8_t {
   I32 = 8,
   I64 = 9,
   Bool = 10,
+  I4 = 11, // two per byte, low nibble first (ONNX's packing)
+  U4 = 12,
 };
 
-/// Bytes per element, or 0 for a value that is not a DType.
-size_t dtypeSize(DType t);
+/// Bits per element, or 0 for a value that is not a DType.
+unsigned dtypeBits(DType t);
+/// Bytes that `numElements` elements occupy (sub-byte types packed).
+uint64_t dtypeBytes(DType t, uint64_t numElements);
 /// "f32", "i8", ...; "?" for a value that is not a DType.
 const char *dtypeName(DType t);
 bool isFloat(DType t);

@@ -15,6 +15,7 @@
 
 #include "llvm/ADT/StringMap.h"
 #include <optional>
+#include <vector>
 
 namespace qwen {
 
@@ -22,6 +23,14 @@ namespace qwen {
 std::optional<ws::DType> toStoreDType(mlir::Type elementType);
 /// The MLIR element type of a store dtype.
 mlir::Type fromStoreDType(mlir::MLIRContext *ctx, ws::DType dtype);
+
+/// The bytes of a dense constant in the store's layout (little-endian; i1 one
+/// byte per value; i4/ui4 two per byte, low nibble first).
+std::vector<char> toStoreBytes(mlir::DenseElementsAttr attr);
+/// The constant that store-layout `bytes` hold, as `type`. `bytes` must have
+/// the size the type needs in that layout.
+mlir::DenseElementsAttr fromStoreBytes(mlir::RankedTensorType type,
+                                       llvm::ArrayRef<char> bytes);
 
 /// Opens each store file once and keeps it mapped for the pass's lifetime.
 class WeightStoreCache {
