@@ -25,7 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <deque>
+#include <queue>
 
 using namespace mlir;
 
@@ -74,7 +74,8 @@ public:
 
 private:
   LogicalResult fail(const Twine &msg) {
-    emitError(fileLoc) << path << ": " << msg;
+    // The message names the file itself; the op locations carry it too.
+    emitError(UnknownLoc::get(ctx)) << path << ": " << msg;
     return failure();
   }
   LogicalResult failNode(const onnx::NodeProto &n, const Twine &msg) {
@@ -202,9 +203,11 @@ FailureOr<ArrayRef<char>> Importer::externalData(const onnx::TensorProto &t,
   llvm::sys::path::remove_filename(dir);
   if (dir.empty())
     dir = ".";
-  SmallString<256> realDir, full(dir), realFull;
+  SmallString<256> realDir, full(dir), realFull, lexical(location);
   llvm::sys::path::append(full, location);
+  llvm::sys::path::remove_dots(lexical, /*remove_dot_dot=*/true);
   if (llvm::sys::path::is_absolute(location) ||
+      StringRef(lexical).starts_with("..") ||
       llvm::sys::fs::real_path(dir, realDir)) {
     (void)fail(what + ": external-data path '" + location +
                "' escapes the model's folder");
@@ -423,7 +426,8 @@ Importer::sortNodes(const onnx::GraphProto &g,
     for (const auto &o : n.output())
       if (!o.empty() && !produced.insert(o).second)
         return failNode(n, "value '" + o + "' is produced twice");
-  std::deque<int> ready;
+  // Smallest index first: a graph that is already sorted keeps its order.
+  std::priority_queue<int, std::vector<int>, std::greater<int>> ready;
   for (int i = 0; i < g.node_size(); ++i) {
     for (const auto &in : g.node(i).input()) {
       if (in.empty() || values.count(in))
@@ -434,16 +438,16 @@ Importer::sortNodes(const onnx::GraphProto &g,
       ++pending[i];
     }
     if (pending[i] == 0)
-      ready.push_back(i);
+      ready.push(i);
   }
   while (!ready.empty()) {
-    int i = ready.front();
-    ready.pop_front();
+    int i = ready.top();
+    ready.pop();
     order.push_back(&g.node(i));
     for (const auto &o : g.node(i).output())
       for (int c : consumers.lookup(o))
         if (--pending[c] == 0)
-          ready.push_back(c);
+          ready.push(c);
   }
   for (int i = 0; i < g.node_size(); ++i)
     if (pending[i] > 0)
@@ -599,8 +603,22 @@ Type Importer::fallbackType(const onnx::NodeProto &n, StringRef opName,
   if (op == "DynamicQuantizeLinear")
     return unranked(idx == 1 ? Type(b.getF32Type())
                              : Type(b.getIntegerType(8, false)));
-  if (op == "MatMulInteger")
-    return unranked(b.getI32Type());
+  if (op == "MatMulInteger" || op == "MatMul") {
+    Type elt = op == "MatMul" ? first : Type(b.getI32Type());
+    auto a = dyn_cast<RankedTensorType>(operands[0].getType());
+    auto w = dyn_cast<RankedTensorType>(operands[1].getType());
+    // numpy matmul: batch dims broadcast, [.., m, k] x [.., k, n].
+    if (a && w && a.getRank() >= 2 && w.getRank() >= 2) {
+      SmallVector<int64_t> batch;
+      if (OpTrait::util::getBroadcastedShape(a.getShape().drop_back(2),
+                                             w.getShape().drop_back(2), batch)) {
+        batch.push_back(a.getDimSize(a.getRank() - 2));
+        batch.push_back(w.getDimSize(w.getRank() - 1));
+        return RankedTensorType::get(batch, elt);
+      }
+    }
+    return unranked(elt);
+  }
   if (op == "Range" || op == "Gather" || op == "Expand" || op == "Reshape" ||
       op == "Transpose" || op == "Concat" || op == "Slice" ||
       op == "Squeeze" || op == "Unsqueeze" || op == "Split")
@@ -703,7 +721,12 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
     if (!n.output(i).empty())
       lastOutput = i;
   SmallVector<Type> resultTypes;
+  bool sameType = info->hasTrait<OpTrait::SameOperandsAndResultType>();
   for (int i = 0; i <= lastOutput; ++i) {
+    if (sameType && !operands.empty()) {
+      resultTypes.push_back(operands[0].getType());
+      continue;
+    }
     const onnx::TypeProto *declared = n.output(i).empty()
                                           ? nullptr
                                           : declaredTypes.lookup(n.output(i));
@@ -712,7 +735,12 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
       FailureOr<Type> t = convertType(*declared, "value '" + n.output(i) + "'");
       if (failed(t))
         return failure();
-      resultTypes.push_back(*t);
+      // A declared type without a shape loses to a ranked fallback.
+      Type fallback = fallbackType(n, opName, i, operands, attrs);
+      bool better = isa<UnrankedTensorType>(*t) &&
+                    isa<RankedTensorType>(fallback) &&
+                    getElementTypeOrSelf(fallback) == getElementTypeOrSelf(*t);
+      resultTypes.push_back(better ? fallback : *t);
     } else {
       resultTypes.push_back(fallbackType(n, opName, i, operands, attrs));
     }
@@ -729,16 +757,18 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
 
   // Verify now, so the error names the node rather than an op deep in IR.
   std::string msg;
+  bool valid;
   {
     ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &d) {
       if (msg.empty())
         msg = d.str();
       return success();
     });
-    if (failed(verify(op))) {
-      op->erase();
-      return failNode(n, msg);
-    }
+    valid = succeeded(verify(op));
+  }
+  if (!valid) {
+    op->erase();
+    return failNode(n, msg);
   }
   for (int i = 0; i <= lastOutput; ++i)
     if (!n.output(i).empty() && failed(define(&n, n.output(i), op->getResult(i))))

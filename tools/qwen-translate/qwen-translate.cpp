@@ -57,8 +57,14 @@ int main(int argc, char **argv) {
   qwen::registerQwenDialects(registry);
   registry.insert<mlir::func::FuncDialect>();
   mlir::MLIRContext ctx(registry);
-  SourceMgr sourceMgr;
-  mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &ctx);
+  // Import errors name the file and node in their text; print them plainly.
+  ctx.getDiagEngine().registerHandler([](mlir::Diagnostic &d) {
+    errs() << "qwen-translate: "
+           << (d.getSeverity() == mlir::DiagnosticSeverity::Error ? "error: "
+                                                                   : "note: ")
+           << d.str() << "\n";
+    return mlir::success();
+  });
 
   qwen::ONNXImportOptions opts;
   opts.inlineMaxElements = inlineMaxElements;
