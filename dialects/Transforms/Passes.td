@@ -65,4 +65,20 @@ def VerifyWeights : Pass<"qwen-verify-weights", "::mlir::ModuleOp"> {
   ];
 }
 
+def ONNXInferShapes : Pass<"qwen-onnx-infer-shapes", "::mlir::func::FuncOp"> {
+  let summary = "Refine the result types of onnx ops from their operands";
+  let description = [{
+    Exporters often leave intermediate values untyped or unranked (the
+    TorchScript exporter writes no value_info). This pass walks each function
+    in order and gives every onnx op the most precise result type its
+    operands imply, by the operator's ONNX shape rule. Shape computations
+    (`Shape`, `Gather`, `Concat`, `Unsqueeze`, arithmetic on small int64
+    tensors) are evaluated symbolically, so `Reshape`/`Expand` targets built
+    from them give ranked results with static dims where they are known.
+    Types only ever get more precise; a declared type that contradicts the
+    rule is an error naming the op. Function result types follow.
+  }];
+  let dependentDialects = ["::qwen::onnxir::ONNXDialect"];
+}
+
 #endif // QWEN_TRANSFORMS_PASSES

@@ -634,10 +634,18 @@ Type Importer::fallbackType(const onnx::NodeProto &n, StringRef opName,
     if (auto t = OpTrait::util::getBroadcastedType(operands[0].getType(),
                                                    operands[1].getType()))
       return t;
-  if (op == "Where" && operands.size() == 3)
-    if (auto t = OpTrait::util::getBroadcastedType(operands[1].getType(),
-                                                   operands[2].getType()))
-      return t;
+  if (op == "Where" && operands.size() == 3) {
+    // The condition broadcasts too.
+    Type xy = OpTrait::util::getBroadcastedType(operands[1].getType(),
+                                                operands[2].getType());
+    auto cond = dyn_cast<RankedTensorType>(operands[0].getType());
+    if (xy && cond)
+      if (Type t = OpTrait::util::getBroadcastedType(
+              RankedTensorType::get(cond.getShape(), getElementTypeOrSelf(xy)),
+              xy))
+        return t;
+    return unranked(getElementTypeOrSelf(operands[1].getType()));
+  }
   return unranked(first);
 }
 

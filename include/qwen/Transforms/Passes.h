@@ -4,6 +4,8 @@
 #define QWEN_TRANSFORMS_PASSES_H
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
