@@ -51,7 +51,7 @@ def QQuant_FloatTensor : RankedTensorOf<[F32, F16, BF16]>;
 //===----------------------------------------------------------------------===//
 
 def QQuant_WeightOp : QQuant_Op<"weight",
-    [Pure, ConstantLike, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+    [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "A quantized weight read from a weight store";
   let description = [{
     `@store::@name` names the weight; its components are the store entries

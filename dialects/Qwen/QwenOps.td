@@ -74,7 +74,7 @@ def Qwen_StoreOp : Qwen_Op<"store", [Symbol, HasParent<"::mlir::ModuleOp">]> {
 }
 
 def Qwen_WeightOp : Qwen_Op<"weight",
-    [Pure, ConstantLike, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+    [Pure, DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "A float tensor read from a weight store";
   let description = [{
     `@store::@name` names the store (a `qwen.store` symbol) and the tensor's

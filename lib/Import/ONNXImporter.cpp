@@ -559,6 +559,11 @@ Type Importer::fallbackType(const onnx::NodeProto &n, StringRef opName,
         return a.getValue();
     return {};
   };
+  // A malformed node may lack inputs: every access is bounds-checked, and
+  // the op's verifier reports the arity afterwards.
+  auto typeOf = [&](unsigned i) -> Type {
+    return i < operands.size() ? operands[i].getType() : Type();
+  };
   Type first = operands.empty() ? Type(b.getF32Type())
                                 : getElementTypeOrSelf(operands[0].getType());
   auto unranked = [](Type e) { return UnrankedTensorType::get(e); };
@@ -573,19 +578,23 @@ Type Importer::fallbackType(const onnx::NodeProto &n, StringRef opName,
       if (auto t = OpTrait::util::getBroadcastedType(
               operands[0].getType(), operands[1].getType(), b.getI1Type()))
         return t;
-    if (auto r = dyn_cast<RankedTensorType>(operands[0].getType()))
+    if (auto r = dyn_cast_or_null<RankedTensorType>(typeOf(0)))
       if (op == "IsNaN" || op == "IsInf" || op == "Not")
         return RankedTensorType::get(r.getShape(), b.getI1Type());
     return unranked(b.getI1Type());
   }
   if (op == "Cast") {
-    Type to = cast<TypeAttr>(attr("to")).getValue();
-    if (auto r = dyn_cast<RankedTensorType>(operands[0].getType()))
+    auto toAttr = dyn_cast_or_null<TypeAttr>(attr("to"));
+    if (!toAttr)
+      return unranked(first);
+    Type to = toAttr.getValue();
+    if (auto r = dyn_cast_or_null<RankedTensorType>(typeOf(0)))
       return RankedTensorType::get(r.getShape(), to);
     return unranked(to);
   }
   if (op == "CastLike")
-    return unranked(getElementTypeOrSelf(operands[1].getType()));
+    return typeOf(1) ? unranked(getElementTypeOrSelf(typeOf(1)))
+                     : unranked(first);
   if (op == "ConstantOfShape") {
     if (auto v = dyn_cast_or_null<ElementsAttr>(attr("value")))
       return unranked(v.getElementType());
@@ -598,15 +607,17 @@ Type Importer::fallbackType(const onnx::NodeProto &n, StringRef opName,
       return unranked(t.getValue());
     return unranked(b.getIntegerType(8, false));
   }
-  if (op == "DequantizeLinear" || op == "GatherBlockQuantized")
-    return unranked(getElementTypeOrSelf(operands[op == "DequantizeLinear" ? 1 : 2].getType()));
+  if (op == "DequantizeLinear" || op == "GatherBlockQuantized") {
+    Type scale = typeOf(op == "DequantizeLinear" ? 1 : 2);
+    return unranked(scale ? getElementTypeOrSelf(scale) : first);
+  }
   if (op == "DynamicQuantizeLinear")
     return unranked(idx == 1 ? Type(b.getF32Type())
                              : Type(b.getIntegerType(8, false)));
   if (op == "MatMulInteger" || op == "MatMul") {
     Type elt = op == "MatMul" ? first : Type(b.getI32Type());
-    auto a = dyn_cast<RankedTensorType>(operands[0].getType());
-    auto w = dyn_cast<RankedTensorType>(operands[1].getType());
+    auto a = dyn_cast_or_null<RankedTensorType>(typeOf(0));
+    auto w = dyn_cast_or_null<RankedTensorType>(typeOf(1));
     // numpy matmul: batch dims broadcast, [.., m, k] x [.., k, n].
     if (a && w && a.getRank() >= 2 && w.getRank() >= 2) {
       SmallVector<int64_t> batch;

@@ -586,6 +586,35 @@ LogicalResult ShapeInference::inferShape(Operation *op) {
           out.push_back(isDyn(dim) || isDyn(r) ? kDyn : dim * r);
         return refine(t.getOutput(), out);
       })
+      .Case([&](ox::EinsumOp e) -> LogicalResult {
+        // Explicit equations without ellipsis: each output letter takes the
+        // size the inputs give it.
+        StringRef eq = e.getEquation();
+        auto [lhs, rhs] = eq.split("->");
+        if (rhs.data() == nullptr || eq.contains("..."))
+          return success();
+        SmallVector<StringRef> terms;
+        lhs.split(terms, ',');
+        if (terms.size() != e.getInputs().size())
+          return success();
+        llvm::DenseMap<char, int64_t> size;
+        for (auto [term, in] : llvm::zip(terms, e.getInputs())) {
+          auto d = dims(in);
+          term = term.trim();
+          if (!d || d->size() != term.size())
+            return success();
+          for (auto [c, dim] : llvm::zip(term, *d))
+            if (!size.count(c) || isDyn(size[c]))
+              size[c] = dim;
+        }
+        SmallVector<int64_t> out;
+        for (char c : rhs.trim()) {
+          if (!size.count(c))
+            return success();
+          out.push_back(size[c]);
+        }
+        return refine(e.getOutput(), out);
+      })
       .Case<ox::TriluOp, ox::CumSumOp>(
           [&](Operation *o) { return same(o->getOperand(0), o->getResult(0)); })
       .Case<ox::LayerNormalizationOp, ox::RMSNormalizationOp,

@@ -17,6 +17,7 @@
 
 #include <cstdio>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static mlir::MLIRContext &context() {
