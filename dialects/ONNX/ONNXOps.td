@@ -126,7 +126,9 @@ def ONNX_FloorOp : ONNX_SameTypeUnaryOp<"Floor">;
 def ONNX_CeilOp : ONNX_SameTypeUnaryOp<"Ceil">;
 def ONNX_SoftplusOp : ONNX_SameTypeUnaryOp<"Softplus">;
 def ONNX_NotOp : ONNX_SameTypeUnaryOp<"Not">;
-def ONNX_IdentityOp : ONNX_SameTypeUnaryOp<"Identity">;
+def ONNX_IdentityOp : ONNX_SameTypeUnaryOp<"Identity"> {
+  let hasFolder = 1;
+}
 def ONNX_IsNaNOp : ONNX_UnaryOp<"IsNaN"> {
   let results = (outs TensorOf<[I1]>:$Y);
 }
@@ -143,6 +145,7 @@ def ONNX_CastOp : ONNX_UnaryOp<"Cast"> {
                        DefaultValuedAttr<SI64Attr, "1">:$saturate);
   let results = (outs AnyTensor:$output);
   let hasVerifier = 1;
+  let hasFolder = 1;
 }
 def ONNX_CastLikeOp : ONNX_SimpleOp<"CastLike"> {
   let summary = "ONNX CastLike: cast to the element type of target_type";

@@ -81,4 +81,32 @@ def ONNXInferShapes : Pass<"qwen-onnx-infer-shapes", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::qwen::onnxir::ONNXDialect"];
 }
 
+def RaiseONNX : Pass<"qwen-raise-onnx", "::mlir::func::FuncOp"> {
+  let summary = "Raise exporters' primitive subgraphs to model-level qwen ops";
+  let description = [{
+    Pattern-matches what the exporters write for each decoder building block
+    and replaces it by the model-level op. Needs ranked types: run
+    `--qwen-onnx-infer-shapes` first. Raised so far:
+
+    - embedding: `Gather(table, ids)` on a weight table -> `qwen.embedding`;
+    - linear: `MatMul(x, W^T)` (+ `Add(bias)`) on a constant weight ->
+      `qwen.linear` (the exporters store W^T; the raised op reads it through
+      an `onnx.Transpose` that weight materialization folds into the store);
+    - RMSNorm: `x * 1/sqrt(mean(x^2) + eps) * w` in the TorchScript and dynamo
+      spellings (`Div(1, .)` or `Reciprocal`, with or without no-op casts),
+      `SimplifiedLayerNormalization`, opset 23 `RMSNormalization`, and
+      `SkipSimplifiedLayerNormalization` (residual add + norm) ->
+      `qwen.rms_norm` (+ `qwen.add`); Qwen3's per-head q/k norms included;
+    - SwiGLU: `(g * sigmoid(g)) * u` -> `qwen.silu_mul`;
+    - residual adds of two same-shaped activations next to raised ops ->
+      `qwen.add`;
+    - the LM head: a bias-free linear whose result is the graph's `logits`
+      output -> `qwen.logits` (`tied` when it reads the embedding table).
+
+    Anything not raised keeps its onnx ops, which keep a generic lowering:
+    raising is for speed, never for correctness.
+  }];
+  let dependentDialects = ["::qwen::QwenDialect", "::qwen::onnxir::ONNXDialect"];
+}
+
 #endif // QWEN_TRANSFORMS_PASSES

@@ -54,6 +54,20 @@ LogicalResult CastOp::verify() {
 
 OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
 
+OpFoldResult IdentityOp::fold(FoldAdaptor) {
+  if (getX().getType() == getY().getType())
+    return getX();
+  return {};
+}
+
+// Exporters cast f32 to f32 around every norm: a cast to the type a value
+// already has is the value.
+OpFoldResult CastOp::fold(FoldAdaptor) {
+  if (getInput().getType() == getOutput().getType())
+    return getInput();
+  return {};
+}
+
 LogicalResult ReshapeOp::verify() {
   auto in = dyn_cast<RankedTensorType>(getData().getType());
   auto out = dyn_cast<RankedTensorType>(getReshaped().getType());
