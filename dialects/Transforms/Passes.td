@@ -109,4 +109,37 @@ def RaiseONNX : Pass<"qwen-raise-onnx", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::qwen::QwenDialect", "::qwen::onnxir::ONNXDialect"];
 }
 
+def MaterializeWeights : Pass<"qwen-materialize-weights", "::mlir::ModuleOp"> {
+  let summary = "Give every weight the layout its consumer reads, in a new store";
+  let description = [{
+    After raising, weights are often reached through a layout change or an
+    ONNX quantized operator. This pass computes those tensors once, at
+    compile time, and writes them to a new weight store (`store`), so each
+    model-level op reads a plain store entry:
+
+    - `onnx.Transpose` (perm [1, 0]) of a weight becomes the transposed weight
+      (exporters store linear weights as W^T; qwen.linear reads W);
+    - `onnx.ms.MatMulNBits` (4- or 8-bit, blocks of 32/64/128, optional packed
+      zero points, no g_idx) on constant weights becomes `qquant.linear` on a
+      `!qquant.weight<N x K, ui4, symmetric|asymmetric, group = B>` whose
+      `.codes/.scales/.zeros` entries are the same numbers in qquant's layout;
+    - `onnx.ms.GatherBlockQuantized` (4-bit, gathered on axis 0, quantized
+      on the last axis) becomes `qquant.embedding` the same way.
+
+    Small results (at most `min-elements`) stay in the IR as constants. The
+    new `qwen.store @<store-name>` is added to the module; the original
+    stores stay (unused entries are simply not read).
+  }];
+  let options = [
+    Option<"storePath", "store", "std::string", /*default=*/"",
+           "Path of the weight store to write (needed when anything is materialized)">,
+    Option<"storeName", "store-name", "std::string", /*default=*/"\"derived\"",
+           "Symbol name of the qwen.store op to create">,
+    Option<"minElements", "min-elements", "int64_t", /*default=*/"64",
+           "Results with at most this many elements stay in the IR">,
+  ];
+  let dependentDialects = ["::qwen::QwenDialect", "::qwen::qquant::QQuantDialect",
+                           "::qwen::onnxir::ONNXDialect"];
+}
+
 #endif // QWEN_TRANSFORMS_PASSES

@@ -6,6 +6,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
+#include "qwen/Dialect/QQuant/QQuantDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
