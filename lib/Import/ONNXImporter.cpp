@@ -797,8 +797,12 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
 
 OwningOpRef<ModuleOp> Importer::run(StringRef bytes) {
   onnx::ModelProto model;
-  if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
-      !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+  if (bytes.size() > static_cast<size_t>(INT32_MAX)) {
+    (void)fail("the protobuf is larger than 2 GB, which protobuf cannot read; "
+               "save the model with external data");
+    return nullptr;
+  }
+  if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     (void)fail("not a valid ONNX model (truncated or corrupt protobuf)");
     return nullptr;
   }

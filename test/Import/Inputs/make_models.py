@@ -41,7 +41,7 @@ elif kind == "external":
     onnx.save(m, out, save_as_external_data=True, all_tensors_to_one_file=True,
               location=os.path.basename(out) + ".data", size_threshold=0)
     sys.exit(0)
-elif kind in ("external-short", "external-escape", "external-missing", "external-absolute"):
+elif kind in ("external-short", "external-escape", "external-missing", "external-absolute", "external-symlink"):
     m = linear()
     data = os.path.basename(out) + ".data"
     onnx.save(m, out, save_as_external_data=True, all_tensors_to_one_file=True, location=data, size_threshold=0)
@@ -52,7 +52,7 @@ elif kind in ("external-short", "external-escape", "external-missing", "external
             f.truncate(100)
         sys.exit(0)
     loc = {"external-escape": "../../etc/passwd", "external-missing": "nothere.bin",
-           "external-absolute": "/etc/passwd"}[kind]
+           "external-absolute": "/etc/passwd", "external-symlink": "link.bin"}[kind]
     for kv in t.external_data:
         if kv.key == "location":
             kv.value = loc
