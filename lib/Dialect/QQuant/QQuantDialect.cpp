@@ -419,12 +419,23 @@ static LogicalResult verifyAct(Operation *op, ActivationAttr act,
   return success();
 }
 
+/// The checks qquant.linear and qquant.logits share: the product's shapes
+/// and the activation scheme.
+static LogicalResult verifyQuantizedProduct(Operation *op,
+                                            RankedTensorType input,
+                                            WeightType w,
+                                            RankedTensorType result,
+                                            ActivationAttr act) {
+  if (failed(qwen::detail::verifyLinearShapes(op, input, w.getShape(),
+                                              w.getElementType(), result)))
+    return failure();
+  return verifyAct(op, act, w);
+}
+
 LogicalResult LinearOp::verify() {
   WeightType w = getWeight().getType();
-  if (failed(qwen::detail::verifyLinearShapes(*this, getInput().getType(),
-                                              w.getShape(),
-                                              w.getElementType(),
-                                              getResult().getType())))
+  if (failed(verifyQuantizedProduct(*this, getInput().getType(), w,
+                                    getResult().getType(), getActAttr())))
     return failure();
   if (getBias()) {
     auto bias = getBias().getType();
@@ -432,17 +443,13 @@ LogicalResult LinearOp::verify() {
       return emitOpError("bias must be 1-D with ") << w.getRows()
                                                    << " entries";
   }
-  return verifyAct(*this, getActAttr(), w);
+  return success();
 }
 
 LogicalResult LogitsOp::verify() {
-  WeightType w = getWeight().getType();
-  if (failed(qwen::detail::verifyLinearShapes(*this, getInput().getType(),
-                                              w.getShape(),
-                                              w.getElementType(),
-                                              getResult().getType())))
-    return failure();
-  return verifyAct(*this, getActAttr(), w);
+  return verifyQuantizedProduct(*this, getInput().getType(),
+                                getWeight().getType(), getResult().getType(),
+                                getActAttr());
 }
 
 LogicalResult EmbeddingOp::verify() {
