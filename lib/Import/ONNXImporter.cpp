@@ -768,21 +768,32 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
   std::string name = n.name().empty() ? (n.output_size() ? n.output(0) : "")
                                       : n.name();
   Location loc = NameLoc::get(b.getStringAttr(name), fileLoc);
+  // Verify now, so the error names the node rather than an op deep in IR.
+  // Attributes first: one of the wrong kind (a float `axis`) would not even
+  // become the op's property.
+  std::string msg;
+  auto capture = [&](Diagnostic &d) {
+    if (msg.empty())
+      msg = d.str();
+    return success();
+  };
+  bool valid;
+  {
+    ScopedDiagnosticHandler handler(ctx, capture);
+    NamedAttrList attrList(attrs);
+    valid = succeeded(
+        info->verifyInherentAttrs(attrList, [&] { return emitError(loc); }));
+  }
+  if (!valid)
+    return failNode(n, msg);
+
   OperationState state(loc, *info);
   state.addOperands(operands);
   state.addTypes(resultTypes);
   state.addAttributes(attrs);
   Operation *op = b.create(state);
-
-  // Verify now, so the error names the node rather than an op deep in IR.
-  std::string msg;
-  bool valid;
   {
-    ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &d) {
-      if (msg.empty())
-        msg = d.str();
-      return success();
-    });
+    ScopedDiagnosticHandler handler(ctx, capture);
     valid = succeeded(verify(op));
   }
   if (!valid) {

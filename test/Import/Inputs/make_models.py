@@ -79,6 +79,9 @@ elif kind == "cycle":
 elif kind == "undefined-input":
     m = model([helper.make_node("Neg", ["ghost"], ["y"], name="haunted")],
               [vi("x", F, [2])], [vi("y", F, [2])])
+elif kind == "bad-attr-kind":
+    m = model([helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=1.5)],
+              [vi("x", F, [2, 3])], [vi("y", F, [2, 3])])
 elif kind == "short-initializer":
     t = helper.make_tensor("w", F, [4, 4], vals=np.zeros(16, np.float32).tobytes(), raw=True)
     t.raw_data = t.raw_data[:20]
