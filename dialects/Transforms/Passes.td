@@ -101,7 +101,27 @@ def RaiseONNX : Pass<"qwen-raise-onnx", "::mlir::func::FuncOp"> {
     - residual adds of two same-shaped activations next to raised ops ->
       `qwen.add`;
     - the LM head: a bias-free linear whose result is the graph's `logits`
-      output -> `qwen.logits` (`tied` when it reads the embedding table).
+      output -> `qwen.logits` (`tied` when it reads the embedding table);
+    - RoPE: HF's `x*cos + rotate_half(x)*sin` on a head-split view, with
+      cos/sin of `inv_freq x positions` (MatMul or Einsum; theta read off
+      the inv_freq constant, every entry checked), com.microsoft and opset 23
+      `RotaryEmbedding` (theta from the cos/sin caches) -> `qwen.rope` on the
+      flat `[B, T, H*D]` projection; positions are `position_ids` or what the
+      graph computed, broadcast to `[B, T]`;
+    - attention: `softmax(c * q k^T + mask) v` with GQA `repeat_kv`, KV cache
+      `Concat(past, new)` (its presents become the op's), the scale anywhere
+      on q, k or the scores, and additive / masked_fill masks proven to keep
+      exactly `attention_mask[b, j] && j <= i + past` (TorchScript, dynamo,
+      optimum with its IsNaN guard, Qwen1's Trilu); com.microsoft
+      `GroupQueryAttention` (packed or not, with its rotary at GQA's own
+      positions) and opset 23 `Attention` without a mask -> `qwen.attention`;
+    - Qwen3's q/k norms on the head-split view -> per-head `qwen.rms_norm` on
+      the projection; a linear only ever sliced along its features (packed
+      QKV, Qwen1's `c_attn` + `Split`) -> one `qwen.linear` per slice.
+
+    The RoPE/attention proofs take the graph inputs' shapes as the exporters
+    declare them: `input_ids`/`position_ids` `[B, T]`, `attention_mask`
+    `[B, P+T]` (0/1), `past_key_values.*` `[B, kv, P, d]`.
 
     Anything not raised keeps its onnx ops, which keep a generic lowering:
     raising is for speed, never for correctness.
@@ -119,6 +139,8 @@ def MaterializeWeights : Pass<"qwen-materialize-weights", "::mlir::ModuleOp"> {
 
     - `onnx.Transpose` (perm [1, 0]) of a weight becomes the transposed weight
       (exporters store linear weights as W^T; qwen.linear reads W);
+    - a constant-bounded, unit-step `onnx.Slice` of a weight becomes its own
+      entry (packed QKV / `c_attn` projections split by raising);
     - `onnx.ms.MatMulNBits` (4- or 8-bit, blocks of 32/64/128, optional packed
       zero points, no g_idx) on constant weights becomes `qquant.linear` on a
       `!qquant.weight<N x K, ui4, symmetric|asymmetric, group = B>` whose

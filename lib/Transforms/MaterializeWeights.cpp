@@ -6,6 +6,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Matchers.h"
 
+#include <algorithm>
+
 using namespace mlir;
 namespace ox = qwen::onnxir;
 namespace qq = qwen::qquant;
@@ -44,6 +46,7 @@ private:
   FailureOr<Value> write(Location loc, StringRef name, RankedTensorType type,
                          ArrayRef<char> bytes, bool forceStore = false);
   LogicalResult transpose(ox::TransposeOp op);
+  LogicalResult slice(ox::SliceOp op);
   LogicalResult matMulNBits(ox::MSMatMulNBitsOp op);
   LogicalResult gatherBlockQuantized(ox::MSGatherBlockQuantizedOp op);
   FailureOr<Value> quantizedWeight(Operation *op, const WeightData &codes,
@@ -77,8 +80,38 @@ bool isLogitsOutput(Value v) {
   return false;
 }
 
+/// [rows, cols] -> [cols, rows] of `es`-byte elements.
+std::vector<char> transposeBytes(ArrayRef<char> in, int64_t rows, int64_t cols,
+                                 size_t es) {
+  std::vector<char> out(in.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      std::memcpy(&out[(c * rows + r) * es], &in[(r * cols + c) * es], es);
+  return out;
+}
+
 std::optional<WeightData> Materializer::read(Value v) {
   v = skipIdentity(v);
+  // A transpose of a weight, computed on the fly (a slice of W read through
+  // the transpose of W^T must not wait for the transpose's own entry).
+  if (auto t = v.getDefiningOp<ox::TransposeOp>()) {
+    auto type = dyn_cast<RankedTensorType>(t.getTransposed().getType());
+    std::optional<WeightData> d;
+    if (!type || type.getRank() != 2 || !type.hasStaticShape() ||
+        !t.getPerm() || *t.getPerm() != ArrayRef<int64_t>{1, 0} ||
+        !(d = read(t.getData())))
+      return std::nullopt;
+    auto dtype = qwen::toStoreDType(type.getElementType());
+    if (!dtype || qwen::ws::dtypeBits(*dtype) % 8 != 0)
+      return std::nullopt;
+    d->bytes = transposeBytes(d->bytes, d->type.getDimSize(0),
+                              d->type.getDimSize(1),
+                              qwen::ws::dtypeBits(*dtype) / 8);
+    d->type = type;
+    if (!d->name.empty())
+      d->name += ".transposed";
+    return d;
+  }
   // A reshape of a weight is the same bytes with another shape.
   if (auto r = v.getDefiningOp<ox::ReshapeOp>()) {
     auto type = dyn_cast<RankedTensorType>(r.getReshaped().getType());
@@ -145,24 +178,84 @@ LogicalResult Materializer::transpose(ox::TransposeOp op) {
   auto dtype = qwen::toStoreDType(in.getElementType());
   if (!dtype || qwen::ws::dtypeBits(*dtype) % 8 != 0)
     return success();
-  std::optional<WeightData> d = read(op.getData());
+  if (op.getTransposed().use_empty()) { // only slices read it: done
+    op.erase();
+    return success();
+  }
+  std::optional<WeightData> d = read(op.getTransposed());
   if (!d)
     return success();
-  int64_t rows = in.getDimSize(0), cols = in.getDimSize(1);
-  size_t es = qwen::ws::dtypeBits(*dtype) / 8;
-  std::vector<char> out(d->bytes.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      std::memcpy(&out[(c * rows + r) * es], &d->bytes[(r * cols + c) * es],
-                  es);
   b.setInsertionPoint(op);
-  auto outType = RankedTensorType::get({cols, rows}, in.getElementType());
-  FailureOr<Value> v =
-      write(op.getLoc(), d->name.empty() ? "" : d->name + ".transposed",
-            outType, out);
+  FailureOr<Value> v = write(op.getLoc(), d->name, d->type, d->bytes);
   if (failed(v))
     return failure();
   op.getTransposed().replaceAllUsesWith(*v);
+  op.erase();
+  return success();
+}
+
+/// A constant-bounded, unit-step slice of a weight (the packed QKV and
+/// c_attn projections, split per head group by raising) becomes its own
+/// entry.
+LogicalResult Materializer::slice(ox::SliceOp op) {
+  auto in = dyn_cast<RankedTensorType>(op.getData().getType());
+  auto out = dyn_cast<RankedTensorType>(op.getOutput().getType());
+  if (!in || !out || !in.hasStaticShape() || !out.hasStaticShape())
+    return success();
+  auto dtype = qwen::toStoreDType(in.getElementType());
+  if (!dtype || qwen::ws::dtypeBits(*dtype) % 8 != 0)
+    return success();
+  auto ints = [](Value v) -> std::optional<SmallVector<int64_t>> {
+    DenseIntElementsAttr attr;
+    if (!v || !matchPattern(v, m_Constant(&attr)))
+      return std::nullopt;
+    SmallVector<int64_t> r;
+    for (const APInt &x : attr.getValues<APInt>())
+      r.push_back(x.getSExtValue());
+    return r;
+  };
+  auto starts = ints(op.getStarts()), ends = ints(op.getEnds());
+  std::optional<SmallVector<int64_t>> axes = ints(op.getAxes()),
+                                      steps = ints(op.getSteps());
+  if (!starts || !ends || (op.getAxes() && !axes) || (op.getSteps() && !steps))
+    return success();
+  if (steps && llvm::any_of(*steps, [](int64_t s) { return s != 1; }))
+    return success();
+  int64_t rank = in.getRank();
+  SmallVector<int64_t> lo(rank, 0);
+  for (auto [i, st] : llvm::enumerate(*starts)) {
+    int64_t a = axes ? (*axes)[i] : (int64_t)i;
+    a = a < 0 ? a + rank : a;
+    if (a < 0 || a >= rank)
+      return success();
+    int64_t d = in.getDimSize(a);
+    lo[a] = std::clamp<int64_t>(st < 0 ? st + d : st, 0, d);
+  }
+  std::optional<WeightData> d = read(op.getData());
+  if (!d)
+    return success();
+  size_t es = qwen::ws::dtypeBits(*dtype) / 8;
+  std::vector<char> bytes(out.getNumElements() * es);
+  SmallVector<int64_t> idx(rank, 0);
+  for (int64_t n = 0, e = out.getNumElements(); n < e; ++n) {
+    int64_t src = 0;
+    for (int64_t a = 0; a < rank; ++a)
+      src = src * in.getDimSize(a) + lo[a] + idx[a];
+    std::memcpy(&bytes[n * es], &d->bytes[src * es], es);
+    for (int64_t a = rank - 1; a >= 0 && ++idx[a] == out.getDimSize(a); --a)
+      idx[a] = 0;
+  }
+  b.setInsertionPoint(op);
+  std::string name;
+  if (!d->name.empty()) {
+    name = d->name + ".slice";
+    for (int64_t v : lo)
+      name += "." + std::to_string(v);
+  }
+  FailureOr<Value> v = write(op.getLoc(), name, out, bytes);
+  if (failed(v))
+    return failure();
+  op.getOutput().replaceAllUsesWith(*v);
   op.erase();
   return success();
 }
@@ -313,13 +406,20 @@ Materializer::gatherBlockQuantized(ox::MSGatherBlockQuantizedOp op) {
 LogicalResult Materializer::run() {
   SmallVector<Operation *> work;
   module.walk([&](Operation *op) {
-    if (isa<ox::TransposeOp, ox::MSMatMulNBitsOp, ox::MSGatherBlockQuantizedOp>(op))
+    if (isa<ox::TransposeOp, ox::SliceOp, ox::MSMatMulNBitsOp,
+            ox::MSGatherBlockQuantizedOp>(op))
       work.push_back(op);
   });
+  // Slices first: they read through transposes, which then may have no
+  // users left.
+  std::stable_partition(work.begin(), work.end(),
+                        [](Operation *op) { return isa<ox::SliceOp>(op); });
   for (Operation *op : work) {
     LogicalResult r = success();
     if (auto t = dyn_cast<ox::TransposeOp>(op))
       r = transpose(t);
+    else if (auto sl = dyn_cast<ox::SliceOp>(op))
+      r = slice(sl);
     else if (auto m = dyn_cast<ox::MSMatMulNBitsOp>(op))
       r = matMulNBits(m);
     else if (auto g = dyn_cast<ox::MSGatherBlockQuantizedOp>(op))

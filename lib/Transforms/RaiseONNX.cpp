@@ -7,7 +7,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "RaiseUtils.h"
 #include "qwen/Transforms/Passes.h"
+#include "qwen/Transforms/RaisePatterns.h"
 
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
@@ -23,60 +25,7 @@ namespace qwen {
 
 namespace {
 
-/// Looks through ops that pass a value on unchanged (Identity, no-op Cast).
-Value skip(Value v) {
-  while (Operation *op = v.getDefiningOp()) {
-    if (isa<ox::IdentityOp>(op) ||
-        (isa<ox::CastOp>(op) &&
-         op->getOperand(0).getType() == op->getResult(0).getType()))
-      v = op->getOperand(0);
-    else
-      break;
-  }
-  return v;
-}
-
-/// A tensor the model owns: a store reference or a constant, possibly
-/// transposed (genai ties the embedding to the transposed LM head).
-bool isWeight(Value v) {
-  v = skip(v);
-  if (auto t = v.getDefiningOp<ox::TransposeOp>())
-    v = skip(t.getData());
-  return v.getDefiningOp<qwen::WeightOp>() || v.getDefiningOp<ox::ConstantOp>();
-}
-
-std::optional<double> scalarConstant(Value v) {
-  DenseFPElementsAttr attr;
-  if (!matchPattern(skip(v), m_Constant(&attr)) || !attr.isSplat())
-    return std::nullopt;
-  return attr.getSplatValue<APFloat>().convertToDouble();
-}
-
-std::optional<SmallVector<int64_t>> intConstant(Value v) {
-  DenseIntElementsAttr attr;
-  if (!matchPattern(skip(v), m_Constant(&attr)))
-    return std::nullopt;
-  SmallVector<int64_t> out;
-  for (const APInt &x : attr.getValues<APInt>())
-    out.push_back(x.getSExtValue());
-  return out;
-}
-
-RankedTensorType rankedFloat(Value v) {
-  auto t = dyn_cast<RankedTensorType>(v.getType());
-  return t && isa<FloatType>(t.getElementType()) ? t : RankedTensorType();
-}
-
-/// If `a` or `b` (through skips) is produced by `OpT`, returns that op and
-/// the other operand.
-template <typename OpT>
-std::optional<std::pair<OpT, Value>> either(Value a, Value b) {
-  if (auto op = skip(a).getDefiningOp<OpT>())
-    return std::make_pair(op, b);
-  if (auto op = skip(b).getDefiningOp<OpT>())
-    return std::make_pair(op, a);
-  return std::nullopt;
-}
+using namespace qwen::raise;
 
 //===----------------------------------------------------------------------===//
 // Embedding and linear
@@ -416,6 +365,7 @@ struct RaiseONNXPass : qwen::impl::RaiseONNXBase<RaiseONNXPass> {
                  RaiseRMSNorm, RaiseNormOp<ox::MSSimplifiedLayerNormalizationOp>,
                  RaiseNormOp<ox::RMSNormalizationOp>, RaiseSkipNorm,
                  RaiseSwiGLU, RaiseResidualAdd>(&getContext());
+    qwen::populateRaiseAttentionPatterns(patterns);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }
