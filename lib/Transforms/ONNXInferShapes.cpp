@@ -305,7 +305,7 @@ LogicalResult ShapeInference::inferShape(Operation *op) {
         return refine(s.getResult(), {k ? (int64_t)k->size() : kDyn});
       })
       .Case([&](ox::SizeOp s) { return refine(s.getSize(), {}); })
-      .Case([&](ox::MatMulOp m) -> LogicalResult {
+      .Case<ox::MatMulOp, ox::MatMulIntegerOp>([&](auto m) -> LogicalResult {
         auto a = dims(m.getA()), b = dims(m.getB());
         if (!a || !b || a->size() < 2 || b->size() < 2)
           return success();

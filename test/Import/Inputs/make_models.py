@@ -79,6 +79,17 @@ elif kind == "cycle":
 elif kind == "undefined-input":
     m = model([helper.make_node("Neg", ["ghost"], ["y"], name="haunted")],
               [vi("x", F, [2])], [vi("y", F, [2])])
+elif kind == "blocked-int4-dq":
+    # A GPTQ/QAT-style weight: int4 values, one f32 scale per block of 32
+    # inputs, dequantized in the graph (opset 21 blocked DequantizeLinear).
+    rng = np.random.default_rng(0)
+    q = rng.integers(-8, 8, (64, 16), dtype=np.int8)
+    packed = ((q.reshape(-1)[0::2] & 0xF) | ((q.reshape(-1)[1::2] & 0xF) << 4)).astype(np.uint8)
+    w = helper.make_tensor("w_q", TensorProto.INT4, [64, 16], packed.tobytes(), raw=True)
+    s = numpy_helper.from_array(rng.random((2, 16)).astype(np.float32), "w_scale")
+    nodes = [helper.make_node("DequantizeLinear", ["w_q", "w_scale"], ["w"], axis=0, block_size=32, name="dq"),
+             helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
+    m = model(nodes, [vi("x", F, [1, 4, 64])], [vi("y", F, [1, 4, 16])], [w, s], opset=21)
 elif kind == "bad-attr-kind":
     m = model([helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=1.5)],
               [vi("x", F, [2, 3])], [vi("y", F, [2, 3])])
