@@ -1,6 +1,7 @@
 //===- Json.cpp - a small JSON reader for the runtime ---------------------===//
 
 #include "qwen/Runtime/Json.h"
+#include "qwen/Runtime/Unicode.h"
 
 #include <cerrno>
 #include <cmath>
@@ -240,24 +241,6 @@ private:
     return true;
   }
 
-  static void appendUtf8(std::string &out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
   // Length of the valid UTF-8 sequence at pos_, or 0.
   size_t utf8Length() const {
     auto b = [&](size_t i) -> unsigned {
@@ -357,7 +340,7 @@ private:
             return fail("lone leading surrogate in \\u escape");
           cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         }
-        appendUtf8(out, cp);
+        unicode::appendUtf8(out, static_cast<char32_t>(cp));
         break;
       }
       default:
