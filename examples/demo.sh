@@ -34,7 +34,7 @@ MODEL=$ROOT/test/fixtures/onnx/qwen2-torchscript-kvcache.onnx
 echo
 echo "== $(basename "$MODEL"): onnx ops imported -> model-level ops after raising"
 printf "onnx ops imported:       %5d\n" "$(grep -c '= onnx\.' "$OUT/qwen2.onnx.mlir")"
-printf "onnx ops left (shapes, positions): %d\n" "$(grep -c '= onnx\.' "$OUT/qwen2.model.mlir")"
+printf "onnx ops left (small constants): %d\n" "$(grep -c '= onnx\.' "$OUT/qwen2.model.mlir")"
 for op in embedding rms_norm linear rope attention silu_mul add logits; do
   printf "  qwen.%-10s %3d\n" "$op" "$(grep -c "= qwen\.$op " "$OUT/qwen2.model.mlir")"
 done

@@ -164,4 +164,39 @@ def MaterializeWeights : Pass<"qwen-materialize-weights", "::mlir::ModuleOp"> {
                            "::qwen::onnxir::ONNXDialect"];
 }
 
+def LowerModelToLinalg : Pass<"qwen-lower-model-to-linalg", "::mlir::func::FuncOp"> {
+  let summary = "Lower qwen model ops to linalg-on-tensors, tensor, arith and math";
+  let description = [{
+    Rewrites the model-level ops of the `qwen` dialect into `linalg.generic`
+    (with explicit indexing maps), `linalg.fill`, `tensor` and `arith`/`math`
+    ops, exactly per the ops' semantics, computing in f32:
+
+    - `qwen.add`, `qwen.silu_mul`: elementwise generics
+      (`silu(g) = g / (1 + exp(-g))`);
+    - `qwen.linear` / `qwen.logits`: a reduction generic over the last input
+      dimension, any number of leading (possibly dynamic) batch dims, `W`
+      read as `[out, in]`; the bias (if any) is broadcast into the init;
+    - `qwen.rms_norm`: a sum-of-squares reduction, then
+      `x * rsqrt(mean + eps) * w`; with `per_head` the mean is taken over
+      each group of `head_dim` features;
+    - `qwen.embedding`: a generic whose body `tensor.extract`s the table row
+      (ids i32/i64 cast to index; no bounds check);
+    - `qwen.rope`: `half` and `interleaved`; `inv_freq[i] = theta^(-2i/rotary_dim)`
+      is folded to an f32 constant at compile time, the angle is
+      `f32(position) * inv_freq[i]`; features past `rotary_dim` pass through;
+    - `qwen.attention`: GQA (query head h reads kv head
+      `h / (num_heads/num_kv_heads)`), `present = concat(past, new)` built
+      with `tensor.insert_slice`, causal masking offset by the past length P,
+      optional `[B, P+T]` mask (non-zero = keep), and a max-subtracted
+      softmax. A row whose keys are all masked has output 0 (not NaN).
+
+    Only f32 operands/results are lowered; ops with other element types, and
+    ops not listed (qquant, onnx, ...), are left untouched.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
+}
+
 #endif // QWEN_TRANSFORMS_PASSES

@@ -5,6 +5,9 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Dialect/QQuant/QQuantDialect.h"
 #include "mlir/IR/BuiltinOps.h"
