@@ -29,3 +29,17 @@ tools = ["qwen-opt", "qwen-translate", "qwen-tokenize"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.qwen_tools_dir, append_path=True)
+
+# The upstream JIT for numerical end-to-end tests of the linalg lowering.
+llvm_config.add_tool_substitutions(["mlir-runner"], [config.llvm_tools_dir])
+_llvm_lib_dir = os.path.join(os.path.dirname(config.llvm_tools_dir), "lib")
+config.substitutions.append(
+    ("%mlir_runner_libs",
+     ",".join(os.path.join(_llvm_lib_dir, l) for l in
+              ["libmlir_runner_utils.so", "libmlir_c_runner_utils.so"])))
+# Tensors (after --qwen-lower-model-to-linalg) to the LLVM dialect.
+config.substitutions.append(
+    ("%linalg_to_llvm",
+     "--one-shot-bufferize=bufferize-function-boundaries --convert-linalg-to-loops "
+     "--convert-scf-to-cf --expand-strided-metadata --lower-affine "
+     "--convert-to-llvm --reconcile-unrealized-casts"))
