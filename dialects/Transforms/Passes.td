@@ -188,10 +188,13 @@ def LowerModelToLinalg : Pass<"qwen-lower-model-to-linalg", "::mlir::func::FuncO
       `h / (num_heads/num_kv_heads)`), `present = concat(past, new)` built
       with `tensor.insert_slice`, causal masking offset by the past length P,
       optional `[B, P+T]` mask (non-zero = keep), and a max-subtracted
-      softmax. A row whose keys are all masked has output 0 (not NaN).
+      softmax. A row whose keys are all masked has output 0 (not NaN);
+    - `onnx.Constant`: 1:1 to `arith.constant` with the same elements
+      attribute (any element type), so that a raised whole model, whose
+      only leftover `onnx` ops are constants, lowers completely.
 
     Only f32 operands/results are lowered; ops with other element types, and
-    ops not listed (qquant, onnx, ...), are left untouched.
+    ops not listed (qquant, other onnx ops, ...), are left untouched.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",

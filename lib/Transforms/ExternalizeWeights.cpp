@@ -37,6 +37,8 @@ struct ExternalizeWeightsPass
       module.emitError("--qwen-externalize-weights needs store=<path>");
       return signalPassFailure();
     }
+    if (failed(qwen::checkNewStorePath(module, storePath)))
+      return signalPassFailure();
     if (SymbolTable::lookupSymbolIn(module, storeName)) {
       module.emitError("symbol @") << storeName
                                    << " already exists; pick store-name=";

@@ -2,11 +2,13 @@
 //
 // --qwen-lower-model-to-linalg: rewrites qwen.add, silu_mul, linear, logits,
 // rms_norm, embedding, rope and attention into linalg.generic / tensor /
-// arith / math ops on f32 tensors. See Passes.td for the exact semantics.
+// arith / math ops on f32 tensors, and onnx.Constant into arith.constant.
+// See Passes.td for the exact semantics.
 //
 //===----------------------------------------------------------------------===//
 
 #include "qwen/Transforms/Passes.h"
+#include "qwen/Dialect/ONNX/ONNXDialect.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -569,6 +571,8 @@ struct LowerModelToLinalgPass
   void runOnOperation() override {
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
+      if (isa<qwen::onnxir::ConstantOp>(op))
+        ops.push_back(op);
       if (isa<qwen::AddOp, qwen::SiluMulOp, qwen::LinearOp, qwen::LogitsOp,
               qwen::RMSNormOp, qwen::EmbeddingOp, qwen::RoPEOp,
               qwen::AttentionOp>(op) &&
@@ -581,7 +585,10 @@ struct LowerModelToLinalgPass
       Location loc = op->getLoc();
       FailureOr<SmallVector<Value>> repl = failure();
       auto one = [](Value v) { return FailureOr<SmallVector<Value>>(SmallVector<Value>{v}); };
-      if (auto o = dyn_cast<qwen::AddOp>(op))
+      if (auto o = dyn_cast<qwen::onnxir::ConstantOp>(op))
+        repl = one(arith::ConstantOp::create(rw, loc, cast<TypedAttr>(o.getValue()))
+                       .getResult());
+      else if (auto o = dyn_cast<qwen::AddOp>(op))
         repl = one(lowerElementwise(rw, loc, o.getLhs(), o.getRhs(),
                                     cast<RankedTensorType>(o.getType()), false));
       else if (auto o = dyn_cast<qwen::SiluMulOp>(op))

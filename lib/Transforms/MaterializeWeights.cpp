@@ -446,6 +446,9 @@ struct MaterializeWeightsPass
           << storeName << " already exists; pick store-name=";
       return signalPassFailure();
     }
+    if (!storePath.empty() &&
+        failed(qwen::checkNewStorePath(getOperation(), storePath)))
+      return signalPassFailure();
     if (failed(Materializer(getOperation(), storePath, storeName, minElements)
                    .run()))
       signalPassFailure();

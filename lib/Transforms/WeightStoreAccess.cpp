@@ -2,7 +2,9 @@
 
 #include "qwen/Transforms/WeightStoreAccess.h"
 
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/SymbolTable.h"
+#include "llvm/Support/FileSystem.h"
 
 using namespace mlir;
 
@@ -135,6 +137,18 @@ const ws::Entry *WeightStoreCache::find(Operation *user, SymbolRefAttr ref,
     user->emitOpError("weight '")
         << name << "' is not in store '" << reader->path() << "'";
   return e;
+}
+
+LogicalResult checkNewStorePath(ModuleOp module, StringRef path) {
+  for (auto store : module.getOps<StoreOp>()) {
+    bool same = store.getPath() == path;
+    llvm::sys::fs::equivalent(store.getPath(), path, same); // same file?
+    if (same)
+      return module.emitError("weight store '")
+             << path << "' is the file of @" << store.getSymName()
+             << ", which the module still reads; write to another path";
+  }
+  return success();
 }
 
 SmallVector<WeightComponent> getWeightComponents(qquant::WeightType type) {

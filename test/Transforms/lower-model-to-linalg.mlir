@@ -162,3 +162,19 @@ func.func @f16_untouched(%a: tensor<4xf16>, %b: tensor<4xf16>) -> tensor<4xf16> 
   %0 = qwen.add %a, %b : tensor<4xf16>
   return %0 : tensor<4xf16>
 }
+
+// -----
+
+// onnx.Constant becomes arith.constant (any element type); other onnx ops are
+// left untouched.
+// CHECK-LABEL: func @onnx_constant
+// CHECK-DAG: arith.constant dense<[1.000000e+00, 2.000000e+00]> : tensor<2xf32>
+// CHECK-DAG: arith.constant dense<[1, 8]> : tensor<2xi64>
+// CHECK-NOT: onnx.Constant
+// CHECK: onnx.Shape
+func.func @onnx_constant() -> (tensor<2xf32>, tensor<2xi64>, tensor<1xi64>) {
+  %0 = onnx.Constant dense<[1.0, 2.0]> : tensor<2xf32>
+  %1 = onnx.Constant dense<[1, 8]> : tensor<2xi64>
+  %2 = onnx.Shape %0 : (tensor<2xf32>) -> tensor<1xi64>
+  return %0, %1, %2 : tensor<2xf32>, tensor<2xi64>, tensor<1xi64>
+}

@@ -16,3 +16,10 @@ func.func @transposed(%x: tensor<3x4xf32>) -> tensor<3x2xf32> {
 }
 
 // NOSTORE: error: --qwen-materialize-weights needs store=<path> to write 'w.transposed'
+
+// Writing the derived store over a store the module still reads is refused
+// (it would destroy the weights being copied).
+// RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-materialize-weights="store=%t.qws min-elements=4" 2>&1 | FileCheck %s --check-prefix=CLOBBER
+// RUN: %python -c "from qwen_opt import weight_store as w; assert 'w' in w.read('%t.qws'); print('store intact')" | FileCheck %s --check-prefix=INTACT
+// CLOBBER: error: weight store '{{.*}}.qws' is the file of @w, which the module still reads; write to another path
+// INTACT: store intact

@@ -48,6 +48,11 @@ private:
   llvm::StringMap<std::unique_ptr<ws::WeightStoreReader>> readers;
 };
 
+/// Fails (with an error on `module`) when `path` is the file of a store the
+/// module refers to: writing there would destroy weights still being read.
+mlir::LogicalResult checkNewStorePath(mlir::ModuleOp module,
+                                      llvm::StringRef path);
+
 /// One store entry that a quantized weight consists of.
 struct WeightComponent {
   std::string suffix; // ".codes", ".scales", ...
