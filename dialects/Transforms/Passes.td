@@ -165,7 +165,7 @@ def MaterializeWeights : Pass<"qwen-materialize-weights", "::mlir::ModuleOp"> {
 }
 
 def LowerModelToLinalg : Pass<"qwen-lower-model-to-linalg", "::mlir::func::FuncOp"> {
-  let summary = "Lower qwen model ops to linalg-on-tensors, tensor, arith and math";
+  let summary = "Lower qwen model ops and onnx constants/position ops to linalg, tensor, arith and math";
   let description = [{
     Rewrites the model-level ops of the `qwen` dialect into `linalg.generic`
     (with explicit indexing maps), `linalg.fill`, `tensor` and `arith`/`math`
@@ -191,10 +191,25 @@ def LowerModelToLinalg : Pass<"qwen-lower-model-to-linalg", "::mlir::func::FuncO
       softmax. A row whose keys are all masked has output 0 (not NaN);
     - `onnx.Constant`: 1:1 to `arith.constant` with the same elements
       attribute (any element type), so that a raised whole model, whose
-      only leftover `onnx` ops are constants, lowers completely.
+      only leftover `onnx` ops are constants, lowers completely;
+    - the position computations that no-cache exports leave after raising
+      (dynamic shapes, any element type):
+      `onnx.Shape` (optional `start`/`end`) to `tensor.from_elements` of the
+      `tensor.dim`s cast to i64; `onnx.Gather` of a 1-D tensor by a scalar
+      index (axis 0) to `tensor.extract` (a negative index wraps by the
+      length) and `tensor.from_elements`; `onnx.Unsqueeze` / `onnx.Squeeze`
+      with constant axes (Squeeze without axes: all static unit dims) to
+      `tensor.expand_shape` / `tensor.collapse_shape`; `onnx.Range` of 0-D
+      integer scalars to a `tensor.generate` of `start + i * delta` with
+      `max(0, ceildiv(limit - start, delta))` elements; `onnx.Expand` to a
+      static-length 1-D shape tensor to a broadcasting `linalg.generic`
+      (numpy alignment; input dims that are a static 1 broadcast and take
+      their size from the `tensor.extract`ed shape entry, other input dims
+      keep their size).
 
-    Only f32 operands/results are lowered; ops with other element types, and
-    ops not listed (qquant, other onnx ops, ...), are left untouched.
+    Only f32 operands/results of the qwen ops are lowered; ops with other
+    element types, other forms of the onnx ops above, and ops not listed
+    (qquant, other onnx ops, ...), are left untouched.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",

@@ -2,7 +2,9 @@
 //
 // --qwen-lower-model-to-linalg: rewrites qwen.add, silu_mul, linear, logits,
 // rms_norm, embedding, rope and attention into linalg.generic / tensor /
-// arith / math ops on f32 tensors, and onnx.Constant into arith.constant.
+// arith / math ops on f32 tensors, onnx.Constant into arith.constant, and
+// the position computations (onnx.Shape, Gather, Unsqueeze, Squeeze, Range,
+// Expand) into tensor / arith / linalg ops.
 // See Passes.td for the exact semantics.
 //
 //===----------------------------------------------------------------------===//
@@ -18,6 +20,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/PatternMatch.h"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -563,6 +566,249 @@ FailureOr<SmallVector<Value>> lowerAttention(OpBuilder &b, Location loc,
 }
 
 //===----------------------------------------------------------------------===//
+// Shape computations (onnx.Shape, Gather, Unsqueeze, Squeeze, Range, Expand)
+//===----------------------------------------------------------------------===//
+
+/// Integer elements of a constant (onnx.Constant or arith.constant) value.
+FailureOr<SmallVector<int64_t>> constInts(Value v) {
+  if (!v)
+    return failure();
+  Attribute a;
+  if (auto c = v.getDefiningOp<qwen::onnxir::ConstantOp>())
+    a = c.getValue();
+  else if (auto c = v.getDefiningOp<arith::ConstantOp>())
+    a = c.getValue();
+  auto d = dyn_cast_or_null<DenseIntElementsAttr>(a);
+  if (!d)
+    return failure();
+  SmallVector<int64_t> r;
+  for (const APInt &x : d.getValues<APInt>())
+    r.push_back(x.getSExtValue());
+  return r;
+}
+
+/// Casts `v` to `t` when the (compatible) types differ.
+Value castTo(OpBuilder &b, Location loc, Value v, Type t) {
+  return v.getType() == t ? v : tensor::CastOp::create(b, loc, t, v).getResult();
+}
+
+/// Scalar (0-D) integer tensor element as index.
+Value scalarIdx(OpBuilder &b, Location loc, Value v) {
+  Value e = tensor::ExtractOp::create(b, loc, v, ValueRange{});
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), e);
+}
+
+// onnx.Shape (optional start/end) -> tensor.from_elements of i64 dims.
+FailureOr<Value> lowerShape(OpBuilder &b, Location loc, qwen::onnxir::ShapeOp op) {
+  auto in = dyn_cast<RankedTensorType>(op.getData().getType());
+  auto rt = dyn_cast<RankedTensorType>(op.getType());
+  if (!in || !rt)
+    return failure();
+  int64_t r = in.getRank();
+  auto norm = [&](int64_t x) { return std::clamp<int64_t>(x < 0 ? x + r : x, 0, r); };
+  int64_t s = norm(op.getStart() ? *op.getStart() : 0);
+  int64_t e = norm(op.getEnd() ? *op.getEnd() : r);
+  SmallVector<Value> elts;
+  for (int64_t i = s; i < e; ++i)
+    elts.push_back(arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                              dimOf(b, loc, op.getData(), i)));
+  auto t = RankedTensorType::get({(int64_t)elts.size()}, b.getI64Type());
+  if (failed(verifyCompatibleShape(t, rt)) || rt.getElementType() != t.getElementType())
+    return failure();
+  return castTo(b, loc, tensor::FromElementsOp::create(b, loc, t, elts), rt);
+}
+
+// onnx.Gather of a 1-D tensor by a scalar index (axis 0) -> tensor.extract.
+FailureOr<Value> lowerGather(OpBuilder &b, Location loc, qwen::onnxir::GatherOp op) {
+  auto dt = dyn_cast<RankedTensorType>(op.getData().getType());
+  auto it = dyn_cast<RankedTensorType>(op.getIndices().getType());
+  auto rt = dyn_cast<RankedTensorType>(op.getType());
+  if (!dt || !it || !rt || dt.getRank() != 1 || it.getRank() != 0 ||
+      rt.getRank() != 0 || op.getAxis() != 0)
+    return failure();
+  Value idx = scalarIdx(b, loc, op.getIndices());
+  Value n = dimOf(b, loc, op.getData(), 0);
+  Value zero = cIdx(b, loc, 0);
+  Value neg = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, idx, zero);
+  Value wrapped = arith::AddIOp::create(b, loc, idx, n);
+  idx = arith::SelectOp::create(b, loc, neg, wrapped, idx);
+  Value e = tensor::ExtractOp::create(b, loc, op.getData(), ValueRange{idx});
+  return tensor::FromElementsOp::create(b, loc, rt, ValueRange{e}).getResult();
+}
+
+/// Reassociation grouping the `r` kept dims of a rank-`n` tensor (kept[i] says
+/// whether dim i is kept); unit dims join the next kept dim (or the last one).
+SmallVector<ReassociationIndices> unitReassoc(ArrayRef<bool> kept) {
+  SmallVector<ReassociationIndices> groups;
+  ReassociationIndices pending;
+  for (int64_t i = 0, n = kept.size(); i < n; ++i) {
+    pending.push_back(i);
+    if (kept[i]) {
+      groups.push_back(pending);
+      pending.clear();
+    }
+  }
+  if (!groups.empty())
+    groups.back().append(pending.begin(), pending.end());
+  return groups;
+}
+
+// onnx.Unsqueeze with constant axes -> tensor.expand_shape.
+FailureOr<Value> lowerUnsqueeze(OpBuilder &b, Location loc,
+                                qwen::onnxir::UnsqueezeOp op) {
+  auto in = dyn_cast<RankedTensorType>(op.getData().getType());
+  auto rt = dyn_cast<RankedTensorType>(op.getType());
+  FailureOr<SmallVector<int64_t>> axes = constInts(op.getAxes());
+  if (!in || !rt || failed(axes))
+    return failure();
+  int64_t n = in.getRank() + axes->size();
+  if (rt.getRank() != n)
+    return failure();
+  SmallVector<bool> kept(n, true);
+  for (int64_t a : *axes) {
+    a = a < 0 ? a + n : a;
+    if (a < 0 || a >= n || !kept[a])
+      return failure();
+    kept[a] = false;
+  }
+  SmallVector<int64_t> shape;
+  SmallVector<OpFoldResult> outShape;
+  for (int64_t i = 0, j = 0; i < n; ++i) {
+    if (!kept[i]) {
+      shape.push_back(1);
+      outShape.push_back(b.getIndexAttr(1));
+      continue;
+    }
+    shape.push_back(in.getDimSize(j));
+    if (in.isDynamicDim(j))
+      outShape.push_back(tensor::DimOp::create(b, loc, op.getData(), j).getResult());
+    else
+      outShape.push_back(b.getIndexAttr(in.getDimSize(j)));
+    ++j;
+  }
+  auto t = RankedTensorType::get(shape, in.getElementType());
+  if (failed(verifyCompatibleShape(t, rt)))
+    return failure();
+  Value v = tensor::ExpandShapeOp::create(b, loc, t, op.getData(), unitReassoc(kept),
+                                          outShape);
+  return castTo(b, loc, v, rt);
+}
+
+// onnx.Squeeze with constant (or no) axes of static unit dims ->
+// tensor.collapse_shape.
+FailureOr<Value> lowerSqueeze(OpBuilder &b, Location loc, qwen::onnxir::SqueezeOp op) {
+  auto in = dyn_cast<RankedTensorType>(op.getData().getType());
+  auto rt = dyn_cast<RankedTensorType>(op.getType());
+  if (!in || !rt)
+    return failure();
+  int64_t n = in.getRank();
+  SmallVector<bool> kept(n, true);
+  if (op.getAxes()) {
+    FailureOr<SmallVector<int64_t>> axes = constInts(op.getAxes());
+    if (failed(axes))
+      return failure();
+    for (int64_t a : *axes) {
+      a = a < 0 ? a + n : a;
+      if (a < 0 || a >= n || in.getDimSize(a) != 1)
+        return failure();
+      kept[a] = false;
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      if (in.isDynamicDim(i))
+        return failure(); // might be 1 at run time
+      kept[i] = in.getDimSize(i) != 1;
+    }
+  }
+  SmallVector<int64_t> shape;
+  for (int64_t i = 0; i < n; ++i)
+    if (kept[i])
+      shape.push_back(in.getDimSize(i));
+  auto t = RankedTensorType::get(shape, in.getElementType());
+  if (failed(verifyCompatibleShape(t, rt)))
+    return failure();
+  Value v = tensor::CollapseShapeOp::create(b, loc, t, op.getData(), unitReassoc(kept));
+  return castTo(b, loc, v, rt);
+}
+
+// onnx.Range of integer scalars -> tensor.generate of start + i * delta with
+// max(0, ceil((limit - start) / delta)) elements.
+FailureOr<Value> lowerRange(OpBuilder &b, Location loc, qwen::onnxir::RangeOp op) {
+  auto rt = dyn_cast<RankedTensorType>(op.getType());
+  if (!rt || rt.getRank() != 1 || !isa<IntegerType>(rt.getElementType()))
+    return failure();
+  for (Value v : {op.getStart(), op.getLimit(), op.getDelta()}) {
+    auto t = dyn_cast<RankedTensorType>(v.getType());
+    if (!t || t.getRank() != 0)
+      return failure();
+  }
+  Type et = rt.getElementType();
+  Value start = tensor::ExtractOp::create(b, loc, op.getStart(), ValueRange{});
+  Value limit = tensor::ExtractOp::create(b, loc, op.getLimit(), ValueRange{});
+  Value delta = tensor::ExtractOp::create(b, loc, op.getDelta(), ValueRange{});
+  Value diff = arith::SubIOp::create(b, loc, limit, start);
+  Value cnt = arith::CeilDivSIOp::create(b, loc, diff, delta);
+  Value zero = arith::ConstantOp::create(b, loc, b.getIntegerAttr(et, 0));
+  cnt = arith::MaxSIOp::create(b, loc, cnt, zero);
+  Value size = arith::IndexCastOp::create(b, loc, b.getIndexType(), cnt);
+  auto t = RankedTensorType::get({ShapedType::kDynamic}, et);
+  Value g = tensor::GenerateOp::create(
+      b, loc, t, ValueRange{size}, [&](OpBuilder &nb, Location l, ValueRange iv) {
+        Value i = arith::IndexCastOp::create(nb, l, et, iv[0]);
+        Value m = arith::MulIOp::create(nb, l, i, delta);
+        tensor::YieldOp::create(nb, l, arith::AddIOp::create(nb, l, start, m).getResult());
+      });
+  return castTo(b, loc, g, rt);
+}
+
+// onnx.Expand to a 1-D static-length shape tensor -> broadcasting
+// linalg.generic. Output dim j is the shape entry s_j where the (right-
+// aligned) input dim is a static 1, else the input dim (ONNX/numpy
+// broadcasting; dynamic input dims are taken not to broadcast).
+FailureOr<Value> lowerExpand(OpBuilder &b, Location loc, qwen::onnxir::ExpandOp op) {
+  auto in = dyn_cast<RankedTensorType>(op.getInput().getType());
+  auto st = dyn_cast<RankedTensorType>(op.getShape().getType());
+  auto rt = dyn_cast<RankedTensorType>(op.getType());
+  if (!in || !st || !rt || st.getRank() != 1 || st.isDynamicDim(0))
+    return failure();
+  int64_t r = in.getRank(), k = st.getDimSize(0), m = std::max(r, k);
+  if (rt.getRank() != m)
+    return failure();
+  MLIRContext *ctx = b.getContext();
+  SmallVector<int64_t> shape;
+  SmallVector<Value> dyn;
+  SmallVector<AffineExpr> inExprs;
+  for (int64_t j = 0; j < m; ++j) {
+    int64_t i = j - (m - r); // input dim, if >= 0
+    bool inBcast = i >= 0 && in.getDimSize(i) == 1;
+    if (i >= 0)
+      inExprs.push_back(inBcast ? getAffineConstantExpr(0, ctx) : getAffineDimExpr(j, ctx));
+    if (i >= 0 && !inBcast) {
+      shape.push_back(in.getDimSize(i));
+      if (in.isDynamicDim(i))
+        dyn.push_back(tensor::DimOp::create(b, loc, op.getInput(), i));
+      continue;
+    }
+    int64_t sj = j - (m - k);
+    shape.push_back(rt.getDimSize(j));
+    if (rt.isDynamicDim(j)) {
+      Value e = tensor::ExtractOp::create(b, loc, op.getShape(), ValueRange{cIdx(b, loc, sj)});
+      dyn.push_back(arith::IndexCastOp::create(b, loc, b.getIndexType(), e));
+    }
+  }
+  auto t = RankedTensorType::get(shape, in.getElementType());
+  if (failed(verifyCompatibleShape(t, rt)))
+    return failure();
+  Value init = tensor::EmptyOp::create(b, loc, t, dyn);
+  Value g = generic(b, loc, t, {op.getInput()}, init,
+                    {AffineMap::get(m, 0, inExprs, ctx), AffineMap::getMultiDimIdentityMap(m, ctx)},
+                    parallel(m), [&](OpBuilder &nb, Location l, ValueRange a) {
+                      linalg::YieldOp::create(nb, l, a[0]);
+                    });
+  return castTo(b, loc, g, rt);
+}
+
+//===----------------------------------------------------------------------===//
 // Pass
 //===----------------------------------------------------------------------===//
 
@@ -571,7 +817,10 @@ struct LowerModelToLinalgPass
   void runOnOperation() override {
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
-      if (isa<qwen::onnxir::ConstantOp>(op))
+      if (isa<qwen::onnxir::ConstantOp, qwen::onnxir::ShapeOp,
+              qwen::onnxir::GatherOp, qwen::onnxir::UnsqueezeOp,
+              qwen::onnxir::SqueezeOp, qwen::onnxir::RangeOp,
+              qwen::onnxir::ExpandOp>(op))
         ops.push_back(op);
       if (isa<qwen::AddOp, qwen::SiluMulOp, qwen::LinearOp, qwen::LogitsOp,
               qwen::RMSNormOp, qwen::EmbeddingOp, qwen::RoPEOp,
@@ -585,9 +834,25 @@ struct LowerModelToLinalgPass
       Location loc = op->getLoc();
       FailureOr<SmallVector<Value>> repl = failure();
       auto one = [](Value v) { return FailureOr<SmallVector<Value>>(SmallVector<Value>{v}); };
+      auto maybe = [&](FailureOr<Value> v) {
+        if (succeeded(v))
+          repl = one(*v);
+      };
       if (auto o = dyn_cast<qwen::onnxir::ConstantOp>(op))
         repl = one(arith::ConstantOp::create(rw, loc, cast<TypedAttr>(o.getValue()))
                        .getResult());
+      else if (auto o = dyn_cast<qwen::onnxir::ShapeOp>(op))
+        maybe(lowerShape(rw, loc, o));
+      else if (auto o = dyn_cast<qwen::onnxir::GatherOp>(op))
+        maybe(lowerGather(rw, loc, o));
+      else if (auto o = dyn_cast<qwen::onnxir::UnsqueezeOp>(op))
+        maybe(lowerUnsqueeze(rw, loc, o));
+      else if (auto o = dyn_cast<qwen::onnxir::SqueezeOp>(op))
+        maybe(lowerSqueeze(rw, loc, o));
+      else if (auto o = dyn_cast<qwen::onnxir::RangeOp>(op))
+        maybe(lowerRange(rw, loc, o));
+      else if (auto o = dyn_cast<qwen::onnxir::ExpandOp>(op))
+        maybe(lowerExpand(rw, loc, o));
       else if (auto o = dyn_cast<qwen::AddOp>(op))
         repl = one(lowerElementwise(rw, loc, o.getLhs(), o.getRhs(),
                                     cast<RankedTensorType>(o.getType()), false));

@@ -165,16 +165,132 @@ func.func @f16_untouched(%a: tensor<4xf16>, %b: tensor<4xf16>) -> tensor<4xf16> 
 
 // -----
 
-// onnx.Constant becomes arith.constant (any element type); other onnx ops are
-// left untouched.
+// onnx.Constant becomes arith.constant (any element type); onnx ops other
+// than the position computations below are left untouched.
 // CHECK-LABEL: func @onnx_constant
 // CHECK-DAG: arith.constant dense<[1.000000e+00, 2.000000e+00]> : tensor<2xf32>
 // CHECK-DAG: arith.constant dense<[1, 8]> : tensor<2xi64>
 // CHECK-NOT: onnx.Constant
-// CHECK: onnx.Shape
-func.func @onnx_constant() -> (tensor<2xf32>, tensor<2xi64>, tensor<1xi64>) {
+// CHECK: onnx.Size
+func.func @onnx_constant() -> (tensor<2xf32>, tensor<2xi64>, tensor<i64>) {
   %0 = onnx.Constant dense<[1.0, 2.0]> : tensor<2xf32>
   %1 = onnx.Constant dense<[1, 8]> : tensor<2xi64>
-  %2 = onnx.Shape %0 : (tensor<2xf32>) -> tensor<1xi64>
-  return %0, %1, %2 : tensor<2xf32>, tensor<2xi64>, tensor<1xi64>
+  %2 = onnx.Size %0 : (tensor<2xf32>) -> tensor<i64>
+  return %0, %1, %2 : tensor<2xf32>, tensor<2xi64>, tensor<i64>
+}
+
+// -----
+
+// onnx.Shape (with start/end) becomes tensor.from_elements of the i64 dims.
+// CHECK-LABEL: func @onnx_shape
+// CHECK-SAME: (%[[X:.*]]: tensor<?x?x64xf32>)
+// CHECK-DAG: %[[C1:.*]] = arith.constant 1 : index
+// CHECK: %[[D1:.*]] = tensor.dim %[[X]], %[[C1]]
+// CHECK: %[[I1:.*]] = arith.index_cast %[[D1]] : index to i64
+// CHECK: %[[C64:.*]] = arith.constant 64 : index
+// CHECK: %[[I2:.*]] = arith.index_cast %[[C64]] : index to i64
+// CHECK: tensor.from_elements %[[I1]], %[[I2]] : tensor<2xi64>
+// CHECK-NOT: onnx.Shape
+func.func @onnx_shape(%x: tensor<?x?x64xf32>) -> tensor<2xi64> {
+  %0 = onnx.Shape %x {start = 1 : si64} : (tensor<?x?x64xf32>) -> tensor<2xi64>
+  return %0 : tensor<2xi64>
+}
+
+// -----
+
+// onnx.Gather of a 1-D tensor by a scalar index: tensor.extract at the index
+// (negative indices wrap by the length), packed into a 0-D tensor.
+// CHECK-LABEL: func @onnx_gather
+// CHECK-SAME: (%[[D:.*]]: tensor<3xi64>, %[[I:.*]]: tensor<i64>)
+// CHECK: %[[E:.*]] = tensor.extract %[[I]][] : tensor<i64>
+// CHECK: %[[IX:.*]] = arith.index_cast %[[E]] : i64 to index
+// CHECK: %[[NEG:.*]] = arith.cmpi slt, %[[IX]]
+// CHECK: %[[W:.*]] = arith.addi %[[IX]]
+// CHECK: %[[SEL:.*]] = arith.select %[[NEG]], %[[W]], %[[IX]] : index
+// CHECK: %[[V:.*]] = tensor.extract %[[D]][%[[SEL]]] : tensor<3xi64>
+// CHECK: tensor.from_elements %[[V]] : tensor<i64>
+// CHECK-NOT: onnx.Gather
+func.func @onnx_gather(%d: tensor<3xi64>, %i: tensor<i64>) -> tensor<i64> {
+  %0 = onnx.Gather %d, %i : (tensor<3xi64>, tensor<i64>) -> tensor<i64>
+  return %0 : tensor<i64>
+}
+
+// -----
+
+// onnx.Unsqueeze / onnx.Squeeze with constant (or no) axes become
+// tensor.expand_shape / tensor.collapse_shape.
+// CHECK-LABEL: func @onnx_unsqueeze_squeeze
+// CHECK-SAME: (%[[X:.*]]: tensor<?xi64>, %[[S:.*]]: tensor<1xi64>, %[[T:.*]]: tensor<?x1xf32>)
+// CHECK: tensor.expand_shape %[[X]] {{\[\[}}0, 1]] output_shape [1, %{{.*}}] : tensor<?xi64> into tensor<1x?xi64>
+// CHECK: tensor.collapse_shape %[[S]] [] : tensor<1xi64> into tensor<i64>
+// CHECK: tensor.collapse_shape %[[T]] {{\[\[}}0, 1]] : tensor<?x1xf32> into tensor<?xf32>
+// CHECK-NOT: onnx.Unsqueeze
+// CHECK-NOT: onnx.Squeeze
+func.func @onnx_unsqueeze_squeeze(%x: tensor<?xi64>, %s: tensor<1xi64>, %t: tensor<?x1xf32>)
+    -> (tensor<1x?xi64>, tensor<i64>, tensor<?xf32>) {
+  %ax0 = onnx.Constant dense<[0]> : tensor<1xi64>
+  %ax1 = onnx.Constant dense<[-1]> : tensor<1xi64>
+  %0 = onnx.Unsqueeze %x, %ax0 : (tensor<?xi64>, tensor<1xi64>) -> tensor<1x?xi64>
+  %1 = onnx.Squeeze %s : (tensor<1xi64>) -> tensor<i64>
+  %2 = onnx.Squeeze %t axes %ax1 : (tensor<?x1xf32>, tensor<1xi64>) -> tensor<?xf32>
+  return %0, %1, %2 : tensor<1x?xi64>, tensor<i64>, tensor<?xf32>
+}
+
+// -----
+
+// A Squeeze without axes of a dynamic dim (which may be 1 at run time) is
+// left untouched.
+// CHECK-LABEL: func @onnx_squeeze_dynamic_untouched
+// CHECK: onnx.Squeeze
+func.func @onnx_squeeze_dynamic_untouched(%s: tensor<?xi64>) -> tensor<?xi64> {
+  %0 = onnx.Squeeze %s : (tensor<?xi64>) -> tensor<?xi64>
+  return %0 : tensor<?xi64>
+}
+
+// -----
+
+// onnx.Range of i64 scalars: max(0, ceil((limit - start) / delta)) elements
+// of start + i * delta, via tensor.generate.
+// CHECK-LABEL: func @onnx_range
+// CHECK-SAME: (%[[A:.*]]: tensor<i64>, %[[B:.*]]: tensor<i64>, %[[D:.*]]: tensor<i64>)
+// CHECK-DAG: %[[S:.*]] = tensor.extract %[[A]][]
+// CHECK-DAG: %[[L:.*]] = tensor.extract %[[B]][]
+// CHECK-DAG: %[[DL:.*]] = tensor.extract %[[D]][]
+// CHECK: %[[DIFF:.*]] = arith.subi %[[L]], %[[S]] : i64
+// CHECK: %[[CNT:.*]] = arith.ceildivsi %[[DIFF]], %[[DL]] : i64
+// CHECK: %[[MX:.*]] = arith.maxsi %[[CNT]], %{{.*}} : i64
+// CHECK: %[[N:.*]] = arith.index_cast %[[MX]] : i64 to index
+// CHECK: tensor.generate %[[N]] {
+// CHECK: ^bb0(%[[IV:.*]]: index):
+// CHECK:   %[[I:.*]] = arith.index_cast %[[IV]] : index to i64
+// CHECK:   %[[M:.*]] = arith.muli %[[I]], %[[DL]] : i64
+// CHECK:   %[[R:.*]] = arith.addi %[[S]], %[[M]] : i64
+// CHECK:   tensor.yield %[[R]] : i64
+// CHECK: } : tensor<?xi64>
+// CHECK-NOT: onnx.Range
+func.func @onnx_range(%a: tensor<i64>, %b: tensor<i64>, %d: tensor<i64>) -> tensor<?xi64> {
+  %0 = onnx.Range %a, %b, %d : (tensor<i64>, tensor<i64>, tensor<i64>) -> tensor<?xi64>
+  return %0 : tensor<?xi64>
+}
+
+// -----
+
+// onnx.Expand to a shape tensor: broadcasting linalg.generic whose init has
+// the broadcast (static-1 input) dims read from the shape tensor.
+// CHECK-DAG: #[[IN:.*]] = affine_map<(d0, d1) -> (0, d1)>
+// CHECK-DAG: #[[ID:.*]] = affine_map<(d0, d1) -> (d0, d1)>
+// CHECK-LABEL: func @onnx_expand
+// CHECK-SAME: (%[[X:.*]]: tensor<1x?xi64>, %[[S:.*]]: tensor<2xi64>)
+// CHECK-DAG: %[[C0:.*]] = arith.constant 0 : index
+// CHECK: %[[E0:.*]] = tensor.extract %[[S]][%[[C0]]] : tensor<2xi64>
+// CHECK: %[[D0:.*]] = arith.index_cast %[[E0]] : i64 to index
+// CHECK: %[[D1:.*]] = tensor.dim %[[X]], %{{.*}} : tensor<1x?xi64>
+// CHECK: %[[INIT:.*]] = tensor.empty(%[[D0]], %[[D1]]) : tensor<?x?xi64>
+// CHECK: linalg.generic {indexing_maps = [#[[IN]], #[[ID]]], iterator_types = ["parallel", "parallel"]}
+// CHECK-SAME: ins(%[[X]] : tensor<1x?xi64>) outs(%[[INIT]] : tensor<?x?xi64>)
+// CHECK: linalg.yield
+// CHECK-NOT: onnx.Expand
+func.func @onnx_expand(%x: tensor<1x?xi64>, %s: tensor<2xi64>) -> tensor<?x?xi64> {
+  %0 = onnx.Expand %x, %s : (tensor<1x?xi64>, tensor<2xi64>) -> tensor<?x?xi64>
+  return %0 : tensor<?x?xi64>
 }
