@@ -59,7 +59,6 @@ struct InternalizeWeightsPass
       op.erase();
     }
     // Stores nothing refers to any more go too.
-    SymbolTableCollection symbols;
     for (auto store :
          llvm::make_early_inc_range(module.getOps<qwen::StoreOp>()))
       if (SymbolTable::symbolKnownUseEmpty(store, module))

@@ -1,12 +1,12 @@
 //===- MaterializeWeights.cpp - weights in the layout their ops read -------===//
 
+#include "RaiseUtils.h"
 #include "qwen/Transforms/Passes.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Matchers.h"
 
-#include <algorithm>
 
 using namespace mlir;
 namespace ox = qwen::onnxir;
@@ -26,11 +26,6 @@ struct WeightData {
   std::string name; // entry name, or the constant's NameLoc, or ""
 };
 
-Value skipIdentity(Value v) {
-  while (auto id = v.getDefiningOp<ox::IdentityOp>())
-    v = id.getX();
-  return v;
-}
 
 class Materializer {
 public:
@@ -67,18 +62,6 @@ private:
   llvm::StringMap<Value> quantized;
 };
 
-/// Whether `v` is returned as the graph output named `logits`.
-bool isLogitsOutput(Value v) {
-  for (OpOperand &use : v.getUses())
-    if (isa<func::ReturnOp>(use.getOwner())) {
-      auto func = use.getOwner()->getParentOfType<func::FuncOp>();
-      if (auto name = func.getResultAttrOfType<StringAttr>(
-              use.getOperandNumber(), "onnx.name"))
-        if (name.getValue() == "logits")
-          return true;
-    }
-  return false;
-}
 
 /// [rows, cols] -> [cols, rows] of `es`-byte elements.
 std::vector<char> transposeBytes(ArrayRef<char> in, int64_t rows, int64_t cols,
@@ -91,7 +74,7 @@ std::vector<char> transposeBytes(ArrayRef<char> in, int64_t rows, int64_t cols,
 }
 
 std::optional<WeightData> Materializer::read(Value v) {
-  v = skipIdentity(v);
+  v = qwen::raise::skip(v);
   // A transpose of a weight, computed on the fly (a slice of W read through
   // the transpose of W^T must not wait for the transpose's own entry).
   if (auto t = v.getDefiningOp<ox::TransposeOp>()) {
@@ -206,13 +189,7 @@ LogicalResult Materializer::slice(ox::SliceOp op) {
   if (!dtype || qwen::ws::dtypeBits(*dtype) % 8 != 0)
     return success();
   auto ints = [](Value v) -> std::optional<SmallVector<int64_t>> {
-    DenseIntElementsAttr attr;
-    if (!v || !matchPattern(v, m_Constant(&attr)))
-      return std::nullopt;
-    SmallVector<int64_t> r;
-    for (const APInt &x : attr.getValues<APInt>())
-      r.push_back(x.getSExtValue());
-    return r;
+    return v ? qwen::raise::intConstant(v) : std::nullopt;
   };
   auto starts = ints(op.getStarts()), ends = ints(op.getEnds());
   std::optional<SmallVector<int64_t>> axes = ints(op.getAxes()),
@@ -352,7 +329,7 @@ LogicalResult Materializer::matMulNBits(ox::MSMatMulNBitsOp op) {
   if (failed(w))
     return failure();
   Value result;
-  if (!bias && isLogitsOutput(op.getY())) {
+  if (!bias && qwen::raise::isGraphOutputNamed(op.getY(), "logits")) {
     // The LM head; tied when the embedding reads the same quantized table.
     auto logits = qq::LogitsOp::create(b, op.getLoc(), y, op.getA(), *w,
                                        /*tied=*/nullptr, /*act=*/nullptr);
@@ -404,16 +381,17 @@ Materializer::gatherBlockQuantized(ox::MSGatherBlockQuantizedOp op) {
 }
 
 LogicalResult Materializer::run() {
-  SmallVector<Operation *> work;
-  module.walk([&](Operation *op) {
-    if (isa<ox::TransposeOp, ox::SliceOp, ox::MSMatMulNBitsOp,
-            ox::MSGatherBlockQuantizedOp>(op))
-      work.push_back(op);
-  });
   // Slices first: they read through transposes, which then may have no
   // users left.
-  std::stable_partition(work.begin(), work.end(),
-                        [](Operation *op) { return isa<ox::SliceOp>(op); });
+  SmallVector<Operation *> work, rest;
+  module.walk([&](Operation *op) {
+    if (isa<ox::SliceOp>(op))
+      work.push_back(op);
+    else if (isa<ox::TransposeOp, ox::MSMatMulNBitsOp,
+                 ox::MSGatherBlockQuantizedOp>(op))
+      rest.push_back(op);
+  });
+  work.append(rest.begin(), rest.end());
   for (Operation *op : work) {
     LogicalResult r = success();
     if (auto t = dyn_cast<ox::TransposeOp>(op))

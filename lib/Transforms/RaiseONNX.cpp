@@ -127,14 +127,7 @@ struct RaiseLogits : OpRewritePattern<qwen::LinearOp> {
                                 PatternRewriter &rewriter) const override {
     if (op.getBias())
       return failure();
-    auto func = op->getParentOfType<func::FuncOp>();
-    bool isLogits = false;
-    for (OpOperand &use : op.getResult().getUses())
-      if (auto ret = dyn_cast<func::ReturnOp>(use.getOwner()))
-        if (auto name = func.getResultAttrOfType<StringAttr>(
-                use.getOperandNumber(), "onnx.name"))
-          isLogits |= name.getValue() == "logits";
-    if (!isLogits)
+    if (!isGraphOutputNamed(op.getResult(), "logits"))
       return failure();
     // Tied when the head reads the very table the embedding reads.
     bool tied = llvm::any_of(op.getWeight().getUsers(), [](Operation *u) {

@@ -2,7 +2,7 @@
 //
 // Small matchers that every raising pattern needs: looking through no-op
 // casts, recognising model-owned tensors and splat constants. Internal to
-// lib/Transforms; RaiseONNX.cpp and RaiseAttention.cpp both use them.
+// lib/Transforms; the raising patterns and weight materialization use them.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,6 +12,7 @@
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Matchers.h"
@@ -81,6 +82,21 @@ std::optional<std::pair<OpT, mlir::Value>> either(mlir::Value a,
   if (auto op = skip(b).getDefiningOp<OpT>())
     return std::make_pair(op, a);
   return std::nullopt;
+}
+
+/// Whether `v` is returned from its function as the graph output whose ONNX
+/// name is `name` (the importer keeps it as the `onnx.name` result attr).
+inline bool isGraphOutputNamed(mlir::Value v, llvm::StringRef name) {
+  for (mlir::OpOperand &use : v.getUses()) {
+    if (!mlir::isa<mlir::func::ReturnOp>(use.getOwner()))
+      continue;
+    auto func = use.getOwner()->getParentOfType<mlir::func::FuncOp>();
+    if (auto attr = func.getResultAttrOfType<mlir::StringAttr>(
+            use.getOperandNumber(), "onnx.name"))
+      if (attr.getValue() == name)
+        return true;
+  }
+  return false;
 }
 
 } // namespace qwen::raise
