@@ -522,7 +522,8 @@ def render(info, o, q, table) -> tuple[str, str]:
                  f"{info['weights']['initializers']} initializers)")
     notes.append(f"workload: batch 1, prompt {info['prompt_len']} random ids (seed {info['seed']}), "
                  f"{info['new_tokens']} greedy new tokens, --ignore-eos; median of {info['runs']} runs after {info['warmup']} warm-up")
-    notes.append(f"machine: {info['cores']} cores ({info['cpu']}), onnxruntime intra_op threads {info['threads']}")
+    notes.append(f"machine: {info['cores']} cores ({info['cpu']}), load average {info['loadavg']} at start; "
+                 f"onnxruntime intra_op threads {info['threads']}")
     bw = info["bandwidth"]
     notes.append(
         f"memory read bandwidth (numpy sum over {bw['bytes'] / 2**30:.1f} GiB f32, median of {bw['runs']}): "
@@ -596,6 +597,7 @@ def main(argv=None) -> int:
     if not args.model.is_file():
         ap.error(f"{args.model} does not exist; make it with bench/make_model.py (see its docstring)")
 
+    loadavg = " ".join(f"{x:.2f}" for x in os.getloadavg())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     log(f"[bench] {args.model}: {cores} cores ({cpu_model()}), onnxruntime threads {args.threads}")
     weights = weight_bytes_per_token(args.model)
@@ -652,6 +654,7 @@ def main(argv=None) -> int:
         seed=args.seed,
         cores=cores,
         cpu=cpu_model(),
+        loadavg=loadavg,
         threads=args.threads,
         bandwidth=bw,
         weights=weights,

@@ -7,7 +7,8 @@ Usage (from the repository root):
     $QWEN_FIXTURES_VENV/bin/python bench/make_model.py --config tiny --out bench/out/tiny/
 
 Needs torch + transformers + onnx (+ onnxruntime for the check).  They live in the fixtures venv
-(QWEN_FIXTURES_VENV, default .venv-fixtures), which `scripts/make-fixtures.sh` creates from
+(QWEN_FIXTURES_VENV, default .venv-fixtures; a python without torch re-runs the script with that
+venv's python when it exists), which `scripts/make-fixtures.sh` creates from
 python/fixtures/requirements.txt; or create it by hand:
 
     python3 -m venv .venv-fixtures && .venv-fixtures/bin/pip install -r python/fixtures/requirements.txt
@@ -45,6 +46,10 @@ try:
     import transformers
 except ImportError as e:  # pragma: no cover - environment message
     venv = os.environ.get("QWEN_FIXTURES_VENV", ".venv-fixtures")
+    vpy = Path(venv if os.path.isabs(venv) else REPO / venv) / "bin" / "python"
+    if vpy.is_file() and not os.environ.get("QWEN_BENCH_REEXEC"):  # run again under the fixtures venv
+        os.environ["QWEN_BENCH_REEXEC"] = "1"
+        os.execv(str(vpy), [str(vpy), *sys.argv])
     sys.exit(
         f"bench/make_model.py needs torch, transformers and onnx ({e}).\n"
         f"Run it with the fixtures venv: {venv}/bin/python bench/make_model.py ...\n"
