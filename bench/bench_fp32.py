@@ -317,6 +317,8 @@ def bench_ort(args, prompt_ids) -> dict:
 
 
 def find_tools(build_dir):
+    """(qwen-compile, qwen-run, folders looked in): the first folder with qwen-compile, and
+    qwen-run from that folder (None when it is not there yet)."""
     cands = []
     if build_dir:
         cands.append(Path(build_dir))
@@ -328,8 +330,8 @@ def find_tools(build_dir):
     for d in cands:
         b = d / "bin" if (d / "bin").is_dir() else d
         tried.append(str(b))
-        if (b / "qwen-compile").is_file() and (b / "qwen-run").is_file():
-            return b / "qwen-compile", b / "qwen-run", tried
+        if (b / "qwen-compile").is_file():
+            return b / "qwen-compile", (b / "qwen-run" if (b / "qwen-run").is_file() else None), tried
         if build_dir:  # an explicit --build-dir is the only place looked at
             break
     return None, None, tried
@@ -381,22 +383,30 @@ def bench_qwen(args, prompt_ids) -> dict:
     res = dict(ok=False, tools=str(compile_bin.parent))
     bundle = Path(args.bundle) if args.bundle else args.model.parent / "bundle-fp32"
     res["bundle"] = str(bundle)
+    if run_bin is None:
+        log(f"[qwen] no qwen-run next to {compile_bin}: compiling only")
     if args.reuse_bundle and (bundle / "manifest.json").is_file():
         log(f"[qwen] reusing {bundle}")
         res["compile_s"] = res["compile_rss"] = None
     else:
-        cmd = [str(compile_bin), str(args.model), "--target", args.target, "-o", str(bundle)]
+        cmd = [str(compile_bin), str(args.model), "--target", args.target, "-o", str(bundle), *shlex.split(args.compile_args)]
         log("[qwen] " + shlex.join(cmd))
         rc, out, err, wall, rss = run_measured(cmd, timeout=args.compile_timeout)
         res.update(compile_s=wall, compile_rss=rss)
         if rc != 0:
             res["error"] = f"qwen-compile exited with {rc}: " + (err.strip() or out.strip())[-2000:]
             return res
+        if err.strip():
+            sys.stderr.write(err if err.endswith("\n") else err + "\n")
         log(f"[qwen] compiled in {wall:.1f}s, peak RSS {rss / 2**30:.2f} GiB")
     try:
         res["bundle_bytes"] = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
     except OSError:
         pass
+    if run_bin is None:
+        res["error"] = f"qwen-run not found in {compile_bin.parent} (qwen-compile ran; see its time and RSS below)"
+        res["skipped"] = True
+        return res
     sep = args.prompt_ids_sep
     cmd = [
         str(run_bin),
@@ -552,7 +562,8 @@ def render(info, o, q, table) -> tuple[str, str]:
     else:
         notes.append("qwen-opt: " + ("SKIPPED: " if q.get("skipped") else "FAILED: ") + str(q.get("error")))
     if not q.get("ok") and q.get("compile_s") is not None:
-        notes.append(f"  (qwen-compile took {q['compile_s']:.1f}s, peak RSS {q['compile_rss'] / 2**30:.2f} GiB)")
+        notes.append(f"  (qwen-compile took {q['compile_s']:.1f}s, peak RSS {q['compile_rss'] / 2**30:.2f} GiB"
+                     + (f", bundle {hbytes(q['bundle_bytes'])})" if q.get("bundle_bytes") else ")"))
     text = text_table + "\n\n" + "\n".join("* " + n for n in notes)
     markdown = "\n".join(md) + "\n\n" + "\n".join("- " + n for n in notes)
     return text, markdown
@@ -580,7 +591,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse-bundle", action="store_true", help="do not recompile when the bundle has a manifest.json")
     ap.add_argument("--target", default="host")
     ap.add_argument("--prompt-ids-sep", default=",", help="separator of the --prompt-ids list given to qwen-run")
-    ap.add_argument("--qwen-run-args", default="", help="extra arguments for qwen-run")
+    ap.add_argument("--qwen-run-args", default="", help="extra arguments for qwen-run (e.g. --qwen-run-args='--threads 2')")
+    ap.add_argument("--compile-args", default="", help="extra arguments for qwen-compile (e.g. --compile-args=-v)")
     ap.add_argument("--compile-timeout", type=float, default=None)
     ap.add_argument("--run-timeout", type=float, default=None)
     ap.add_argument("--skip-ort", action="store_true")
