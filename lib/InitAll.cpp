@@ -5,6 +5,7 @@
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Dialect/QQuant/QQuantDialect.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
+#include "qwen/Compiler/Passes.h"
 #include "qwen/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -13,4 +14,7 @@ void qwen::registerQwenDialects(mlir::DialectRegistry &registry) {
   registry.insert<onnxir::ONNXDialect, QwenDialect, qquant::QQuantDialect>();
 }
 
-void qwen::registerAllQwenPasses() { registerQwenPasses(); }
+void qwen::registerAllQwenPasses() {
+  registerQwenPasses();
+  registerQwenCompilerPasses();
+}

@@ -1,0 +1,77 @@
+//===- Passes.td - passes of the qwen-compile back end -----*- tablegen -*-===//
+//
+// The passes that turn a lowered model into the shared object a bundle
+// carries (include/qwen/Runtime/BundleABI.h is the contract they implement).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QWEN_COMPILER_PASSES
+#define QWEN_COMPILER_PASSES
+
+include "mlir/Pass/PassBase.td"
+
+def WeightsToArguments : Pass<"qwen-weights-to-arguments", "::mlir::ModuleOp"> {
+  let summary = "Turn every weight reference of the entry function into an argument";
+  let description = [{
+    A bundle keeps its weights in `weights.bin`, mapped by the runtime and
+    passed to the compiled model, so the model code holds no weight data.
+    This pass replaces each `qwen.weight @store::@name` in the entry function
+    by a new trailing function argument of the same type (one argument per
+    distinct weight, in order of first use) carrying
+
+      {qwen.weight = "name", qwen.weight_store = "file.qws"}
+
+    and then erases the `qwen.store` ops. The bundle writer reads those
+    attributes to lay out `weights.bin` in argument order. A `qwen.weight`
+    outside the entry function, or a quantized weight that has not been lowered
+    yet (`qquant.weight`), is an error naming it.
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", /*default=*/"\"main\"",
+           "Name of the entry function">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+}
+
+def Bufferize : Pass<"qwen-bufferize", "::mlir::ModuleOp"> {
+  let summary = "One-shot bufferization of the lowered model for code generation";
+  let description = [{
+    Upstream one-shot module bufferization with the settings the bundle ABI
+    needs: function boundaries bufferized with identity layouts (the runtime
+    passes plain row-major buffers), and every buffer copy created as
+    `linalg.copy` rather than `memref.copy`, so copies lower to loops with the
+    rest of the code instead of calling the MLIR C runner library's
+    `memrefCopy` (a bundle's model.so depends on no MLIR library).
+  }];
+  let dependentDialects = [
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::memref::MemRefDialect",
+  ];
+}
+
+def EmitModelABI : Pass<"qwen-emit-model-abi", "::mlir::ModuleOp"> {
+  let summary = "Add the bundle ABI's exported functions to an LLVM-dialect module";
+  let description = [{
+    Runs after the module is in the LLVM dialect. Given the entry function
+    `@<entry>` and its C interface wrapper `@_mlir_ciface_<entry>` (the
+    entry must carry `llvm.emit_c_interface` before func-to-llvm), adds
+
+      i64  qwen_model_abi_version()            returns the ABI version (1)
+      void qwen_model_set_num_threads(i32)     calls omp_set_num_threads
+      void qwen_model_forward(ptr args)        args[i] -> input descriptor i,
+                                               args[n] -> output descriptors
+
+    as described in include/qwen/Runtime/BundleABI.h. `num-inputs` is the
+    number of entry arguments; a mismatch with the wrapper is an error.
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", /*default=*/"\"qwen_model_main\"",
+           "Name of the entry function (before the C interface prefix)">,
+    Option<"numInputs", "num-inputs", "int64_t", /*default=*/"-1",
+           "Number of entry arguments (-1: take it from the wrapper)">,
+  ];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
+#endif // QWEN_COMPILER_PASSES

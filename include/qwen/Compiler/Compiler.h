@@ -1,0 +1,51 @@
+//===- Compiler.h - qwen-compile: ONNX model to an AOT bundle ---*- C++ -*-===//
+//
+// The whole path of `qwen-compile`: import -> raise -> (recipe) -> lower to
+// linalg -> LLVM dialect -> LLVM IR -> object -> shared object, and the
+// bundle around it (include/qwen/Runtime/BundleABI.h). Each stage can be
+// emitted on its own for inspection.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QWEN_COMPILER_COMPILER_H
+#define QWEN_COMPILER_COMPILER_H
+
+#include <string>
+#include <vector>
+
+namespace qwen::compiler {
+
+/// Where `qwen-compile` stops and what it writes to `-o`.
+enum class Emit {
+  Bundle,     // a bundle directory
+  MLIR,       // model-level IR after raising and weight materialization
+  LinalgMLIR, // after lowering to linalg on tensors, weights as arguments
+  LLVMMLIR,   // the LLVM dialect, with the bundle ABI's entry points
+  LLVMIR,     // optimized LLVM IR for the target
+  Asm,        // target assembly
+  Obj,        // target object file
+};
+
+struct Options {
+  std::string input;          // model.onnx
+  std::string output;         // bundle dir, or file ("-" = stdout) for --emit
+  std::string target = "host";
+  std::string recipe = "fp32";
+  std::string tokenizer;      // optional tokenizer.json copied into the bundle
+  Emit emit = Emit::Bundle;
+  int optLevel = 3;           // LLVM optimization level 0..3
+  bool keepWork = false;      // keep the work folder (intermediate stores)
+  bool verbose = false;       // print the stages and their times
+};
+
+/// The x86 CPU names accepted by --target besides any CPU LLVM knows.
+extern const char *const kNamedTargets[];
+
+/// Runs the compiler. Errors go to stderr as `qwen-compile: error: ...`
+/// naming the file, node or flag; returns the process exit code. Never
+/// leaves a partial output behind.
+int compile(const Options &options);
+
+} // namespace qwen::compiler
+
+#endif // QWEN_COMPILER_COMPILER_H

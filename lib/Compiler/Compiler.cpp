@@ -1,0 +1,977 @@
+//===- Compiler.cpp - qwen-compile: ONNX model to an AOT bundle -----------===//
+//
+// The stages, in order (each can be emitted with --emit):
+//   import      ONNX -> onnx dialect, large initializers into a weight store
+//   raise       shape inference, raising to qwen ops, weight materialization
+//   linalg      qwen / qquant / onnx ops -> linalg on tensors (every op must
+//               lower; a leftover is an error naming its ONNX node), weights
+//               become arguments of the entry function
+//   llvm        bufferization, deallocation, parallel loops -> OpenMP, LLVM
+//               dialect, the bundle ABI's exported functions
+//   codegen     LLVM IR, O3 for the target CPU, object file, and a shared
+//               object linked by the system linker against libomp
+//   bundle      weights.bin (the weight arguments, in order), manifest.json
+//               with hashes, tokenizer.json; written to a temporary folder
+//               that is renamed into place at the end
+//
+//===----------------------------------------------------------------------===//
+
+#include "qwen/Compiler/Compiler.h"
+#include "qwen/Compiler/Passes.h"
+#include "qwen/Dialect/ONNX/ONNXDialect.h"
+#include "qwen/Dialect/QQuant/QQuantDialect.h"
+#include "qwen/Dialect/Qwen/QwenDialect.h"
+#include "qwen/Import/ONNXImporter.h"
+#include "qwen/InitAll.h"
+#include "qwen/Runtime/BundleABI.h"
+#include "qwen/Runtime/Tokenizer.h"
+#include "qwen/Support/WeightStore.h"
+#include "qwen/Transforms/Passes.h"
+#include "qwen/Transforms/WeightStoreAccess.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SHA256.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/Timer.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/Triple.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <regex>
+
+#ifndef QWEN_COMPILER_VERSION
+#define QWEN_COMPILER_VERSION "0.4.0"
+#endif
+#ifndef QWEN_OPENMP_LIB_DIR
+#define QWEN_OPENMP_LIB_DIR "/usr/lib/llvm-22/lib"
+#endif
+
+using namespace mlir;
+namespace fs = llvm::sys::fs;
+namespace path = llvm::sys::path;
+
+namespace qwen::compiler {
+
+const char *const kNamedTargets[] = {"host", "x86-64", "x86-64-v2",
+                                     "x86-64-v3", "x86-64-v4", nullptr};
+
+namespace {
+
+/// The one triple bundles are built for (the runtime is x86-64 Linux).
+constexpr const char *kTriple = "x86_64-unknown-linux-gnu";
+
+void error(const llvm::Twine &msg) {
+  llvm::errs() << "qwen-compile: error: " << msg << "\n";
+}
+
+//===----------------------------------------------------------------------===//
+// Targets
+//===----------------------------------------------------------------------===//
+
+struct Target {
+  std::string name, cpu, features;
+  std::vector<std::string> manifestFeatures;
+  std::unique_ptr<llvm::TargetMachine> tm;
+};
+
+std::optional<Target> makeTarget(llvm::StringRef name, int optLevel) {
+  LLVMInitializeX86TargetInfo();
+  LLVMInitializeX86Target();
+  LLVMInitializeX86TargetMC();
+  LLVMInitializeX86AsmPrinter();
+  Target t;
+  t.name = name.str();
+  if (name == "host") {
+    t.cpu = llvm::sys::getHostCPUName().str();
+    llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
+    std::vector<std::string> fs;
+    for (auto &kv : host)
+      fs.push_back((kv.second ? "+" : "-") + kv.first().str());
+    std::sort(fs.begin(), fs.end());
+    t.features = llvm::join(fs, ",");
+  } else {
+    t.cpu = name.str();
+  }
+  llvm::Triple triple(kTriple);
+  std::string err;
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, err);
+  if (!target) {
+    error("--target: " + err);
+    return std::nullopt;
+  }
+  llvm::TargetOptions opts;
+  llvm::CodeGenOptLevel ol = optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
+                             : optLevel == 2 ? llvm::CodeGenOptLevel::Default
+                             : optLevel == 1 ? llvm::CodeGenOptLevel::Less
+                                             : llvm::CodeGenOptLevel::None;
+  t.tm.reset(target->createTargetMachine(triple, t.cpu, t.features, opts,
+                                         llvm::Reloc::PIC_, std::nullopt, ol));
+  if (!t.tm) {
+    error("--target: cannot create a target machine for '" + name + "'");
+    return std::nullopt;
+  }
+  const llvm::MCSubtargetInfo *sti = t.tm->getMCSubtargetInfo();
+  if (!sti->isCPUStringValid(t.cpu)) {
+    error("--target: unknown x86 CPU '" + name +
+          "' (use host, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM "
+          "CPU name such as znver4)");
+    return std::nullopt;
+  }
+  for (const char *f : qwen::bundle::kCheckableFeatures)
+    if (sti->checkFeatures(std::string("+") + f))
+      t.manifestFeatures.push_back(f);
+  return t;
+}
+
+//===----------------------------------------------------------------------===//
+// Inputs and outputs of the model, as the runtime sees them
+//===----------------------------------------------------------------------===//
+
+struct IOEntry {
+  std::string name, role, dtype;
+  std::vector<int64_t> shape;
+  int64_t layer = -1;
+  std::string weightStore; // role == weight: source store and entry
+  uint64_t offset = 0, bytes = 0;
+};
+
+std::optional<std::string> dtypeName(Type t) {
+  if (t.isF32())
+    return "f32";
+  if (t.isF16())
+    return "f16";
+  if (t.isSignlessInteger(64))
+    return "i64";
+  if (t.isSignlessInteger(32))
+    return "i32";
+  if (t.isSignlessInteger(8))
+    return "i8";
+  if (t.isUnsignedInteger(8))
+    return "u8";
+  if (t.isSignlessInteger(1))
+    return "i1";
+  return std::nullopt;
+}
+
+/// Role of an input or output from its ONNX name (the names the exporters
+/// write: TorchScript, dynamo, optimum and onnxruntime-genai agree).
+bool classify(IOEntry &e, bool isInput) {
+  static const std::regex past(
+      R"((?:past_key_values|past_key_value|past)[._](\d+)[._](key|value))");
+  static const std::regex present(
+      R"((?:present_key_values|present)[._](\d+)[._](key|value))");
+  std::smatch m;
+  if (isInput) {
+    if (e.name == "input_ids" || e.name == "attention_mask" ||
+        e.name == "position_ids") {
+      e.role = e.name;
+      return true;
+    }
+    if (std::regex_match(e.name, m, past)) {
+      e.layer = std::stoll(m[1]);
+      e.role = m[2] == "key" ? "past_key" : "past_value";
+      return true;
+    }
+    return false;
+  }
+  if (e.name == "logits") {
+    e.role = "logits";
+    return true;
+  }
+  if (std::regex_match(e.name, m, present)) {
+    e.layer = std::stoll(m[1]);
+    e.role = m[2] == "key" ? "present_key" : "present_value";
+    return true;
+  }
+  return false;
+}
+
+struct ModelInfo {
+  std::string architecture = "unknown";
+  int64_t numLayers = 0, numHeads = 0, numKVHeads = 0, headDim = 0,
+          hidden = 0, vocab = 0;
+  bool kvCache = false;
+  std::vector<int64_t> eos;
+  std::vector<IOEntry> inputs, outputs;
+};
+
+/// Reads the model configuration from the raised IR (attention, norms,
+/// embedding); what raising did not find stays 0 and is taken from the
+/// signature later.
+void readRaisedInfo(ModuleOp m, ModelInfo &info) {
+  bool perHead = false;
+  m.walk([&](Operation *op) {
+    if (auto a = dyn_cast<qwen::AttentionOp>(op)) {
+      ++info.numLayers;
+      info.numHeads = a.getNumHeads();
+      info.numKVHeads = a.getNumKvHeads();
+      info.headDim = a.getHeadDim();
+    } else if (auto n = dyn_cast<qwen::RMSNormOp>(op)) {
+      perHead |= n.getPerHead();
+    } else if (auto e = dyn_cast<qwen::EmbeddingOp>(op)) {
+      if (auto t = dyn_cast<RankedTensorType>(e.getTable().getType()))
+        if (t.getRank() == 2)
+          info.hidden = t.getDimSize(1);
+    }
+  });
+  if (info.numLayers)
+    info.architecture = perHead ? "qwen3" : "qwen2";
+}
+
+/// Fills info.inputs / outputs from the entry function (weights already
+/// arguments). Errors name the input or output.
+LogicalResult readSignature(func::FuncOp f, ModelInfo &info) {
+  auto fill = [&](Type t, IOEntry &e, llvm::StringRef what) -> LogicalResult {
+    auto rt = dyn_cast<RankedTensorType>(t);
+    std::optional<std::string> dt = rt ? dtypeName(rt.getElementType())
+                                       : std::nullopt;
+    if (!dt) {
+      error(what + " '" + e.name + "' has an unsupported type for a bundle");
+      return failure();
+    }
+    e.dtype = *dt;
+    for (int64_t d : rt.getShape())
+      e.shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
+    return success();
+  };
+  for (unsigned i = 0; i < f.getNumArguments(); ++i) {
+    IOEntry e;
+    if (auto w = f.getArgAttrOfType<StringAttr>(i, "qwen.weight")) {
+      e.name = w.str();
+      e.role = "weight";
+      e.weightStore =
+          f.getArgAttrOfType<StringAttr>(i, "qwen.weight_store").str();
+    } else if (auto n = f.getArgAttrOfType<StringAttr>(i, "onnx.name")) {
+      e.name = n.str();
+      if (!classify(e, true)) {
+        error("model input '" + e.name +
+              "' has no runtime role (expected input_ids, attention_mask, "
+              "position_ids or past_key_values.N.key/value)");
+        return failure();
+      }
+    } else {
+      error("entry argument #" + llvm::Twine(i) + " has no onnx.name");
+      return failure();
+    }
+    if (failed(fill(f.getArgumentTypes()[i], e, "model input")))
+      return failure();
+    if (e.role == "weight" && llvm::is_contained(e.shape, -1)) {
+      error("weight '" + e.name + "' has a dynamic shape");
+      return failure();
+    }
+    info.inputs.push_back(std::move(e));
+  }
+  for (unsigned i = 0; i < f.getNumResults(); ++i) {
+    IOEntry e;
+    auto n = f.getResultAttrOfType<StringAttr>(i, "onnx.name");
+    e.name = n ? n.str() : ("#" + std::to_string(i));
+    if (!classify(e, false)) {
+      error("model output '" + e.name +
+            "' has no runtime role (expected logits or present.N.key/value)");
+      return failure();
+    }
+    if (failed(fill(f.getResultTypes()[i], e, "model output")))
+      return failure();
+    info.outputs.push_back(std::move(e));
+  }
+  bool hasIds = false, hasLogits = false;
+  int64_t pastKeys = 0, presentKeys = 0;
+  for (IOEntry &e : info.inputs) {
+    hasIds |= e.role == "input_ids";
+    if (e.role == "past_key") {
+      ++pastKeys;
+      if (e.shape.size() != 4) {
+        error("model input '" + e.name + "' is not [batch, heads, past, dim]");
+        return failure();
+      }
+      info.numKVHeads = e.shape[1];
+      info.headDim = e.shape[3];
+    }
+  }
+  for (IOEntry &e : info.outputs) {
+    if (e.role == "logits") {
+      hasLogits = true;
+      if (e.shape.size() != 3 || e.shape[2] < 0) {
+        error("model output 'logits' is not [batch, seq, vocab] with a "
+              "static vocab");
+        return failure();
+      }
+      info.vocab = e.shape[2];
+    }
+    presentKeys += e.role == "present_key";
+  }
+  if (!hasIds || !hasLogits) {
+    error("the model needs an input 'input_ids' and an output 'logits'");
+    return failure();
+  }
+  if (pastKeys != presentKeys) {
+    error("the model has " + llvm::Twine(pastKeys) + " past key inputs but " +
+          llvm::Twine(presentKeys) + " present key outputs");
+    return failure();
+  }
+  info.kvCache = pastKeys > 0;
+  if (info.kvCache)
+    info.numLayers = pastKeys;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Files
+//===----------------------------------------------------------------------===//
+
+std::optional<std::string> sha256File(const std::string &p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in)
+    return std::nullopt;
+  llvm::SHA256 h;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), buf.size());
+    std::streamsize n = in.gcount();
+    if (n > 0)
+      h.update(llvm::ArrayRef<uint8_t>((const uint8_t *)buf.data(), (size_t)n));
+  }
+  if (in.bad())
+    return std::nullopt;
+  std::array<uint8_t, 32> d = h.final();
+  return llvm::toHex(d, /*LowerCase=*/true);
+}
+
+/// A folder removed on destruction unless released.
+struct TempDir {
+  std::string path;
+  bool keep = false;
+  ~TempDir() {
+    if (!path.empty() && !keep)
+      fs::remove_directories(path);
+  }
+};
+
+/// Writes `text` to `file` ("-" = stdout) through a temporary file.
+bool writeOutput(const std::string &file, llvm::function_ref<void(llvm::raw_ostream &)> fn) {
+  std::error_code ec;
+  llvm::ToolOutputFile out(file, ec, fs::OF_None);
+  if (ec) {
+    error("-o '" + file + "': " + ec.message());
+    return false;
+  }
+  fn(out.os());
+  out.os().flush();
+  if (out.os().has_error()) {
+    error("-o '" + file + "': write failed");
+    return false;
+  }
+  out.keep();
+  return true;
+}
+
+struct Stopwatch {
+  bool on;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  void lap(llvm::StringRef what) {
+    if (!on)
+      return;
+    auto t = std::chrono::steady_clock::now();
+    llvm::errs() << "qwen-compile: " << what << " "
+                 << llvm::format("%.2f", std::chrono::duration<double>(t - t0).count())
+                 << " s\n";
+    t0 = t;
+  }
+};
+
+LogicalResult runPasses(ModuleOp m,
+                        llvm::function_ref<LogicalResult(OpPassManager &)> build) {
+  PassManager pm(m.getContext(), ModuleOp::getOperationName(),
+                 OpPassManager::Nesting::Implicit);
+  if (failed(applyPassManagerCLOptions(pm)) || failed(build(pm)))
+    return failure();
+  return pm.run(m);
+}
+
+LogicalResult addPipeline(OpPassManager &pm, llvm::StringRef text) {
+  std::string err;
+  llvm::raw_string_ostream os(err);
+  if (failed(parsePassPipeline(text, pm, os))) {
+    error("internal pass pipeline '" + text + "': " + err);
+    return failure();
+  }
+  return success();
+}
+
+/// Any onnx / qwen / qquant op left after lowering has no code generation:
+/// report each one (its location names the ONNX node).
+LogicalResult checkFullyLowered(ModuleOp m) {
+  bool ok = true;
+  m.walk([&](Operation *op) {
+    if (isa<qwen::StoreOp, qwen::WeightOp>(op))
+      return;
+    llvm::StringRef ns = op->getName().getDialectNamespace();
+    if (ns == "onnx" || ns == "qwen" || ns == "qquant") {
+      op->emitError() << "'" << op->getName()
+                      << "' has no lowering to code for this target";
+      ok = false;
+    }
+  });
+  return success(ok);
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Driver
+//===----------------------------------------------------------------------===//
+
+int compile(const Options &o) {
+  Stopwatch sw{o.verbose};
+  if (o.recipe != "fp32") {
+    error("--recipe: unknown recipe '" + o.recipe + "' (available: fp32)");
+    return 1;
+  }
+  if (!fs::exists(o.input)) {
+    error("'" + o.input + "': no such file");
+    return 1;
+  }
+  std::optional<Target> target = makeTarget(o.target, o.optLevel);
+  if (!target)
+    return 1;
+
+  // The tokenizer is checked before any work: a bad one is a user error.
+  std::vector<int64_t> eos;
+  if (!o.tokenizer.empty()) {
+    std::string err;
+    auto tok = qwen::rt::Tokenizer::fromFile(o.tokenizer, err);
+    if (!tok) {
+      error("--tokenizer '" + o.tokenizer + "': " + err);
+      return 1;
+    }
+    for (const char *s : {"<|endoftext|>", "<|im_end|>"}) {
+      int32_t id = tok->tokenToId(s);
+      if (id >= 0)
+        eos.push_back(id);
+    }
+  }
+
+  // Work folder (intermediate stores, object file) next to the output so
+  // large models never land in a RAM-backed /tmp.
+  std::string outAbs = o.output;
+  if (o.output != "-") {
+    llvm::SmallString<256> a(o.output);
+    fs::make_absolute(a);
+    path::remove_dots(a, true);
+    while (a.size() > 1 && path::is_separator(a.back()))
+      a.pop_back();
+    outAbs = std::string(a);
+  }
+  TempDir work;
+  {
+    llvm::SmallString<256> model;
+    std::string parent = o.output == "-" ? "" : path::parent_path(outAbs).str();
+    if (parent.empty()) {
+      path::system_temp_directory(true, model);
+      parent = std::string(model);
+    }
+    if (!fs::is_directory(parent)) {
+      error("-o '" + o.output + "': folder '" + parent + "' does not exist");
+      return 1;
+    }
+    llvm::SmallString<256> dir;
+    std::error_code ec = fs::createUniqueDirectory(
+        parent + "/." + path::filename(outAbs).str() + ".qwen-work", dir);
+    if (ec) {
+      error("cannot create a work folder in '" + parent + "': " + ec.message());
+      return 1;
+    }
+    work.path = std::string(dir);
+    work.keep = o.keepWork;
+  }
+  bool mlirStage = o.emit == Emit::MLIR || o.emit == Emit::LinalgMLIR;
+  if (mlirStage && o.output == "-") {
+    // The printed IR names the stores; keep them where it can find them.
+    work.keep = true;
+    llvm::errs() << "qwen-compile: note: weight stores kept in " << work.path
+                 << "\n";
+  }
+  std::string storeDir = work.path;
+  if (mlirStage && o.output != "-")
+    storeDir = path::parent_path(outAbs).str();
+  std::string stem = path::filename(outAbs).str();
+  std::string importStore = mlirStage && o.output != "-"
+                                ? storeDir + "/" + stem + ".import.qws"
+                                : work.path + "/import.qws";
+  std::string derivedStore = mlirStage && o.output != "-"
+                                 ? storeDir + "/" + stem + ".derived.qws"
+                                 : work.path + "/derived.qws";
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+  qwen::registerQwenDialects(registry);
+  MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  ctx.disableMultithreading(); // 2-core machines; deterministic diagnostics
+  ctx.printOpOnDiagnostic(false);
+  bool sawError = false;
+  ScopedDiagnosticHandler diag(&ctx, [&](Diagnostic &d) {
+    std::string s;
+    llvm::raw_string_ostream os(s);
+    os << (d.getSeverity() == DiagnosticSeverity::Error     ? "error"
+           : d.getSeverity() == DiagnosticSeverity::Warning ? "warning"
+                                                            : "note");
+    os << ": ";
+    if (!isa<UnknownLoc>(d.getLocation()))
+      os << d.getLocation() << ": ";
+    os << d.str();
+    llvm::errs() << "qwen-compile: " << s << "\n";
+    for (Diagnostic &n : d.getNotes())
+      llvm::errs() << "qwen-compile: note: " << n.str() << "\n";
+    sawError |= d.getSeverity() == DiagnosticSeverity::Error;
+    return success();
+  });
+
+  // import
+  qwen::ONNXImportOptions io;
+  io.storePath = importStore;
+  OwningOpRef<ModuleOp> module = qwen::importONNXFile(o.input, &ctx, io);
+  if (!module) {
+    if (!sawError)
+      error("'" + o.input + "': import failed");
+    return 1;
+  }
+  sw.lap("import");
+
+  // raise
+  ModelInfo info;
+  info.eos = eos;
+  if (failed(runPasses(*module, [&](OpPassManager &pm) {
+        OpPassManager &f = pm.nest<func::FuncOp>();
+        f.addPass(qwen::createONNXInferShapes());
+        f.addPass(qwen::createRaiseONNX());
+        qwen::MaterializeWeightsOptions mo;
+        mo.storePath = derivedStore;
+        pm.addPass(qwen::createMaterializeWeights(mo));
+        pm.addPass(createCanonicalizerPass());
+        return success();
+      })))
+    return 1;
+  readRaisedInfo(*module, info);
+  sw.lap("raise");
+  auto emitModule = [&](ModuleOp m) {
+    return writeOutput(o.output, [&](llvm::raw_ostream &os) { m.print(os); })
+               ? 0
+               : 1;
+  };
+  if (o.emit == Emit::MLIR)
+    return emitModule(*module);
+
+  // linalg
+  if (failed(runPasses(*module, [&](OpPassManager &pm) {
+        pm.nest<func::FuncOp>().addPass(qwen::createLowerModelToLinalg());
+        return success();
+      })))
+    return 1;
+  if (failed(checkFullyLowered(*module)))
+    return 1;
+  if (failed(runPasses(*module, [&](OpPassManager &pm) {
+        pm.addPass(qwen::createWeightsToArguments());
+        pm.addPass(createCanonicalizerPass());
+        pm.addPass(createCSEPass());
+        return success();
+      })))
+    return 1;
+  auto entry = module->lookupSymbol<func::FuncOp>("main");
+  if (failed(readSignature(entry, info)))
+    return 1;
+  if (info.numHeads == 0 && info.numKVHeads)
+    info.numHeads = info.numKVHeads; // unraised: only the cache tells
+  sw.lap("lower to linalg");
+  if (o.emit == Emit::LinalgMLIR)
+    return emitModule(*module);
+
+  // llvm dialect
+  // The runtime knows the inputs and outputs from the manifest; the ONNX
+  // names have no meaning in LLVM IR.
+  for (unsigned i = 0; i < entry.getNumArguments(); ++i)
+    entry.setArgAttrs(i, ArrayRef<NamedAttribute>{});
+  for (unsigned i = 0; i < entry.getNumResults(); ++i)
+    entry.setResultAttrs(i, ArrayRef<NamedAttribute>{});
+  entry.setName("qwen_model_main");
+  entry->setAttr("llvm.emit_c_interface", UnitAttr::get(&ctx));
+  int64_t numInputs = entry.getNumArguments();
+  if (failed(runPasses(*module, [&](OpPassManager &pm) {
+        pm.addPass(qwen::createBufferize());
+        if (failed(addPipeline(
+                pm, "buffer-deallocation-pipeline,"
+                    "func.func(convert-linalg-to-parallel-loops),"
+                    "convert-scf-to-openmp,"
+                    "convert-math-to-llvm,convert-math-to-libm,"
+                    "expand-strided-metadata,lower-affine,"
+                    "finalize-memref-to-llvm,convert-scf-to-cf,"
+                    "convert-to-llvm,reconcile-unrealized-casts")))
+          return failure();
+        qwen::EmitModelABIOptions ao;
+        ao.numInputs = numInputs;
+        pm.addPass(qwen::createEmitModelABI(ao));
+        return success();
+      })))
+    return 1;
+  sw.lap("lower to LLVM dialect");
+  if (o.emit == Emit::LLVMMLIR)
+    return emitModule(*module);
+
+  // codegen
+  llvm::LLVMContext lctx;
+  std::unique_ptr<llvm::Module> lm =
+      translateModuleToLLVMIR(*module, lctx, "qwen_model");
+  if (!lm) {
+    error("translation to LLVM IR failed");
+    return 1;
+  }
+  module = nullptr; // the MLIR is no longer needed
+  lm->setTargetTriple(llvm::Triple(kTriple));
+  lm->setDataLayout(target->tm->createDataLayout());
+  {
+    llvm::LoopAnalysisManager lam;
+    llvm::FunctionAnalysisManager fam;
+    llvm::CGSCCAnalysisManager cgam;
+    llvm::ModuleAnalysisManager mam;
+    llvm::PassBuilder pb(target->tm.get());
+    pb.registerModuleAnalyses(mam);
+    pb.registerCGSCCAnalyses(cgam);
+    pb.registerFunctionAnalyses(fam);
+    pb.registerLoopAnalyses(lam);
+    pb.crossRegisterProxies(lam, fam, cgam, mam);
+    llvm::OptimizationLevel ol = o.optLevel >= 3   ? llvm::OptimizationLevel::O3
+                                 : o.optLevel == 2 ? llvm::OptimizationLevel::O2
+                                 : o.optLevel == 1 ? llvm::OptimizationLevel::O1
+                                                   : llvm::OptimizationLevel::O0;
+    llvm::ModulePassManager mpm = o.optLevel == 0
+                                      ? pb.buildO0DefaultPipeline(ol)
+                                      : pb.buildPerModuleDefaultPipeline(ol);
+    mpm.run(*lm, mam);
+  }
+  sw.lap("LLVM optimization");
+  if (o.emit == Emit::LLVMIR)
+    return writeOutput(o.output, [&](llvm::raw_ostream &os) { lm->print(os, nullptr); })
+               ? 0
+               : 1;
+  auto emitCode = [&](const std::string &file, llvm::CodeGenFileType kind) {
+    std::error_code ec;
+    llvm::ToolOutputFile out(file, ec, fs::OF_None);
+    if (ec) {
+      error("'" + file + "': " + ec.message());
+      return false;
+    }
+    llvm::legacy::PassManager pm;
+    if (target->tm->addPassesToEmitFile(pm, out.os(), nullptr, kind)) {
+      error("the target cannot emit this file type");
+      return false;
+    }
+    pm.run(*lm);
+    out.os().flush();
+    if (out.os().has_error()) {
+      error("'" + file + "': write failed");
+      return false;
+    }
+    out.keep();
+    return true;
+  };
+  if (o.emit == Emit::Asm)
+    return emitCode(o.output, llvm::CodeGenFileType::AssemblyFile) ? 0 : 1;
+  if (o.emit == Emit::Obj)
+    return emitCode(o.output, llvm::CodeGenFileType::ObjectFile) ? 0 : 1;
+  std::string obj = work.path + "/model.o";
+  if (!emitCode(obj, llvm::CodeGenFileType::ObjectFile))
+    return 1;
+  lm.reset();
+  sw.lap("code generation");
+
+  // bundle: everything goes into <out>.tmp-XXXX, renamed at the end.
+  TempDir stage;
+  {
+    llvm::SmallString<256> dir;
+    std::error_code ec = fs::createUniqueDirectory(outAbs + ".tmp", dir);
+    if (ec) {
+      error("-o '" + o.output + "': " + ec.message());
+      return 1;
+    }
+    stage.path = std::string(dir);
+  }
+  // model.so, linked by the system's compiler driver.
+  {
+    std::string driver;
+    for (const char *c : {"cc", "clang-22", "clang", "gcc"})
+      if (auto p = llvm::sys::findProgramByName(c)) {
+        driver = *p;
+        break;
+      }
+    if (driver.empty()) {
+      error("no system linker driver found on PATH (cc, clang-22, gcc)");
+      return 1;
+    }
+    std::string so = stage.path + "/model.so";
+    std::string rpath = std::string("-Wl,-rpath,") + QWEN_OPENMP_LIB_DIR;
+    std::string libdir = std::string("-L") + QWEN_OPENMP_LIB_DIR;
+    std::string log = work.path + "/link.log";
+    llvm::SmallVector<llvm::StringRef> args = {
+        driver, "-shared", "-o", so, obj, libdir, rpath, "-lomp", "-lm",
+        "-Wl,--build-id=sha1", "-Wl,-z,noexecstack", "-Wl,-z,now"};
+    std::optional<llvm::StringRef> redirects[] = {std::nullopt, log, log};
+    std::string err;
+    int rc = llvm::sys::ExecuteAndWait(driver, args, std::nullopt, redirects,
+                                       0, 0, &err);
+    if (rc != 0) {
+      auto buf = llvm::MemoryBuffer::getFile(log);
+      error("linking model.so with '" + driver + "' failed" +
+            (err.empty() ? "" : ": " + err) +
+            (buf ? "\n" + (*buf)->getBuffer().str() : ""));
+      return 1;
+    }
+  }
+  sw.lap("link");
+  // weights.bin: the weight arguments, in argument order.
+  {
+    std::string err;
+    std::string wpath = stage.path + "/weights.bin";
+    auto writer = ws::WeightStoreWriter::create(wpath, err);
+    if (!writer) {
+      error(err);
+      return 1;
+    }
+    llvm::StringMap<std::unique_ptr<ws::WeightStoreReader>> readers;
+    for (IOEntry &e : info.inputs) {
+      if (e.role != "weight")
+        continue;
+      auto &r = readers[e.weightStore];
+      if (!r) {
+        r = ws::WeightStoreReader::open(e.weightStore, err);
+        if (!r) {
+          error(err);
+          return 1;
+        }
+      }
+      const ws::Entry *src = r->find(e.name);
+      if (!src) {
+        error("weight '" + e.name + "' is missing from '" + e.weightStore + "'");
+        return 1;
+      }
+      if (src->shape != e.shape) {
+        error("weight '" + e.name + "' in '" + e.weightStore +
+              "' does not have the shape the model reads");
+        return 1;
+      }
+      if (writer->contains(e.name)) {
+        error("two weights are named '" + e.name + "'");
+        return 1;
+      }
+      if (!writer->add(e.name, src->dtype, src->shape, r->data(*src),
+                       src->nbytes, err)) {
+        error(err);
+        return 1;
+      }
+    }
+    if (!writer->finish(err)) {
+      error(err);
+      return 1;
+    }
+    readers.clear();
+    auto reader = ws::WeightStoreReader::open(wpath, err);
+    if (!reader) {
+      error(err);
+      return 1;
+    }
+    for (IOEntry &e : info.inputs)
+      if (e.role == "weight") {
+        const ws::Entry *w = reader->find(e.name);
+        e.offset = w->offset;
+        e.bytes = w->nbytes;
+      }
+  }
+  sw.lap("weights.bin");
+  std::vector<std::string> files = {"model.so", "weights.bin"};
+  if (!o.tokenizer.empty()) {
+    if (std::error_code ec =
+            fs::copy_file(o.tokenizer, stage.path + "/tokenizer.json")) {
+      error("--tokenizer '" + o.tokenizer + "': " + ec.message());
+      return 1;
+    }
+    files.push_back("tokenizer.json");
+  }
+  // manifest.json, last.
+  {
+    std::optional<std::string> srcHash = sha256File(o.input);
+    if (!srcHash) {
+      error("'" + o.input + "': cannot read");
+      return 1;
+    }
+    std::string manifest;
+    llvm::raw_string_ostream os(manifest);
+    llvm::json::OStream j(os, 2);
+    auto ints = [&](const std::vector<int64_t> &v) {
+      j.array([&] {
+        for (int64_t x : v)
+          j.value(x);
+      });
+    };
+    auto ioArray = [&](const std::vector<IOEntry> &v) {
+      j.array([&] {
+        for (const IOEntry &e : v)
+          j.object([&] {
+            j.attribute("name", e.name);
+            j.attribute("role", e.role);
+            j.attribute("dtype", e.dtype);
+            j.attributeBegin("shape");
+            ints(e.shape);
+            j.attributeEnd();
+            if (e.layer >= 0)
+              j.attribute("layer", e.layer);
+            if (e.role == "weight") {
+              j.attribute("offset", (int64_t)e.offset);
+              j.attribute("bytes", (int64_t)e.bytes);
+            }
+          });
+      });
+    };
+    bool ok = true;
+    j.object([&] {
+      j.attribute("format", QWEN_BUNDLE_FORMAT);
+      j.attribute("format_version", QWEN_BUNDLE_FORMAT_VERSION);
+      j.attribute("compiler", "qwen-compile " QWEN_COMPILER_VERSION);
+      j.attributeObject("source", [&] {
+        j.attribute("file", path::filename(o.input));
+        j.attribute("sha256", *srcHash);
+      });
+      j.attributeObject("model", [&] {
+        j.attribute("architecture", info.architecture);
+        j.attribute("num_layers", info.numLayers);
+        j.attribute("num_attention_heads", info.numHeads);
+        j.attribute("num_kv_heads", info.numKVHeads);
+        j.attribute("head_dim", info.headDim);
+        j.attribute("hidden_size", info.hidden);
+        j.attribute("vocab_size", info.vocab);
+        j.attribute("kv_cache", info.kvCache);
+        j.attributeBegin("eos_token_ids");
+        ints(info.eos);
+        j.attributeEnd();
+      });
+      j.attributeObject("recipe", [&] { j.attribute("name", o.recipe); });
+      j.attributeObject("target", [&] {
+        j.attribute("name", target->name);
+        j.attribute("triple", kTriple);
+        j.attribute("cpu", target->cpu);
+        j.attributeArray("features", [&] {
+          for (const std::string &f : target->manifestFeatures)
+            j.value(f);
+        });
+      });
+      j.attributeObject("entry", [&] {
+        j.attribute("library", "model.so");
+        j.attribute("symbol", QWEN_MODEL_FORWARD_SYMBOL);
+        j.attribute("abi_version", QWEN_MODEL_ABI_VERSION);
+      });
+      j.attributeBegin("inputs");
+      ioArray(info.inputs);
+      j.attributeEnd();
+      j.attributeBegin("outputs");
+      ioArray(info.outputs);
+      j.attributeEnd();
+      j.attributeArray("files", [&] {
+        for (const std::string &f : files) {
+          std::string p = stage.path + "/" + f;
+          std::optional<std::string> h = sha256File(p);
+          uint64_t size = 0;
+          if (!h || fs::file_size(p, size)) {
+            ok = false;
+            continue;
+          }
+          j.object([&] {
+            j.attribute("path", f);
+            j.attribute("bytes", (int64_t)size);
+            j.attribute("sha256", *h);
+          });
+        }
+      });
+    });
+    os << "\n";
+    if (!ok) {
+      error("cannot hash the bundle's files in '" + stage.path + "'");
+      return 1;
+    }
+    std::error_code ec;
+    llvm::raw_fd_ostream mf(stage.path + "/manifest.json", ec);
+    if (ec) {
+      error("manifest.json: " + ec.message());
+      return 1;
+    }
+    mf << manifest;
+    mf.close();
+    if (mf.has_error()) {
+      error("manifest.json: write failed");
+      return 1;
+    }
+  }
+  // Into place. An existing output folder is replaced only if it is a bundle
+  // (or empty): never delete a user's unrelated folder.
+  if (fs::exists(outAbs)) {
+    bool isBundle = fs::exists(outAbs + "/manifest.json");
+    std::error_code ec;
+    bool empty = fs::directory_iterator(outAbs, ec) == fs::directory_iterator();
+    if (!fs::is_directory(outAbs) || (!isBundle && !empty)) {
+      error("-o '" + o.output +
+            "' exists and is not a bundle; refusing to replace it");
+      return 1;
+    }
+    TempDir old;
+    llvm::SmallString<256> oldPath;
+    fs::createUniqueDirectory(outAbs + ".old", oldPath);
+    old.path = std::string(oldPath);
+    fs::remove(old.path);
+    if (std::error_code ec = fs::rename(outAbs, old.path)) {
+      error("-o '" + o.output + "': " + ec.message());
+      return 1;
+    }
+    if (std::error_code ec = fs::rename(stage.path, outAbs)) {
+      fs::rename(old.path, outAbs);
+      error("-o '" + o.output + "': " + ec.message());
+      return 1;
+    }
+  } else if (std::error_code ec = fs::rename(stage.path, outAbs)) {
+    error("-o '" + o.output + "': " + ec.message());
+    return 1;
+  }
+  stage.path.clear();
+  sw.lap("bundle");
+  return 0;
+}
+
+} // namespace qwen::compiler

@@ -1,0 +1,98 @@
+//===- qwen-compile.cpp - ONNX model of a Qwen LLM to an AOT bundle -------===//
+//
+//   qwen-compile model.onnx -o bundle/ [--target host|x86-64-v3|x86-64-v4|CPU]
+//                [--recipe fp32] [--tokenizer tokenizer.json]
+//                [--emit=bundle|mlir|linalg|llvm-mlir|llvm|asm|obj]
+//
+// See include/qwen/Compiler/Compiler.h for the stages and
+// include/qwen/Runtime/BundleABI.h for what a bundle holds.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qwen/Compiler/Compiler.h"
+#include "qwen/InitAll.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace cl = llvm::cl;
+using qwen::compiler::Emit;
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  mlir::registerAllPasses();
+  qwen::registerAllQwenPasses();
+  mlir::registerPassManagerCLOptions();
+  mlir::registerMLIRContextCLOptions();
+  mlir::registerAsmPrinterCLOptions();
+
+  cl::OptionCategory cat("qwen-compile options");
+  cl::opt<std::string> input(cl::Positional, cl::desc("<model.onnx>"),
+                             cl::Required, cl::cat(cat));
+  cl::opt<std::string> output(
+      "o", cl::desc("Output: a bundle folder, or a file for --emit stages "
+                    "('-' = stdout)"),
+      cl::value_desc("path"), cl::Required, cl::cat(cat));
+  cl::opt<std::string> target(
+      "target",
+      cl::desc("CPU to compile for: host (this machine's CPU and features), "
+               "x86-64-v3 (AVX2), x86-64-v4 (AVX-512), or any LLVM x86 CPU "
+               "name"),
+      cl::init("host"), cl::cat(cat));
+  cl::opt<std::string> recipe("recipe", cl::desc("Quantization recipe"),
+                              cl::init("fp32"), cl::cat(cat));
+  cl::opt<std::string> tokenizer(
+      "tokenizer", cl::desc("HF tokenizer.json to put into the bundle"),
+      cl::value_desc("file"), cl::cat(cat));
+  cl::opt<Emit> emit(
+      "emit", cl::desc("Stop at a stage and write it to -o"),
+      cl::values(
+          clEnumValN(Emit::Bundle, "bundle", "the bundle folder (default)"),
+          clEnumValN(Emit::MLIR, "mlir", "model-level MLIR after raising"),
+          clEnumValN(Emit::LinalgMLIR, "linalg",
+                     "MLIR lowered to linalg on tensors"),
+          clEnumValN(Emit::LLVMMLIR, "llvm-mlir", "MLIR in the LLVM dialect"),
+          clEnumValN(Emit::LLVMIR, "llvm", "optimized LLVM IR"),
+          clEnumValN(Emit::Asm, "asm", "target assembly"),
+          clEnumValN(Emit::Obj, "obj", "target object file")),
+      cl::init(Emit::Bundle), cl::cat(cat));
+  cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level (0-3)"),
+                             cl::init(3), cl::Prefix, cl::cat(cat));
+  cl::opt<bool> keepWork("keep-work",
+                         cl::desc("Keep the work folder (intermediate stores)"),
+                         cl::cat(cat));
+  cl::opt<bool> verbose("v", cl::desc("Print each stage and its time"),
+                        cl::cat(cat));
+  cl::HideUnrelatedOptions(cat);
+  if (!cl::ParseCommandLineOptions(
+          argc, argv,
+          "qwen-compile: compile an ONNX Qwen model into an ahead-of-time "
+          "bundle\n"))
+    return 2;
+  if (optLevel > 3) {
+    llvm::errs() << "qwen-compile: error: -O" << optLevel
+                 << ": expected 0, 1, 2 or 3\n";
+    return 2;
+  }
+  if (emit == Emit::Bundle && output == "-") {
+    llvm::errs() << "qwen-compile: error: -o -: a bundle is a folder, not "
+                    "stdout\n";
+    return 2;
+  }
+  qwen::compiler::Options o;
+  o.input = input;
+  o.output = output;
+  o.target = target;
+  o.recipe = recipe;
+  o.tokenizer = tokenizer;
+  o.emit = emit;
+  o.optLevel = optLevel;
+  o.keepWork = keepWork;
+  o.verbose = verbose;
+  return qwen::compiler::compile(o);
+}
