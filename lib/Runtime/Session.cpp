@@ -1,0 +1,411 @@
+//===- Session.cpp - prefill / decode on a bundle's model -----------------===//
+//
+// One forward call per prefill/decode. Inputs are memref descriptors built by
+// role (BundleABI.h); the present_* outputs of one call are the past_* inputs
+// of the next. A call either completes or leaves the session untouched: new
+// buffers are allocated and checked before anything old is released.
+//
+//===----------------------------------------------------------------------===//
+
+#include "RuntimeImpl.h"
+
+#include "qwen/Runtime/BundleABI.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+using namespace qwen::rt;
+
+namespace {
+
+/// A KV tensor kept between calls: contiguous row-major [1, Hkv, P, D].
+struct KvBuffer {
+  void *allocated = nullptr; // free()d when replaced
+  float *data = nullptr;
+};
+
+/// A tensor returned by forward, read from its descriptor.
+struct OutTensor {
+  void *allocated = nullptr;
+  float *data = nullptr; // aligned + offset
+  std::vector<int64_t> sizes, strides;
+};
+
+struct MallocBuf {
+  void *p = nullptr;
+  MallocBuf() = default;
+  MallocBuf(const MallocBuf &) = delete;
+  ~MallocBuf() { std::free(p); }
+  bool alloc(size_t n) {
+    p = std::malloc(n ? n : 1);
+    return p != nullptr;
+  }
+  void *release() {
+    void *r = p;
+    p = nullptr;
+    return r;
+  }
+};
+
+// A valid, non-null address for zero-size tensors (P = 0 on the first call).
+alignas(64) float kEmpty[16];
+
+std::vector<int64_t> rowMajorStrides(const std::vector<int64_t> &sizes) {
+  std::vector<int64_t> st(sizes.size());
+  int64_t s = 1;
+  for (size_t i = sizes.size(); i-- > 0;) {
+    st[i] = s;
+    s *= sizes[i];
+  }
+  return st;
+}
+
+} // namespace
+
+struct qwen_session {
+  qwen_bundle *bundle = nullptr;
+  int64_t contextLength = 0;
+  std::vector<int64_t> tokens;
+  std::vector<KvBuffer> pastKey, pastValue; // per layer, length tokens.size()
+  float *logits = nullptr;                  // [numLogits, V]
+  int64_t numLogits = 0;
+
+  void releaseState() {
+    for (KvBuffer &k : pastKey)
+      std::free(k.allocated);
+    for (KvBuffer &k : pastValue)
+      std::free(k.allocated);
+    for (KvBuffer &k : pastKey)
+      k = KvBuffer();
+    for (KvBuffer &k : pastValue)
+      k = KvBuffer();
+    std::free(logits);
+    logits = nullptr;
+    numLogits = 0;
+    tokens.clear();
+  }
+  ~qwen_session() { releaseState(); }
+};
+
+namespace qwen::rt {
+
+void resetSession(qwen_session *s) { s->releaseState(); }
+void freeSession(qwen_session *s) { delete s; }
+const float *sessionLogitsAt(const qwen_session *s, int64_t i) {
+  if (!s || !s->logits || i < 0 || i >= s->numLogits)
+    return nullptr;
+  return s->logits + i * s->bundle->vocabSize;
+}
+int64_t sessionNumLogits(const qwen_session *s) { return s ? s->numLogits : 0; }
+int64_t sessionLength(const qwen_session *s) {
+  return s ? int64_t(s->tokens.size()) : 0;
+}
+int64_t sessionContextLength(const qwen_session *s) {
+  return s ? s->contextLength : 0;
+}
+
+qwen_status createSession(qwen_bundle *b, int64_t contextLength,
+                          qwen_session **out) {
+  if (!out)
+    return fail(QWEN_ERR_INVALID_ARGUMENT, "qwen_session_create: out is null");
+  *out = nullptr;
+  if (!b)
+    return fail(QWEN_ERR_INVALID_ARGUMENT,
+                "qwen_session_create: bundle is null");
+  if (contextLength < 1)
+    return fail(QWEN_ERR_INVALID_ARGUMENT,
+                "qwen_session_create: context length " +
+                    std::to_string(contextLength) + " must be at least 1");
+  auto *s = new (std::nothrow) qwen_session();
+  if (!s)
+    return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory creating a session");
+  s->bundle = b;
+  s->contextLength = contextLength;
+  if (b->kvCache) {
+    s->pastKey.resize(size_t(b->numLayers));
+    s->pastValue.resize(size_t(b->numLayers));
+  }
+  *out = s;
+  return QWEN_OK;
+}
+
+namespace {
+
+/// Writes `value` as element `i` of a buffer of type `t`.
+void storeInt(void *buf, ElemType t, size_t i, int64_t value) {
+  switch (t) {
+  case ElemType::I64: static_cast<int64_t *>(buf)[i] = value; break;
+  case ElemType::I32: static_cast<int32_t *>(buf)[i] = int32_t(value); break;
+  case ElemType::F32: static_cast<float *>(buf)[i] = float(value); break;
+  case ElemType::I8:
+  case ElemType::U8:
+  case ElemType::I1: static_cast<uint8_t *>(buf)[i] = uint8_t(value); break;
+  }
+}
+
+std::string sizesStr(const std::vector<int64_t> &s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i)
+    r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+} // namespace
+
+qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
+  if (!s)
+    return fail(QWEN_ERR_INVALID_ARGUMENT, "session is null");
+  if (n < 1 || !ids)
+    return fail(QWEN_ERR_INVALID_ARGUMENT,
+                "prefill needs at least one token (got " + std::to_string(n) +
+                    ")");
+  qwen_bundle &b = *s->bundle;
+  const int64_t V = b.vocabSize;
+  const int64_t have = int64_t(s->tokens.size());
+  if (n > s->contextLength - have)
+    return fail(QWEN_ERR_CONTEXT,
+                std::to_string(n) + " new token" + (n == 1 ? "" : "s") +
+                    " after " + std::to_string(have) +
+                    " exceed the context length " +
+                    std::to_string(s->contextLength));
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= V)
+      return fail(QWEN_ERR_TOKEN,
+                  "token id " + std::to_string(ids[i]) + " at input index " +
+                      std::to_string(i) + " (position " +
+                      std::to_string(have + i) +
+                      ") is outside the vocabulary [0, " + std::to_string(V) +
+                      ")");
+
+  // Sequence fed to this call: the new tokens after P cached ones, or the
+  // whole history for a model without a KV cache.
+  const int64_t P = b.kvCache ? have : 0;
+  const int64_t S = b.kvCache ? n : have + n;
+  const int64_t firstNew = S - n;
+  const int64_t Hkv = b.numKvHeads, D = b.headDim;
+
+  // tokens.insert must not fail after forward: reserve first.
+  s->tokens.reserve(size_t(have + n));
+
+  MallocBuf idsBuf, maskBuf, posBuf;
+  std::vector<int64_t> desc; // all input descriptors back to back
+  size_t descWords = 0;
+  for (const TensorSpec &t : b.inputs)
+    descWords += 3 + 2 * t.shape.size();
+  desc.resize(descWords);
+  std::vector<void *> args(b.inputs.size() + 1);
+  size_t outDescBytes = 0;
+  for (const TensorSpec &t : b.outputs)
+    outDescBytes += QWEN_DESCRIPTOR_BYTES(t.shape.size());
+  std::vector<int64_t> outDesc(outDescBytes / 8, 0);
+
+  size_t at = 0;
+  for (size_t i = 0; i < b.inputs.size(); ++i) {
+    const TensorSpec &t = b.inputs[i];
+    void *data = nullptr;
+    std::vector<int64_t> sizes;
+    switch (t.role) {
+    case Role::InputIds: {
+      sizes = {1, S};
+      if (!idsBuf.alloc(size_t(S) * elemBytes(t.dtype)))
+        return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory for input_ids");
+      for (int64_t j = 0; j < S; ++j)
+        storeInt(idsBuf.p, t.dtype, size_t(j),
+                 j < firstNew ? s->tokens[size_t(j)] : ids[j - firstNew]);
+      data = idsBuf.p;
+      break;
+    }
+    case Role::AttentionMask: {
+      sizes = {1, P + S};
+      if (!maskBuf.alloc(size_t(P + S) * elemBytes(t.dtype)))
+        return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory for attention_mask");
+      for (int64_t j = 0; j < P + S; ++j)
+        storeInt(maskBuf.p, t.dtype, size_t(j), 1);
+      data = maskBuf.p;
+      break;
+    }
+    case Role::PositionIds: {
+      sizes = {1, S};
+      if (!posBuf.alloc(size_t(S) * elemBytes(t.dtype)))
+        return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory for position_ids");
+      for (int64_t j = 0; j < S; ++j)
+        storeInt(posBuf.p, t.dtype, size_t(j), P + j);
+      data = posBuf.p;
+      break;
+    }
+    case Role::PastKey:
+    case Role::PastValue: {
+      sizes = {1, Hkv, P, D};
+      const KvBuffer &kv = (t.role == Role::PastKey ? s->pastKey
+                                                    : s->pastValue)[size_t(t.layer)];
+      data = P > 0 ? static_cast<void *>(kv.data) : static_cast<void *>(kEmpty);
+      break;
+    }
+    case Role::Weight:
+      sizes = t.shape;
+      data = const_cast<void *>(t.data);
+      if (!data) // zero-size weights (no bytes to map)
+        data = kEmpty;
+      break;
+    default:
+      return fail(QWEN_ERR_MANIFEST, "input '" + t.name + "' has an output role");
+    }
+    args[i] = &desc[at];
+    void *ptrs[2] = {data, data};
+    std::memcpy(&desc[at], ptrs, sizeof(ptrs));
+    desc[at + 2] = 0;
+    std::vector<int64_t> strides = rowMajorStrides(sizes);
+    for (size_t d = 0; d < sizes.size(); ++d) {
+      desc[at + 3 + d] = sizes[d];
+      desc[at + 3 + sizes.size() + d] = strides[d];
+    }
+    at += 3 + 2 * sizes.size();
+  }
+  args[b.inputs.size()] = outDesc.data();
+
+  {
+    std::lock_guard<std::mutex> lock(b.forwardMutex);
+    b.forward(args.data());
+  }
+
+  // Read the output descriptors.
+  std::vector<OutTensor> outs(b.outputs.size());
+  {
+    const char *p = reinterpret_cast<const char *>(outDesc.data());
+    for (size_t i = 0; i < b.outputs.size(); ++i) {
+      size_t r = b.outputs[i].shape.size();
+      OutTensor &o = outs[i];
+      void *ptrs[2];
+      int64_t offset;
+      std::memcpy(ptrs, p, sizeof(ptrs));
+      std::memcpy(&offset, p + 16, 8);
+      o.sizes.resize(r);
+      o.strides.resize(r);
+      std::memcpy(o.sizes.data(), p + 24, 8 * r);
+      std::memcpy(o.strides.data(), p + 24 + 8 * r, 8 * r);
+      o.allocated = ptrs[0];
+      o.data = static_cast<float *>(ptrs[1]) + offset;
+      p += QWEN_DESCRIPTOR_BYTES(r);
+    }
+  }
+  // Every distinct buffer, released on every path but the kept KV ones.
+  std::set<void *> owned;
+  for (const OutTensor &o : outs)
+    if (o.allocated)
+      owned.insert(o.allocated);
+  auto releaseAll = [&] {
+    for (void *p : owned)
+      std::free(p);
+  };
+  auto badOutput = [&](const std::string &what) {
+    releaseAll();
+    return fail(QWEN_ERR_MODEL_OUTPUT,
+                b.dir + ": model forward returned " + what);
+  };
+  if (owned.size() != [&] {
+        size_t k = 0;
+        for (const OutTensor &o : outs)
+          k += o.allocated != nullptr;
+        return k;
+      }())
+    return badOutput("outputs sharing one buffer");
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const TensorSpec &t = b.outputs[i];
+    const OutTensor &o = outs[i];
+    std::vector<int64_t> want =
+        t.role == Role::Logits ? std::vector<int64_t>{1, S, V}
+                               : std::vector<int64_t>{1, Hkv, P + S, D};
+    if (o.sizes != want)
+      return badOutput("'" + t.name + "' of shape " + sizesStr(o.sizes) +
+                       ", expected " + sizesStr(want));
+    if (!o.allocated || !o.data)
+      return badOutput("a null buffer for '" + t.name + "'");
+  }
+
+  // New logits rows (strided read), then KV buffers; commit only when all
+  // allocations succeeded.
+  const OutTensor &lo = outs[b.logitsOut];
+  MallocBuf newLogits;
+  if (!newLogits.alloc(size_t(n) * size_t(V) * sizeof(float)))
+  {
+    releaseAll();
+    return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory copying " +
+                                            std::to_string(n) + " x " +
+                                            std::to_string(V) + " logits");
+  }
+  {
+    float *dst = static_cast<float *>(newLogits.p);
+    for (int64_t r = 0; r < n; ++r) {
+      const float *row = lo.data + (firstNew + r) * lo.strides[1];
+      if (lo.strides[2] == 1)
+        std::memcpy(dst + r * V, row, size_t(V) * sizeof(float));
+      else
+        for (int64_t v = 0; v < V; ++v)
+          dst[r * V + v] = row[v * lo.strides[2]];
+    }
+  }
+  std::vector<KvBuffer> newKey, newValue;
+  std::vector<void *> copies; // contiguous copies made here
+  if (b.kvCache) {
+    std::vector<int64_t> want = {1, Hkv, P + S, D};
+    std::vector<int64_t> contiguous = rowMajorStrides(want);
+    auto take = [&](size_t outIndex, KvBuffer &kb) {
+      const OutTensor &o = outs[outIndex];
+      bool dense = true;
+      for (size_t d = 0; d < 4; ++d)
+        dense &= want[d] == 1 || o.strides[d] == contiguous[d];
+      if (dense) {
+        kb.allocated = o.allocated;
+        kb.data = o.data;
+        return true;
+      }
+      size_t elems = size_t(Hkv * (P + S) * D);
+      float *c = static_cast<float *>(std::malloc(elems * sizeof(float) + 1));
+      if (!c)
+        return false;
+      copies.push_back(c);
+      size_t k = 0;
+      for (int64_t h = 0; h < Hkv; ++h)
+        for (int64_t p = 0; p < P + S; ++p)
+          for (int64_t d = 0; d < D; ++d)
+            c[k++] = o.data[h * o.strides[1] + p * o.strides[2] +
+                            d * o.strides[3]];
+      kb.allocated = c;
+      kb.data = c;
+      return true;
+    };
+    newKey.resize(size_t(b.numLayers));
+    newValue.resize(size_t(b.numLayers));
+    for (size_t l = 0; l < size_t(b.numLayers); ++l)
+      if (!take(b.presentKeyOut[l], newKey[l]) ||
+          !take(b.presentValueOut[l], newValue[l])) {
+        for (void *c : copies)
+          std::free(c);
+        releaseAll();
+        return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory copying the KV cache");
+      }
+  }
+  // Commit.
+  std::set<void *> kept;
+  for (size_t l = 0; l < newKey.size(); ++l) {
+    kept.insert(newKey[l].allocated);
+    kept.insert(newValue[l].allocated);
+  }
+  for (void *p : owned)
+    if (!kept.count(p))
+      std::free(p);
+  for (size_t l = 0; l < newKey.size(); ++l) {
+    std::free(s->pastKey[l].allocated);
+    std::free(s->pastValue[l].allocated);
+    s->pastKey[l] = newKey[l];
+    s->pastValue[l] = newValue[l];
+  }
+  std::free(s->logits);
+  s->logits = static_cast<float *>(newLogits.release());
+  s->numLogits = n;
+  s->tokens.insert(s->tokens.end(), ids, ids + n);
+  return QWEN_OK;
+}
+
+} // namespace qwen::rt
