@@ -45,6 +45,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Operator.h"
 #include "llvm/IR/Module.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
@@ -409,6 +410,26 @@ struct Stopwatch {
   }
 };
 
+/// "file: node 'name': " for the importer's locations (a NameLoc of the
+/// ONNX node around the file), the plain location otherwise.
+std::string formatLoc(Location loc) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  if (auto n = dyn_cast<NameLoc>(loc)) {
+    if (auto f = dyn_cast<FileLineColLoc>(n.getChildLoc()))
+      os << f.getFilename().getValue() << ": ";
+    os << "node '" << n.getName().getValue() << "': ";
+  } else if (auto f = dyn_cast<FileLineColLoc>(loc)) {
+    os << f.getFilename().getValue();
+    if (f.getLine())
+      os << ":" << f.getLine() << ":" << f.getColumn();
+    os << ": ";
+  } else if (!isa<UnknownLoc>(loc)) {
+    os << loc << ": ";
+  }
+  return s;
+}
+
 LogicalResult runPasses(ModuleOp m,
                         llvm::function_ref<LogicalResult(OpPassManager &)> build) {
   PassManager pm(m.getContext(), ModuleOp::getOperationName(),
@@ -549,8 +570,7 @@ int compile(const Options &o) {
            : d.getSeverity() == DiagnosticSeverity::Warning ? "warning"
                                                             : "note");
     os << ": ";
-    if (!isa<UnknownLoc>(d.getLocation()))
-      os << d.getLocation() << ": ";
+    os << formatLoc(d.getLocation());
     os << d.str();
     llvm::errs() << "qwen-compile: " << s << "\n";
     for (Diagnostic &n : d.getNotes())
@@ -658,6 +678,20 @@ int compile(const Options &o) {
     return 1;
   }
   module = nullptr; // the MLIR is no longer needed
+  if (o.reassociate) {
+    // Let LLVM reorder float sums (and contract a*b+c into FMAs): the
+    // reductions of matmuls, norms and softmax vectorize only then. This
+    // changes the rounding, not the math; the e2e tests bound the effect.
+    for (llvm::Function &fn : *lm)
+      for (llvm::BasicBlock &bb : fn)
+        for (llvm::Instruction &inst : bb)
+          if (llvm::isa<llvm::FPMathOperator>(inst)) {
+            llvm::FastMathFlags fmf = inst.getFastMathFlags();
+            fmf.setAllowReassoc();
+            fmf.setAllowContract();
+            inst.setFastMathFlags(fmf);
+          }
+  }
   lm->setTargetTriple(llvm::Triple(kTriple));
   lm->setDataLayout(target->tm->createDataLayout());
   {

@@ -63,6 +63,11 @@ int main(int argc, char **argv) {
       cl::init(Emit::Bundle), cl::cat(cat));
   cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level (0-3)"),
                              cl::init(3), cl::Prefix, cl::cat(cat));
+  cl::opt<bool> reassoc(
+      "fp-reassociate",
+      cl::desc("Allow LLVM to reassociate float sums and form FMAs (vectorized "
+               "reductions; default on)"),
+      cl::init(true), cl::cat(cat));
   cl::opt<bool> keepWork("keep-work",
                          cl::desc("Keep the work folder (intermediate stores)"),
                          cl::cat(cat));
@@ -93,6 +98,7 @@ int main(int argc, char **argv) {
   o.emit = emit;
   o.optLevel = optLevel;
   o.keepWork = keepWork;
+  o.reassociate = reassoc;
   o.verbose = verbose;
   return qwen::compiler::compile(o);
 }
