@@ -207,10 +207,49 @@ def LowerModelToLinalg : Pass<"qwen-lower-model-to-linalg", "::mlir::func::FuncO
       their size from the `tensor.extract`ed shape entry, other input dims
       keep their size).
 
-    Only f32 operands/results of the qwen ops are lowered; ops with other
-    element types, other forms of the onnx ops above, and ops not listed
-    (qquant, other onnx ops, ...), are left untouched.
+    Only f32 operands/results of the qwen ops are lowered.
+
+    Every other onnx op, and the forms of the ops above that the special
+    lowerings do not take, go through the generic lowering
+    (`lib/Transforms/LowerONNXToLinalg.cpp`): elementwise unary / binary /
+    variadic ops, comparisons and logical ops with full multidirectional
+    broadcasting (dynamic dims that may broadcast at run time are read with
+    `tensor.extract` at `select(dim == 1, 0, i)`), Cast / CastLike between
+    float and integer types, Where, ReduceSum/Mean/Max/Min (constant axes,
+    keepdims, noop_with_empty_axes), Softmax, MatMul (numpy batching and
+    1-D operands), Gemm, Einsum (no ellipsis), Reshape (0 / -1, run-time shape
+    tensors, via `tensor.reshape`), Flatten, Squeeze/Unsqueeze, Transpose,
+    Concat, Split, Slice (run-time starts/ends/steps, constant axes), Gather,
+    GatherElements, GatherND, Expand, Tile, Trilu, CumSum (constant axis),
+    ConstantOfShape, Shape, Size, Range, DequantizeLinear,
+    LayerNormalization, RMSNormalization, SimplifiedLayerNormalization, and
+    com.microsoft SkipSimplifiedLayerNormalization, MatMulNBits (u8 zero
+    points or none) and GatherBlockQuantized.
+
+    `qquant.linear` / `embedding` / `logits` / `dequantize_weight` on a
+    `qquant.weight` of a uniform dense scheme (2..8 bits, signed or not,
+    symmetric or not, tensor / channel / group): the components become
+    `qwen.weight` ops of `<name>.codes` / `.scales` / `.zeros` (dtypes from
+    the store's index; run `--qwen-internalize-weights` afterwards to inline
+    them) and the weight is dequantized in a linalg.generic:
+    `w = (q - zp) * scale` with codes packed LSB first within each row, signed
+    codes sign-extended, `zp = 0` for signed symmetric, `2^(bits-1)` for
+    unsigned symmetric (onnxruntime's MatMulNBits default) and the stored zero
+    point otherwise. Embedding dequantizes only the rows it reads.
+
+    Not lowered (left in place): ops with unranked operands or unsupported
+    element types, non-constant axes, Attention, GroupQueryAttention,
+    RotaryEmbedding, ScatterND/ScatterElements, QuantizeLinear,
+    DynamicQuantizeLinear, MatMulInteger, codebook / log2 / sparse qquant
+    schemes and quantized activations (`act`). With `strict`, each op of the
+    onnx, qwen or qquant dialects left after lowering (weight references
+    `qwen.weight`, `qwen.store`, `qquant.weight` excepted) gets one error at
+    its location and the pass fails.
   }];
+  let options = [
+    Option<"strict", "strict", "bool", /*default=*/"false",
+           "Fail with one error per onnx/qwen/qquant op left unlowered">,
+  ];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::arith::ArithDialect",

@@ -11,6 +11,8 @@
 
 #include "qwen/Transforms/Passes.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
+#include "qwen/Transforms/LowerONNXToLinalg.h"
+#include "qwen/Transforms/WeightStoreAccess.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -814,23 +816,32 @@ FailureOr<Value> lowerExpand(OpBuilder &b, Location loc, qwen::onnxir::ExpandOp 
 
 struct LowerModelToLinalgPass
     : qwen::impl::LowerModelToLinalgBase<LowerModelToLinalgPass> {
+  using Base::Base;
+
+  static bool isModelDialect(Operation *op) {
+    return isa<qwen::onnxir::ONNXDialect, qwen::QwenDialect,
+               qwen::qquant::QQuantDialect>(op->getDialect());
+  }
+
   void runOnOperation() override {
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
-      if (isa<qwen::onnxir::ConstantOp, qwen::onnxir::ShapeOp,
-              qwen::onnxir::GatherOp, qwen::onnxir::UnsqueezeOp,
-              qwen::onnxir::SqueezeOp, qwen::onnxir::RangeOp,
-              qwen::onnxir::ExpandOp>(op))
+      if (isa<qwen::onnxir::ONNXDialect>(op->getDialect()))
         ops.push_back(op);
-      if (isa<qwen::AddOp, qwen::SiluMulOp, qwen::LinearOp, qwen::LogitsOp,
-              qwen::RMSNormOp, qwen::EmbeddingOp, qwen::RoPEOp,
-              qwen::AttentionOp>(op) &&
-          allF32(op))
+      else if (isa<qwen::qquant::LinearOp, qwen::qquant::EmbeddingOp,
+                   qwen::qquant::LogitsOp, qwen::qquant::DequantizeWeightOp>(op))
+        ops.push_back(op);
+      else if (isa<qwen::AddOp, qwen::SiluMulOp, qwen::LinearOp, qwen::LogitsOp,
+                   qwen::RMSNormOp, qwen::EmbeddingOp, qwen::RoPEOp,
+                   qwen::AttentionOp>(op) &&
+               allF32(op))
         ops.push_back(op);
     });
     IRRewriter rw(&getContext());
+    qwen::WeightStoreCache stores;
     for (Operation *op : ops) {
       rw.setInsertionPoint(op);
+      Operation *prev = op->getPrevNode();
       Location loc = op->getLoc();
       FailureOr<SmallVector<Value>> repl = failure();
       auto one = [](Value v) { return FailureOr<SmallVector<Value>>(SmallVector<Value>{v}); };
@@ -838,6 +849,8 @@ struct LowerModelToLinalgPass
         if (succeeded(v))
           repl = one(*v);
       };
+      // The special lowerings first; everything else (and their
+      // unsupported forms) through the generic lowering.
       if (auto o = dyn_cast<qwen::onnxir::ConstantOp>(op))
         repl = one(arith::ConstantOp::create(rw, loc, cast<TypedAttr>(o.getValue()))
                        .getResult());
@@ -875,10 +888,50 @@ struct LowerModelToLinalgPass
         repl = one(lowerRoPE(rw, loc, o));
       else if (auto o = dyn_cast<qwen::AttentionOp>(op))
         repl = lowerAttention(rw, loc, o);
-      if (failed(repl))
+      if (failed(repl)) {
+        eraseCreated(rw, prev, op);
+        rw.setInsertionPoint(op);
+        if (isa<qwen::onnxir::ONNXDialect>(op->getDialect()))
+          repl = qwen::lowerONNXOpGeneric(rw, op);
+        else if (isa<qwen::qquant::QQuantDialect>(op->getDialect()))
+          repl = qwen::lowerQQuantOp(rw, op, stores);
+      }
+      if (failed(repl)) {
+        eraseCreated(rw, prev, op);
         continue; // left untouched (e.g. dynamic per-head norm width)
+      }
       rw.replaceOp(op, *repl);
     }
+    // Quantized weights whose users were all lowered.
+    getOperation().walk([&](qwen::qquant::WeightOp w) {
+      if (w->use_empty())
+        rw.eraseOp(w);
+    });
+    if (!strict)
+      return;
+    // Weight references (qwen.weight/store, qquant.weight) are not
+    // computations: --qwen-internalize-weights or the bundle writer takes them.
+    bool left = false;
+    getOperation().walk([&](Operation *op) {
+      if (!isModelDialect(op) ||
+          isa<qwen::WeightOp, qwen::StoreOp, qwen::qquant::WeightOp>(op))
+        return;
+      op->emitError("'") << op->getName()
+                         << "' has no lowering to linalg for this form";
+      left = true;
+    });
+    if (left)
+      signalPassFailure();
+  }
+
+  /// Erases the (dead) ops a failed lowering created before `op`.
+  static void eraseCreated(IRRewriter &rw, Operation *prev, Operation *op) {
+    SmallVector<Operation *> created;
+    for (Operation *o = prev ? prev->getNextNode() : &op->getBlock()->front();
+         o && o != op; o = o->getNextNode())
+      created.push_back(o);
+    for (Operation *o : llvm::reverse(created))
+      rw.eraseOp(o);
   }
 };
 
