@@ -9,6 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define QWEN_SHA_NI 1
+#endif
+
 namespace qwen {
 
 namespace {
@@ -30,13 +36,93 @@ inline uint32_t rotr(uint32_t x, unsigned n) {
   return (x >> n) | (x << (32 - n));
 }
 
+
+#ifdef QWEN_SHA_NI
+// The x86 SHA extensions: four rounds per pair of sha256rnds2, the message
+// schedule by sha256msg1/msg2. The state lives as (A,B,E,F) and (C,D,G,H).
+__attribute__((target("sha,sse4.1,ssse3"))) void
+blocksShaNi(uint32_t h[8], const uint8_t *p, size_t nblocks) {
+  const __m128i byteSwap =
+      _mm_set_epi64x(0x0c0d0e0f08090a0bll, 0x0405060700010203ll);
+  __m128i abcd = _mm_loadu_si128(reinterpret_cast<const __m128i *>(h));
+  __m128i efgh = _mm_loadu_si128(reinterpret_cast<const __m128i *>(h + 4));
+  __m128i cdab = _mm_shuffle_epi32(abcd, 0xB1);
+  efgh = _mm_shuffle_epi32(efgh, 0x1B);             // lanes h g f e
+  __m128i abef = _mm_alignr_epi8(cdab, efgh, 8);    // A B E F
+  __m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xF0); // C D G H
+  for (; nblocks; --nblocks, p += 64) {
+    const __m128i abefIn = abef, cdghIn = cdgh;
+    __m128i w[4];
+    for (int i = 0; i < 16; ++i) {
+      __m128i wi;
+      if (i < 4) {
+        wi = _mm_shuffle_epi8(
+            _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + 16 * i)),
+            byteSwap);
+      } else {
+        // W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], four at once.
+        __m128i t = _mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]);
+        t = _mm_add_epi32(t, _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
+        wi = _mm_sha256msg2_epu32(t, w[(i + 3) & 3]);
+      }
+      w[i & 3] = wi;
+      __m128i m = _mm_add_epi32(
+          wi, _mm_loadu_si128(reinterpret_cast<const __m128i *>(kRound + 4 * i)));
+      cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
+      abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
+    }
+    abef = _mm_add_epi32(abef, abefIn);
+    cdgh = _mm_add_epi32(cdgh, cdghIn);
+  }
+  __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+  __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+  abcd = _mm_blend_epi16(feba, dchg, 0xF0); // lanes a b c d
+  efgh = _mm_alignr_epi8(dchg, feba, 8);    // lanes e f g h
+  _mm_storeu_si128(reinterpret_cast<__m128i *>(h), abcd);
+  _mm_storeu_si128(reinterpret_cast<__m128i *>(h + 4), efgh);
+}
+
+bool cpuHasShaNi() {
+  unsigned a, b, c, d;
+  if (__get_cpuid_max(0, nullptr) < 7)
+    return false;
+  __cpuid_count(1, 0, a, b, c, d);
+  bool sse41 = (c >> 19) & 1, ssse3 = (c >> 9) & 1;
+  __cpuid_count(7, 0, a, b, c, d);
+  return sse41 && ssse3 && ((b >> 29) & 1);
+}
+#endif
+
+bool &accelerated() {
+#ifdef QWEN_SHA_NI
+  static bool on = cpuHasShaNi();
+#else
+  static bool on = false;
+#endif
+  return on;
+}
+
+} // namespace
+
+namespace detail {
+bool sha256SetAccelerated(bool enable) {
+#ifdef QWEN_SHA_NI
+  accelerated() = enable && cpuHasShaNi();
+#else
+  (void)enable;
+#endif
+  return accelerated();
+}
+} // namespace detail
+
+namespace {
 } // namespace
 
 Sha256::Sha256()
     : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f,
          0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
 
-void Sha256::block(const uint8_t *p) {
+void Sha256::blockGeneric(const uint8_t *p) {
   uint32_t w[64];
   for (int i = 0; i < 16; ++i)
     w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) |
@@ -74,6 +160,17 @@ void Sha256::block(const uint8_t *p) {
   h_[7] += h;
 }
 
+void Sha256::blocks(const uint8_t *p, size_t n) {
+#ifdef QWEN_SHA_NI
+  if (accelerated()) {
+    blocksShaNi(h_, p, n);
+    return;
+  }
+#endif
+  for (; n; --n, p += 64)
+    blockGeneric(p);
+}
+
 void Sha256::update(const void *data, size_t n) {
   const uint8_t *p = static_cast<const uint8_t *>(data);
   totalBytes_ += n;
@@ -85,11 +182,14 @@ void Sha256::update(const void *data, size_t n) {
     n -= take;
     if (bufLen_ < 64)
       return;
-    block(buf_);
+    blocks(buf_, 1);
     bufLen_ = 0;
   }
-  for (; n >= 64; p += 64, n -= 64)
-    block(p);
+  if (n >= 64) {
+    blocks(p, n / 64);
+    p += n / 64 * 64;
+    n %= 64;
+  }
   if (n) {
     std::memcpy(buf_, p, n);
     bufLen_ = n;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 #include <unistd.h>
+#include <vector>
 
 using qwen::Sha256;
 using qwen::sha256File;
@@ -61,6 +62,30 @@ TEST(Sha256, IncrementalMatchesOneShot) {
       EXPECT_EQ(h.finishHex(), whole) << "len " << len << " piece " << piece;
     }
   }
+}
+
+// The x86 SHA-extension path (used above where the CPU has it) and the
+// portable path give the same digests.
+TEST(Sha256, PortableAndAcceleratedPathsAgree) {
+  const bool hadAccel = qwen::detail::sha256SetAccelerated(true);
+  std::string data(5000, '\0');
+  for (size_t i = 0; i < data.size(); ++i)
+    data[i] = char((i * 2654435761u) >> 7);
+  std::vector<std::string> accel;
+  for (size_t len : {0, 3, 55, 56, 64, 65, 127, 128, 1000, 4999, 5000})
+    accel.push_back(sha256Hex(data.data(), len));
+  qwen::detail::sha256SetAccelerated(false);
+  EXPECT_EQ(sha256Hex("abc", 3),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const std::string m(1000000, 'a');
+  EXPECT_EQ(sha256Hex(m.data(), m.size()),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  size_t k = 0;
+  for (size_t len : {0, 3, 55, 56, 64, 65, 127, 128, 1000, 4999, 5000})
+    EXPECT_EQ(sha256Hex(data.data(), len), accel[k++]) << len;
+  qwen::detail::sha256SetAccelerated(hadAccel);
+  if (!hadAccel)
+    GTEST_SKIP() << "no SHA extensions on this CPU: only the portable path ran";
 }
 
 TEST(Sha256, FileAcrossChunks) {

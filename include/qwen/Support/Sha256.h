@@ -25,7 +25,8 @@ public:
   std::string finishHex();
 
 private:
-  void block(const uint8_t *p);
+  void blocks(const uint8_t *p, size_t n);
+  void blockGeneric(const uint8_t *p);
   uint32_t h_[8];
   uint8_t buf_[64];
   size_t bufLen_ = 0;
@@ -39,6 +40,12 @@ std::string sha256Hex(const void *data, size_t n);
 /// hex digits. Returns false and sets `error` (which names the file) when the
 /// file cannot be opened or read.
 bool sha256File(const std::string &path, std::string &hex, std::string &error);
+
+namespace detail {
+/// The x86 SHA extensions are used where the CPU has them; tests turn them
+/// off to check the portable code. Returns whether they are used now.
+bool sha256SetAccelerated(bool enable);
+} // namespace detail
 
 } // namespace qwen
 
