@@ -537,17 +537,8 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
                       " bytes, manifest.json says " + std::to_string(l.bytes) +
                       " (truncated or modified file)");
   }
-  for (const Listed &l : listed) {
-    std::string path = dir + "/" + l.path, hex;
-    if (!sha256File(path, hex, err))
-      return fail(QWEN_ERR_IO, err);
-    if (hex != l.sha)
-      return fail(QWEN_ERR_INTEGRITY,
-                  path + ": sha256 " + hex + " does not match manifest.json (" +
-                      l.sha + "): the file is corrupted or was modified");
-  }
-
-  // CPU features before any model code is loaded.
+  // CPU features before any model code is loaded (and before hashing
+  // gigabytes of weights for a bundle this machine cannot run).
   if (!missing.empty()) {
     std::string names;
     for (const std::string &f : missing)
@@ -557,6 +548,16 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
                     b.targetName +
                     "'; compile the bundle for a target this machine "
                     "supports (e.g. host)");
+  }
+
+  for (const Listed &l : listed) {
+    std::string path = dir + "/" + l.path, hex;
+    if (!sha256File(path, hex, err))
+      return fail(QWEN_ERR_IO, err);
+    if (hex != l.sha)
+      return fail(QWEN_ERR_INTEGRITY,
+                  path + ": sha256 " + hex + " does not match manifest.json (" +
+                      l.sha + "): the file is corrupted or was modified");
   }
 
   // model.so
