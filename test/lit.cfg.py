@@ -43,3 +43,15 @@ config.substitutions.append(
      "--one-shot-bufferize=bufferize-function-boundaries --convert-linalg-to-loops "
      "--convert-scf-to-cf --expand-strided-metadata --lower-affine "
      "--convert-to-llvm --reconcile-unrealized-casts"))
+
+# The bundle runtime (C API) for the Python bindings the bundle tests use.
+config.environment["QWEN_RUNTIME_LIB"] = os.path.join(
+    config.qwen_obj_root, "lib", "libqwen_runtime.so")
+
+# CPU features of this machine, for tests of bundles built for another CPU.
+try:
+    _flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
+except (OSError, StopIteration):
+    _flags = []
+if "avx512_fp16" not in _flags:
+    config.available_features.add("cpu-lacks-avx512fp16")

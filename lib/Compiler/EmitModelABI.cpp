@@ -52,7 +52,8 @@ struct EmitModelABIPass : qwen::impl::EmitModelABIBase<EmitModelABIPass> {
     int64_t n = (int64_t)wt.getNumParams() - (hasResults ? 1 : 0);
     if (numInputs >= 0 && n != numInputs) {
       wrapper.emitError() << "C interface takes " << n
-                          << " argument descriptors, expected " << numInputs;
+                          << " argument descriptors, expected "
+                          << static_cast<int64_t>(numInputs);
       return signalPassFailure();
     }
     auto ptrTy = LLVM::LLVMPointerType::get(ctx);
