@@ -27,6 +27,19 @@
 
 namespace {
 
+/// Removes the bundles this process wrote once all tests ran.
+class RemoveBundles : public testing::Environment {
+public:
+  void TearDown() override {
+    std::string cmd = "rm -rf '" + testing::TempDir() + "'/qwen-bundle-" +
+                      std::to_string(getpid()) + "-*";
+    if (std::system(cmd.c_str()) != 0)
+      std::fprintf(stderr, "warning: could not remove test bundles\n");
+  }
+};
+testing::Environment *const removeBundles =
+    testing::AddGlobalTestEnvironment(new RemoveBundles);
+
 std::string readAll(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
