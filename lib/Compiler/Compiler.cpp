@@ -25,6 +25,7 @@
 #include "qwen/InitAll.h"
 #include "qwen/Runtime/BundleABI.h"
 #include "qwen/Runtime/Tokenizer.h"
+#include "qwen/Support/Sha256.h"
 #include "qwen/Support/WeightStore.h"
 #include "qwen/Transforms/Passes.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
@@ -54,7 +55,6 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 #include "llvm/Support/Program.h"
-#include "llvm/Support/SHA256.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/Timer.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -350,22 +350,13 @@ LogicalResult readSignature(func::FuncOp f, ModelInfo &info) {
 // Files
 //===----------------------------------------------------------------------===//
 
+/// The file's SHA-256 (our own implementation: llvm::SHA256 counts bytes in
+/// 32 bits and gets files over 512 MiB wrong).
 std::optional<std::string> sha256File(const std::string &p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in)
+  std::string hex, err;
+  if (!qwen::sha256File(p, hex, err))
     return std::nullopt;
-  llvm::SHA256 h;
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), buf.size());
-    std::streamsize n = in.gcount();
-    if (n > 0)
-      h.update(llvm::ArrayRef<uint8_t>((const uint8_t *)buf.data(), (size_t)n));
-  }
-  if (in.bad())
-    return std::nullopt;
-  std::array<uint8_t, 32> d = h.final();
-  return llvm::toHex(d, /*LowerCase=*/true);
+  return hex;
 }
 
 /// A folder removed on destruction unless released.
