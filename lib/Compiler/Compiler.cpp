@@ -237,6 +237,14 @@ void readRaisedInfo(ModuleOp m, ModelInfo &info) {
       info.numHeads = a.getNumHeads();
       info.numKVHeads = a.getNumKvHeads();
       info.headDim = a.getHeadDim();
+    } else if (auto g = dyn_cast<qwen::onnxir::MSGroupQueryAttentionOp>(op)) {
+      // Not raised (onnxruntime-genai's contrib op): read its attributes.
+      ++info.numLayers;
+      info.numHeads = g.getNumHeads();
+      info.numKVHeads = g.getKvNumHeads();
+      if (auto q = dyn_cast<RankedTensorType>(g.getQuery().getType()))
+        if (q.getRank() == 3 && !q.isDynamicDim(2) && info.numHeads > 0)
+          info.headDim = q.getDimSize(2) / info.numHeads;
     } else if (auto n = dyn_cast<qwen::RMSNormOp>(op)) {
       perHead |= n.getPerHead();
     } else if (auto e = dyn_cast<qwen::EmbeddingOp>(op)) {
@@ -315,8 +323,11 @@ LogicalResult readSignature(func::FuncOp f, ModelInfo &info) {
         error("model input '" + e.name + "' is not [batch, heads, past, dim]");
         return failure();
       }
-      info.numKVHeads = e.shape[1];
-      info.headDim = e.shape[3];
+      // A symbolic dim (genai's kv_cache_dim) leaves what raising found.
+      if (e.shape[1] > 0)
+        info.numKVHeads = e.shape[1];
+      if (e.shape[3] > 0)
+        info.headDim = e.shape[3];
     }
   }
   for (IOEntry &e : info.outputs) {
@@ -625,6 +636,11 @@ int compile(const Options &o) {
     return 1;
   if (info.numHeads == 0 && info.numKVHeads)
     info.numHeads = info.numKVHeads; // unraised: only the cache tells
+  if (info.kvCache && (info.numKVHeads <= 0 || info.headDim <= 0)) {
+    error("cannot tell the KV cache's heads and head size: the past inputs "
+          "have symbolic dims and no attention op says");
+    return 1;
+  }
   sw.lap("lower to linalg");
   if (o.emit == Emit::LinalgMLIR)
     return emitModule(*module);
