@@ -52,7 +52,8 @@ class OrtModel:
     NP = {"tensor(int64)": np.int64, "tensor(int32)": np.int32,
           "tensor(float)": np.float32, "tensor(bool)": np.bool_}
 
-    def __init__(self, path):
+    def __init__(self, path, kv_heads, head_dim):
+        self.kv_shape = [1, kv_heads, 0, head_dim]
         m = onnx.load(path)
         for n in m.graph.node:
             if n.op_type == "MatMulNBits":
@@ -83,9 +84,7 @@ class OrtModel:
                 feeds[i.name] = np.arange(plen, plen + s, dtype=dt)[None]
             elif i.name.startswith("past"):
                 if past is None:
-                    shp = [1 if not isinstance(d, int) else d for d in i.shape]
-                    shp[0], shp[2] = 1, 0
-                    feeds[i.name] = np.zeros(shp, dt)
+                    feeds[i.name] = np.zeros(self.kv_shape, dt)
                 else:
                     feeds[i.name] = past[i.name]
             else:
@@ -112,7 +111,8 @@ def main():
     vocab = manifest["model"]["vocab_size"]
     prompt = [int(x) for x in np.random.default_rng(o.seed).integers(0, vocab, o.prompt_len)]
 
-    ref = OrtModel(o.model)
+    ref = OrtModel(o.model, manifest["model"]["num_kv_heads"],
+                   manifest["model"]["head_dim"])
     b = runtime.Bundle(o.bundle)
     if o.threads:
         b.set_num_threads(o.threads)
