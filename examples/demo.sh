@@ -1,41 +1,35 @@
 #!/usr/bin/env bash
-# The main job until the end-to-end compiler lands: a one-layer Qwen2-shaped
-# model at the model level, its weights moved out of the IR into a weight
-# store, then every reference checked against the store (shapes, dtypes,
-# NaN/Inf).  Usage: examples/demo.sh [BUILD_DIR]
+# The main job: compile the bundled small Qwen2 model (examples/tiny-qwen2:
+# ONNX from the TorchScript exporter with a KV cache, plus its byte-level BPE
+# tokenizer.json) into an ahead-of-time bundle for this CPU, then generate
+# text from a prompt with the runtime. The model's weights are random (made
+# by python/fixtures/make_demo_model.py), so the text is noise; what matters
+# is the path: import -> raise -> linalg -> LLVM -> model.so + weights.bin.
+# Usage: examples/demo.sh [BUILD_DIR]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
 OUT=$ROOT/out/demo
-PY=$ROOT/.venv/bin/python3; [ -x "$PY" ] || PY=python3
+MODEL=$ROOT/examples/tiny-qwen2
 mkdir -p "$OUT"
 
-"$PY" "$ROOT/examples/tiny_qwen2.py" "$OUT/tiny-qwen2.inline.mlir"
-"$BUILD/bin/qwen-opt" "$OUT/tiny-qwen2.inline.mlir" \
-  --qwen-externalize-weights="store=$OUT/tiny-qwen2.qws min-elements=16" \
-  --qwen-verify-weights=check-finite \
-  -o "$OUT/tiny-qwen2.mlir"
+echo "== qwen-compile $MODEL/model.onnx --target host -o $OUT/bundle"
+"$BUILD/bin/qwen-compile" "$MODEL/model.onnx" --tokenizer "$MODEL/tokenizer.json" \
+  --target host -o "$OUT/bundle" -v
+ls -l "$OUT/bundle"
 
-echo "== model-level IR with weights by reference ($OUT/tiny-qwen2.mlir):"
-cat "$OUT/tiny-qwen2.mlir"
-echo
-printf "IR with inline weights: %8d bytes\n" "$(stat -c %s "$OUT/tiny-qwen2.inline.mlir")"
-printf "IR with references:     %8d bytes\n" "$(stat -c %s "$OUT/tiny-qwen2.mlir")"
-printf "weight store:           %8d bytes (%s)\n" "$(stat -c %s "$OUT/tiny-qwen2.qws")" "$OUT/tiny-qwen2.qws"
-
-# The front end on a real exporter's output: a Qwen2 model exported by the
-# TorchScript exporter with a KV cache, imported, shape-inferred, raised to
-# model-level ops, and its weights materialized in the layouts the ops read.
-MODEL=$ROOT/test/fixtures/onnx/qwen2-torchscript-kvcache.onnx
-"$BUILD/bin/qwen-translate" --import-onnx "$MODEL" -o "$OUT/qwen2.onnx.mlir"
-"$BUILD/bin/qwen-opt" "$OUT/qwen2.onnx.mlir" --qwen-onnx-infer-shapes --qwen-raise-onnx \
-  --qwen-materialize-weights="store=$OUT/qwen2.derived.qws" --qwen-verify-weights \
-  --canonicalize -o "$OUT/qwen2.model.mlir"
-echo
-echo "== $(basename "$MODEL"): onnx ops imported -> model-level ops after raising"
-printf "onnx ops imported:       %5d\n" "$(grep -c '= onnx\.' "$OUT/qwen2.onnx.mlir")"
-printf "onnx ops left (small constants): %d\n" "$(grep -c '= onnx\.' "$OUT/qwen2.model.mlir")"
+# What the compiler made of the exporter's graph (model-level ops).
+"$BUILD/bin/qwen-compile" "$MODEL/model.onnx" --emit=mlir -o "$OUT/model.mlir"
+printf "raised: "
 for op in embedding rms_norm linear rope attention silu_mul add logits; do
-  printf "  qwen.%-10s %3d\n" "$op" "$(grep -c "= qwen\.$op " "$OUT/qwen2.model.mlir")"
+  printf "qwen.%s x%d  " "$op" "$(grep -c "= qwen\.$op " "$OUT/model.mlir" || true)"
 done
-echo "model-level IR: $OUT/qwen2.model.mlir"
+echo
+
+echo
+echo "== qwen-run (greedy)"
+"$BUILD/bin/qwen-run" "$OUT/bundle" --prompt "The quick brown fox" --max-new-tokens 32
+echo
+echo "== qwen-run (sampling: temperature 0.8, top-k 40, top-p 0.95, seed 1)"
+"$BUILD/bin/qwen-run" "$OUT/bundle" --prompt "Once upon a time" --max-new-tokens 32 \
+  --temperature 0.8 --top-k 40 --top-p 0.95 --seed 1
