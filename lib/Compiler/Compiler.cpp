@@ -685,6 +685,15 @@ int compile(const Options &o) {
     return 1;
   }
   module = nullptr; // the MLIR is no longer needed
+  // The target on every function, so the IR is self-describing (--emit=llvm)
+  // and the optimizer's cost models see the CPU.
+  for (llvm::Function &fn : *lm) {
+    if (fn.isDeclaration())
+      continue;
+    fn.addFnAttr("target-cpu", target->cpu);
+    if (!target->features.empty())
+      fn.addFnAttr("target-features", target->features);
+  }
   if (o.reassociate) {
     // Let LLVM reorder float sums (and contract a*b+c into FMAs): the
     // reductions of matmuls, norms and softmax vectorize only then. This
