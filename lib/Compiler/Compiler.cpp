@@ -54,6 +54,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
+#include "llvm/Support/Signals.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/Timer.h"
@@ -66,6 +67,7 @@
 #include "llvm/MC/MCSubtargetInfo.h"
 
 #include <chrono>
+#include <mutex>
 #include <fstream>
 #include <optional>
 #include <regex>
@@ -130,6 +132,16 @@ std::optional<Target> makeTarget(llvm::StringRef name, int optLevel) {
     error("--target: " + err);
     return std::nullopt;
   }
+  if (name != "host") {
+    std::unique_ptr<llvm::MCSubtargetInfo> probe(
+        target->createMCSubtargetInfo(triple, "", ""));
+    if (!probe || !probe->isCPUStringValid(t.cpu)) {
+      error("--target: unknown x86 CPU '" + name +
+            "' (use host, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM "
+            "CPU name such as znver4)");
+      return std::nullopt;
+    }
+  }
   llvm::TargetOptions opts;
   llvm::CodeGenOptLevel ol = optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
                              : optLevel == 2 ? llvm::CodeGenOptLevel::Default
@@ -142,12 +154,6 @@ std::optional<Target> makeTarget(llvm::StringRef name, int optLevel) {
     return std::nullopt;
   }
   const llvm::MCSubtargetInfo *sti = t.tm->getMCSubtargetInfo();
-  if (!sti->isCPUStringValid(t.cpu)) {
-    error("--target: unknown x86 CPU '" + name +
-          "' (use host, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM "
-          "CPU name such as znver4)");
-    return std::nullopt;
-  }
   for (const char *f : qwen::bundle::kCheckableFeatures)
     if (sti->checkFeatures(std::string("+") + f))
       t.manifestFeatures.push_back(f);
@@ -259,7 +265,11 @@ void readRaisedInfo(ModuleOp m, ModelInfo &info) {
 
 /// Fills info.inputs / outputs from the entry function (weights already
 /// arguments). Errors name the input or output.
-LogicalResult readSignature(func::FuncOp f, ModelInfo &info) {
+LogicalResult readSignature(func::FuncOp f, ModelInfo &info,
+                            const std::string &file) {
+  auto error = [&](const llvm::Twine &msg) {
+    qwen::compiler::error(file + ": " + msg);
+  };
   auto fill = [&](Type t, IOEntry &e, llvm::StringRef what) -> LogicalResult {
     auto rt = dyn_cast<RankedTensorType>(t);
     std::optional<std::string> dt = rt ? dtypeName(rt.getElementType())
@@ -370,13 +380,44 @@ std::optional<std::string> sha256File(const std::string &p) {
   return hex;
 }
 
-/// A folder removed on destruction unless released.
+/// Folders to delete if the process dies (Ctrl-C, a crash): no half-written
+/// bundle or work folder is left behind.
+std::mutex tempDirsMutex;
+std::vector<std::string> tempDirs;
+
+void removeTempDirs(void *) {
+  for (const std::string &d : tempDirs)
+    fs::remove_directories(d);
+}
+
+/// A folder removed on destruction (and on a fatal signal) unless kept.
 struct TempDir {
   std::string path;
   bool keep = false;
+  void set(std::string p) {
+    path = std::move(p);
+    std::lock_guard<std::mutex> g(tempDirsMutex);
+    static bool installed = false;
+    if (!installed) {
+      llvm::sys::AddSignalHandler(removeTempDirs, nullptr);
+      llvm::sys::SetInterruptFunction([] { removeTempDirs(nullptr); });
+      installed = true;
+    }
+    tempDirs.push_back(path);
+  }
+  void release() {
+    std::lock_guard<std::mutex> g(tempDirsMutex);
+    llvm::erase(tempDirs, path);
+    path.clear();
+  }
   ~TempDir() {
-    if (!path.empty() && !keep)
-      fs::remove_directories(path);
+    if (path.empty())
+      return;
+    std::string p = path;
+    bool k = keep;
+    release();
+    if (!k)
+      fs::remove_directories(p);
   }
 };
 
@@ -534,7 +575,7 @@ int compile(const Options &o) {
       error("cannot create a work folder in '" + parent + "': " + ec.message());
       return 1;
     }
-    work.path = std::string(dir);
+    work.set(std::string(dir));
     work.keep = o.keepWork;
   }
   bool mlirStage = o.emit == Emit::MLIR || o.emit == Emit::LinalgMLIR;
@@ -632,7 +673,7 @@ int compile(const Options &o) {
       })))
     return 1;
   auto entry = module->lookupSymbol<func::FuncOp>("main");
-  if (failed(readSignature(entry, info)))
+  if (failed(readSignature(entry, info, o.input)))
     return 1;
   if (info.numHeads == 0 && info.numKVHeads)
     info.numHeads = info.numKVHeads; // unraised: only the cache tells
@@ -775,7 +816,7 @@ int compile(const Options &o) {
       error("-o '" + o.output + "': " + ec.message());
       return 1;
     }
-    stage.path = std::string(dir);
+    stage.set(std::string(dir));
   }
   // model.so, linked by the system's compiler driver.
   {
@@ -1004,8 +1045,8 @@ int compile(const Options &o) {
     TempDir old;
     llvm::SmallString<256> oldPath;
     fs::createUniqueDirectory(outAbs + ".old", oldPath);
+    fs::remove(oldPath);
     old.path = std::string(oldPath);
-    fs::remove(old.path);
     if (std::error_code ec = fs::rename(outAbs, old.path)) {
       error("-o '" + o.output + "': " + ec.message());
       return 1;
@@ -1019,7 +1060,7 @@ int compile(const Options &o) {
     error("-o '" + o.output + "': " + ec.message());
     return 1;
   }
-  stage.path.clear();
+  stage.release();
   sw.lap("bundle");
   return 0;
 }
