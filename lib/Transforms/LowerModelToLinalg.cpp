@@ -864,9 +864,13 @@ struct LowerModelToLinalgPass
         maybe(lowerSqueeze(rw, loc, o));
       else if (auto o = dyn_cast<qwen::onnxir::RangeOp>(op))
         maybe(lowerRange(rw, loc, o));
-      else if (auto o = dyn_cast<qwen::onnxir::ExpandOp>(op))
-        maybe(lowerExpand(rw, loc, o));
-      else if (auto o = dyn_cast<qwen::AddOp>(op))
+      else if (auto o = dyn_cast<qwen::onnxir::ExpandOp>(op)) {
+        // The special form takes dynamic input dims not to broadcast; one
+        // that is 1 at run time needs the generic (run-time) broadcast.
+        auto in = dyn_cast<RankedTensorType>(o.getInput().getType());
+        if (in && in.hasStaticShape())
+          maybe(lowerExpand(rw, loc, o));
+      } else if (auto o = dyn_cast<qwen::AddOp>(op))
         repl = one(lowerElementwise(rw, loc, o.getLhs(), o.getRhs(),
                                     cast<RankedTensorType>(o.getType()), false));
       else if (auto o = dyn_cast<qwen::SiluMulOp>(op))

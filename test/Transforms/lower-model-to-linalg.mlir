@@ -165,13 +165,14 @@ func.func @f16_untouched(%a: tensor<4xf16>, %b: tensor<4xf16>) -> tensor<4xf16> 
 
 // -----
 
-// onnx.Constant becomes arith.constant (any element type); onnx ops other
-// than the position computations below are left untouched.
+// onnx.Constant becomes arith.constant (any element type); other onnx ops go
+// through the generic lowering (onnx.Size: the product of the dims).
 // CHECK-LABEL: func @onnx_constant
 // CHECK-DAG: arith.constant dense<[1.000000e+00, 2.000000e+00]> : tensor<2xf32>
 // CHECK-DAG: arith.constant dense<[1, 8]> : tensor<2xi64>
 // CHECK-NOT: onnx.Constant
-// CHECK: onnx.Size
+// CHECK-NOT: onnx.Size
+// CHECK: tensor.from_elements %{{.*}} : tensor<i64>
 func.func @onnx_constant() -> (tensor<2xf32>, tensor<2xi64>, tensor<i64>) {
   %0 = onnx.Constant dense<[1.0, 2.0]> : tensor<2xf32>
   %1 = onnx.Constant dense<[1, 8]> : tensor<2xi64>
@@ -275,22 +276,38 @@ func.func @onnx_range(%a: tensor<i64>, %b: tensor<i64>, %d: tensor<i64>) -> tens
 
 // -----
 
-// onnx.Expand to a shape tensor: broadcasting linalg.generic whose init has
-// the broadcast (static-1 input) dims read from the shape tensor.
+// onnx.Expand of a static input to a shape tensor: broadcasting
+// linalg.generic whose init has the broadcast (static-1 input) dims read from
+// the shape tensor.
 // CHECK-DAG: #[[IN:.*]] = affine_map<(d0, d1) -> (0, d1)>
 // CHECK-DAG: #[[ID:.*]] = affine_map<(d0, d1) -> (d0, d1)>
 // CHECK-LABEL: func @onnx_expand
-// CHECK-SAME: (%[[X:.*]]: tensor<1x?xi64>, %[[S:.*]]: tensor<2xi64>)
+// CHECK-SAME: (%[[X:.*]]: tensor<1x4xi64>, %[[S:.*]]: tensor<2xi64>)
 // CHECK-DAG: %[[C0:.*]] = arith.constant 0 : index
 // CHECK: %[[E0:.*]] = tensor.extract %[[S]][%[[C0]]] : tensor<2xi64>
 // CHECK: %[[D0:.*]] = arith.index_cast %[[E0]] : i64 to index
-// CHECK: %[[D1:.*]] = tensor.dim %[[X]], %{{.*}} : tensor<1x?xi64>
-// CHECK: %[[INIT:.*]] = tensor.empty(%[[D0]], %[[D1]]) : tensor<?x?xi64>
+// CHECK: %[[INIT:.*]] = tensor.empty(%[[D0]]) : tensor<?x4xi64>
 // CHECK: linalg.generic {indexing_maps = [#[[IN]], #[[ID]]], iterator_types = ["parallel", "parallel"]}
-// CHECK-SAME: ins(%[[X]] : tensor<1x?xi64>) outs(%[[INIT]] : tensor<?x?xi64>)
+// CHECK-SAME: ins(%[[X]] : tensor<1x4xi64>) outs(%[[INIT]] : tensor<?x4xi64>)
 // CHECK: linalg.yield
 // CHECK-NOT: onnx.Expand
-func.func @onnx_expand(%x: tensor<1x?xi64>, %s: tensor<2xi64>) -> tensor<?x?xi64> {
+func.func @onnx_expand(%x: tensor<1x4xi64>, %s: tensor<2xi64>) -> tensor<?x4xi64> {
+  %0 = onnx.Expand %x, %s : (tensor<1x4xi64>, tensor<2xi64>) -> tensor<?x4xi64>
+  return %0 : tensor<?x4xi64>
+}
+
+// -----
+
+// A dynamic input dim may be 1 at run time and broadcast: the generic
+// lowering reads it at select(dim == 1, 0, i) and sizes the output with
+// select(dim == 1, shape[i], dim).
+// CHECK-LABEL: func @onnx_expand_dynamic
+// CHECK-NOT: onnx.Expand
+// CHECK: arith.cmpi eq
+// CHECK: linalg.generic
+// CHECK: arith.select
+// CHECK: tensor.extract
+func.func @onnx_expand_dynamic(%x: tensor<1x?xi64>, %s: tensor<2xi64>) -> tensor<?x?xi64> {
   %0 = onnx.Expand %x, %s : (tensor<1x?xi64>, tensor<2xi64>) -> tensor<?x?xi64>
   return %0 : tensor<?x?xi64>
 }

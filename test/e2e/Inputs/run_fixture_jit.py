@@ -155,7 +155,10 @@ def main():
     ap.add_argument("--qwen-opt", default=shutil.which("qwen-opt"))
     ap.add_argument("--mlir-runner", default=shutil.which("mlir-runner"))
     ap.add_argument("--work", help="path prefix to keep the driver module and runner output")
+    ap.add_argument("--tol", type=float, default=TOL,
+                    help=f"max relative error (default {TOL})")
     o = ap.parse_args()
+    tol = o.tol
 
     npz = np.load(o.npz)
     src, results = build(open(o.lowered).read(), npz)
@@ -188,7 +191,7 @@ def main():
         if not np.isfinite(rel):
             rel = np.inf
         print(f"{n}: max_rel_err={rel:.3e}")
-        if rel > TOL:
+        if rel > tol:
             worst = np.argsort(err.reshape(-1))[::-1][:5]
             bad.append((rel, n, [f"at {tuple(int(i) for i in np.unravel_index(k, ref.shape))}: "
                                  f"got {g.reshape(-1)[k]:.6g} expected {ref.reshape(-1)[k]:.6g}"
@@ -202,7 +205,7 @@ def main():
         if tok != ref_tok:
             bad.append((np.inf, "next_token", [f"got {tok} expected {ref_tok}"]))
     if bad:
-        print(f"FAIL (tolerance {TOL}); worst offenders:")
+        print(f"FAIL (tolerance {tol}); worst offenders:")
         for rel, n, w in sorted(bad, key=lambda b: -b[0]):
             print(f"  {n}: max_rel_err={rel:.3e}")
             for x in w or []:
