@@ -154,14 +154,16 @@ Value lowerLinear(OpBuilder &b, Location loc, Value x, Value w, Value bias,
   } else {
     init = fill(b, loc, init, 0.0);
   }
-  // loops: (batch..., n, k)
+  // loops: (n, batch..., k). The output feature is the outermost loop so a
+  // weight row is read from memory once and reused for every token of the
+  // batch while it sits in cache (prefill), and threads split the weights.
   int64_t nl = r + 1;
   SmallVector<AffineExpr> xe, oe;
   for (int64_t i = 0; i < r - 1; ++i) {
-    xe.push_back(getAffineDimExpr(i, ctx));
-    oe.push_back(getAffineDimExpr(i, ctx));
+    xe.push_back(getAffineDimExpr(i + 1, ctx));
+    oe.push_back(getAffineDimExpr(i + 1, ctx));
   }
-  AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
+  AffineExpr n = getAffineDimExpr(0, ctx), k = getAffineDimExpr(r, ctx);
   xe.push_back(k);
   oe.push_back(n);
   AffineMap xm = AffineMap::get(nl, 0, xe, ctx);
