@@ -27,10 +27,11 @@ func.func @silu_mul(%g: tensor<1x8x128xf32>, %u: tensor<1x8x128xf32>) -> tensor<
 // -----
 
 // Bias broadcast into the init, then a reduction over k with W read [n, k];
+// the output feature n is the outermost loop (d0), k the innermost (d3);
 // dynamic batch dims come from tensor.dim of the input.
-// CHECK-DAG: #[[X:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
-// CHECK-DAG: #[[W:.*]] = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
-// CHECK-DAG: #[[Y:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// CHECK-DAG: #[[X:.*]] = affine_map<(d0, d1, d2, d3) -> (d1, d2, d3)>
+// CHECK-DAG: #[[W:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d3)>
+// CHECK-DAG: #[[Y:.*]] = affine_map<(d0, d1, d2, d3) -> (d1, d2, d0)>
 // CHECK-LABEL: func @linear
 // CHECK-DAG: tensor.dim %{{.*}}, %c0
 // CHECK-DAG: tensor.dim %{{.*}}, %c1
