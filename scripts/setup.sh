@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 APT_PACKAGES=(
-  llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22
+  llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 libomp-22-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
   cmake ninja-build python3-venv libgtest-dev
 )

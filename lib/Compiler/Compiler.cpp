@@ -67,6 +67,8 @@
 #include "llvm/MC/MCSubtargetInfo.h"
 
 #include <chrono>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <mutex>
 #include <fstream>
 #include <optional>
@@ -889,6 +891,16 @@ int compile(const Options &o) {
                        src->nbytes, err)) {
         error(err);
         return 1;
+      }
+      // The copied pages are not needed again: drop them from this
+      // process's resident set (peak RSS stays near one tensor, not the
+      // whole model).
+      {
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t lo = (uintptr_t)r->data(*src) & ~(page - 1);
+        uintptr_t hi = ((uintptr_t)r->data(*src) + src->nbytes) & ~(page - 1);
+        if (hi > lo)
+          madvise((void *)lo, hi - lo, MADV_DONTNEED);
       }
     }
     if (!writer->finish(err)) {
