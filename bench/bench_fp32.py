@@ -374,6 +374,10 @@ def parse_ids(text: str, prompt, n_new):
 
 def bench_qwen(args, prompt_ids) -> dict:
     compile_bin, run_bin, tried = find_tools(args.build_dir)
+    if args.qwen_compile:
+        compile_bin = Path(args.qwen_compile)
+    if args.qwen_run:
+        run_bin = Path(args.qwen_run)
     if compile_bin is None:
         return dict(
             ok=False,
@@ -381,7 +385,8 @@ def bench_qwen(args, prompt_ids) -> dict:
             error="qwen-compile / qwen-run not found (looked in " + ", ".join(tried) + "); build them "
             "(ninja -C build) or pass --build-dir DIR",
         )
-    res = dict(ok=False, tools=str(compile_bin.parent))
+    res = dict(ok=False, tools=str(compile_bin.parent) if run_bin is None or run_bin.parent == compile_bin.parent
+               else f"{compile_bin}, {run_bin}")
     bundle = Path(args.bundle) if args.bundle else args.model.parent / "bundle-fp32"
     res["bundle"] = str(bundle)
     if run_bin is None:
@@ -562,7 +567,10 @@ def render(info, o, q, table) -> tuple[str, str]:
         )
         notes.append("greedy ids vs onnxruntime: " + info["ids_check"])
     else:
-        notes.append("qwen-opt: " + ("SKIPPED: " if q.get("skipped") else "FAILED: ") + str(q.get("error")))
+        err = str(q.get("error"))
+        short = " / ".join(line.strip() for line in err.splitlines() if line.strip())
+        short = short if len(short) <= 400 else short[:400] + " ... (full message above)"
+        notes.append("qwen-opt: " + ("SKIPPED: " if q.get("skipped") else "FAILED: ") + short)
     if not q.get("ok") and q.get("compile_s") is not None:
         notes.append(f"  (qwen-compile took {q['compile_s']:.1f}s, peak RSS {q['compile_rss'] / 2**30:.2f} GiB"
                      + (f", bundle {hbytes(q['bundle_bytes'])})" if q.get("bundle_bytes") else ")"))
@@ -589,6 +597,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the random prompt ids")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="onnxruntime intra_op threads (default: all cores)")
     ap.add_argument("--build-dir", help="folder with bin/qwen-compile and bin/qwen-run (default: build/, $QWEN_BUILD_DIR)")
+    ap.add_argument("--qwen-compile", help="the qwen-compile binary (overrides --build-dir for it)")
+    ap.add_argument("--qwen-run", help="the qwen-run binary (overrides --build-dir for it)")
     ap.add_argument("--bundle", help="bundle folder to write (default: <model dir>/bundle-fp32)")
     ap.add_argument("--reuse-bundle", action="store_true", help="do not recompile when the bundle has a manifest.json")
     ap.add_argument("--target", default="host")
