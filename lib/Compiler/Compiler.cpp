@@ -892,16 +892,9 @@ int compile(const Options &o) {
         error(err);
         return 1;
       }
-      // The copied pages are not needed again: drop them from this
-      // process's resident set (peak RSS stays near one tensor, not the
-      // whole model).
-      {
-        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-        uintptr_t lo = (uintptr_t)r->data(*src) & ~(page - 1);
-        uintptr_t hi = ((uintptr_t)r->data(*src) + src->nbytes) & ~(page - 1);
-        if (hi > lo)
-          madvise((void *)lo, hi - lo, MADV_DONTNEED);
-      }
+      // The copied pages are not needed again: keep the peak resident set
+      // near one tensor, not the whole model.
+      r->release(*src);
     }
     if (!writer->finish(err)) {
       error(err);

@@ -386,6 +386,11 @@ FailureOr<Value> Importer::materialize(const onnx::TensorProto &t,
     (void)fail(error);
     return failure();
   }
+  // External data is mapped from its file: written out, its pages can leave
+  // the resident set (importing a 72B model must not need its size in RAM).
+  // Only there: dropping pages of heap memory would zero them.
+  if (t.data_location() == onnx::TensorProto_DataLocation_EXTERNAL)
+    qwen::ws::releasePages(bytes.data(), bytes.size());
   auto ref = SymbolRefAttr::get(b.getStringAttr("weights"),
                                 {FlatSymbolRefAttr::get(b.getStringAttr(name))});
   return qwen::WeightOp::create(b, loc, type, ref).getResult();

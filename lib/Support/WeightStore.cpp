@@ -341,4 +341,12 @@ bool WeightStoreWriter::finish(std::string &error) {
   return true;
 }
 
+void releasePages(const void *p, size_t n) {
+  uintptr_t page = (uintptr_t)::sysconf(_SC_PAGESIZE);
+  uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+  uintptr_t hi = ((uintptr_t)p + n) & ~(page - 1);
+  if (hi > lo)
+    ::madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 } // namespace qwen::ws

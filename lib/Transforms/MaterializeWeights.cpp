@@ -109,10 +109,12 @@ std::optional<WeightData> Materializer::read(Value v) {
     const qwen::ws::Entry *e = stores.find(w, w.getRef());
     if (!e)
       return std::nullopt;
-    const char *p =
-        static_cast<const char *>(stores.open(w, w.getRef())->data(*e));
-    return WeightData{cast<RankedTensorType>(w.getType()),
-                      std::vector<char>(p, p + e->nbytes), e->name};
+    const qwen::ws::WeightStoreReader *r = stores.open(w, w.getRef());
+    const char *p = static_cast<const char *>(r->data(*e));
+    WeightData d{cast<RankedTensorType>(w.getType()),
+                 std::vector<char>(p, p + e->nbytes), e->name};
+    r->release(*e); // copied: keep the resident set near one weight
+    return d;
   }
   DenseElementsAttr attr;
   if (matchPattern(v, m_Constant(&attr))) {

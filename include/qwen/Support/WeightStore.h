@@ -68,6 +68,11 @@ struct Entry {
   int64_t numElements() const;
 };
 
+/// Drops the whole pages inside [p, p + n) from the resident set (madvise
+/// DONTNEED). Only for read-only FILE mappings, whose pages come back from
+/// the file: on heap or anonymous memory it would zero them.
+void releasePages(const void *p, size_t n);
+
 /// A store opened read-only through mmap. Every offset and size in the index
 /// is validated on open, so data() never points outside the mapping.
 class WeightStoreReader {
@@ -86,6 +91,9 @@ public:
     return static_cast<const char *>(base_) + e.offset;
   }
   uint64_t fileBytes() const { return size_; }
+  /// Drops `e`'s pages from the process's resident set (they are read back
+  /// from the file if touched again). For streaming passes over big models.
+  void release(const Entry &e) const { releasePages(data(e), e.nbytes); }
 
 private:
   WeightStoreReader() = default;
