@@ -641,7 +641,8 @@ int compile(const Options &o) {
   if (failed(runPasses(*module, [&](OpPassManager &pm) {
         OpPassManager &f = pm.nest<func::FuncOp>();
         f.addPass(qwen::createONNXInferShapes());
-        f.addPass(qwen::createRaiseONNX());
+        if (o.raise)
+          f.addPass(qwen::createRaiseONNX());
         qwen::MaterializeWeightsOptions mo;
         mo.storePath = derivedStore;
         pm.addPass(qwen::createMaterializeWeights(mo));

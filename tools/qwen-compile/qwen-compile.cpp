@@ -68,6 +68,11 @@ int main(int argc, char **argv) {
       cl::desc("Allow LLVM to reassociate float sums and form FMAs (vectorized "
                "reductions; default on)"),
       cl::init(true), cl::cat(cat));
+  cl::opt<bool> noRaise(
+      "no-raise",
+      cl::desc("Skip raising to model-level ops: compile the ONNX graph "
+               "through the generic lowering (for debugging and comparison)"),
+      cl::cat(cat));
   cl::opt<bool> keepWork("keep-work",
                          cl::desc("Keep the work folder (intermediate stores)"),
                          cl::cat(cat));
@@ -99,6 +104,7 @@ int main(int argc, char **argv) {
   o.optLevel = optLevel;
   o.keepWork = keepWork;
   o.reassociate = reassoc;
+  o.raise = !noRaise;
   o.verbose = verbose;
   return qwen::compiler::compile(o);
 }

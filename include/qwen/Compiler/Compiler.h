@@ -34,6 +34,7 @@ struct Options {
   std::string tokenizer;      // optional tokenizer.json copied into the bundle
   Emit emit = Emit::Bundle;
   int optLevel = 3;           // LLVM optimization level 0..3
+  bool raise = true;          // raise to model-level ops (else generic path)
   bool reassociate = true;    // fast-math reassoc + contract on float ops
   bool keepWork = false;      // keep the work folder (intermediate stores)
   bool verbose = false;       // print the stages and their times
