@@ -164,6 +164,66 @@ def MaterializeWeights : Pass<"qwen-materialize-weights", "::mlir::ModuleOp"> {
                            "::qwen::onnxir::ONNXDialect"];
 }
 
+def QuantizeWeights : Pass<"qwen-quantize-weights", "::mlir::ModuleOp"> {
+  let summary = "Round-to-nearest uniform quantization of linear, logits and embedding weights";
+  let description = [{
+    Replaces `qwen.linear` by `qquant.linear`, `qwen.logits` by
+    `qquant.logits` (keeping `tied`) and, when `ops` includes `embedding`,
+    `qwen.embedding` by `qquant.embedding`. Each weight is read (f32, f16 or
+    bf16) from its store, quantized by round-to-nearest-even, packed, and its
+    `<name>.codes`, `<name>.scales` (f32) and, for asymmetric schemes,
+    `<name>.zeros` entries are written to a new store (`store`, added to the
+    module as `qwen.store @<store-name>`), in the layout `getWeightComponents`
+    states: codes LSB-first per row, `bits` per code, rows padded to whole
+    bytes; signed codes in two's complement.
+
+    Per block (the whole tensor, a row, or `group-size` inputs of a row):
+      symmetric:  qmax = 2^(bits-1) - 1, scale = max|w| / qmax,
+                  q = clamp(rint(w / scale), -qmax, qmax) (restricted range;
+                  2-bit symmetric is ternary); unsigned codes are q + 2^(bits-1).
+      asymmetric: lo = min(min w, 0), hi = max(max w, 0),
+                  scale = (hi - lo) / (2^bits - 1),
+                  zp = clamp(rint(-lo / scale), 0, 2^bits - 1),
+                  q = clamp(rint(w / scale) + zp, 0, 2^bits - 1); signed codes
+                  and zero points are shifted down by 2^(bits-1).
+    All arithmetic in f32; an all-zero block has scale 0 and the zero code.
+    A group size that does not divide a weight's columns falls back to the
+    largest of 128/64/32 not above it that does, else to per-channel.
+    A NaN or Inf in a weight is an error naming it.
+
+    A layer is named by its weight's store entry (the leaf of `qwen.weight
+    @store::@"name"`). `layers-file` is a JSON object mapping layer names or
+    globs to `"fp32"` or an object with any of `bits`, `granularity`,
+    `group_size`, `symmetric`, `signed`, `act` (`"none"|"dynamic"`), which
+    replace those fields of the op's scheme; a pattern matching no layer, an
+    unknown key, or a layer matched by two globs is an error. `act=dynamic`
+    gives `#qquant.act<dynamic, i8, per_token>` and needs signed symmetric
+    8-bit tensor or channel weights.
+  }];
+  let options = [
+    Option<"bits", "bits", "unsigned", /*default=*/"4", "Bits per weight: 2, 3, 4 or 8">,
+    Option<"mode", "mode", "std::string", /*default=*/"\"symmetric\"",
+           "symmetric or asymmetric">,
+    Option<"granularity", "granularity", "std::string", /*default=*/"\"group\"",
+           "tensor, channel or group">,
+    Option<"groupSize", "group-size", "unsigned", /*default=*/"128",
+           "Inputs per scale with granularity=group: 32, 64 or 128">,
+    Option<"isSigned", "signed", "bool", /*default=*/"true",
+           "Signed (iN) or unsigned (uN) codes">,
+    Option<"act", "act", "std::string", /*default=*/"\"none\"",
+           "Activation quantization: none, or dynamic (per-token int8)">,
+    ListOption<"ops", "ops", "std::string",
+               "Op kinds to quantize: linear, logits, embedding (default linear,logits)">,
+    Option<"layersFile", "layers-file", "std::string", /*default=*/"",
+           "JSON file of per-layer overrides">,
+    Option<"storePath", "store", "std::string", /*default=*/"",
+           "Path of the weight store to write">,
+    Option<"storeName", "store-name", "std::string", /*default=*/"\"quantized\"",
+           "Symbol name of the qwen.store op to create">,
+  ];
+  let dependentDialects = ["::qwen::QwenDialect", "::qwen::qquant::QQuantDialect"];
+}
+
 def LowerModelToLinalg : Pass<"qwen-lower-model-to-linalg", "::mlir::func::FuncOp"> {
   let summary = "Lower qwen model ops and onnx constants/position ops to linalg, tensor, arith and math";
   let description = [{

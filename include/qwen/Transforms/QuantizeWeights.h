@@ -1,0 +1,85 @@
+//===- QuantizeWeights.h - round-to-nearest weight quantization -*- C++ -*-===//
+//
+// The configuration of --qwen-quantize-weights as a C++ value, so that
+// qwen-compile's recipes (lib/Compiler/Recipe.cpp) can run the pass without
+// going through option strings, and the JSON form of per-layer overrides that
+// both the pass (`layers-file=`) and recipe files (`"layers"`) read.
+//
+// A layer is named by the store entry of its weight (the leaf of the
+// `qwen.weight @store::@"name"` the op reads), e.g.
+// "model.layers.3.mlp.down_proj.weight" or, for exporters that name weights
+// after nodes, what --qwen-materialize-weights produced
+// ("onnx::MatMul_710.transposed").
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QWEN_TRANSFORMS_QUANTIZEWEIGHTS_H
+#define QWEN_TRANSFORMS_QUANTIZEWEIGHTS_H
+
+#include "qwen/Dialect/QQuant/QQuantDialect.h"
+#include "mlir/Pass/Pass.h"
+
+#include "llvm/Support/JSON.h"
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qwen::quant {
+
+/// How one weight is quantized (uniform grid, dense), or kept in float.
+struct LayerScheme {
+  bool keepFloat = false;
+  unsigned bits = 4;        // 2, 3, 4 or 8
+  bool isSigned = true;     // codes iN (two's complement) or uN
+  bool symmetric = true;    // no zero points
+  qquant::Granularity granularity = qquant::Granularity::group;
+  unsigned groupSize = 128; // 32, 64 or 128 (group granularity only)
+  bool dynamicAct = false;  // #qquant.act<dynamic, i8, per_token> (w8a8)
+
+  /// "fp32", or e.g. "i4 symmetric group=128", "i8 symmetric channel act=dynamic-i8".
+  std::string str() const;
+  /// Checks the combination; `err` says what is wrong.
+  bool validate(std::string &err) const;
+  bool operator==(const LayerScheme &o) const;
+};
+
+/// A per-layer override: the fields it sets replace the op's scheme, or the
+/// whole layer is kept in float ("fp32").
+struct LayerOverride {
+  std::string pattern; // exact layer name, or a glob (* ? [..])
+  bool keepFloat = false;
+  std::optional<unsigned> bits, groupSize;
+  std::optional<bool> isSigned, symmetric, dynamicAct;
+  std::optional<qquant::Granularity> granularity;
+
+  LayerScheme apply(LayerScheme base) const;
+  bool isGlob() const;
+};
+
+/// What the pass does. An op kind without a scheme stays in float.
+struct QuantizePlan {
+  std::optional<LayerScheme> linear, logits, embedding;
+  std::vector<LayerOverride> layers;
+  /// Where a layer override quantizes an op whose kind has no scheme, the
+  /// fields it does not set come from here.
+  LayerScheme fallback;
+};
+
+/// Parses one override value: "fp32" or an object with keys "bits",
+/// "granularity" ("tensor"|"channel"|"group"), "group_size", "symmetric"
+/// (bool), "signed" (bool), "act" ("none"|"dynamic"). Unknown keys are errors.
+bool parseLayerOverride(llvm::StringRef pattern, const llvm::json::Value &v,
+                        LayerOverride &out, std::string &err);
+/// Parses `{"<layer name or glob>": <override>, ...}`, sorted by pattern so
+/// the result does not depend on hash order.
+bool parseLayerOverrides(const llvm::json::Object &o,
+                         std::vector<LayerOverride> &out, std::string &err);
+
+/// The pass with a preset plan (the option strings are ignored).
+std::unique_ptr<mlir::Pass>
+createQuantizeWeightsPass(QuantizePlan plan, std::string storePath,
+                          std::string storeName = "quantized");
+
+} // namespace qwen::quant
+
+#endif // QWEN_TRANSFORMS_QUANTIZEWEIGHTS_H
