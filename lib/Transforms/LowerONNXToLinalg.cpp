@@ -1754,15 +1754,22 @@ Value unpackField(OpBuilder &b, Location l, Value packed, int64_t rowBytes, Valu
   return arith::AndIOp::create(b, l, w, cst(b, l, i32, (double)((1 << bits) - 1)));
 }
 
-/// The f32 value of element (r, c) of a quantized weight.
-Value dequantAt(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c) {
-  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+/// The code of element (r, c) as i32 (sign-extended for signed codes).
+Value codeAt(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c) {
+  Type i32 = b.getI32Type();
   Value v = unpackField(b, l, q.codes, q.rowBytes, r, c, q.bits);
   if (q.isSigned) {
     Value half = cst(b, l, i32, (double)(1 << (q.bits - 1)));
     Value neg = arith::CmpIOp::create(b, l, arith::CmpIPredicate::uge, v, half);
     v = arith::SelectOp::create(b, l, neg, arith::SubIOp::create(b, l, v, cst(b, l, i32, (double)(1 << q.bits))), v);
   }
+  return v;
+}
+
+/// The f32 value of element (r, c) of a quantized weight.
+Value dequantAt(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c) {
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  Value v = codeAt(b, l, q, r, c);
   SmallVector<Value> si;
   Value g;
   if (q.gran == 0) {
@@ -1834,6 +1841,111 @@ Value linearNT(OpBuilder &b, Location l, Value x, Value w, Value bias, RankedTen
              [&](OpBuilder &nb, Location nl, ValueRange a) {
                Value m = arith::MulFOp::create(nb, nl, a[0], a[1]);
                linalg::YieldOp::create(nb, nl, arith::AddFOp::create(nb, nl, a[2], m).getResult());
+             })
+      .getResult(0);
+}
+
+/// y[..., n] = x[..., :] * W[n, :] with dynamic per-token int8 activations
+/// (#qquant.act<dynamic, i8, per_token>) on signed symmetric 8-bit weights
+/// (per tensor or per channel):
+///   s_x = max_k |x[..., k]| / 127            (f32, one per token)
+///   q_x = clamp(roundeven(x / s_x), -127, 127) as i8 (0 where s_x == 0)
+///   acc = sum_k q_x[..., k] * code(W[n, k])  (i32)
+///   y   = f32(acc) * s_x * s_w[n] (+ bias[n])
+Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
+                  Value bias, RankedTensorType rt, int64_t rows, int64_t cols) {
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
+  auto xt = ranked(x);
+  int64_t r = xt.getRank();
+  // Per-token max |x| and scale.
+  SmallVector<bool> red(r, false);
+  red[r - 1] = true;
+  Value amax = reduce(b, l, x, red, cst(b, l, f32, 0.0),
+                      [](OpBuilder &nb, Location nl, Value acc, Value v) {
+                        Value a = math::AbsFOp::create(nb, nl, v);
+                        return arith::MaximumFOp::create(nb, nl, acc, a).getResult();
+                      });
+  SmallVector<AffineExpr> tok, xk, wk, on, ion;
+  for (int64_t i = 0; i < r - 1; ++i)
+    tok.push_back(getAffineDimExpr(i, ctx));
+  // q_x: [..., K] i8.
+  SmallVector<Value> xdims = dimsOf(b, l, x);
+  auto qxT = RankedTensorType::get(xt.getShape(), i8);
+  Value qxInit = emptyWith(b, l, qxT, xdims);
+  AffineMap idR = AffineMap::getMultiDimIdentityMap(r, ctx);
+  AffineMap tokR = AffineMap::get(r, 0, tok, ctx);
+  Value qx = linalg::GenericOp::create(
+                 b, l, TypeRange{qxT}, ValueRange{x, amax}, ValueRange{qxInit},
+                 {idR, tokR, idR}, parallel(r),
+                 [&](OpBuilder &nb, Location nl, ValueRange a) {
+                   Value s = arith::DivFOp::create(nb, nl, a[1], cst(nb, nl, f32, 127.0));
+                   Value zero = cst(nb, nl, f32, 0.0);
+                   Value isZero = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, s, zero);
+                   Value d = arith::DivFOp::create(nb, nl, a[0], s);
+                   d = arith::SelectOp::create(nb, nl, isZero, zero, d);
+                   d = math::RoundEvenOp::create(nb, nl, d);
+                   d = arith::MaximumFOp::create(nb, nl, d, cst(nb, nl, f32, -127.0));
+                   d = arith::MinimumFOp::create(nb, nl, d, cst(nb, nl, f32, 127.0));
+                   linalg::YieldOp::create(nb, nl, arith::FPToSIOp::create(nb, nl, i8, d).getResult());
+                 })
+                 .getResult(0);
+  // Weight codes: [N, K] i8.
+  auto qwT = RankedTensorType::get({rows, cols}, i8);
+  Value qw = generate(b, l, qwT, {cIdx(b, l, rows), cIdx(b, l, cols)},
+                      [&](OpBuilder &nb, Location nl, ArrayRef<Value> iv) {
+                        Value c = codeAt(nb, nl, q, iv[0], iv[1]);
+                        return arith::TruncIOp::create(nb, nl, nb.getI8Type(), c).getResult();
+                      });
+  // acc[..., n] = sum_k qx[..., k] * qw[n, k] in i32.
+  SmallVector<Value> odims(xdims.begin(), xdims.end() - 1);
+  odims.push_back(cIdx(b, l, rows));
+  auto accT = RankedTensorType::get(rt.getShape(), i32);
+  Value acc0 = fillT(b, l, accT, odims, cst(b, l, i32, 0));
+  xk = tok;
+  on = tok;
+  AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
+  xk.push_back(k);
+  on.push_back(n);
+  SmallVector<IteratorType> it = parallel(r);
+  it.push_back(IteratorType::reduction);
+  Value acc = linalg::GenericOp::create(
+                  b, l, TypeRange{accT}, ValueRange{qx, qw}, ValueRange{acc0},
+                  {AffineMap::get(r + 1, 0, xk, ctx), AffineMap::get(r + 1, 0, {n, k}, ctx),
+                   AffineMap::get(r + 1, 0, on, ctx)},
+                  it,
+                  [&](OpBuilder &nb, Location nl, ValueRange a) {
+                    Value u = arith::ExtSIOp::create(nb, nl, i32, a[0]);
+                    Value v = arith::ExtSIOp::create(nb, nl, i32, a[1]);
+                    Value m = arith::MulIOp::create(nb, nl, u, v);
+                    linalg::YieldOp::create(nb, nl, arith::AddIOp::create(nb, nl, a[2], m).getResult());
+                  })
+                  .getResult(0);
+  // y = f32(acc) * s_x * s_w (+ bias).
+  AffineMap wsMap = q.gran == 0 ? AffineMap::get(r, 0, {getAffineConstantExpr(0, ctx)}, ctx)
+                                : AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx),
+                                                        getAffineConstantExpr(0, ctx)}, ctx);
+  SmallVector<Value> ins{acc, amax, q.scales};
+  SmallVector<AffineMap> maps{idR, tokR, wsMap};
+  if (bias) {
+    ins.push_back(bias);
+    maps.push_back(AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx));
+  }
+  maps.push_back(idR);
+  Value yInit = emptyWith(b, l, rt, odims);
+  return linalg::GenericOp::create(
+             b, l, TypeRange{rt}, ins, ValueRange{yInit}, maps, parallel(r),
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               auto toF32 = [&](Value v) {
+                 return v.getType().isF32() ? v : arith::ExtFOp::create(nb, nl, f32, v).getResult();
+               };
+               Value sx = arith::DivFOp::create(nb, nl, a[1], cst(nb, nl, f32, 127.0));
+               Value y = arith::SIToFPOp::create(nb, nl, f32, a[0]);
+               y = arith::MulFOp::create(nb, nl, y, sx);
+               y = arith::MulFOp::create(nb, nl, y, toF32(a[2]));
+               if (bias)
+                 y = arith::AddFOp::create(nb, nl, y, toF32(a[3]));
+               linalg::YieldOp::create(nb, nl, y);
              })
       .getResult(0);
 }
@@ -2077,13 +2189,12 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
                                                   WeightStoreCache &stores) {
   Location l = op->getLoc();
   Value wv;
+  qq::ActivationAttr act;
   if (auto o = dyn_cast<qq::LinearOp>(op)) {
-    if (o.getAct())
-      return failure();
+    act = o.getActAttr();
     wv = o.getWeight();
   } else if (auto o = dyn_cast<qq::LogitsOp>(op)) {
-    if (o.getAct())
-      return failure();
+    act = o.getActAttr();
     wv = o.getWeight();
   } else if (auto o = dyn_cast<qq::EmbeddingOp>(op)) {
     wv = o.getTable();
@@ -2104,6 +2215,19 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   if (s.getGrid() != qq::Grid::uniform || s.getSparsity() != qq::Sparsity::dense ||
       s.getBits() < 2 || s.getBits() > 8)
     return failure();
+  if (act) {
+    if (act.getMode() != qq::ActMode::dynamic || act.getBits() != 8 || !act.getPerToken())
+      return op->emitOpError("only dynamic per-token int8 activations "
+                             "(#qquant.act<dynamic, i8, per_token>) have a lowering; "
+                             "static scales need calibration statistics"),
+             failure();
+    if (s.getBits() != 8 || !s.getIsSigned() || !s.getSymmetric() ||
+        s.getGranularity() == qq::Granularity::group)
+      return op->emitOpError("dynamic int8 activations need signed symmetric 8-bit "
+                             "weights per tensor or per channel (w8a8), got ")
+                 << wt,
+             failure();
+  }
   int64_t rows = wt.getRows(), cols = wt.getCols();
   // The components as qwen.weight ops (dtypes from the store's index).
   SymbolRefAttr ref = wop.getRef();
@@ -2135,6 +2259,13 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   q.rowBytes = ranked(q.codes).getDimSize(1);
   if (q.gran == 2 && q.group <= 0)
     return failure();
+  if (act) {
+    Value x = op->getOperand(0);
+    Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
+    if (!ranked(x) || !eltOf(x).isF32() || (bias && !ranked(bias)))
+      return failure();
+    return one(linearDynI8(b, l, q, x, bias, rt, rows, cols));
+  }
   if (auto o = dyn_cast<qq::EmbeddingOp>(op))
     return one(embedQ(b, l, q, o.getIds(), cols, rt));
   Value w = dequantAll(b, l, q, rows, cols);
