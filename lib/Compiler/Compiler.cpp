@@ -18,6 +18,7 @@
 
 #include "qwen/Compiler/Compiler.h"
 #include "qwen/Compiler/Passes.h"
+#include "qwen/Compiler/Recipe.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Dialect/QQuant/QQuantDialect.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
@@ -67,6 +68,7 @@
 #include "llvm/MC/MCSubtargetInfo.h"
 
 #include <chrono>
+#include <cmath>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <mutex>
@@ -519,9 +521,18 @@ LogicalResult checkFullyLowered(ModuleOp m) {
 
 int compile(const Options &o) {
   Stopwatch sw{o.verbose};
-  if (o.recipe != "fp32") {
-    error("--recipe: unknown recipe '" + o.recipe + "' (available: fp32)");
-    return 1;
+  Recipe recipe;
+  {
+    std::string err;
+    if (!resolveRecipe(o.recipe, recipe, err)) {
+      error("--recipe: " + err);
+      return 1;
+    }
+    if (recipe.quantizes() && !o.raise) {
+      error("--recipe: recipe '" + o.recipe +
+            "' quantizes model-level ops, which --no-raise does not make");
+      return 1;
+    }
   }
   if (!fs::exists(o.input)) {
     error("'" + o.input + "': no such file");
@@ -597,6 +608,9 @@ int compile(const Options &o) {
   std::string derivedStore = mlirStage && o.output != "-"
                                  ? storeDir + "/" + stem + ".derived.qws"
                                  : work.path + "/derived.qws";
+  std::string quantizedStore = mlirStage && o.output != "-"
+                                   ? storeDir + "/" + stem + ".quantized.qws"
+                                   : work.path + "/quantized.qws";
 
   DialectRegistry registry;
   registerAllDialects(registry);
@@ -652,6 +666,18 @@ int compile(const Options &o) {
     return 1;
   readRaisedInfo(*module, info);
   sw.lap("raise");
+
+  // recipe: quantize the model-level ops' weights into a new store.
+  if (recipe.quantizes()) {
+    if (failed(runPasses(*module, [&](OpPassManager &pm) {
+          pm.addPass(quant::createQuantizeWeightsPass(recipe.plan,
+                                                      quantizedStore));
+          return success();
+        })))
+      return 1;
+    sw.lap("quantize");
+  }
+  RecipeSummary recipeSummary = summarizeRecipe(*module);
   auto emitModule = [&](ModuleOp m) {
     return writeOutput(o.output, [&](llvm::raw_ostream &os) { m.print(os); })
                ? 0
@@ -981,7 +1007,26 @@ int compile(const Options &o) {
         ints(info.eos);
         j.attributeEnd();
       });
-      j.attributeObject("recipe", [&] { j.attribute("name", o.recipe); });
+      j.attributeObject("recipe", [&] {
+        j.attribute("name", recipe.name);
+        if (!recipe.file.empty())
+          j.attribute("file", path::filename(recipe.file));
+        j.attribute("bits_per_weight",
+                    std::round(recipeSummary.bitsPerWeight * 1000) / 1000);
+        j.attribute("quantizable_weights", recipeSummary.weights);
+        j.attributeObject("schemes", [&] {
+          for (auto &[scheme, n] : recipeSummary.schemes)
+            j.attribute(scheme, n);
+        });
+        if (!recipe.plan.layers.empty())
+          j.attributeObject("layers", [&] {
+            for (const quant::LayerOverride &ov : recipe.plan.layers) {
+              quant::LayerScheme base = recipe.plan.fallback;
+              j.attribute(ov.pattern, ov.keepFloat ? std::string("fp32")
+                                                   : ov.apply(base).str());
+            }
+          });
+      });
       j.attributeObject("target", [&] {
         j.attribute("name", target->name);
         j.attribute("triple", kTriple);

@@ -1,7 +1,7 @@
 //===- qwen-compile.cpp - ONNX model of a Qwen LLM to an AOT bundle -------===//
 //
 //   qwen-compile model.onnx -o bundle/ [--target host|x86-64-v3|x86-64-v4|CPU]
-//                [--recipe fp32] [--tokenizer tokenizer.json]
+//                [--recipe NAME|file.json] [--tokenizer tokenizer.json]
 //                [--emit=bundle|mlir|linalg|llvm-mlir|llvm|asm|obj]
 //
 // See include/qwen/Compiler/Compiler.h for the stages and
@@ -44,7 +44,10 @@ int main(int argc, char **argv) {
                "x86-64-v3 (AVX2), x86-64-v4 (AVX-512), or any LLVM x86 CPU "
                "name"),
       cl::init("host"), cl::cat(cat));
-  cl::opt<std::string> recipe("recipe", cl::desc("Quantization recipe"),
+  cl::opt<std::string> recipe("recipe", cl::desc("Quantization recipe: fp32, w8a16, w4a16-g128, "
+                                       "w4a16-g32, w3a16-g128, w2a16-g64, "
+                                       "w8a8-dyn, or a recipe .json file"),
+                              cl::value_desc("name|file.json"),
                               cl::init("fp32"), cl::cat(cat));
   cl::opt<std::string> tokenizer(
       "tokenizer", cl::desc("HF tokenizer.json to put into the bundle"),

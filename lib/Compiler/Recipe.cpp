@@ -1,0 +1,227 @@
+//===- Recipe.cpp - qwen-compile's quantization recipes -------------------===//
+//
+// Named recipes (weights: round-to-nearest, signed codes, symmetric with the
+// restricted range [-(2^(b-1)-1), 2^(b-1)-1], f32 scales):
+//
+//   fp32        nothing is quantized
+//   w8a16       linear i8 per channel
+//   w4a16-g128  linear i4 groups of 128
+//   w4a16-g32   linear i4 groups of 32
+//   w3a16-g128  linear i3 groups of 128
+//   w2a16-g64   linear i2 groups of 64 (symmetric 2-bit is ternary: -1, 0, 1)
+//   w8a8-dyn    linear i8 per channel + dynamic per-token int8 activations
+//   w8a8        refused: static activation scales need calibration
+//
+// LM head and embedding: every quantized recipe stores them as i8 per
+// channel, weight-only (also in w8a8-dyn). They are the matrices most
+// sensitive to quantization (the LM head's error goes straight into the
+// logits, with no normalization after it) and, tied, one table serves both;
+// llama.cpp likewise keeps output / token_embd at higher precision (Q6_K /
+// Q8_0) for its low-bit types. 8 bits per channel costs little error and,
+// tied, one table.
+//
+// A recipe file: {"base": "<named recipe>", "layers": {"<layer name or
+// glob>": "fp32" | {"bits": 8, "granularity": "channel", ...}}}; layers are
+// named by their weight's store entry (see QuantizeWeights.h).
+//
+//===----------------------------------------------------------------------===//
+
+#include "qwen/Compiler/Recipe.h"
+#include "qwen/Dialect/QQuant/QQuantDialect.h"
+#include "qwen/Dialect/Qwen/QwenDialect.h"
+#include "qwen/Transforms/WeightStoreAccess.h"
+
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+using namespace mlir;
+namespace qq = qwen::qquant;
+
+namespace qwen::compiler {
+
+using quant::LayerScheme;
+
+bool Recipe::quantizes() const {
+  return plan.linear || plan.logits || plan.embedding || !plan.layers.empty();
+}
+
+const std::vector<std::string> &recipeNames() {
+  static const std::vector<std::string> names = {
+      "fp32",      "w8a16",     "w4a16-g128", "w4a16-g32",
+      "w3a16-g128", "w2a16-g64", "w8a8-dyn",   "w8a8"};
+  return names;
+}
+
+static std::string namesList() {
+  std::string s;
+  for (const std::string &n : recipeNames())
+    s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+static LayerScheme scheme(unsigned bits, qq::Granularity g, unsigned group,
+                          bool dyn = false) {
+  LayerScheme s;
+  s.bits = bits;
+  s.isSigned = true;
+  s.symmetric = true;
+  s.granularity = g;
+  s.groupSize = g == qq::Granularity::group ? group : 0;
+  s.dynamicAct = dyn;
+  return s;
+}
+
+static bool namedRecipe(const std::string &name, quant::QuantizePlan &plan,
+                        std::string &err) {
+  using G = qq::Granularity;
+  plan = quant::QuantizePlan();
+  LayerScheme head = scheme(8, G::channel, 0);
+  plan.fallback = head;
+  if (name == "fp32")
+    return true;
+  if (name == "w8a8") {
+    err = "recipe 'w8a8' needs calibration statistics (qwen-calibrate, not "
+          "available yet); use w8a8-dyn for dynamic per-token activation "
+          "scales";
+    return false;
+  }
+  std::optional<LayerScheme> linear;
+  if (name == "w8a16")
+    linear = scheme(8, G::channel, 0);
+  else if (name == "w4a16-g128")
+    linear = scheme(4, G::group, 128);
+  else if (name == "w4a16-g32")
+    linear = scheme(4, G::group, 32);
+  else if (name == "w3a16-g128")
+    linear = scheme(3, G::group, 128);
+  else if (name == "w2a16-g64")
+    linear = scheme(2, G::group, 64);
+  else if (name == "w8a8-dyn")
+    linear = scheme(8, G::channel, 0, /*dyn=*/true);
+  if (!linear) {
+    err = "unknown recipe '" + name + "' (available: " + namesList() +
+          ", or a .json recipe file)";
+    return false;
+  }
+  plan.linear = linear;
+  plan.logits = head;
+  plan.embedding = head;
+  plan.fallback = *linear;
+  return true;
+}
+
+bool resolveRecipe(const std::string &arg, Recipe &out, std::string &err) {
+  out = Recipe();
+  if (!llvm::StringRef(arg).ends_with(".json")) {
+    out.name = arg;
+    return namedRecipe(arg, out.plan, err);
+  }
+  out.file = arg;
+  auto buf = llvm::MemoryBuffer::getFile(arg);
+  if (!buf) {
+    err = "recipe file '" + arg + "': " + buf.getError().message();
+    return false;
+  }
+  llvm::Expected<llvm::json::Value> v = llvm::json::parse((*buf)->getBuffer());
+  if (!v) {
+    err = "recipe file '" + arg + "': " + llvm::toString(v.takeError());
+    return false;
+  }
+  const llvm::json::Object *o = v->getAsObject();
+  if (!o) {
+    err = "recipe file '" + arg + "': expected a JSON object";
+    return false;
+  }
+  std::vector<std::string> keys;
+  for (const auto &kv : *o)
+    keys.push_back(kv.first.str());
+  std::sort(keys.begin(), keys.end());
+  for (const std::string &k : keys)
+    if (k != "base" && k != "layers") {
+      err = "recipe file '" + arg + "': unknown key '" + k +
+            "' (known: base, layers)";
+      return false;
+    }
+  std::optional<llvm::StringRef> base = o->getString("base");
+  if (o->get("base") && !base) {
+    err = "recipe file '" + arg + "': 'base' must be a recipe name";
+    return false;
+  }
+  out.name = base ? base->str() : "fp32";
+  if (!namedRecipe(out.name, out.plan, err)) {
+    err = "recipe file '" + arg + "': " + err;
+    return false;
+  }
+  if (const llvm::json::Value *layers = o->get("layers")) {
+    const llvm::json::Object *lo = layers->getAsObject();
+    if (!lo) {
+      err = "recipe file '" + arg + "': 'layers' must be an object";
+      return false;
+    }
+    if (!quant::parseLayerOverrides(*lo, out.plan.layers, err)) {
+      err = "recipe file '" + arg + "': " + err;
+      return false;
+    }
+  }
+  return true;
+}
+
+RecipeSummary summarizeRecipe(ModuleOp module) {
+  RecipeSummary s;
+  double bits = 0;
+  llvm::StringSet<> seen;
+  auto count = [&](Operation *op, Value w, qq::ActivationAttr act) {
+    std::string scheme = "fp32";
+    if (auto qt = dyn_cast<qq::WeightType>(w.getType())) {
+      qq::SchemeAttr a = qt.getScheme();
+      LayerScheme ls;
+      ls.bits = a.getBits();
+      ls.isSigned = a.getIsSigned();
+      ls.symmetric = a.getSymmetric();
+      ls.granularity = a.getGranularity();
+      ls.groupSize = a.getGroupSize();
+      ls.dynamicAct = act && act.getMode() == qq::ActMode::dynamic;
+      scheme = ls.str();
+      auto wop = w.getDefiningOp<qq::WeightOp>();
+      std::string key = wop ? wop.getRef().getLeafReference().str() : "";
+      if (!wop || seen.insert(key).second) {
+        for (const qwen::WeightComponent &c : qwen::getWeightComponents(qt)) {
+          int64_t n = 1;
+          for (int64_t d : c.shape)
+            n *= d;
+          // Scales as this compiler writes them (f32); codes and zero
+          // points one byte per stored element.
+          bits += double(n) * (c.suffix == ".scales" ? 32 : 8);
+        }
+        s.weights += qt.getRows() * qt.getCols();
+      }
+    } else if (auto t = dyn_cast<RankedTensorType>(w.getType())) {
+      auto wop = w.getDefiningOp<qwen::WeightOp>();
+      std::string key = wop ? "f|" + wop.getRef().getLeafReference().str() : "";
+      if (t.hasStaticShape() && (!wop || seen.insert(key).second)) {
+        bits += double(t.getNumElements()) * t.getElementTypeBitWidth();
+        s.weights += t.getNumElements();
+      }
+    }
+    ++s.schemes[scheme];
+  };
+  module.walk([&](Operation *op) {
+    if (auto o = dyn_cast<qwen::LinearOp>(op))
+      count(op, o.getWeight(), {});
+    else if (auto o = dyn_cast<qwen::LogitsOp>(op))
+      count(op, o.getWeight(), {});
+    else if (auto o = dyn_cast<qwen::EmbeddingOp>(op))
+      count(op, o.getTable(), {});
+    else if (auto o = dyn_cast<qq::LinearOp>(op))
+      count(op, o.getWeight(), o.getActAttr());
+    else if (auto o = dyn_cast<qq::LogitsOp>(op))
+      count(op, o.getWeight(), o.getActAttr());
+    else if (auto o = dyn_cast<qq::EmbeddingOp>(op))
+      count(op, o.getTable(), {});
+  });
+  if (s.weights)
+    s.bitsPerWeight = bits / double(s.weights);
+  return s;
+}
+
+} // namespace qwen::compiler
