@@ -169,6 +169,7 @@ bool resolveRecipe(const std::string &arg, Recipe &out, std::string &err) {
 RecipeSummary summarizeRecipe(ModuleOp module) {
   RecipeSummary s;
   double bits = 0;
+  qwen::WeightStoreCache stores;
   llvm::StringSet<> seen;
   auto count = [&](Operation *op, Value w, qq::ActivationAttr act) {
     std::string scheme = "fp32";
@@ -186,12 +187,14 @@ RecipeSummary summarizeRecipe(ModuleOp module) {
       std::string key = wop ? wop.getRef().getLeafReference().str() : "";
       if (!wop || seen.insert(key).second) {
         for (const qwen::WeightComponent &c : qwen::getWeightComponents(qt)) {
+          // The stored bytes (scales may be f16 or f32).
+          const ws::Entry *e =
+              wop ? stores.find(wop, wop.getRef(), c.suffix) : nullptr;
           int64_t n = 1;
           for (int64_t d : c.shape)
             n *= d;
-          // Scales as this compiler writes them (f32); codes and zero
-          // points one byte per stored element.
-          bits += double(n) * (c.suffix == ".scales" ? 32 : 8);
+          bits += e ? double(e->nbytes) * 8
+                    : double(n) * (c.suffix == ".scales" ? 32 : 8);
         }
         s.weights += qt.getRows() * qt.getCols();
       }
