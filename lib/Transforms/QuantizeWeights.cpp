@@ -13,6 +13,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/GlobPattern.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -599,9 +600,14 @@ LogicalResult Quantizer::run() {
     if (failed(qw) || failed(replace(t, *qw)))
       return failure();
   }
+  // Float weights left without users (a tied table appears in two targets:
+  // erase each op once).
+  llvm::SetVector<Operation *> dead;
   for (Target &t : targets)
     if (t.weight->use_empty())
-      t.weight->erase();
+      dead.insert(t.weight);
+  for (Operation *op : dead)
+    op->erase();
   if (!writer)
     return success();
   std::string error;
