@@ -36,6 +36,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qwen_runtime.h"
+#include "../common/ToolArgs.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -70,18 +71,6 @@ bool progressLineOpen = false;
   std::exit(1);
 }
 
-bool parseInt(const std::string &s, int64_t &out) {
-  if (s.empty())
-    return false;
-  errno = 0;
-  char *end = nullptr;
-  long long v = std::strtoll(s.c_str(), &end, 10);
-  if (errno || *end || end == s.c_str())
-    return false;
-  out = v;
-  return true;
-}
-
 enum class Progress { Never, Auto, Always };
 
 struct Options {
@@ -95,57 +84,31 @@ struct Options {
 Options parseArgs(int argc, char **argv) {
   Options o;
   bool haveText = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    std::string value;
-    bool hasInlineValue = false;
-    if (a.compare(0, 2, "--") == 0) {
-      size_t eq = a.find('=');
-      if (eq != std::string::npos) {
-        value = a.substr(eq + 1);
-        a = a.substr(0, eq);
-        hasInlineValue = true;
-      }
-    }
-    auto next = [&]() -> std::string {
-      if (hasInlineValue)
-        return value;
-      if (i + 1 >= argc)
-        usageError(a + ": missing value");
-      return argv[++i];
-    };
-    auto intFlag = [&](int64_t lo, int64_t &out) {
-      std::string v = next();
-      if (!parseInt(v, out) || out < lo)
-        usageError(a + ": expected an integer >= " + std::to_string(lo) +
-                   ", got '" + v + "'");
-    };
-    auto pathFlag = [&](std::string &out) {
-      out = next();
-      if (out.empty())
-        usageError(a + ": expected a path, got ''");
-    };
+  qwen::tools::ArgCursor arg(argc, argv, usageError);
+  while (arg.next()) {
+    const std::string &a = arg.flag();
     if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
     } else if (a == "--text") {
-      pathFlag(o.text);
+      o.text = arg.pathValue();
       haveText = true;
     } else if (a == "--reference") {
-      pathFlag(o.reference);
+      o.reference = arg.pathValue();
     } else if (a == "--json") {
-      pathFlag(o.json);
+      o.json = arg.pathValue();
     } else if (a == "--ctx") {
       // ctx - 1 - ctx/2 >= 1 scored token a chunk needs ctx >= 3.
-      intFlag(3, o.ctx);
+      o.ctx = arg.intValue(3);
     } else if (a == "--chunks") {
-      intFlag(1, o.chunks);
+      o.chunks = arg.intValue(1);
     } else if (a == "--threads") {
-      intFlag(1, o.threads);
+      o.threads = arg.intValue(1);
       if (o.threads > 4096)
         usageError("--threads: at most 4096");
     } else if (a == "--progress") {
-      if (!hasInlineValue || value == "auto")
+      const std::string &value = arg.inlineValue();
+      if (!arg.hasInlineValue() || value == "auto")
         o.progress = Progress::Auto;
       else if (value == "always")
         o.progress = Progress::Always;
@@ -154,12 +117,12 @@ Options parseArgs(int argc, char **argv) {
       else
         usageError("--progress: expected auto, always or never, got '" +
                    value + "'");
-    } else if (a.size() > 1 && a[0] == '-') {
+    } else if (arg.isFlag()) {
       usageError(a + ": unknown flag");
     } else if (o.bundle.empty()) {
-      o.bundle = argv[i];
+      o.bundle = arg.raw();
     } else {
-      usageError("unexpected argument '" + std::string(argv[i]) +
+      usageError("unexpected argument '" + arg.raw() +
                  "' (one bundle only; the reference is --reference)");
     }
   }

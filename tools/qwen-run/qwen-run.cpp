@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qwen_runtime.h"
+#include "../common/ToolArgs.h"
 
 #include <cerrno>
 #include <chrono>
@@ -22,6 +23,10 @@
 #include <vector>
 
 namespace {
+
+using qwen::tools::parseFloat;
+using qwen::tools::parseInt;
+using qwen::tools::parseUInt64;
 
 const char *kUsage =
     "usage: qwen-run BUNDLE (--prompt TEXT | --prompt-ids ID,ID,...)\n"
@@ -40,42 +45,6 @@ const char *kUsage =
   std::exit(1);
 }
 
-bool parseInt(const std::string &s, int64_t &out) {
-  if (s.empty())
-    return false;
-  errno = 0;
-  char *end = nullptr;
-  long long v = std::strtoll(s.c_str(), &end, 10);
-  if (errno || *end || end == s.c_str())
-    return false;
-  out = v;
-  return true;
-}
-
-bool parseUInt64(const std::string &s, uint64_t &out) {
-  if (s.empty() || s[0] == '-')
-    return false;
-  errno = 0;
-  char *end = nullptr;
-  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-  if (errno || *end || end == s.c_str())
-    return false;
-  out = v;
-  return true;
-}
-
-bool parseFloat(const std::string &s, float &out) {
-  if (s.empty())
-    return false;
-  errno = 0;
-  char *end = nullptr;
-  float v = std::strtof(s.c_str(), &end);
-  if (errno || *end || end == s.c_str() || !std::isfinite(v))
-    return false;
-  out = v;
-  return true;
-}
-
 struct Options {
   std::string bundle;
   bool havePrompt = false, havePromptIds = false;
@@ -92,43 +61,17 @@ struct Options {
 
 Options parseArgs(int argc, char **argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    std::string value;
-    bool hasInlineValue = false;
-    if (a.compare(0, 2, "--") == 0) {
-      size_t eq = a.find('=');
-      if (eq != std::string::npos) {
-        value = a.substr(eq + 1);
-        a = a.substr(0, eq);
-        hasInlineValue = true;
-      }
-    }
-    auto next = [&]() -> std::string {
-      if (hasInlineValue)
-        return value;
-      if (i + 1 >= argc)
-        usageError(a + ": missing value");
-      return argv[++i];
-    };
-    auto intFlag = [&](int64_t lo, int64_t &out) {
-      std::string v = next();
-      if (!parseInt(v, out) || out < lo)
-        usageError(a + ": expected an integer >= " + std::to_string(lo) +
-                   ", got '" + v + "'");
-    };
-    auto noValue = [&] {
-      if (hasInlineValue)
-        usageError(a + ": takes no value");
-    };
+  qwen::tools::ArgCursor arg(argc, argv, usageError);
+  while (arg.next()) {
+    const std::string &a = arg.flag();
     if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
     } else if (a == "--prompt") {
-      o.prompt = next();
+      o.prompt = arg.value();
       o.havePrompt = true;
     } else if (a == "--prompt-ids") {
-      std::string v = next();
+      std::string v = arg.value();
       o.havePromptIds = true;
       size_t start = 0;
       while (true) {
@@ -146,42 +89,41 @@ Options parseArgs(int argc, char **argv) {
         start = comma + 1;
       }
     } else if (a == "--max-new-tokens") {
-      intFlag(0, o.maxNewTokens);
+      o.maxNewTokens = arg.intValue(0);
     } else if (a == "--temperature") {
-      std::string v = next();
+      std::string v = arg.value();
       if (!parseFloat(v, o.temperature) || o.temperature < 0)
         usageError("--temperature: expected a number >= 0, got '" + v + "'");
     } else if (a == "--top-k") {
-      intFlag(0, o.topK);
+      o.topK = arg.intValue(0);
       if (o.topK > INT32_MAX)
         usageError("--top-k: too large");
     } else if (a == "--top-p") {
-      std::string v = next();
+      std::string v = arg.value();
       if (!parseFloat(v, o.topP) || !(o.topP > 0) || o.topP > 1)
         usageError("--top-p: expected a number in (0, 1], got '" + v + "'");
     } else if (a == "--seed") {
-      std::string v = next();
+      std::string v = arg.value();
       if (!parseUInt64(v, o.seed))
         usageError("--seed: expected a non-negative integer, got '" + v + "'");
     } else if (a == "--threads") {
-      intFlag(1, o.threads);
+      o.threads = arg.intValue(1);
       if (o.threads > 4096)
         usageError("--threads: at most 4096");
     } else if (a == "--ctx") {
-      intFlag(1, o.ctx);
+      o.ctx = arg.intValue(1);
     } else if (a == "--print-ids") {
-      noValue();
+      arg.noValue();
       o.printIds = true;
     } else if (a == "--ignore-eos") {
-      noValue();
+      arg.noValue();
       o.ignoreEos = true;
-    } else if (a.size() > 1 && a[0] == '-') {
+    } else if (arg.isFlag()) {
       usageError(a + ": unknown flag");
     } else if (o.bundle.empty()) {
-      o.bundle = argv[i];
+      o.bundle = arg.raw();
     } else {
-      usageError("unexpected argument '" + std::string(argv[i]) +
-                 "' (one bundle only)");
+      usageError("unexpected argument '" + arg.raw() + "' (one bundle only)");
     }
   }
   if (o.bundle.empty())
