@@ -224,6 +224,30 @@ def QuantizeWeights : Pass<"qwen-quantize-weights", "::mlir::ModuleOp"> {
   let dependentDialects = ["::qwen::QwenDialect", "::qwen::qquant::QQuantDialect"];
 }
 
+def InstrumentActivations : Pass<"qwen-instrument-activations", "::mlir::ModuleOp"> {
+  let summary = "Make the input activation of every linear / logits op a result of the entry";
+  let description = [{
+    For calibration (`qwen-calibrate`): the input of every `qwen.linear`,
+    `qwen.logits`, `qquant.linear` and `qquant.logits` in the entry function
+    whose weight is a named store entry (`qwen.weight` / `qquant.weight`)
+    becomes an extra result of the entry, after the existing ones, in the
+    order the ops appear. A value read by several ops (q/k/v projections,
+    gate/up) is returned once; its result attributes are
+    `qwen.observe = ["<layer>", ...]` (the layer names, i.e. the weights'
+    store entries, as recipes name them) and `onnx.name = "observe.<first
+    layer>"`. qwen-compile gives such results the manifest role "observe".
+
+    Errors: no entry function, an entry with more than one block, an op
+    inside a nested region, an input that is an entry argument, a module that
+    is already instrumented, or nothing to observe.
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", /*default=*/"\"main\"",
+           "Name of the entry function">,
+  ];
+  let dependentDialects = ["::qwen::QwenDialect", "::qwen::qquant::QQuantDialect"];
+}
+
 def LowerModelToLinalg : Pass<"qwen-lower-model-to-linalg", "::mlir::func::FuncOp"> {
   let summary = "Lower qwen model ops and onnx constants/position ops to linalg, tensor, arith and math";
   let description = [{
