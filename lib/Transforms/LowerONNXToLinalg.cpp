@@ -1852,8 +1852,13 @@ Value linearNT(OpBuilder &b, Location l, Value x, Value w, Value bias, RankedTen
 ///   q_x = clamp(roundeven(x / s_x), -127, 127) as i8 (0 where s_x == 0)
 ///   acc = sum_k q_x[..., k] * code(W[n, k])  (i32)
 ///   y   = f32(acc) * s_x * s_w[n] (+ bias[n])
+///
+/// With `staticScale` (#qquant.act<static : !quant.uniform<i8:f32, s>>, from
+/// calibration) s_x = s for every token, no reduction:
+///   q_x = clamp(roundeven(x / s), -127, 127), y = f32(acc) * s * s_w[n] (+ bias)
 Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
-                  Value bias, RankedTensorType rt, int64_t rows, int64_t cols) {
+                  Value bias, RankedTensorType rt, int64_t rows, int64_t cols,
+                  std::optional<float> staticScale = std::nullopt) {
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
   auto xt = ranked(x);
@@ -1861,7 +1866,10 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
   // Per-token max |x| and scale.
   SmallVector<bool> red(r, false);
   red[r - 1] = true;
-  Value amax = reduce(b, l, x, red, cst(b, l, f32, 0.0),
+  // Static: a constant "max" of 127 * s per token, so s_x = s below (the
+  // division by 127 is folded away: s_x is the constant s itself).
+  Value amax = staticScale ? Value()
+                           : reduce(b, l, x, red, cst(b, l, f32, 0.0),
                       [](OpBuilder &nb, Location nl, Value acc, Value v) {
                         Value a = math::AbsFOp::create(nb, nl, v);
                         return arith::MaximumFOp::create(nb, nl, acc, a).getResult();
@@ -1875,11 +1883,20 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
   Value qxInit = emptyWith(b, l, qxT, xdims);
   AffineMap idR = AffineMap::getMultiDimIdentityMap(r, ctx);
   AffineMap tokR = AffineMap::get(r, 0, tok, ctx);
+  SmallVector<Value> qxIns{x};
+  SmallVector<AffineMap> qxMaps{idR};
+  if (!staticScale) {
+    qxIns.push_back(amax);
+    qxMaps.push_back(tokR);
+  }
+  qxMaps.push_back(idR);
   Value qx = linalg::GenericOp::create(
-                 b, l, TypeRange{qxT}, ValueRange{x, amax}, ValueRange{qxInit},
-                 {idR, tokR, idR}, parallel(r),
+                 b, l, TypeRange{qxT}, qxIns, ValueRange{qxInit},
+                 qxMaps, parallel(r),
                  [&](OpBuilder &nb, Location nl, ValueRange a) {
-                   Value s = arith::DivFOp::create(nb, nl, a[1], cst(nb, nl, f32, 127.0));
+                   Value s = staticScale
+                                 ? cst(nb, nl, f32, *staticScale)
+                                 : arith::DivFOp::create(nb, nl, a[1], cst(nb, nl, f32, 127.0)).getResult();
                    Value zero = cst(nb, nl, f32, 0.0);
                    Value isZero = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, s, zero);
                    Value d = arith::DivFOp::create(nb, nl, a[0], s);
@@ -1925,8 +1942,15 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
   AffineMap wsMap = q.gran == 0 ? AffineMap::get(r, 0, {getAffineConstantExpr(0, ctx)}, ctx)
                                 : AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx),
                                                         getAffineConstantExpr(0, ctx)}, ctx);
-  SmallVector<Value> ins{acc, amax, q.scales};
-  SmallVector<AffineMap> maps{idR, tokR, wsMap};
+  SmallVector<Value> ins{acc};
+  SmallVector<AffineMap> maps{idR};
+  if (!staticScale) {
+    ins.push_back(amax);
+    maps.push_back(tokR);
+  }
+  ins.push_back(q.scales);
+  maps.push_back(wsMap);
+  unsigned wsIdx = staticScale ? 1 : 2;
   if (bias) {
     ins.push_back(bias);
     maps.push_back(AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx));
@@ -1939,12 +1963,14 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
                auto toF32 = [&](Value v) {
                  return v.getType().isF32() ? v : arith::ExtFOp::create(nb, nl, f32, v).getResult();
                };
-               Value sx = arith::DivFOp::create(nb, nl, a[1], cst(nb, nl, f32, 127.0));
+               Value sx = staticScale
+                              ? cst(nb, nl, f32, *staticScale)
+                              : arith::DivFOp::create(nb, nl, a[1], cst(nb, nl, f32, 127.0)).getResult();
                Value y = arith::SIToFPOp::create(nb, nl, f32, a[0]);
                y = arith::MulFOp::create(nb, nl, y, sx);
-               y = arith::MulFOp::create(nb, nl, y, toF32(a[2]));
+               y = arith::MulFOp::create(nb, nl, y, toF32(a[wsIdx]));
                if (bias)
-                 y = arith::AddFOp::create(nb, nl, y, toF32(a[3]));
+                 y = arith::AddFOp::create(nb, nl, y, toF32(a[wsIdx + 1]));
                linalg::YieldOp::create(nb, nl, y);
              })
       .getResult(0);
@@ -2215,16 +2241,30 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   if (s.getGrid() != qq::Grid::uniform || s.getSparsity() != qq::Sparsity::dense ||
       s.getBits() < 2 || s.getBits() > 8)
     return failure();
-  if (act) {
+  std::optional<float> staticScale;
+  if (act && act.getMode() == qq::ActMode::static_) {
+    quant::UniformQuantizedType st = act.getStaticType();
+    if (act.getBits() != 8 || !st.isSigned() || st.getZeroPoint() != 0 ||
+        !st.getExpressedType().isF32() || !(st.getScale() > 0))
+      return op->emitOpError("only static per-tensor symmetric int8 activations "
+                             "(#qquant.act<static : !quant.uniform<i8:f32, s>> with "
+                             "zero point 0 and s > 0) have a lowering, got ")
+                 << act,
+             failure();
+    staticScale = float(st.getScale());
+  } else if (act) {
     if (act.getMode() != qq::ActMode::dynamic || act.getBits() != 8 || !act.getPerToken())
       return op->emitOpError("only dynamic per-token int8 activations "
-                             "(#qquant.act<dynamic, i8, per_token>) have a lowering; "
-                             "static scales need calibration statistics"),
+                             "(#qquant.act<dynamic, i8, per_token>) or static "
+                             "per-tensor int8 ones have a lowering"),
              failure();
+  }
+  if (act) {
     if (s.getBits() != 8 || !s.getIsSigned() || !s.getSymmetric() ||
         s.getGranularity() == qq::Granularity::group)
-      return op->emitOpError("dynamic int8 activations need signed symmetric 8-bit "
-                             "weights per tensor or per channel (w8a8), got ")
+      return op->emitOpError(staticScale ? "static " : "dynamic ")
+                 << "int8 activations need signed symmetric 8-bit "
+                    "weights per tensor or per channel (w8a8), got "
                  << wt,
              failure();
   }
@@ -2264,7 +2304,7 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
     if (!ranked(x) || !eltOf(x).isF32() || (bias && !ranked(bias)))
       return failure();
-    return one(linearDynI8(b, l, q, x, bias, rt, rows, cols));
+    return one(linearDynI8(b, l, q, x, bias, rt, rows, cols, staticScale));
   }
   if (auto o = dyn_cast<qq::EmbeddingOp>(op))
     return one(embedQ(b, l, q, o.getIds(), cols, rt));
