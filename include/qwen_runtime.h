@@ -126,6 +126,30 @@ QWEN_API int64_t qwen_session_context_length(const qwen_session *session);
 /* Forgets all tokens (keeps the context length). */
 QWEN_API void qwen_session_reset(qwen_session *session);
 
+/*--- observed activations (calibration) -----------------------------------*/
+
+/* A bundle compiled for calibration (qwen-calibrate) has outputs with role
+ * "observe": the input activation of linear / logits ops, [1, ..., K] f32.
+ * One output may serve several layers (q/k/v read the same tensor). Bundles
+ * without them have 0; nothing else changes. */
+QWEN_API int64_t qwen_bundle_num_observed(const qwen_bundle *bundle);
+/* The output's manifest name, or null for an index outside [0, num). */
+QWEN_API const char *qwen_bundle_observed_name(const qwen_bundle *bundle,
+                                               int64_t i);
+/* The layers (weight store entry names) reading observed tensor i. */
+QWEN_API int64_t qwen_bundle_observed_num_layers(const qwen_bundle *bundle,
+                                                 int64_t i);
+QWEN_API const char *qwen_bundle_observed_layer(const qwen_bundle *bundle,
+                                                int64_t i, int64_t j);
+/* Observed tensor i of the most recent prefill/decode as a row-major
+ * [rows, cols] matrix (rows = every position the forward computed: the new
+ * tokens, or the whole sequence for a model without a KV cache; cols = K).
+ * Valid until the next call on the session. QWEN_ERR_INVALID_ARGUMENT for a
+ * bad index or before the first prefill. */
+QWEN_API qwen_status qwen_session_observed(const qwen_session *session,
+                                           int64_t i, const float **data,
+                                           int64_t *rows, int64_t *cols);
+
 /*--- tokenizer ------------------------------------------------------------*/
 
 /* Token ids of the UTF-8 `text`. Sets *n to the number of ids; if it exceeds

@@ -137,6 +137,7 @@ bool parseRole(const std::string &s, bool input, Role &r) {
       {"logits", Role::Logits, false},
       {"present_key", Role::PresentKey, false},
       {"present_value", Role::PresentValue, false},
+      {"observe", Role::Observe, false},
   };
   for (const auto &k : kRoles)
     if (s == k.name && k.input == input) {
@@ -210,6 +211,18 @@ qwen_status parseTensors(ManifestReader &m, const Value &root, bool input,
               spec.role == Role::PresentKey || spec.role == Role::PresentValue;
     if (kv && !m.getInt(t, path, "layer", spec.layer, st))
       return st;
+    if (spec.role == Role::Observe) {
+      const Value *layers = m.get(t, path, "layers", Value::Kind::Array, st);
+      if (!layers)
+        return st;
+      for (const Value &l : layers->items()) {
+        if (!l.isString())
+          return m.error(path + ".layers", "expected strings (layer names)");
+        spec.layers.push_back(l.str());
+      }
+      if (spec.layers.empty())
+        return m.error(path + ".layers", "expected at least one layer name");
+    }
     if (spec.role == Role::Weight) {
       int64_t off, bytes;
       if (!m.getInt(t, path, "offset", off, st) ||
@@ -310,6 +323,15 @@ qwen_status checkSignature(ManifestReader &m, qwen_bundle &b) {
         return bad(t, "vocabulary " + std::to_string(t.shape[2]) +
                           " != model.vocab_size " +
                           std::to_string(b.vocabSize));
+      continue;
+    }
+    if (t.role == Role::Observe) {
+      if (t.shape.size() < 2 || t.dtype != ElemType::F32)
+        return bad(t, "expected an f32 observed activation of rank >= 2 "
+                      "[B, ..., K], found " +
+                          std::string(elemName(t.dtype)) + " " +
+                          shapeStr(t.shape));
+      b.observedOut.push_back(i);
       continue;
     }
     anyPresent = true;

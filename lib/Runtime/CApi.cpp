@@ -100,6 +100,37 @@ const char *qwen_bundle_architecture(const qwen_bundle *b) {
   return b ? b->architecture.c_str() : "";
 }
 
+int64_t qwen_bundle_num_observed(const qwen_bundle *b) {
+  return b ? int64_t(b->observedOut.size()) : 0;
+}
+static const qwen::rt::TensorSpec *observedSpec(const qwen_bundle *b,
+                                                int64_t i) {
+  if (!b || i < 0 || i >= int64_t(b->observedOut.size()))
+    return nullptr;
+  return &b->outputs[b->observedOut[size_t(i)]];
+}
+const char *qwen_bundle_observed_name(const qwen_bundle *b, int64_t i) {
+  const qwen::rt::TensorSpec *t = observedSpec(b, i);
+  return t ? t->name.c_str() : nullptr;
+}
+int64_t qwen_bundle_observed_num_layers(const qwen_bundle *b, int64_t i) {
+  const qwen::rt::TensorSpec *t = observedSpec(b, i);
+  return t ? int64_t(t->layers.size()) : 0;
+}
+const char *qwen_bundle_observed_layer(const qwen_bundle *b, int64_t i,
+                                       int64_t j) {
+  const qwen::rt::TensorSpec *t = observedSpec(b, i);
+  if (!t || j < 0 || j >= int64_t(t->layers.size()))
+    return nullptr;
+  return t->layers[size_t(j)].c_str();
+}
+qwen_status qwen_session_observed(const qwen_session *s, int64_t i,
+                                  const float **data, int64_t *rows,
+                                  int64_t *cols) {
+  qwen::rt::clearError();
+  return qwen::rt::sessionObserved(s, i, data, rows, cols);
+}
+
 qwen_status qwen_bundle_set_num_threads(qwen_bundle *b, int32_t n) {
   if (!b)
     return fail(QWEN_ERR_INVALID_ARGUMENT, "qwen_bundle_set_num_threads: null bundle");

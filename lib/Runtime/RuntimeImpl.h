@@ -42,6 +42,7 @@ enum class Role {
   Logits,
   PresentKey,
   PresentValue,
+  Observe, // an activation returned for calibration (qwen-calibrate)
 };
 
 enum class ElemType { F32, I64, I32, I8, U8, I1 };
@@ -54,6 +55,7 @@ struct TensorSpec {
   ElemType dtype;
   std::vector<int64_t> shape; // -1 = dynamic
   int64_t layer = -1;         // past/present
+  std::vector<std::string> layers; // observe: the layers that read it
   uint64_t offset = 0, bytes = 0; // weight
   const void *data = nullptr;     // weight: into the mapped weights.bin
 };
@@ -68,6 +70,8 @@ const float *sessionLogitsAt(const qwen_session *s, int64_t i);
 int64_t sessionNumLogits(const qwen_session *s);
 int64_t sessionLength(const qwen_session *s);
 int64_t sessionContextLength(const qwen_session *s);
+qwen_status sessionObserved(const qwen_session *s, int64_t i,
+                            const float **data, int64_t *rows, int64_t *cols);
 
 using ForwardFn = void (*)(void **);
 using AbiVersionFn = int64_t (*)(void);
@@ -86,6 +90,8 @@ struct qwen_bundle {
   /// present_value output of each layer (kv-cache models).
   std::vector<size_t> pastKeyIn, pastValueIn, presentKeyOut, presentValueOut;
   size_t logitsOut = 0;
+  /// Indices of the outputs with role "observe", in manifest order.
+  std::vector<size_t> observedOut;
 
   void *library = nullptr;
   qwen::rt::ForwardFn forward = nullptr;

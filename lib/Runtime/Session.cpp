@@ -32,6 +32,13 @@ struct OutTensor {
   std::vector<int64_t> sizes, strides;
 };
 
+/// An observed activation of the latest call, as [rows, cols] row-major.
+struct ObservedBuf {
+  void *allocated = nullptr; // free()d when replaced
+  float *data = nullptr;
+  int64_t rows = 0, cols = 0;
+};
+
 struct MallocBuf {
   void *p = nullptr;
   MallocBuf() = default;
@@ -70,7 +77,13 @@ struct qwen_session {
   std::vector<KvBuffer> pastKey, pastValue; // per layer, length tokens.size()
   float *logits = nullptr;                  // [numLogits, V]
   int64_t numLogits = 0;
+  std::vector<ObservedBuf> observed; // per observe output, latest call
 
+  void releaseObserved() {
+    for (ObservedBuf &o : observed)
+      std::free(o.allocated);
+    observed.clear();
+  }
   void releaseState() {
     for (KvBuffer &k : pastKey)
       std::free(k.allocated);
@@ -83,6 +96,7 @@ struct qwen_session {
     std::free(logits);
     logits = nullptr;
     numLogits = 0;
+    releaseObserved();
     tokens.clear();
   }
   ~qwen_session() { releaseState(); }
@@ -103,6 +117,27 @@ int64_t sessionLength(const qwen_session *s) {
 }
 int64_t sessionContextLength(const qwen_session *s) {
   return s ? s->contextLength : 0;
+}
+
+qwen_status sessionObserved(const qwen_session *s, int64_t i,
+                            const float **data, int64_t *rows, int64_t *cols) {
+  if (!s || !data || !rows || !cols)
+    return fail(QWEN_ERR_INVALID_ARGUMENT,
+                "qwen_session_observed: null argument");
+  int64_t n = int64_t(s->bundle->observedOut.size());
+  if (i < 0 || i >= n)
+    return fail(QWEN_ERR_INVALID_ARGUMENT,
+                "qwen_session_observed: index " + std::to_string(i) +
+                    " outside [0, " + std::to_string(n) +
+                    ") (observed activations of the bundle)");
+  if (size_t(i) >= s->observed.size())
+    return fail(QWEN_ERR_INVALID_ARGUMENT,
+                "qwen_session_observed: no prefill/decode has run yet");
+  const ObservedBuf &o = s->observed[size_t(i)];
+  *data = o.data;
+  *rows = o.rows;
+  *cols = o.cols;
+  return QWEN_OK;
 }
 
 qwen_status createSession(qwen_bundle *b, int64_t contextLength,
@@ -313,6 +348,19 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
   for (size_t i = 0; i < outs.size(); ++i) {
     const TensorSpec &t = b.outputs[i];
     const OutTensor &o = outs[i];
+    if (t.role == Role::Observe) {
+      // [1, ..., K]: static dims as declared, batch 1.
+      bool ok = o.sizes.size() == t.shape.size() && o.sizes[0] == 1;
+      for (size_t d = 0; ok && d < o.sizes.size(); ++d)
+        ok = o.sizes[d] >= 0 && (t.shape[d] < 0 || o.sizes[d] == t.shape[d]);
+      if (!ok)
+        return badOutput("observed activation '" + t.name + "' of shape " +
+                         sizesStr(o.sizes) + ", expected " +
+                         sizesStr(t.shape) + " with batch 1");
+      if (!o.allocated || !o.data)
+        return badOutput("a null buffer for '" + t.name + "'");
+      continue;
+    }
     std::vector<int64_t> want =
         t.role == Role::Logits ? std::vector<int64_t>{1, S, V}
                                : std::vector<int64_t>{1, Hkv, P + S, D};
@@ -386,8 +434,55 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
         return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory copying the KV cache");
       }
   }
+  // Observed activations: kept as returned when dense, else copied.
+  std::vector<ObservedBuf> newObserved;
+  for (size_t oi : b.observedOut) {
+    const OutTensor &o = outs[oi];
+    ObservedBuf ob;
+    ob.cols = o.sizes.back();
+    ob.rows = 1;
+    for (size_t d = 0; d + 1 < o.sizes.size(); ++d)
+      ob.rows *= o.sizes[d];
+    std::vector<int64_t> contiguous = rowMajorStrides(o.sizes);
+    bool dense = true;
+    for (size_t d = 0; d < o.sizes.size(); ++d)
+      dense &= o.sizes[d] == 1 || o.strides[d] == contiguous[d];
+    if (dense) {
+      ob.allocated = o.allocated;
+      ob.data = o.data;
+    } else {
+      size_t elems = size_t(ob.rows * ob.cols);
+      float *c = static_cast<float *>(std::malloc(elems * sizeof(float) + 1));
+      if (!c) {
+        for (void *p : copies)
+          std::free(p);
+        releaseAll();
+        return fail(QWEN_ERR_OUT_OF_MEMORY,
+                    "out of memory copying an observed activation");
+      }
+      copies.push_back(c);
+      // Walk the index space in row-major order.
+      std::vector<int64_t> idx(o.sizes.size(), 0);
+      for (size_t k = 0; k < elems; ++k) {
+        int64_t off = 0;
+        for (size_t d = 0; d < idx.size(); ++d)
+          off += idx[d] * o.strides[d];
+        c[k] = o.data[off];
+        for (size_t d = idx.size(); d-- > 0;) {
+          if (++idx[d] < o.sizes[d])
+            break;
+          idx[d] = 0;
+        }
+      }
+      ob.allocated = c;
+      ob.data = c;
+    }
+    newObserved.push_back(ob);
+  }
   // Commit.
   std::set<void *> kept;
+  for (const ObservedBuf &ob : newObserved)
+    kept.insert(ob.allocated);
   for (size_t l = 0; l < newKey.size(); ++l) {
     kept.insert(newKey[l].allocated);
     kept.insert(newValue[l].allocated);
@@ -401,6 +496,8 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
     s->pastKey[l] = newKey[l];
     s->pastValue[l] = newValue[l];
   }
+  s->releaseObserved();
+  s->observed = std::move(newObserved);
   std::free(s->logits);
   s->logits = static_cast<float *>(newLogits.release());
   s->numLogits = n;

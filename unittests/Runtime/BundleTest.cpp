@@ -62,6 +62,8 @@ struct FakeBundle {
   std::string formatVersion = "1";
   std::string abiVersion = "1";
   int64_t scaleOffsetDelta = 0; // corrupts the manifest's weight offset
+  bool observe = false;         // FAKE_OBSERVE's model and its output
+  std::string observeLayers = "[\"fake.q\", \"fake.k\"]";
 
   /// Writes the bundle into a fresh directory and returns its path.
   std::string write(const std::string &name) const {
@@ -70,8 +72,9 @@ struct FakeBundle {
     std::string cmd = "rm -rf '" + dir + "'";
     EXPECT_EQ(std::system(cmd.c_str()), 0);
     EXPECT_EQ(::mkdir(dir.c_str(), 0755), 0);
-    writeAll(dir + "/model.so", readAll(kv ? QWEN_FAKE_MODEL
-                                           : QWEN_FAKE_MODEL_NOKV));
+    writeAll(dir + "/model.so", readAll(observe ? QWEN_FAKE_MODEL_OBSERVE
+                                        : kv    ? QWEN_FAKE_MODEL
+                                                : QWEN_FAKE_MODEL_NOKV));
     std::string error;
     auto w = qwen::ws::WeightStoreWriter::create(dir + "/weights.bin", error);
     EXPECT_TRUE(w) << error;
@@ -138,6 +141,10 @@ struct FakeBundle {
            "\"dtype\": \"f32\", \"shape\": [1, 1, -1, 2], \"layer\": 0},\n"
         << "{\"name\": \"present.0.value\", \"role\": \"present_value\", "
            "\"dtype\": \"f32\", \"shape\": [1, 1, -1, 2], \"layer\": 0}";
+    if (observe)
+      m << ",\n{\"name\": \"observe.fake.q\", \"role\": \"observe\", "
+           "\"dtype\": \"f32\", \"shape\": [1, -1, 3], \"layers\": "
+        << observeLayers << "}";
     m << "],\n\"files\": [";
     for (size_t i = 0; i < files.size(); ++i) {
       std::string hex;
@@ -544,3 +551,74 @@ TEST(Bundle, Tokenizer) {
 }
 
 } // namespace
+
+// Outputs with role "observe" (calibration bundles): names, layers, and the
+// latest call's rows, dense or strided; none in an ordinary bundle.
+TEST(Bundle, ObservedActivations) {
+  for (bool strided : {false, true}) {
+    FakeBundle fb;
+    fb.observe = true;
+    Opened h;
+    qwen_bundle *b = openOk(fb.write(strided ? "observe-t" : "observe"), h);
+    ASSERT_TRUE(b);
+    ASSERT_EQ(qwen_bundle_num_observed(b), 1);
+    EXPECT_STREQ(qwen_bundle_observed_name(b, 0), "observe.fake.q");
+    ASSERT_EQ(qwen_bundle_observed_num_layers(b, 0), 2);
+    EXPECT_STREQ(qwen_bundle_observed_layer(b, 0, 0), "fake.q");
+    EXPECT_STREQ(qwen_bundle_observed_layer(b, 0, 1), "fake.k");
+    EXPECT_EQ(qwen_bundle_observed_layer(b, 0, 2), nullptr);
+    EXPECT_EQ(qwen_bundle_observed_name(b, 1), nullptr);
+    qwen_session *s;
+    ASSERT_EQ(qwen_session_create(b, 32, &s), QWEN_OK);
+    const float *x = nullptr;
+    int64_t rows = -1, cols = -1;
+    EXPECT_EQ(qwen_session_observed(s, 0, &x, &rows, &cols),
+              QWEN_ERR_INVALID_ARGUMENT); // nothing ran yet
+    if (strided)
+      setenv("QWEN_FAKE_MODEL_MODE", "transposed-kv", 1);
+    std::vector<int64_t> seq = {5, 4, 3};
+    ASSERT_EQ(qwen_session_prefill(s, seq.data(), 3), QWEN_OK)
+        << qwen_last_error();
+    ASSERT_EQ(qwen_session_observed(s, 0, &x, &rows, &cols), QWEN_OK);
+    ASSERT_EQ(rows, 3);
+    ASSERT_EQ(cols, 3);
+    for (int64_t j = 0; j < 3; ++j) {
+      EXPECT_EQ(x[3 * j], float(seq[size_t(j)]));
+      EXPECT_EQ(x[3 * j + 1], float(j));
+      EXPECT_EQ(x[3 * j + 2], float(seq[size_t(j)]) / 2);
+    }
+    ASSERT_EQ(qwen_session_decode(s, 9), QWEN_OK);
+    ASSERT_EQ(qwen_session_observed(s, 0, &x, &rows, &cols), QWEN_OK);
+    ASSERT_EQ(rows, 1);
+    EXPECT_EQ(x[0], 9.f);
+    EXPECT_EQ(x[1], 3.f);
+    unsetenv("QWEN_FAKE_MODEL_MODE");
+    // Logits are unaffected by the extra output.
+    seq.push_back(9);
+    EXPECT_EQ(row(qwen_session_logits(s), 16), reference(seq, 16).back());
+    EXPECT_EQ(qwen_session_observed(s, 1, &x, &rows, &cols),
+              QWEN_ERR_INVALID_ARGUMENT);
+    qwen_session_free(s);
+  }
+  FakeBundle plain;
+  Opened h;
+  qwen_bundle *b = openOk(plain.write("no-observe"), h);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(qwen_bundle_num_observed(b), 0);
+  qwen_session *s;
+  ASSERT_EQ(qwen_session_create(b, 8, &s), QWEN_OK);
+  int64_t id = 1, rows, cols;
+  const float *x;
+  ASSERT_EQ(qwen_session_prefill(s, &id, 1), QWEN_OK);
+  EXPECT_EQ(qwen_session_observed(s, 0, &x, &rows, &cols),
+            QWEN_ERR_INVALID_ARGUMENT);
+  qwen_session_free(s);
+}
+
+TEST(BundleErrors, ObserveWithoutLayers) {
+  FakeBundle fb;
+  fb.observe = true;
+  fb.observeLayers = "[]";
+  expectOpenError(fb.write("observe-nolayers"), QWEN_ERR_MANIFEST,
+                  {"observe.fake.q", "layers"});
+}

@@ -18,6 +18,10 @@
  * break the contract (mask not all ones of length P+S, positions not P..,
  * past of the wrong shape) give NaN logits.
  *
+ * FAKE_OBSERVE adds an output with role "observe" after the present ones:
+ * [1, S, 3] f32, row j = (id, position, id / 2) of the j-th new token
+ * (column-major strides with QWEN_FAKE_MODEL_MODE=transposed-kv).
+ *
  * QWEN_FAKE_MODEL_MODE=bad-logits-shape returns one logits row too many;
  * =transposed-kv returns present_* with D-major strides (still valid memrefs).
  *===----------------------------------------------------------------------===*/
@@ -157,5 +161,22 @@ EXPORT void qwen_model_forward(void **args) {
 #else
   free(K);
   free(Vv);
+#endif
+#ifdef FAKE_OBSERVE
+  {
+    int64_t *o = out + 9 + 22;
+    float *x = malloc(sizeof(float) * 3 * (size_t)(S ? S : 1));
+    if (!x)
+      abort();
+    for (int64_t j = 0; j < S; ++j) {
+      float v[3] = {(float)idv[j * stride(ids, 2, 1)], (float)(P + j),
+                    (float)idv[j * stride(ids, 2, 1)] / 2};
+      for (int c = 0; c < 3; ++c)
+        x[transposed ? c * S + j : 3 * j + c] = v[c];
+    }
+    int64_t sz[3] = {1, S, 3};
+    int64_t st[3] = {3 * S, transposed ? 1 : 3, transposed ? S : 1};
+    putDesc(o, x, 3, sz, st);
+  }
 #endif
 }
