@@ -10,7 +10,9 @@
 //   w3a16-g128  linear i3 groups of 128
 //   w2a16-g64   linear i2 groups of 64 (symmetric 2-bit is ternary: -1, 0, 1)
 //   w8a8-dyn    linear i8 per channel + dynamic per-token int8 activations
-//   w8a8        refused: static activation scales need calibration
+//   w8a8        linear i8 per channel + static per-tensor int8 activations,
+//               scale = threshold / 127 from qwen-calibrate's stats.json
+//               (--calib, --calib-method)
 //
 // LM head and embedding: every quantized recipe stores them as i8 per
 // channel, weight-only (also in w8a8-dyn). They are the matrices most
@@ -29,10 +31,12 @@
 #include "qwen/Compiler/Recipe.h"
 #include "qwen/Dialect/QQuant/QQuantDialect.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
+#include "qwen/Support/Sha256.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include <cmath>
 
 using namespace mlir;
 namespace qq = qwen::qquant;
@@ -60,7 +64,7 @@ static std::string namesList() {
 }
 
 static LayerScheme scheme(unsigned bits, qq::Granularity g, unsigned group,
-                          bool dyn = false) {
+                          bool dyn = false, bool stat = false) {
   LayerScheme s;
   s.bits = bits;
   s.isSigned = true;
@@ -68,6 +72,7 @@ static LayerScheme scheme(unsigned bits, qq::Granularity g, unsigned group,
   s.granularity = g;
   s.groupSize = g == qq::Granularity::group ? group : 0;
   s.dynamicAct = dyn;
+  s.staticAct = stat;
   return s;
 }
 
@@ -79,12 +84,6 @@ static bool namedRecipe(const std::string &name, quant::QuantizePlan &plan,
   plan.fallback = head;
   if (name == "fp32")
     return true;
-  if (name == "w8a8") {
-    err = "recipe 'w8a8' needs calibration statistics (qwen-calibrate, not "
-          "available yet); use w8a8-dyn for dynamic per-token activation "
-          "scales";
-    return false;
-  }
   std::optional<LayerScheme> linear;
   if (name == "w8a16")
     linear = scheme(8, G::channel, 0);
@@ -98,6 +97,8 @@ static bool namedRecipe(const std::string &name, quant::QuantizePlan &plan,
     linear = scheme(2, G::group, 64);
   else if (name == "w8a8-dyn")
     linear = scheme(8, G::channel, 0, /*dyn=*/true);
+  else if (name == "w8a8")
+    linear = scheme(8, G::channel, 0, /*dyn=*/false, /*stat=*/true);
   if (!linear) {
     err = "unknown recipe '" + name + "' (available: " + namesList() +
           ", or a .json recipe file)";
@@ -166,6 +167,97 @@ bool resolveRecipe(const std::string &arg, Recipe &out, std::string &err) {
   return true;
 }
 
+bool needsCalibration(const Recipe &r) {
+  const quant::QuantizePlan &p = r.plan;
+  if ((p.linear && p.linear->staticAct) || (p.logits && p.logits->staticAct))
+    return true;
+  for (const quant::LayerOverride &ov : p.layers)
+    if (!ov.keepFloat && ov.apply(p.fallback).staticAct)
+      return true;
+  return false;
+}
+
+const std::vector<std::string> &calibMethods() {
+  static const std::vector<std::string> m = {
+      "max", "percentile", "percentile-99.9", "entropy", "mse"};
+  return m;
+}
+
+bool loadCalibration(const std::string &path, const std::string &method,
+                     std::map<std::string, double> &scales,
+                     std::string &sha256, std::string &err) {
+  scales.clear();
+  std::string where = "--calib '" + path + "': ";
+  // The key of each method in a layer's "thresholds" object.
+  std::string key;
+  if (method == "max")
+    key = "max";
+  else if (method == "percentile")
+    key = "percentile_99.99";
+  else if (method == "percentile-99.9")
+    key = "percentile_99.9";
+  else if (method == "entropy")
+    key = "entropy";
+  else if (method == "mse")
+    key = "mse";
+  else {
+    std::string list;
+    for (const std::string &m : calibMethods())
+      list += (list.empty() ? "" : ", ") + m;
+    err = "--calib-method: unknown method '" + method + "' (available: " +
+          list + ")";
+    return false;
+  }
+  auto buf = llvm::MemoryBuffer::getFile(path);
+  if (!buf) {
+    err = where + buf.getError().message();
+    return false;
+  }
+  if (!qwen::sha256File(path, sha256, err)) {
+    err = where + err;
+    return false;
+  }
+  llvm::Expected<llvm::json::Value> v = llvm::json::parse((*buf)->getBuffer());
+  if (!v) {
+    err = where + llvm::toString(v.takeError());
+    return false;
+  }
+  const llvm::json::Object *o = v->getAsObject();
+  if (!o || o->getString("format") != "qwen-calib") {
+    err = where + "not a qwen-calibrate statistics file (\"format\": "
+                  "\"qwen-calib\" missing)";
+    return false;
+  }
+  if (o->getInteger("version") != 1) {
+    err = where + "unsupported version (expected 1)";
+    return false;
+  }
+  const llvm::json::Object *layers = o->getObject("layers");
+  if (!layers || layers->empty()) {
+    err = where + "no \"layers\" object, or it is empty";
+    return false;
+  }
+  for (const auto &kv : *layers) {
+    std::string name = kv.first.str();
+    const llvm::json::Object *l = kv.second.getAsObject();
+    const llvm::json::Object *th = l ? l->getObject("thresholds") : nullptr;
+    std::optional<double> t = th ? th->getNumber(key) : std::nullopt;
+    if (!t) {
+      err = where + "layer '" + name + "' has no thresholds." + key;
+      return false;
+    }
+    if (!std::isfinite(*t) || *t < 0) {
+      err = where + "layer '" + name + "': threshold " + key + " = " +
+            std::to_string(*t) + " is not a finite non-negative number";
+      return false;
+    }
+    // A layer whose input was always zero: any positive scale quantizes 0
+    // exactly; keep the scale tiny but normal.
+    scales[name] = std::max(*t, 1e-6) / 127.0;
+  }
+  return true;
+}
+
 RecipeSummary summarizeRecipe(ModuleOp module) {
   RecipeSummary s;
   double bits = 0;
@@ -182,6 +274,7 @@ RecipeSummary summarizeRecipe(ModuleOp module) {
       ls.granularity = a.getGranularity();
       ls.groupSize = a.getGroupSize();
       ls.dynamicAct = act && act.getMode() == qq::ActMode::dynamic;
+      ls.staticAct = act && act.getMode() == qq::ActMode::static_;
       scheme = ls.str();
       auto wop = w.getDefiningOp<qq::WeightOp>();
       std::string key = wop ? wop.getRef().getLeafReference().str() : "";

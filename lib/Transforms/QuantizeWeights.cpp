@@ -51,6 +51,8 @@ std::string LayerScheme::str() const {
     s += "=" + std::to_string(groupSize);
   if (dynamicAct)
     s += " act=dynamic-i8";
+  if (staticAct)
+    s += " act=static-i8";
   return s;
 }
 
@@ -64,6 +66,17 @@ bool LayerScheme::validate(std::string &err) const {
   if (granularity == qq::Granularity::group && groupSize != 32 &&
       groupSize != 64 && groupSize != 128) {
     err = "group size must be 32, 64 or 128, got " + std::to_string(groupSize);
+    return false;
+  }
+  if (dynamicAct && staticAct) {
+    err = "activations cannot be both dynamic and static";
+    return false;
+  }
+  if (staticAct && (bits != 8 || !isSigned || !symmetric ||
+                    granularity == qq::Granularity::group)) {
+    err = "static int8 activations (w8a8) need signed symmetric 8-bit "
+          "weights per tensor or per channel, got " +
+          LayerScheme(*this).str();
     return false;
   }
   if (dynamicAct && (bits != 8 || !isSigned || !symmetric ||
@@ -82,7 +95,7 @@ bool LayerScheme::operator==(const LayerScheme &o) const {
   return bits == o.bits && isSigned == o.isSigned &&
          symmetric == o.symmetric && granularity == o.granularity &&
          (granularity != qq::Granularity::group || groupSize == o.groupSize) &&
-         dynamicAct == o.dynamicAct;
+         dynamicAct == o.dynamicAct && staticAct == o.staticAct;
 }
 
 LayerScheme LayerOverride::apply(LayerScheme s) const {
@@ -101,6 +114,7 @@ LayerScheme LayerOverride::apply(LayerScheme s) const {
       s.granularity = qq::Granularity::group;
   }
   if (dynamicAct) s.dynamicAct = *dynamicAct;
+  if (staticAct) s.staticAct = *staticAct;
   return s;
 }
 
@@ -161,11 +175,13 @@ bool parseLayerOverride(StringRef pattern, const llvm::json::Value &v,
     } else if (k == "act") {
       auto s = x.getAsString();
       if (s && *s == "none")
-        out.dynamicAct = false;
+        out.dynamicAct = false, out.staticAct = false;
       else if (s && *s == "dynamic")
-        out.dynamicAct = true;
+        out.dynamicAct = true, out.staticAct = false;
+      else if (s && *s == "static")
+        out.dynamicAct = false, out.staticAct = true;
       else {
-        err = where + "'act' must be \"none\" or \"dynamic\"";
+        err = where + "'act' must be \"none\", \"dynamic\" or \"static\"";
         return false;
       }
     } else {
@@ -375,6 +391,7 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
   t.scheme = s;
   LayerScheme weightOnly = s; // the activation scheme is not the weight's
   weightOnly.dynamicAct = false;
+  weightOnly.staticAct = false;
   std::string key = t.layer + "|" + weightOnly.str();
   if (auto it = written.find(key); it != written.end())
     return it->second;
@@ -474,6 +491,24 @@ LogicalResult Quantizer::replace(Target &t, Value qw) {
   if (t.scheme.dynamicAct)
     act = qq::ActivationAttr::get(ctx, qq::ActMode::dynamic, 8,
                                   /*perToken=*/true, nullptr);
+  if (t.scheme.staticAct) {
+    auto it = plan.actScales.find(t.layer);
+    if (it == plan.actScales.end())
+      return t.op->emitOpError("layer '")
+             << t.layer
+             << "' has static int8 activations but no calibration "
+                "statistics (qwen-calibrate's stats.json has no such layer)";
+    double sx = it->second;
+    if (!(sx > 0) || !std::isfinite(sx))
+      return t.op->emitOpError("layer '")
+             << t.layer << "': static activation scale " << sx
+             << " is not a positive finite number";
+    auto qt = mlir::quant::UniformQuantizedType::get(
+        mlir::quant::QuantizationFlags::Signed, b.getI8Type(), b.getF32Type(),
+        sx, /*zeroPoint=*/0, -127, 127);
+    act = qq::ActivationAttr::get(ctx, qq::ActMode::static_, 8,
+                                  /*perToken=*/false, qt);
+  }
   Operation *repl;
   if (auto o = dyn_cast<qwen::LinearOp>(t.op))
     repl = qq::LinearOp::create(b, o.getLoc(), o.getType(), o.getInput(), qw,
@@ -572,7 +607,7 @@ LogicalResult Quantizer::run() {
       t.scheme = match->apply(base);
     }
     if (isa<qwen::EmbeddingOp>(t.op))
-      t.scheme.dynamicAct = false; // a lookup has no activation
+      t.scheme.dynamicAct = t.scheme.staticAct = false; // a lookup has no activation
     std::string err;
     if (!t.scheme.validate(err))
       return t.op->emitOpError("layer '") << t.layer << "': " << err;

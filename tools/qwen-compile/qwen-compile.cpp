@@ -46,9 +46,22 @@ int main(int argc, char **argv) {
       cl::init("host"), cl::cat(cat));
   cl::opt<std::string> recipe("recipe", cl::desc("Quantization recipe: fp32, w8a16, w4a16-g128, "
                                        "w4a16-g32, w3a16-g128, w2a16-g64, "
-                                       "w8a8-dyn, or a recipe .json file"),
+                                       "w8a8-dyn, w8a8 (needs --calib), or a "
+                                       "recipe .json file"),
                               cl::value_desc("name|file.json"),
                               cl::init("fp32"), cl::cat(cat));
+  cl::opt<std::string> calib(
+      "calib",
+      cl::desc("Calibration statistics from qwen-calibrate (stats.json): "
+               "static activation scales for --recipe w8a8"),
+      cl::value_desc("stats.json"), cl::cat(cat));
+  static const std::string calibMethodHelp =
+      "Which clipping threshold of --calib: max, percentile (99.99%), "
+      "percentile-99.9, entropy (KL), mse (default " +
+      std::string(qwen::compiler::kDefaultCalibMethod) + ")";
+  cl::opt<std::string> calibMethod(
+      "calib-method", cl::desc(calibMethodHelp),
+      cl::value_desc("method"), cl::cat(cat));
   cl::opt<std::string> tokenizer(
       "tokenizer", cl::desc("HF tokenizer.json to put into the bundle"),
       cl::value_desc("file"), cl::cat(cat));
@@ -103,6 +116,8 @@ int main(int argc, char **argv) {
   o.target = target;
   o.recipe = recipe;
   o.tokenizer = tokenizer;
+  o.calib = calib;
+  o.calibMethod = calibMethod;
   o.emit = emit;
   o.optLevel = optLevel;
   o.keepWork = keepWork;

@@ -38,7 +38,19 @@ struct Options {
   bool reassociate = true;    // fast-math reassoc + contract on float ops
   bool keepWork = false;      // keep the work folder (intermediate stores)
   bool verbose = false;       // print the stages and their times
+  /// qwen-calibrate: after raising, --qwen-instrument-activations makes the
+  /// input of every linear / logits op an output with role "observe" (the
+  /// recipe must be fp32).
+  bool instrumentActivations = false;
+  /// --calib stats.json (qwen-calibrate) for static activation scales, and
+  /// which threshold of it to use (max, percentile, percentile-99.9,
+  /// entropy, mse; empty = the default, kDefaultCalibMethod).
+  std::string calib;
+  std::string calibMethod;
 };
+
+/// The calibration method --calib-method defaults to.
+extern const char *const kDefaultCalibMethod;
 
 /// The x86 CPU names accepted by --target besides any CPU LLVM knows.
 extern const char *const kNamedTargets[];

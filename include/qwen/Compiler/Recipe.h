@@ -33,6 +33,21 @@ const std::vector<std::string> &recipeNames();
 /// scheme, w8a8 without calibration statistics).
 bool resolveRecipe(const std::string &arg, Recipe &out, std::string &err);
 
+/// Whether any op of the recipe gets static activation scales (w8a8, or a
+/// recipe file layer with "act": "static").
+bool needsCalibration(const Recipe &r);
+
+/// The calibration methods of --calib-method, in --help order.
+const std::vector<std::string> &calibMethods();
+
+/// Reads qwen-calibrate's stats.json: for each layer, the static scale
+/// threshold(method) / 127 into `scales`; `sha256` is the file's hash.
+/// Errors (unreadable file, wrong format, unknown method, a layer without
+/// the threshold, a non-finite one) name the file and the layer.
+bool loadCalibration(const std::string &path, const std::string &method,
+                     std::map<std::string, double> &scales,
+                     std::string &sha256, std::string &err);
+
 /// What the quantized module holds, for the manifest's "recipe" object.
 struct RecipeSummary {
   /// Scheme string ("fp32", "i4 symmetric group=128", ...) -> ops using it.

@@ -20,6 +20,7 @@
 #include "mlir/Pass/Pass.h"
 
 #include "llvm/Support/JSON.h"
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,7 +35,9 @@ struct LayerScheme {
   bool symmetric = true;    // no zero points
   qquant::Granularity granularity = qquant::Granularity::group;
   unsigned groupSize = 128; // 32, 64 or 128 (group granularity only)
-  bool dynamicAct = false;  // #qquant.act<dynamic, i8, per_token> (w8a8)
+  bool dynamicAct = false;  // #qquant.act<dynamic, i8, per_token> (w8a8-dyn)
+  bool staticAct = false;   // #qquant.act<static : !quant.uniform<i8:f32, s>>
+                            // with s from QuantizePlan::actScales (w8a8)
 
   /// "fp32", or e.g. "i4 symmetric group=128", "i8 symmetric channel act=dynamic-i8".
   std::string str() const;
@@ -49,7 +52,7 @@ struct LayerOverride {
   std::string pattern; // exact layer name, or a glob (* ? [..])
   bool keepFloat = false;
   std::optional<unsigned> bits, groupSize;
-  std::optional<bool> isSigned, symmetric, dynamicAct;
+  std::optional<bool> isSigned, symmetric, dynamicAct, staticAct;
   std::optional<qquant::Granularity> granularity;
 
   LayerScheme apply(LayerScheme base) const;
@@ -63,11 +66,15 @@ struct QuantizePlan {
   /// Where a layer override quantizes an op whose kind has no scheme, the
   /// fields it does not set come from here.
   LayerScheme fallback;
+  /// Static activation scale s_x (threshold / 127) per layer name, for the
+  /// ops whose scheme has staticAct (from qwen-calibrate's statistics). A
+  /// static op without an entry is an error naming the layer.
+  std::map<std::string, double> actScales;
 };
 
 /// Parses one override value: "fp32" or an object with keys "bits",
 /// "granularity" ("tensor"|"channel"|"group"), "group_size", "symmetric"
-/// (bool), "signed" (bool), "act" ("none"|"dynamic"). Unknown keys are errors.
+/// (bool), "signed" (bool), "act" ("none"|"dynamic"|"static"). Unknown keys are errors.
 bool parseLayerOverride(llvm::StringRef pattern, const llvm::json::Value &v,
                         LayerOverride &out, std::string &err);
 /// Parses `{"<layer name or glob>": <override>, ...}`, sorted by pattern so
