@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -76,6 +76,12 @@ def _load() -> ctypes.CDLL:
                                          ctypes.c_int32, ctypes.c_float,
                                          ctypes.POINTER(ctypes.c_uint64)]),
         "qwen_cpu_has_feature": (ctypes.c_int, [ctypes.c_char_p]),
+        "qwen_bundle_num_observed": (ctypes.c_int64, [vp]),
+        "qwen_bundle_observed_name": (ctypes.c_char_p, [vp, ctypes.c_int64]),
+        "qwen_bundle_observed_num_layers": (ctypes.c_int64, [vp, ctypes.c_int64]),
+        "qwen_bundle_observed_layer": (ctypes.c_char_p, [vp, ctypes.c_int64, ctypes.c_int64]),
+        "qwen_session_observed": (ctypes.c_int, [vp, ctypes.c_int64, ctypes.POINTER(_c_float_p),
+                                                 _c_int64_p, _c_int64_p]),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(lib, name)
@@ -188,6 +194,17 @@ class Bundle:
     def set_num_threads(self, n: int) -> None:
         _check(self._lib.qwen_bundle_set_num_threads(self._handle(), n))
 
+    @property
+    def observed(self) -> List[Tuple[str, List[str]]]:
+        """(name, layers) of each "observe" output (calibration bundles)."""
+        h = self._handle()
+        out = []
+        for i in range(self._lib.qwen_bundle_num_observed(h)):
+            layers = [self._lib.qwen_bundle_observed_layer(h, i, j).decode()
+                      for j in range(self._lib.qwen_bundle_observed_num_layers(h, i))]
+            out.append((self._lib.qwen_bundle_observed_name(h, i).decode(), layers))
+        return out
+
     def session(self, context_length: int = 4096) -> "Session":
         return Session(self, context_length)
 
@@ -270,3 +287,11 @@ class Session:
 
     def reset(self) -> None:
         self._lib.qwen_session_reset(self._handle())
+
+    def observed(self, i: int) -> np.ndarray:
+        """Observed activation i of the latest call, a copy, [rows, K]."""
+        p = _c_float_p()
+        rows, cols = ctypes.c_int64(0), ctypes.c_int64(0)
+        _check(self._lib.qwen_session_observed(self._handle(), i, ctypes.byref(p),
+                                               ctypes.byref(rows), ctypes.byref(cols)))
+        return np.ctypeslib.as_array(p, shape=(rows.value, cols.value)).copy()

@@ -4,7 +4,7 @@
 //                  (--calib-data calib.txt | --calib-ids ids.txt)
 //                  [--calib-samples N=128] [--calib-seq-len L=512]
 //                  -o stats.json [--threads N=all cores]
-//                  [--progress[=auto|always|never]]
+//                  [--progress[=auto|always|never]] [--keep-bundle DIR]
 //
 //  1. Compiles the float model for this CPU through qwen-compile's stages
 //     (lib/Compiler) with --qwen-instrument-activations into a temporary
@@ -190,6 +190,10 @@ int main(int argc, char **argv) {
       cl::desc("Write X^T X of inputs with at most this many features "
                "(default 2048; 0: never)"),
       cl::init(2048), cl::cat(cat));
+  cl::opt<std::string> keepBundle(
+      "keep-bundle",
+      cl::desc("Also keep the instrumented bundle in this (new) folder"),
+      cl::value_desc("dir"), cl::cat(cat));
   cl::opt<std::string> progress(
       "progress", cl::desc("Progress bar on stderr: auto (a terminal), "
                            "always, never"),
@@ -287,6 +291,8 @@ int main(int argc, char **argv) {
   tempPaths.push_back(std::string(work));
 
   // 1. The instrumented float bundle.
+  if (!keepBundle.empty() && fs::exists(keepBundle))
+    return fail("--keep-bundle '" + keepBundle + "' already exists");
   qwen::compiler::Options co;
   co.input = model;
   co.output = std::string(work) + "/bundle";
@@ -452,6 +458,11 @@ int main(int argc, char **argv) {
     os.close();
     if (!os)
       return fail("writing '" + jsonTmp + "' failed");
+  }
+  if (!keepBundle.empty()) {
+    bundleOwner.reset();
+    if (std::error_code ec = fs::rename(co.output, keepBundle))
+      return fail("--keep-bundle '" + keepBundle + "': " + ec.message());
   }
   std::string xtxFinal = outDir + "/" + xtxName;
   fs::remove_directories(xtxFinal);
