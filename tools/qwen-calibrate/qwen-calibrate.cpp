@@ -51,7 +51,10 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <algorithm>
+#include <atomic>
 #include <memory>
+#include <thread>
 #include <sstream>
 #include <unistd.h>
 
@@ -334,6 +337,8 @@ int main(int argc, char **argv) {
   if (nObs == 0)
     return fail("the instrumented model observes no activation");
   std::vector<std::unique_ptr<TensorStats>> stats(static_cast<size_t>(nObs));
+  unsigned workers = threads > 0 ? unsigned(threads)
+                                 : std::max(1u, std::thread::hardware_concurrency());
   if (showProgress)
     drawProgress(0, samples);
   for (int64_t k = 0; k < samples; ++k) {
@@ -344,11 +349,15 @@ int main(int argc, char **argv) {
         s, qwen_session_free);
     if (qwen_session_prefill(s, ids.data() + k * seqLen, seqLen) != QWEN_OK)
       return fail("sample " + std::to_string(k) + ": " + qwen_last_error());
+    // Fetch every observed tensor, then accumulate them in parallel (each
+    // TensorStats is independent; X^T X dominates).
+    std::vector<const float *> xs(static_cast<size_t>(nObs));
+    std::vector<int64_t> rowsOf(static_cast<size_t>(nObs));
     for (int64_t i = 0; i < nObs; ++i) {
-      const float *x;
       int64_t rows, cols;
-      if (qwen_session_observed(s, i, &x, &rows, &cols) != QWEN_OK)
+      if (qwen_session_observed(s, i, &xs[size_t(i)], &rows, &cols) != QWEN_OK)
         return fail(qwen_last_error());
+      rowsOf[size_t(i)] = rows;
       auto &st = stats[size_t(i)];
       if (!st)
         st = std::make_unique<TensorStats>(cols, xtxMaxK > 0 && cols <= xtxMaxK,
@@ -357,22 +366,38 @@ int main(int argc, char **argv) {
         return fail("observed tensor '" +
                     std::string(qwen_bundle_observed_name(bundle, i)) +
                     "' changed width");
-      int64_t bad = st->add(x, rows);
-      if (bad >= 0) {
-        std::string layers;
-        for (int64_t j = 0; j < qwen_bundle_observed_num_layers(bundle, i); ++j)
-          layers += std::string(j ? ", " : "") + "'" +
-                    qwen_bundle_observed_layer(bundle, i, j) + "'";
-        float v = x[bad];
-        int64_t nl = qwen_bundle_observed_num_layers(bundle, i);
-        return fail(std::string(std::isnan(v) ? "NaN" : "Inf") +
-                    " in the input activation of layer" + (nl > 1 ? "s " : " ") +
-                    layers +
-                    " in sample " + std::to_string(k) + " (token " +
-                    std::to_string(bad / cols) + " of the sequence, channel " +
-                    std::to_string(bad % cols) +
-                    "); the float model is not finite on this text");
-      }
+    }
+    std::vector<int64_t> badAt(static_cast<size_t>(nObs), -1);
+    std::atomic<int64_t> next{0};
+    auto work = [&] {
+      for (int64_t i; (i = next++) < nObs;)
+        badAt[size_t(i)] = stats[size_t(i)]->add(xs[size_t(i)], rowsOf[size_t(i)]);
+    };
+    {
+      std::vector<std::thread> pool;
+      for (unsigned t = 1; t < workers && int64_t(t) < nObs; ++t)
+        pool.emplace_back(work);
+      work();
+      for (std::thread &t : pool)
+        t.join();
+    }
+    for (int64_t i = 0; i < nObs; ++i) {
+      int64_t bad = badAt[size_t(i)];
+      if (bad < 0)
+        continue;
+      int64_t cols = stats[size_t(i)]->cols();
+      int64_t nl = qwen_bundle_observed_num_layers(bundle, i);
+      std::string layers;
+      for (int64_t j = 0; j < nl; ++j)
+        layers += std::string(j ? ", " : "") + "'" +
+                  qwen_bundle_observed_layer(bundle, i, j) + "'";
+      float v = xs[size_t(i)][bad];
+      return fail(std::string(std::isnan(v) ? "NaN" : "Inf") +
+                  " in the input activation of layer" + (nl > 1 ? "s " : " ") +
+                  layers + " in sample " + std::to_string(k) + " (token " +
+                  std::to_string(bad / cols) + " of the sequence, channel " +
+                  std::to_string(bad % cols) +
+                  "); the float model is not finite on this text");
     }
     if (showProgress)
       drawProgress(k + 1, samples);
