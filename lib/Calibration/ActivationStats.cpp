@@ -218,6 +218,22 @@ Thresholds TensorStats::thresholds() const {
   return t;
 }
 
+std::string jsonQuote(const std::string &s) {
+  std::string r = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      r += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      r += buf;
+      continue;
+    }
+    r += c;
+  }
+  return r + "\"";
+}
+
 namespace {
 std::string num(double v) {
   if (!std::isfinite(v))
@@ -232,21 +248,6 @@ void array(std::ostream &os, const std::vector<T> &v) {
   for (size_t i = 0; i < v.size(); ++i)
     os << (i ? ", " : "") << num(double(v[i]));
   os << "]";
-}
-std::string quote(const std::string &s) {
-  std::string r = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      r += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      r += buf;
-      continue;
-    }
-    r += c;
-  }
-  return r + "\"";
 }
 } // namespace
 
@@ -275,7 +276,7 @@ void TensorStats::writeJson(std::ostream &os, const std::string &xtxFile,
     mean[j] = rows_ ? diag_[j] / double(rows_) : 0.0;
   array(os, mean);
   os << ",\n"
-     << in << "\"xtx\": " << (xtxFile.empty() ? "null" : quote(xtxFile))
+     << in << "\"xtx\": " << (xtxFile.empty() ? "null" : jsonQuote(xtxFile))
      << ",\n"
      << in << "\"histogram\": {\"range\": " << num(hist_.range)
      << ", \"counts\": ";

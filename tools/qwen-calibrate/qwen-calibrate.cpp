@@ -85,21 +85,7 @@ struct TempGuard {
   ~TempGuard() { removeTemps(nullptr); }
 };
 
-std::string quote(const std::string &s) {
-  std::string r = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      r += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      r += buf;
-      continue;
-    }
-    r += c;
-  }
-  return r + "\"";
-}
+using qwen::calib::jsonQuote;
 
 /// Ids separated by whitespace or commas.
 bool readIds(const std::string &file, std::vector<int64_t> &ids,
@@ -446,10 +432,10 @@ int main(int argc, char **argv) {
     if (!os)
       return fail("cannot write '" + jsonTmp + "'");
     os << "{\n  \"format\": \"qwen-calib\",\n  \"version\": 1,\n"
-       << "  \"model\": {\"file\": " << quote(path::filename(model).str())
+       << "  \"model\": {\"file\": " << jsonQuote(path::filename(model).str())
        << ", \"sha256\": \"" << modelHash << "\"},\n"
        << "  \"calibration\": {\"" << (data.empty() ? "ids" : "data")
-       << "\": " << quote(path::filename(src).str()) << ", \"sha256\": \""
+       << "\": " << jsonQuote(path::filename(src).str()) << ", \"sha256\": \""
        << dataHash << "\", \"samples\": " << samples
        << ", \"seq_len\": " << seqLen << ", \"tokens\": " << need
        << ", \"histogram_bins\": " << bins << "},\n"
@@ -465,16 +451,16 @@ int main(int argc, char **argv) {
                       "%.17g, \"entropy\": %.17g, \"mse\": %.17g}}",
                       (long long)i, t.max, t.p9999, t.p999, t.entropy, t.mse);
         os << (first ? "\n    " : ",\n    ")
-           << quote(qwen_bundle_observed_layer(bundle, i, j)) << ": " << buf;
+           << jsonQuote(qwen_bundle_observed_layer(bundle, i, j)) << ": " << buf;
         first = false;
       }
     }
     os << "\n  },\n  \"observed\": [";
     for (int64_t i = 0; i < nObs; ++i) {
       os << (i ? ",\n    " : "\n    ") << "{\"name\": "
-         << quote(qwen_bundle_observed_name(bundle, i)) << ", \"layers\": [";
+         << jsonQuote(qwen_bundle_observed_name(bundle, i)) << ", \"layers\": [";
       for (int64_t j = 0; j < qwen_bundle_observed_num_layers(bundle, i); ++j)
-        os << (j ? ", " : "") << quote(qwen_bundle_observed_layer(bundle, i, j));
+        os << (j ? ", " : "") << jsonQuote(qwen_bundle_observed_layer(bundle, i, j));
       os << "],\n     \"stats\": ";
       stats[size_t(i)]->writeJson(os, xtxRef[size_t(i)], "     ");
       os << "}";

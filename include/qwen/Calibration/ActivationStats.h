@@ -98,6 +98,10 @@ private:
 };
 
 /// Writes a K x K float64 matrix as a .npy file (version 1.0, C order).
+/// `s` as a JSON string literal (quotes, backslashes and control characters
+/// escaped).
+std::string jsonQuote(const std::string &s);
+
 bool writeNpy(const std::string &path, const std::vector<double> &m,
               int64_t rows, int64_t cols, std::string &err);
 
