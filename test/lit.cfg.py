@@ -56,3 +56,8 @@ except (OSError, StopIteration):
     _flags = []
 if "avx512_fp16" not in _flags:
     config.available_features.add("cpu-lacks-avx512fp16")
+
+# The trained model is not in git (19.9 MB); python/train/train_tiny_qwen.py
+# regenerates it deterministically. Tests on it run where it exists.
+if os.path.exists(os.path.join(config.qwen_src_root, "models", "tiny-qwen2-docs", "model.onnx")):
+    config.available_features.add("trained-model")
