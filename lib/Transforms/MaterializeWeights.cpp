@@ -407,14 +407,7 @@ LogicalResult Materializer::run() {
     if (failed(r))
       return failure();
   }
-  if (!writer)
-    return success();
-  std::string error;
-  if (!writer->finish(error))
-    return module.emitError(error);
-  b.setInsertionPointToStart(module.getBody());
-  qwen::StoreOp::create(b, module.getLoc(), storeName, storePath);
-  return success();
+  return qwen::finishNewStore(module, writer.get(), storeName, storePath);
 }
 
 struct MaterializeWeightsPass

@@ -643,14 +643,7 @@ LogicalResult Quantizer::run() {
       dead.insert(t.weight);
   for (Operation *op : dead)
     op->erase();
-  if (!writer)
-    return success();
-  std::string error;
-  if (!writer->finish(error))
-    return module.emitError(error);
-  b.setInsertionPointToStart(module.getBody());
-  qwen::StoreOp::create(b, module.getLoc(), storeName, storePath);
-  return success();
+  return qwen::finishNewStore(module, writer.get(), storeName, storePath);
 }
 
 LogicalResult runQuantizer(ModuleOp m, const QuantizePlan &plan,

@@ -139,6 +139,19 @@ const ws::Entry *WeightStoreCache::find(Operation *user, SymbolRefAttr ref,
   return e;
 }
 
+LogicalResult finishNewStore(ModuleOp module, ws::WeightStoreWriter *writer,
+                             StringRef storeName, StringRef storePath) {
+  if (!writer)
+    return success();
+  std::string error;
+  if (!writer->finish(error))
+    return module.emitError(error);
+  OpBuilder b(module.getContext());
+  b.setInsertionPointToStart(module.getBody());
+  StoreOp::create(b, module.getLoc(), storeName, storePath);
+  return success();
+}
+
 LogicalResult checkNewStorePath(ModuleOp module, StringRef path) {
   for (auto store : module.getOps<StoreOp>()) {
     bool same = store.getPath() == path;

@@ -53,6 +53,14 @@ private:
 mlir::LogicalResult checkNewStorePath(mlir::ModuleOp module,
                                       llvm::StringRef path);
 
+/// Finishes a store a pass wrote (`writer` is null when it wrote nothing:
+/// then nothing happens) and declares it at the top of `module` as
+/// `qwen.store @storeName "storePath"`.
+mlir::LogicalResult finishNewStore(mlir::ModuleOp module,
+                                   ws::WeightStoreWriter *writer,
+                                   llvm::StringRef storeName,
+                                   llvm::StringRef storePath);
+
 /// One store entry that a quantized weight consists of.
 struct WeightComponent {
   std::string suffix; // ".codes", ".scales", ...
