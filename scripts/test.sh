@@ -21,9 +21,10 @@ trap 'rm -f "$LOG"' EXIT
 "$LIT" -sv "$@" "$BUILD/test" "$BUILD/test/Unit" 2>&1 | tee "$LOG"
 rc=${PIPESTATUS[0]}
 
-count() { # sums lit's "  <label>: N" summary lines
-  awk -v l="$1" 'match($0, "^ *" l ": [0-9]+") {
-    split(substr($0, RSTART, RLENGTH), a, ": "); s += a[2] } END { print s + 0 }' "$LOG"
+count() { # sums lit's "  <label>: N" summary lines (lit pads the label
+           # with spaces before the colon when e.g. Unsupported is listed)
+  awk -v l="$1" 'match($0, "^ *" l " *: +[0-9]+") {
+    split(substr($0, RSTART, RLENGTH), a, ":"); s += a[2] + 0 } END { print s + 0 }' "$LOG"
 }
 passed=$(( $(count "Passed") + $(count "Expectedly Failed") ))
 failed=$(( $(count "Failed") + $(count "Unexpectedly Passed") + $(count "Unresolved") + $(count "Timed Out") ))
