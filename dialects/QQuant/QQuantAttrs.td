@@ -165,4 +165,31 @@ def QQuant_DecisionAttr : QQuant_Attr<"Decision", "decision"> {
   let assemblyFormat = "`<` struct(params) `>`";
 }
 
+
+def QQuant_CostAttr : QQuant_Attr<"Cost", "cost"> {
+  let summary = "The measured cost of one candidate scheme for an op's weight";
+  let description = [{
+    One entry of the `qquant.sensitivity` array that --qwen-sensitivity
+    writes on a linear, logits or embedding op (read by
+    --qwen-assign-precision): `loss` is the mean KL divergence of the
+    model's next-token distribution on the calibration tokens when only this
+    op's weight is quantized with `scheme` (round-to-nearest), `bits` the
+    stored bits per weight of that scheme (codes + f32 scales + zero points,
+    as weights.bin holds it), `latency` (optional) the predicted time of the
+    op in milliseconds per decoded token from the kernel cost model.
+
+    ```mlir
+    qwen.linear %x, %w {qquant.sensitivity = [
+        #qquant.cost<scheme = #qquant.scheme<i8, symmetric, channel>,
+                     loss = 3.1e-6, bits = 8.125>,
+        #qquant.cost<scheme = #qquant.scheme<i4, symmetric, group = 128>,
+                     loss = 2.2e-4, bits = 4.25>]} : ...
+    ```
+  }];
+  let parameters = (ins "SchemeAttr":$scheme, QQuant_F64Parameter<>:$loss,
+                        QQuant_F64Parameter<>:$bits,
+                        QQuant_OptionalF64Parameter<>:$latency);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
 #endif // QWEN_QQUANT_ATTRS

@@ -340,4 +340,39 @@ def LowerModelToLinalg : Pass<"qwen-lower-model-to-linalg", "::mlir::func::FuncO
                            "::mlir::math::MathDialect"];
 }
 
+
+//===----------------------------------------------------------------------===//
+// Mixed precision (issue 7): sensitivity, then assignment under a budget.
+//===----------------------------------------------------------------------===//
+
+def AssignPrecision : Pass<"qwen-assign-precision", "::mlir::ModuleOp"> {
+  let summary = "Pick one scheme per layer within a budget (exact solver)";
+  let description = [{
+    Reads `qquant.sensitivity` (from --qwen-sensitivity) and chooses one
+    candidate per layer minimising the summed measured loss with the summed
+    cost within the budget: `avg-bits` (stored bits of the layers over their
+    number of weights), `size-mb` (bytes of every weight the module
+    references, 1e6 bytes a MB) or `latency-ms` (summed `latency` of the
+    costs). Exact multiple-choice knapsack (a DP over Pareto fronts; see
+    include/qwen/Transforms/MixedPrecision.h). Writes
+    `qquant.decision<scheme, reason = budget | sensitivity | pinned, loss,
+    budget>` on each op; --qwen-quantize-weights follows it. `pins` is a JSON
+    recipe file (or its "layers" object) whose layers are forced (fields over
+    i8 per channel; "fp32" keeps a layer float). An unreachable budget is an
+    error that says what the cheapest assignment needs.
+  }];
+  let options = [
+    Option<"avgBits", "avg-bits", "double", /*default=*/"0",
+           "Budget: average stored bits per weight">,
+    Option<"sizeMb", "size-mb", "double", /*default=*/"0",
+           "Budget: weight bytes in MB (1e6)">,
+    Option<"latencyMs", "latency-ms", "double", /*default=*/"0",
+           "Budget: predicted ms per decoded token of the layers">,
+    Option<"pins", "pins", "std::string", /*default=*/"",
+           "JSON file of pinned layers (recipe-file \"layers\" syntax)">,
+    Option<"printAssignment", "print-assignment", "bool", /*default=*/"false",
+           "Print the assignment table to stdout">,
+  ];
+}
+
 #endif // QWEN_TRANSFORMS_PASSES

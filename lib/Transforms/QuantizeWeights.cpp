@@ -606,6 +606,24 @@ LogicalResult Quantizer::run() {
       }
       t.scheme = match->apply(base);
     }
+    // A precision decision (--qwen-assign-precision) wins over the plan and
+    // the overrides; the activation fields stay the plan's.
+    if (auto d = t.op->getAttrOfType<qq::DecisionAttr>("qquant.decision")) {
+      qq::SchemeAttr ds = d.getScheme();
+      if (ds.getGrid() != qq::Grid::uniform ||
+          ds.getSparsity() != qq::Sparsity::dense)
+        return t.op->emitOpError("layer '")
+               << t.layer << "': qquant.decision " << ds
+               << " is not a dense uniform scheme (round-to-nearest)";
+      LayerScheme s = t.scheme.keepFloat ? plan.fallback : t.scheme;
+      s.keepFloat = false;
+      s.bits = ds.getBits();
+      s.isSigned = ds.getIsSigned();
+      s.symmetric = ds.getSymmetric();
+      s.granularity = ds.getGranularity();
+      s.groupSize = ds.getGroupSize();
+      t.scheme = s;
+    }
     if (isa<qwen::EmbeddingOp>(t.op))
       t.scheme.dynamicAct = t.scheme.staticAct = false; // a lookup has no activation
     std::string err;

@@ -45,6 +45,13 @@ LogicalResult QQuantDialect::verifyOperationAttribute(Operation *op,
                                 << "' must be a #qquant.stats";
     return success();
   }
+  if (attr.getName() == "qquant.sensitivity") {
+    auto arr = dyn_cast<ArrayAttr>(attr.getValue());
+    if (!arr || !llvm::all_of(arr, [](Attribute a) { return isa<CostAttr>(a); }))
+      return op->emitError("'qquant.sensitivity' must be an array of "
+                           "#qquant.cost");
+    return success();
+  }
   return op->emitError("unknown qquant attribute '")
          << attr.getName().getValue() << "'";
 }

@@ -1,0 +1,420 @@
+//===- AssignPrecision.cpp - per-layer precision within a budget ----------===//
+//
+// --qwen-assign-precision{avg-bits=4.5 | size-mb=2.5 | latency-ms=3}: reads
+// the `qquant.sensitivity` costs --qwen-sensitivity measured on each
+// linear / logits / embedding op, picks one candidate scheme per layer (a
+// layer is a weight's store entry: a tied embedding and LM head are one)
+// with the exact solver of MixedPrecision.h, and writes
+// `qquant.decision<scheme, reason, loss, budget>` on every op of the layer.
+// --qwen-quantize-weights then quantizes each op as its decision says.
+//
+// Budgets: avg-bits counts the stored bits (codes + f32 scales + zero
+// points) of the layers over their number of weights; size-mb the bytes of
+// every weight the module references (the layers as assigned plus the
+// other float weights, e.g. the norms), 1 MB = 1e6 bytes; latency-ms the
+// summed `latency` of the chosen costs (the kernel cost model's prediction
+// per decoded token).
+//
+// Reasons: `pinned` (named by `pins=`), `sensitivity` (the solver kept more
+// bits than the budget's average for it), `budget` (otherwise).
+//
+//===----------------------------------------------------------------------===//
+
+#include "qwen/Transforms/MixedPrecision.h"
+#include "qwen/Transforms/Passes.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/ADT/MapVector.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/GlobPattern.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+#include <cstdio>
+
+using namespace mlir;
+namespace qq = qwen::qquant;
+
+namespace qwen {
+#define GEN_PASS_DEF_ASSIGNPRECISION
+#include "Transforms/Passes.h.inc"
+} // namespace qwen
+
+namespace qwen::mixed {
+
+namespace {
+
+using quant::LayerScheme;
+
+LayerScheme fromSchemeAttr(qq::SchemeAttr a) {
+  LayerScheme s;
+  s.bits = a.getBits();
+  s.isSigned = a.getIsSigned();
+  s.symmetric = a.getSymmetric();
+  s.granularity = a.getGranularity();
+  s.groupSize = a.getGroupSize();
+  return s;
+}
+
+qq::SchemeAttr toSchemeAttr(MLIRContext *ctx, const LayerScheme &s) {
+  return qq::SchemeAttr::get(ctx, qq::Grid::uniform, s.bits, s.isSigned,
+                             s.symmetric, s.granularity,
+                             s.granularity == qq::Granularity::group
+                                 ? s.groupSize
+                                 : 0,
+                             qq::Sparsity::dense);
+}
+
+struct Layer {
+  std::string name;
+  std::vector<Operation *> ops;
+  int64_t rows = 0, cols = 0;
+  std::vector<qq::CostAttr> costs;
+  // Solver options: one per cost, plus a pinned scheme not among them.
+  std::vector<LayerScheme> schemes;
+  std::vector<double> losses, bits; // bits per weight
+  std::vector<double> latency;      // ms, NaN where unknown
+  int pinned = -1;
+};
+
+bool weightOf(Operation *op, Value &w) {
+  if (auto o = dyn_cast<qwen::LinearOp>(op))
+    w = o.getWeight();
+  else if (auto o = dyn_cast<qwen::LogitsOp>(op))
+    w = o.getWeight();
+  else if (auto o = dyn_cast<qwen::EmbeddingOp>(op))
+    w = o.getTable();
+  else
+    return false;
+  return true;
+}
+
+class Assigner {
+public:
+  Assigner(ModuleOp m, const AssignOptions &o) : module(m), opts(o) {}
+  LogicalResult run();
+
+private:
+  ModuleOp module;
+  const AssignOptions &opts;
+};
+
+LogicalResult Assigner::run() {
+  MLIRContext *ctx = module.getContext();
+  int budgets = (opts.avgBits > 0) + (opts.sizeMB > 0) + (opts.latencyMs > 0);
+  if (budgets != 1)
+    return module.emitError("--qwen-assign-precision needs exactly one "
+                            "budget: avg-bits=, size-mb= or latency-ms=");
+
+  // Layers in program order, by weight store entry.
+  llvm::MapVector<StringRef, Layer> layers;
+  llvm::DenseSet<Operation *> layerWeights;
+  bool failedWalk = false;
+  module.walk([&](Operation *op) {
+    auto sens = op->getAttrOfType<ArrayAttr>("qquant.sensitivity");
+    if (!sens)
+      return;
+    Value w;
+    qwen::WeightOp wop;
+    RankedTensorType wt;
+    if (weightOf(op, w)) {
+      wop = w.getDefiningOp<qwen::WeightOp>();
+      wt = dyn_cast<RankedTensorType>(w.getType());
+    }
+    if (!wop || !wt || wt.getRank() != 2 || !wt.hasStaticShape()) {
+      op->emitOpError("has qquant.sensitivity but no 2-D float weight from "
+                      "a weight store");
+      failedWalk = true;
+      return;
+    }
+    StringRef name = wop.getRef().getLeafReference().getValue();
+    Layer &l = layers[name];
+    layerWeights.insert(wop);
+    if (l.ops.empty()) {
+      l.name = name.str();
+      l.rows = wt.getDimSize(0);
+      l.cols = wt.getDimSize(1);
+      for (Attribute a : sens)
+        l.costs.push_back(cast<qq::CostAttr>(a));
+    }
+    l.ops.push_back(op);
+  });
+  if (failedWalk)
+    return failure();
+  if (layers.empty())
+    return module.emitError("--qwen-assign-precision: no op has "
+                            "qquant.sensitivity (run --qwen-sensitivity "
+                            "first)");
+
+  // Pins: exact names beat globs; every pin must match a layer.
+  std::vector<llvm::GlobPattern> globs(opts.pins.size());
+  std::vector<bool> used(opts.pins.size(), false);
+  for (auto [i, p] : llvm::enumerate(opts.pins))
+    if (p.isGlob()) {
+      auto g = llvm::GlobPattern::create(p.pattern);
+      if (!g)
+        return module.emitError("pin '")
+               << p.pattern << "': " << llvm::toString(g.takeError());
+      globs[i] = std::move(*g);
+    }
+  LayerScheme pinBase = defaultCandidates()[0]; // i8 per channel
+
+  double totalWeights = 0;
+  for (auto &[name, l] : layers) {
+    totalWeights += double(l.rows) * l.cols;
+    for (qq::CostAttr c : l.costs) {
+      LayerScheme s = effectiveScheme(fromSchemeAttr(c.getScheme()), l.cols);
+      l.schemes.push_back(s);
+      l.losses.push_back(c.getLoss().getValueAsDouble());
+      l.bits.push_back(double(storedBits(s, l.rows, l.cols)) /
+                       (double(l.rows) * l.cols));
+      l.latency.push_back(c.getLatency() ? c.getLatency().getValueAsDouble()
+                                         : std::nan(""));
+    }
+    const quant::LayerOverride *match = nullptr;
+    int globHits = 0;
+    for (auto [i, p] : llvm::enumerate(opts.pins)) {
+      if (!p.isGlob() && p.pattern == l.name) {
+        match = &p;
+        used[i] = true;
+      }
+    }
+    if (!match)
+      for (auto [i, p] : llvm::enumerate(opts.pins))
+        if (p.isGlob() && globs[i].match(l.name)) {
+          if (globHits++)
+            return l.ops[0]->emitOpError("layer '")
+                   << l.name << "' is matched by several pin globs; name it "
+                                "exactly";
+          match = &p;
+          used[i] = true;
+        }
+    if (match) {
+      LayerScheme s = match->apply(pinBase);
+      std::string err;
+      if (!s.validate(err))
+        return l.ops[0]->emitOpError("pin of layer '") << l.name << "': " << err;
+      if (!s.keepFloat)
+        s = effectiveScheme(s, l.cols);
+      auto it = std::find(l.schemes.begin(), l.schemes.end(), s);
+      if (it != l.schemes.end() && !s.keepFloat) {
+        l.pinned = int(it - l.schemes.begin());
+      } else {
+        // Not measured: its loss is unknown (0); its size is exact.
+        l.schemes.push_back(s);
+        l.losses.push_back(0.0);
+        l.bits.push_back(double(storedBits(s, l.rows, l.cols)) /
+                         (double(l.rows) * l.cols));
+        l.latency.push_back(std::nan(""));
+        l.pinned = int(l.schemes.size()) - 1;
+      }
+    }
+  }
+  for (auto [i, p] : llvm::enumerate(opts.pins))
+    if (!used[i])
+      return module.emitError("pin '")
+             << p.pattern << "' matches no layer with qquant.sensitivity";
+
+  // The budget in the solver's unit.
+  std::string budgetStr;
+  double budget = 0;
+  double fixedBytes = 0;
+  {
+    llvm::raw_string_ostream os(budgetStr);
+    auto num = [](double v) {
+      char buf[32];
+      snprintf(buf, sizeof buf, "%g", v);
+      return std::string(buf);
+    };
+    if (opts.avgBits > 0) {
+      os << "avg-bits=" << num(opts.avgBits);
+      budget = opts.avgBits * totalWeights; // bits
+    } else if (opts.sizeMB > 0) {
+      os << "size-mb=" << num(opts.sizeMB);
+      llvm::DenseSet<StringRef> seen;
+      module.walk([&](qwen::WeightOp w) {
+        if (layerWeights.contains(w))
+          return;
+        auto t = dyn_cast<RankedTensorType>(w.getType());
+        if (!t || !t.hasStaticShape() ||
+            !seen.insert(w.getRef().getLeafReference().getValue()).second)
+          return;
+        fixedBytes += double(t.getNumElements()) *
+                      ((t.getElementTypeBitWidth() + 7) / 8);
+      });
+      budget = (opts.sizeMB * 1e6 - fixedBytes) * 8; // bits
+    } else {
+      os << "latency-ms=" << num(opts.latencyMs);
+      budget = opts.latencyMs;
+    }
+  }
+
+  std::vector<Item> items;
+  for (auto &[name, l] : layers) {
+    Item it;
+    for (size_t k = 0; k < l.schemes.size(); ++k) {
+      double cost;
+      if (opts.latencyMs > 0) {
+        cost = l.latency[k];
+        if (std::isnan(cost))
+          return l.ops[0]->emitOpError("layer '")
+                 << l.name << "' has no latency for scheme "
+                 << candidateName(l.schemes[k])
+                 << " (run --qwen-sensitivity with cost-model=)";
+      } else {
+        cost = std::round(l.bits[k] * double(l.rows) * l.cols);
+      }
+      it.options.push_back({cost, l.losses[k]});
+    }
+    it.pinned = l.pinned;
+    items.push_back(it);
+  }
+  Solution sol = solve(items, budget);
+  if (!sol.feasible) {
+    double minCost = sol.cost;
+    auto d = module.emitError("--qwen-assign-precision: the budget ")
+             << budgetStr << " cannot be met: the cheapest assignment needs ";
+    if (opts.avgBits > 0)
+      d << llvm::formatv("{0:f4}", minCost / totalWeights).str()
+        << " bits per weight";
+    else if (opts.sizeMB > 0)
+      d << llvm::formatv("{0:f4}", (minCost / 8 + fixedBytes) / 1e6).str()
+        << " MB";
+    else
+      d << llvm::formatv("{0:f4}", minCost).str() << " ms";
+    return failure();
+  }
+
+  // Decisions. A layer given more bits than the budget's average (for a
+  // latency budget: the assignment's average) is there for its sensitivity.
+  double avgChosen = budget / totalWeights; // bits budgets
+  if (opts.latencyMs > 0) {
+    double b = 0;
+    size_t i = 0;
+    for (auto &[name, l] : layers)
+      b += l.bits[sol.choice[i++]] * double(l.rows) * l.cols;
+    avgChosen = b / totalWeights;
+  }
+  auto budgetAttr = StringAttr::get(ctx, budgetStr);
+  size_t i = 0;
+  for (auto &[name, l] : layers) {
+    int k = sol.choice[i++];
+    const LayerScheme &s = l.schemes[k];
+    qq::Reason reason = l.pinned >= 0        ? qq::Reason::pinned
+                        : l.bits[k] > avgChosen ? qq::Reason::sensitivity
+                                                : qq::Reason::budget;
+    for (Operation *op : l.ops) {
+      if (s.keepFloat) {
+        op->removeAttr("qquant.decision");
+        continue;
+      }
+      op->setAttr("qquant.decision",
+                  qq::DecisionAttr::get(
+                      ctx, toSchemeAttr(ctx, s), reason,
+                      FloatAttr::get(Float64Type::get(ctx), l.losses[k]),
+                      budgetAttr));
+    }
+  }
+
+  if (opts.printAssignment) {
+    llvm::raw_ostream &os = llvm::outs();
+    size_t w = 5;
+    for (auto &[name, l] : layers)
+      w = std::max(w, l.name.size());
+    os << "precision assignment (" << budgetStr << ", solver "
+       << (sol.exact ? "exact" : "approximate") << ", " << items.size()
+       << " layers)\n";
+    os << llvm::left_justify("layer", w) << "  " << llvm::left_justify("shape", 11)
+       << "  " << llvm::left_justify("scheme", 12) << "  bits/w  "
+       << llvm::left_justify("loss (KL)", 10) << "  reason\n";
+    size_t j = 0;
+    double totalBits = 0, totalMs = 0;
+    bool haveMs = true;
+    for (auto &[name, l] : layers) {
+      int k = sol.choice[j++];
+      std::string shape =
+          std::to_string(l.rows) + "x" + std::to_string(l.cols);
+      std::string reason = l.pinned >= 0 ? "pinned"
+                           : l.bits[k] > avgChosen ? "sensitivity"
+                                                   : "budget";
+      os << llvm::left_justify(l.name, w) << "  "
+         << llvm::left_justify(shape, 11) << "  "
+         << llvm::left_justify(candidateName(l.schemes[k]), 12) << "  "
+         << llvm::format("%6.3f", l.bits[k]) << "  "
+         << llvm::left_justify(llvm::formatv("{0:e3}", l.losses[k]).str(), 10)
+         << "  " << reason << "\n";
+      totalBits += l.bits[k] * double(l.rows) * l.cols;
+      if (std::isnan(l.latency[k]))
+        haveMs = false;
+      else
+        totalMs += l.latency[k];
+    }
+    os << "total: " << llvm::format("%.0f", totalWeights) << " weights, "
+       << llvm::format("%.4f", totalBits / totalWeights) << " bits/weight, "
+       << llvm::format("%.4f", (totalBits / 8 + fixedBytes) / 1e6)
+       << " MB" << (opts.sizeMB > 0 ? " (incl. other weights)" : "")
+       << ", predicted loss " << llvm::formatv("{0:e3}", sol.loss);
+    if (haveMs)
+      os << ", predicted " << llvm::format("%.3f", totalMs) << " ms/token";
+    os << "\n";
+  }
+  return success();
+}
+
+struct AssignPrecisionPass
+    : qwen::impl::AssignPrecisionBase<AssignPrecisionPass> {
+  using Base::Base;
+  std::optional<AssignOptions> preset;
+
+  void runOnOperation() override {
+    AssignOptions o;
+    if (preset) {
+      o = *preset;
+    } else {
+      o.avgBits = avgBits;
+      o.sizeMB = sizeMb;
+      o.latencyMs = latencyMs;
+      o.printAssignment = printAssignment;
+      if (!pins.empty()) {
+        auto buf = llvm::MemoryBuffer::getFile(pins);
+        if (!buf) {
+          getOperation().emitError("pins '")
+              << pins << "': " << buf.getError().message();
+          return signalPassFailure();
+        }
+        llvm::Expected<llvm::json::Value> v =
+            llvm::json::parse((*buf)->getBuffer());
+        if (!v) {
+          getOperation().emitError("pins '")
+              << pins << "': " << llvm::toString(v.takeError());
+          return signalPassFailure();
+        }
+        // A recipe file ({"layers": {...}, ...}) or just the layers object.
+        const llvm::json::Object *obj = v->getAsObject();
+        if (obj && obj->getObject("layers"))
+          obj = obj->getObject("layers");
+        std::string err;
+        if (!obj || !quant::parseLayerOverrides(*obj, o.pins, err)) {
+          getOperation().emitError("pins '")
+              << pins << "': "
+              << (obj ? err : std::string("expected a JSON object"));
+          return signalPassFailure();
+        }
+      }
+    }
+    if (failed(Assigner(getOperation(), o).run()))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+std::unique_ptr<Pass> createAssignPrecisionPass(AssignOptions o) {
+  auto p = std::make_unique<AssignPrecisionPass>();
+  p->preset = std::move(o);
+  return p;
+}
+
+} // namespace qwen::mixed
