@@ -199,6 +199,29 @@ def QuantizeWeights : Pass<"qwen-quantize-weights", "::mlir::ModuleOp"> {
     unknown key, or a layer matched by two globs is an error. `act=dynamic`
     gives `#qquant.act<dynamic, i8, per_token>` and needs signed symmetric
     8-bit tensor or channel weights.
+
+    `grid=log2` (signed symmetric 3 or 4 bits): a code is a sign bit (bit
+    bits-1) and a magnitude m (the low bits): 0 if m = 0, else
+    +-scale * 2^-(m-1), with scale = max|w| of the block (times the clipping
+    ratio); each weight takes the nearest level (ties: the earlier of 0, 1,
+    1/2, 1/4, ...).
+
+    Data-driven choices need `calib-tokens` (a JSON token file, see
+    Executor.h): the tokens run through the model in the calibration
+    executor, op by op, and each quantized op is decided from its own input
+    X over the whole set, with the ops before it already quantized
+    (sequential), so later layers compensate the error of earlier ones:
+      algorithm=gptq   GPTQ with H = X^T X (float accumulation), damping
+                       `damp` * mean(diag H), act-order (`act-order`; the
+                       group grids are then fitted before the updates on
+                       the original weight) and lazy 128-column blocks;
+      clip-search      per block, the clipping ratio in {1, 0.95, ..., 0.5}
+                       minimising d^T H_bb d (the block's output error);
+      bias-correction  bias += E[x] (W - Q)^T (a new bias entry);
+      act=static       a layer missing from the scales given by the caller
+                       gets threshold(act-method) / 127 of its input.
+    The exact numerics are in QuantAlgorithms.h, mirrored in numpy by
+    test/Transforms/Inputs/quant_reference.py.
   }];
   let options = [
     Option<"bits", "bits", "unsigned", /*default=*/"4", "Bits per weight: 2, 3, 4 or 8">,
@@ -211,7 +234,23 @@ def QuantizeWeights : Pass<"qwen-quantize-weights", "::mlir::ModuleOp"> {
     Option<"isSigned", "signed", "bool", /*default=*/"true",
            "Signed (iN) or unsigned (uN) codes">,
     Option<"act", "act", "std::string", /*default=*/"\"none\"",
-           "Activation quantization: none, or dynamic (per-token int8)">,
+           "Activation quantization: none, dynamic (per-token int8) or static (per-tensor int8 from calib-tokens)">,
+    Option<"grid", "grid", "std::string", /*default=*/"\"uniform\"",
+           "uniform or log2 (power-of-two levels)">,
+    Option<"algorithm", "algorithm", "std::string", /*default=*/"\"rtn\"",
+           "rtn or gptq">,
+    Option<"clipSearch", "clip-search", "bool", /*default=*/"false",
+           "Search each block's clipping ratio on calibration data">,
+    Option<"biasCorrection", "bias-correction", "bool", /*default=*/"false",
+           "Correct the bias for the mean output shift of the quantization error">,
+    Option<"calibTokens", "calib-tokens", "std::string", /*default=*/"",
+           "JSON token file of calibration sequences">,
+    Option<"damp", "damp", "double", /*default=*/"0.01",
+           "GPTQ damping, relative to the mean of diag(H)">,
+    Option<"actOrder", "act-order", "bool", /*default=*/"true",
+           "GPTQ: quantize columns by decreasing diag(H)">,
+    Option<"actMethod", "act-method", "std::string", /*default=*/"\"mse\"",
+           "Static activation threshold: max, percentile-99.99, entropy or mse">,
     ListOption<"ops", "ops", "std::string",
                "Op kinds to quantize: linear, logits, embedding (default linear,logits)">,
     Option<"layersFile", "layers-file", "std::string", /*default=*/"",
@@ -373,6 +412,7 @@ def AssignPrecision : Pass<"qwen-assign-precision", "::mlir::ModuleOp"> {
     Option<"printAssignment", "print-assignment", "bool", /*default=*/"false",
            "Print the assignment table to stdout">,
   ];
+  let dependentDialects = ["::qwen::qquant::QQuantDialect"];
 }
 
 #endif // QWEN_TRANSFORMS_PASSES

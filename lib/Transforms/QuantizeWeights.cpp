@@ -8,6 +8,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "qwen/Transforms/QuantizeWeights.h"
+#include "qwen/Calibration/ActivationStats.h"
+#include "qwen/Transforms/Executor.h"
+#include "qwen/Transforms/QuantAlgorithms.h"
 #include "qwen/Transforms/Passes.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
@@ -44,7 +47,8 @@ static const char *granName(qq::Granularity g) {
 std::string LayerScheme::str() const {
   if (keepFloat)
     return "fp32";
-  std::string s = (isSigned ? "i" : "ui") + std::to_string(bits) +
+  std::string s = std::string(grid == qq::Grid::log2 ? "log2 " : "") +
+                  (isSigned ? "i" : "ui") + std::to_string(bits) +
                   (symmetric ? " symmetric " : " asymmetric ") +
                   granName(granularity);
   if (granularity == qq::Granularity::group)
@@ -53,6 +57,12 @@ std::string LayerScheme::str() const {
     s += " act=dynamic-i8";
   if (staticAct)
     s += " act=static-i8";
+  if (algorithm == Algorithm::gptq)
+    s += " gptq";
+  if (clipSearch)
+    s += " clip-search";
+  if (biasCorrection)
+    s += " bias-correction";
   return s;
 }
 
@@ -68,21 +78,32 @@ bool LayerScheme::validate(std::string &err) const {
     err = "group size must be 32, 64 or 128, got " + std::to_string(groupSize);
     return false;
   }
+  if (grid == qq::Grid::log2 &&
+      (bits < 3 || bits > 4 || !symmetric || !isSigned || dynamicAct ||
+       staticAct)) {
+    err = "the log2 grid takes signed symmetric 3- or 4-bit weights and "
+          "float activations, got " +
+          LayerScheme(*this).str();
+    return false;
+  }
   if (dynamicAct && staticAct) {
     err = "activations cannot be both dynamic and static";
     return false;
   }
-  if (staticAct && (bits != 8 || !isSigned || !symmetric ||
-                    granularity == qq::Granularity::group)) {
-    err = "static int8 activations (w8a8) need signed symmetric 8-bit "
-          "weights per tensor or per channel, got " +
+  // int8 activations: i8 weights per tensor / channel (w8a8) or i4 weights
+  // per tensor / channel / group (w4a8), signed symmetric.
+  bool intActWeights = isSigned && symmetric &&
+                       ((bits == 8 && granularity != qq::Granularity::group) ||
+                        bits == 4);
+  if (staticAct && !intActWeights) {
+    err = "static int8 activations (w8a8, w4a8) need signed symmetric 8-bit "
+          "weights per tensor or per channel or 4-bit ones, got " +
           LayerScheme(*this).str();
     return false;
   }
-  if (dynamicAct && (bits != 8 || !isSigned || !symmetric ||
-                     granularity == qq::Granularity::group)) {
-    err = "dynamic int8 activations (w8a8) need signed symmetric 8-bit "
-          "weights per tensor or per channel, got " +
+  if (dynamicAct && !intActWeights) {
+    err = "dynamic int8 activations (w8a8, w4a8) need signed symmetric 8-bit "
+          "weights per tensor or per channel or 4-bit ones, got " +
           LayerScheme(*this).str();
     return false;
   }
@@ -95,7 +116,9 @@ bool LayerScheme::operator==(const LayerScheme &o) const {
   return bits == o.bits && isSigned == o.isSigned &&
          symmetric == o.symmetric && granularity == o.granularity &&
          (granularity != qq::Granularity::group || groupSize == o.groupSize) &&
-         dynamicAct == o.dynamicAct && staticAct == o.staticAct;
+         dynamicAct == o.dynamicAct && staticAct == o.staticAct &&
+         grid == o.grid && algorithm == o.algorithm &&
+         clipSearch == o.clipSearch && biasCorrection == o.biasCorrection;
 }
 
 LayerScheme LayerOverride::apply(LayerScheme s) const {
@@ -115,6 +138,10 @@ LayerScheme LayerOverride::apply(LayerScheme s) const {
   }
   if (dynamicAct) s.dynamicAct = *dynamicAct;
   if (staticAct) s.staticAct = *staticAct;
+  if (grid) s.grid = *grid;
+  if (algorithm) s.algorithm = *algorithm;
+  if (clipSearch) s.clipSearch = *clipSearch;
+  if (biasCorrection) s.biasCorrection = *biasCorrection;
   return s;
 }
 
@@ -153,13 +180,37 @@ bool parseLayerOverride(StringRef pattern, const llvm::json::Value &v,
         return false;
       }
       (k == "bits" ? out.bits : out.groupSize) = unsigned(*n);
-    } else if (k == "symmetric" || k == "signed") {
+    } else if (k == "symmetric" || k == "signed" || k == "clip_search" ||
+               k == "bias_correction") {
       auto b = x.getAsBoolean();
       if (!b) {
         err = where + "'" + k + "' must be true or false";
         return false;
       }
-      (k == "symmetric" ? out.symmetric : out.isSigned) = *b;
+      (k == "symmetric"     ? out.symmetric
+       : k == "signed"      ? out.isSigned
+       : k == "clip_search" ? out.clipSearch
+                            : out.biasCorrection) = *b;
+    } else if (k == "grid") {
+      auto s = x.getAsString();
+      if (s && *s == "uniform")
+        out.grid = qq::Grid::uniform;
+      else if (s && *s == "log2")
+        out.grid = qq::Grid::log2;
+      else {
+        err = where + "'grid' must be \"uniform\" or \"log2\"";
+        return false;
+      }
+    } else if (k == "algorithm") {
+      auto s = x.getAsString();
+      if (s && *s == "rtn")
+        out.algorithm = Algorithm::rtn;
+      else if (s && *s == "gptq")
+        out.algorithm = Algorithm::gptq;
+      else {
+        err = where + "'algorithm' must be \"rtn\" or \"gptq\"";
+        return false;
+      }
     } else if (k == "granularity") {
       auto s = x.getAsString();
       if (s && *s == "tensor")
@@ -186,7 +237,8 @@ bool parseLayerOverride(StringRef pattern, const llvm::json::Value &v,
       }
     } else {
       err = where + "unknown key '" + k +
-            "' (known: bits, granularity, group_size, symmetric, signed, act)";
+            "' (known: bits, granularity, group_size, symmetric, signed, act, "
+            "grid, algorithm, clip_search, bias_correction)";
       return false;
     }
   }
@@ -223,122 +275,7 @@ using qwen::quant::LayerOverride;
 using qwen::quant::LayerScheme;
 using qwen::quant::QuantizePlan;
 
-/// The packed components of one quantized weight.
-struct Packed {
-  std::vector<uint8_t> codes; // [rows, rowBytes]
-  std::vector<float> scales;  // [1] or [rows, perRow]
-  std::vector<uint8_t> zeros; // same count as scales (i8 or u8 bytes)
-  int64_t rowBytes = 0, perRow = 0;
-};
-
-/// RTN of `w` [rows, cols] (see Passes.td for the exact arithmetic).
-Packed quantize(const float *w, int64_t rows, int64_t cols,
-                const LayerScheme &s) {
-  Packed p;
-  unsigned b = s.bits;
-  p.rowBytes = (cols * b + 7) / 8;
-  p.codes.assign(rows * p.rowBytes, 0);
-  int64_t block = s.granularity == qq::Granularity::group ? s.groupSize : cols;
-  p.perRow = s.granularity == qq::Granularity::group ? cols / block : 1;
-  bool tensor = s.granularity == qq::Granularity::tensor;
-  int64_t nScales = tensor ? 1 : rows * p.perRow;
-  p.scales.assign(nScales, 0.f);
-  if (!s.symmetric)
-    p.zeros.assign(nScales, 0);
-  const int32_t half = 1 << (b - 1);
-  const int32_t levels = (1 << b) - 1;
-  const uint32_t mask = (1u << b) - 1;
-
-  auto put = [&](int64_t r, int64_t c, int32_t code) {
-    uint32_t v = static_cast<uint32_t>(code) & mask;
-    int64_t bit = c * b;
-    uint8_t *row = &p.codes[r * p.rowBytes];
-    for (unsigned i = 0; i < b; ++i, ++bit)
-      if (v >> i & 1)
-        row[bit / 8] |= uint8_t(1u << (bit % 8));
-  };
-  // Scale (and zero point) of the block [r0, r1) x [c0, c1).
-  auto fit = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1, float &scale,
-                 int32_t &zpU) {
-    float lo = 0.f, hi = 0.f, amax = 0.f;
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t c = c0; c < c1; ++c) {
-        float v = w[r * cols + c];
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-        amax = std::max(amax, std::fabs(v));
-      }
-    if (s.symmetric) {
-      scale = amax / float(half - 1);
-      zpU = 0;
-    } else {
-      scale = (hi - lo) / float(levels);
-      zpU = scale == 0.f
-                ? 0
-                : std::clamp<int32_t>(int32_t(std::nearbyint(-lo / scale)), 0,
-                                      levels);
-    }
-  };
-  auto code = [&](float v, float scale, int32_t zpU) -> int32_t {
-    if (s.symmetric) {
-      int32_t q = scale == 0.f ? 0
-                               : std::clamp<int32_t>(
-                                     int32_t(std::nearbyint(v / scale)),
-                                     -(half - 1), half - 1);
-      return s.isSigned ? q : q + half;
-    }
-    int32_t q = scale == 0.f ? zpU
-                             : std::clamp<int32_t>(
-                                   int32_t(std::nearbyint(v / scale)) + zpU, 0,
-                                   levels);
-    return s.isSigned ? q - half : q;
-  };
-  auto zeroByte = [&](int32_t zpU) {
-    return uint8_t(s.isSigned ? int8_t(zpU - half) : uint8_t(zpU));
-  };
-
-  if (tensor) {
-    float scale;
-    int32_t zpU;
-    fit(0, rows, 0, cols, scale, zpU);
-    p.scales[0] = scale;
-    if (!s.symmetric)
-      p.zeros[0] = zeroByte(zpU);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c)
-        put(r, c, code(w[r * cols + c], scale, zpU));
-    return p;
-  }
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t g = 0; g < p.perRow; ++g) {
-      int64_t c0 = g * block, c1 = c0 + block;
-      float scale;
-      int32_t zpU;
-      fit(r, r + 1, c0, c1, scale, zpU);
-      p.scales[r * p.perRow + g] = scale;
-      if (!s.symmetric)
-        p.zeros[r * p.perRow + g] = zeroByte(zpU);
-      for (int64_t c = c0; c < c1; ++c)
-        put(r, c, code(w[r * cols + c], scale, zpU));
-    }
-  return p;
-}
-
-float halfToFloat(uint16_t h) {
-  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f,
-           man = h & 0x3ff, bits;
-  if (exp == 0) {
-    float f = std::ldexp(float(man), -24);
-    return sign ? -f : f;
-  }
-  if (exp == 31)
-    bits = sign | 0x7f800000 | (man << 13);
-  else
-    bits = sign | ((exp + 112) << 23) | (man << 13);
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+using qwen::quant::Packed;
 
 class Quantizer {
 public:
@@ -358,6 +295,18 @@ private:
   };
   FailureOr<Value> quantizedWeight(Target &t, RankedTensorType wt);
   LogicalResult replace(Target &t, Value qw);
+  /// Runs the calibration tokens through the model, quantizing each target
+  /// in program order from its inputs (GPTQ, clip search, bias correction,
+  /// static activation scales); later ops see the quantized earlier ones.
+  LogicalResult runCalibrated(std::vector<Target> &targets);
+  static std::string key(const Target &t);
+
+  /// What runCalibrated decided for a layer|scheme key.
+  struct Precomputed {
+    Packed packed;
+    std::vector<float> biasDelta; // bias correction, [rows], if any
+  };
+  std::map<std::string, Precomputed> precomputed;
 
   ModuleOp module;
   QuantizePlan plan;
@@ -374,71 +323,26 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
   Location loc = t.op->getLoc();
   LayerScheme s = t.scheme;
   int64_t rows = wt.getDimSize(0), cols = wt.getDimSize(1);
-  if (s.granularity == qq::Granularity::group) {
-    // Largest allowed group not above the requested one that divides cols.
-    unsigned g = s.groupSize;
-    while (g >= 32 && cols % g != 0)
-      g /= 2;
-    if (g >= 32)
-      s.groupSize = g;
-    else {
-      s.granularity = qq::Granularity::channel;
-      s.groupSize = 0;
-    }
-  }
-  if (s.granularity != qq::Granularity::group)
-    s.groupSize = 0;
-  t.scheme = s;
-  LayerScheme weightOnly = s; // the activation scheme is not the weight's
-  weightOnly.dynamicAct = false;
-  weightOnly.staticAct = false;
-  std::string key = t.layer + "|" + weightOnly.str();
+  std::string key = Quantizer::key(t);
   if (auto it = written.find(key); it != written.end())
     return it->second;
 
-  SymbolRefAttr ref = t.weight.getRef();
-  const qwen::ws::Entry *e = stores.find(t.weight, ref);
-  if (!e)
-    return failure();
-  const qwen::ws::WeightStoreReader *r = stores.open(t.weight, ref);
-  const char *src = static_cast<const char *>(r->data(*e));
   int64_t n = rows * cols;
-  if (e->numElements() != n)
-    return t.weight.emitOpError("store entry '")
-           << e->name << "' does not have " << n << " elements", failure();
-  std::vector<float> w(n);
-  switch (e->dtype) {
-  case qwen::ws::DType::F32:
-    std::memcpy(w.data(), src, n * 4);
-    break;
-  case qwen::ws::DType::F16:
-  case qwen::ws::DType::BF16:
-    for (int64_t i = 0; i < n; ++i) {
-      uint16_t h;
-      std::memcpy(&h, src + 2 * i, 2);
-      if (e->dtype == qwen::ws::DType::BF16) {
-        uint32_t bits = uint32_t(h) << 16;
-        std::memcpy(&w[i], &bits, 4);
-      } else {
-        w[i] = halfToFloat(h);
-      }
-    }
-    break;
-  default:
-    return t.op->emitOpError("weight '")
-           << e->name << "' has store dtype " << qwen::ws::dtypeName(e->dtype)
-           << "; only f32, f16 and bf16 weights can be quantized",
-           failure();
-  }
-  r->release(*e);
+  std::vector<float> w;
+  if (failed(qwen::readFloatEntry(stores, t.weight, t.weight.getRef(), n, w)))
+    return failure();
   for (int64_t i = 0; i < n; ++i)
     if (!std::isfinite(w[i]))
       return t.op->emitOpError("weight '")
-             << e->name << "' has a NaN or Inf at element " << i
+             << t.weight.getRef().getLeafReference().getValue() << "' has a NaN or Inf at element " << i
              << " (row " << i / cols << ", column " << i % cols
              << "); it cannot be quantized",
              failure();
-  Packed p = quantize(w.data(), rows, cols, s);
+  Packed p;
+  if (auto it = precomputed.find(key); it != precomputed.end())
+    p = it->second.packed;
+  else
+    p = qwen::quant::quantizeRTN(w.data(), rows, cols, s);
 
   std::string err;
   if (!writer) {
@@ -460,14 +364,14 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
                    p.codes.data(), p.codes.size(), err) ||
       !writer->add(base + ".scales", qwen::ws::DType::F32, scaleShape,
                    p.scales.data(), p.scales.size() * 4, err) ||
-      (!s.symmetric &&
+      (s.grid == qq::Grid::uniform && !s.symmetric &&
        !writer->add(base + ".zeros",
                     s.isSigned ? qwen::ws::DType::I8 : qwen::ws::DType::U8,
                     scaleShape, p.zeros.data(), p.zeros.size(), err)))
     return emitError(loc, err), failure();
 
   MLIRContext *ctx = module.getContext();
-  auto scheme = qq::SchemeAttr::get(ctx, qq::Grid::uniform, s.bits, s.isSigned,
+  auto scheme = qq::SchemeAttr::get(ctx, s.grid, s.bits, s.isSigned,
                                     s.symmetric, s.granularity, s.groupSize,
                                     qq::Sparsity::dense);
   auto type = qq::WeightType::get(ctx, {rows, cols}, wt.getElementType(),
@@ -482,6 +386,136 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
   Value v = qq::WeightOp::create(b, loc, type, qref).getResult();
   written[key] = v;
   return v;
+}
+
+std::string Quantizer::key(const Target &t) {
+  LayerScheme w = t.scheme; // the activation scheme is not the weight's
+  w.dynamicAct = w.staticAct = false;
+  return t.layer + "|" + w.str();
+}
+
+LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
+  using namespace qwen::quant;
+  auto needs = [&](const Target &t) {
+    const LayerScheme &s = t.scheme;
+    return !s.keepFloat &&
+           (s.algorithm == Algorithm::gptq || s.clipSearch ||
+            s.biasCorrection ||
+            (s.staticAct && !plan.actScales.count(t.layer)));
+  };
+  const Target *first = nullptr;
+  for (const Target &t : targets)
+    if (needs(t)) {
+      first = &t;
+      break;
+    }
+  if (!first)
+    return success();
+  if (plan.calibTokens.empty())
+    return first->op->emitOpError("layer '")
+           << first->layer << "' (" << first->scheme.str()
+           << ") needs calibration data: give calib-tokens=<file> "
+              "(qwen-compile --calib-text)";
+  qwen::exec::Batch batch;
+  std::string err;
+  if (!qwen::exec::loadTokenFile(plan.calibTokens, batch, err))
+    return module.emitError(err);
+  auto ex = qwen::exec::Executor::create(module);
+  if (!ex)
+    return failure();
+  llvm::DenseMap<Operation *, Target *> byOp;
+  for (Target &t : targets)
+    byOp[t.op] = &t;
+  // X^T X of the last input seen (q/k/v and gate/up share theirs).
+  Value hInput;
+  std::vector<double> H;
+  std::vector<double> mean;
+  auto hook = [&](const qwen::exec::WeightSite &site,
+                  const qwen::exec::Matrix *X,
+                  std::vector<float> &w) -> LogicalResult {
+    auto it = byOp.find(site.op);
+    if (it == byOp.end() || it->second->scheme.keepFloat)
+      return success();
+    Target &t = *it->second;
+    const LayerScheme &s = t.scheme;
+    int64_t rows = site.rows, cols = site.cols;
+    std::string k = key(t);
+    for (int64_t i = 0; i < rows * cols; ++i)
+      if (!std::isfinite(w[i]))
+        return t.op->emitOpError("weight '")
+               << t.layer << "' has a NaN or Inf at element " << i
+               << "; it cannot be quantized";
+    std::vector<float> dq;
+    if (auto pc = precomputed.find(k); pc != precomputed.end() || !X) {
+      // Already decided (a tied table), or an embedding (no input): RTN.
+      if (pc == precomputed.end())
+        precomputed[k].packed = quantizeRTN(w.data(), rows, cols, s, {}, &dq);
+      else
+        quantizeRTN(w.data(), rows, cols, s, {}, &dq);
+      w = std::move(dq);
+      return success();
+    }
+    if (s.staticAct && !plan.actScales.count(t.layer)) {
+      qwen::calib::TensorStats st(cols, /*fullMoment=*/false);
+      if (st.add(X->data.data(), X->rows) >= 0)
+        return t.op->emitOpError("input of layer '")
+               << t.layer << "' has a NaN or Inf on the calibration data";
+      qwen::calib::Thresholds th = st.thresholds();
+      double thr = plan.actMethod == "max"              ? th.max
+                   : plan.actMethod == "percentile-99.99" ? th.p9999
+                   : plan.actMethod == "entropy"          ? th.entropy
+                                                          : th.mse;
+      plan.actScales[t.layer] = thr / 127.0;
+    }
+    bool needH = s.algorithm == Algorithm::gptq || s.clipSearch;
+    if ((needH || s.biasCorrection) && hInput != site.input) {
+      hInput = site.input;
+      // H = X^T X through the float matmul of X^T with itself.
+      std::vector<float> xt(cols * X->rows);
+      for (int64_t r = 0; r < X->rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          xt[c * X->rows + r] = X->data[r * cols + c];
+      std::vector<float> hf(cols * cols);
+      matmulNT(xt.data(), xt.data(), nullptr, hf.data(), cols, cols, X->rows);
+      H.assign(hf.begin(), hf.end());
+      mean.assign(cols, 0.0);
+      for (int64_t r = 0; r < X->rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          mean[c] += X->data[r * cols + c];
+      for (double &m : mean)
+        m /= double(X->rows);
+    }
+    Precomputed pc;
+    if (s.algorithm == Algorithm::gptq) {
+      GPTQOptions o;
+      o.damp = plan.gptqDamp;
+      o.actOrder = plan.gptqActOrder;
+      o.clipSearch = s.clipSearch;
+      std::string err;
+      if (!gptq(w.data(), rows, cols, s, H, o, pc.packed, dq, err))
+        return t.op->emitOpError("GPTQ of layer '")
+               << t.layer << "' failed: " << err
+               << " (raise the damping, or give more calibration data)";
+    } else {
+      std::vector<float> clip;
+      if (s.clipSearch)
+        clip = searchClip(w.data(), rows, cols, s, H);
+      pc.packed = quantizeRTN(w.data(), rows, cols, s, clip, &dq);
+    }
+    if (s.biasCorrection) {
+      pc.biasDelta.assign(rows, 0.f);
+      for (int64_t r = 0; r < rows; ++r) {
+        double d = 0;
+        for (int64_t c = 0; c < cols; ++c)
+          d += mean[c] * (double(w[r * cols + c]) - double(dq[r * cols + c]));
+        pc.biasDelta[r] = float(d);
+      }
+    }
+    precomputed[k] = std::move(pc);
+    w = std::move(dq);
+    return success();
+  };
+  return ex->run(batch, hook);
 }
 
 LogicalResult Quantizer::replace(Target &t, Value qw) {
@@ -510,9 +544,39 @@ LogicalResult Quantizer::replace(Target &t, Value qw) {
                                   /*perToken=*/false, qt);
   }
   Operation *repl;
-  if (auto o = dyn_cast<qwen::LinearOp>(t.op))
+  auto pre = precomputed.find(key(t));
+  if (auto o = dyn_cast<qwen::LinearOp>(t.op)) {
+    Value bias = o.getBias();
+    if (pre != precomputed.end() && !pre->second.biasDelta.empty()) {
+      // Bias correction: a new bias entry next to the codes.
+      std::vector<float> nb = pre->second.biasDelta;
+      if (bias) {
+        std::vector<float> old;
+        if (failed(qwen::readFloatValue(stores, o, bias, int64_t(nb.size()),
+                                        old)))
+          return failure();
+        for (size_t i = 0; i < nb.size(); ++i)
+          nb[i] += old[i];
+      }
+      std::string name = t.layer + ".bias_corrected";
+      for (unsigned i = 1; writer->contains(name); ++i)
+        name = t.layer + ".bias_corrected" + std::to_string(i);
+      std::string err;
+      if (!writer->add(name, qwen::ws::DType::F32, {int64_t(nb.size())},
+                       nb.data(), nb.size() * 4, err))
+        return emitError(o.getLoc(), err), failure();
+      auto ref = SymbolRefAttr::get(
+          b.getStringAttr(storeName),
+          {FlatSymbolRefAttr::get(b.getStringAttr(name))});
+      bias = qwen::WeightOp::create(
+                 b, o.getLoc(),
+                 RankedTensorType::get({int64_t(nb.size())}, b.getF32Type()),
+                 ref)
+                 .getResult();
+    }
     repl = qq::LinearOp::create(b, o.getLoc(), o.getType(), o.getInput(), qw,
-                                o.getBias(), act);
+                                bias, act);
+  }
   else if (auto o = dyn_cast<qwen::LogitsOp>(t.op))
     repl = qq::LogitsOp::create(b, o.getLoc(), o.getType(), o.getInput(), qw,
                                 o.getTiedAttr(), act);
@@ -626,6 +690,19 @@ LogicalResult Quantizer::run() {
     }
     if (isa<qwen::EmbeddingOp>(t.op))
       t.scheme.dynamicAct = t.scheme.staticAct = false; // a lookup has no activation
+    if (t.scheme.granularity == qq::Granularity::group) {
+      // Largest allowed group not above the requested one that divides cols.
+      int64_t cols = cast<RankedTensorType>(t.weight.getType()).getDimSize(1);
+      unsigned g = t.scheme.groupSize;
+      while (g >= 32 && cols % g != 0)
+        g /= 2;
+      if (g >= 32)
+        t.scheme.groupSize = g;
+      else
+        t.scheme.granularity = qq::Granularity::channel;
+    }
+    if (t.scheme.granularity != qq::Granularity::group)
+      t.scheme.groupSize = 0;
     std::string err;
     if (!t.scheme.validate(err))
       return t.op->emitOpError("layer '") << t.layer << "': " << err;
@@ -645,6 +722,8 @@ LogicalResult Quantizer::run() {
     return failure();
   }
 
+  if (failed(runCalibrated(targets)))
+    return failure();
   for (Target &t : targets) {
     if (t.scheme.keepFloat)
       continue;
@@ -705,10 +784,38 @@ struct QuantizeWeightsPass
     s.groupSize = groupSize;
     if (act == "dynamic")
       s.dynamicAct = true;
+    else if (act == "static")
+      s.staticAct = true;
     else if (act != "none")
-      return m.emitError("--qwen-quantize-weights: act must be none or "
-                         "dynamic, got '")
+      return m.emitError("--qwen-quantize-weights: act must be none, "
+                         "dynamic or static, got '")
              << act << "'";
+    if (grid == "log2")
+      s.grid = qq::Grid::log2;
+    else if (grid != "uniform")
+      return m.emitError("--qwen-quantize-weights: grid must be uniform or "
+                         "log2, got '")
+             << grid << "'";
+    if (algorithm == "gptq")
+      s.algorithm = qwen::quant::Algorithm::gptq;
+    else if (algorithm != "rtn")
+      return m.emitError("--qwen-quantize-weights: algorithm must be rtn or "
+                         "gptq, got '")
+             << algorithm << "'";
+    s.clipSearch = clipSearch;
+    s.biasCorrection = biasCorrection;
+    if (actMethod != "max" && actMethod != "percentile-99.99" &&
+        actMethod != "entropy" && actMethod != "mse")
+      return m.emitError("--qwen-quantize-weights: act-method must be max, "
+                         "percentile-99.99, entropy or mse, got '")
+             << actMethod << "'";
+    if (!(damp > 0) || damp > 1)
+      return m.emitError("--qwen-quantize-weights: damp must be in (0, 1], got ")
+             << damp;
+    plan.calibTokens = calibTokens;
+    plan.gptqDamp = damp;
+    plan.gptqActOrder = actOrder;
+    plan.actMethod = actMethod;
     std::string err;
     if (!s.validate(err))
       return m.emitError("--qwen-quantize-weights: ") << err;
@@ -723,7 +830,9 @@ struct QuantizeWeightsPass
         plan.logits = s;
       else if (k == "embedding") {
         plan.embedding = s;
-        plan.embedding->dynamicAct = false;
+        plan.embedding->dynamicAct = plan.embedding->staticAct = false;
+        plan.embedding->algorithm = qwen::quant::Algorithm::rtn;
+        plan.embedding->clipSearch = plan.embedding->biasCorrection = false;
       } else
         return m.emitError("--qwen-quantize-weights: ops takes linear, "
                            "logits, embedding; got '")

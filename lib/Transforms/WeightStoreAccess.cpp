@@ -3,8 +3,12 @@
 #include "qwen/Transforms/WeightStoreAccess.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/Support/FileSystem.h"
+
+#include <cmath>
+#include <cstring>
 
 using namespace mlir;
 
@@ -150,6 +154,77 @@ LogicalResult finishNewStore(ModuleOp module, ws::WeightStoreWriter *writer,
   b.setInsertionPointToStart(module.getBody());
   StoreOp::create(b, module.getLoc(), storeName, storePath);
   return success();
+}
+
+static float halfToFloat(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f,
+           man = h & 0x3ff, bits;
+  if (exp == 0) {
+    float f = std::ldexp(float(man), -24);
+    return sign ? -f : f;
+  }
+  if (exp == 31)
+    bits = sign | 0x7f800000 | (man << 13);
+  else
+    bits = sign | ((exp + 112) << 23) | (man << 13);
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+LogicalResult readFloatEntry(WeightStoreCache &stores, Operation *user,
+                             SymbolRefAttr ref, int64_t n,
+                             std::vector<float> &out) {
+  const ws::Entry *e = stores.find(user, ref);
+  if (!e)
+    return failure();
+  const ws::WeightStoreReader *r = stores.open(user, ref);
+  if (!r)
+    return failure();
+  if (e->numElements() != n)
+    return user->emitOpError("store entry '")
+           << e->name << "' has " << e->numElements() << " elements, not "
+           << n;
+  const char *src = static_cast<const char *>(r->data(*e));
+  out.resize(n);
+  switch (e->dtype) {
+  case ws::DType::F32:
+    std::memcpy(out.data(), src, n * 4);
+    break;
+  case ws::DType::F16:
+  case ws::DType::BF16:
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t h;
+      std::memcpy(&h, src + 2 * i, 2);
+      if (e->dtype == ws::DType::BF16) {
+        uint32_t bits = uint32_t(h) << 16;
+        std::memcpy(&out[i], &bits, 4);
+      } else {
+        out[i] = halfToFloat(h);
+      }
+    }
+    break;
+  default:
+    return user->emitOpError("weight '")
+           << e->name << "' has store dtype " << ws::dtypeName(e->dtype)
+           << "; only f32, f16 and bf16 weights can be read as floats";
+  }
+  r->release(*e);
+  return success();
+}
+
+LogicalResult readFloatValue(WeightStoreCache &stores, Operation *user,
+                             Value v, int64_t n, std::vector<float> &out) {
+  if (auto w = v.getDefiningOp<WeightOp>())
+    return readFloatEntry(stores, w, w.getRef(), n, out);
+  DenseElementsAttr dense;
+  if (matchPattern(v, m_Constant(&dense)) && dense.getElementType().isF32() &&
+      dense.getNumElements() == n) {
+    out.assign(dense.getValues<float>().begin(), dense.getValues<float>().end());
+    return success();
+  }
+  return user->emitOpError("expected a qwen.weight or a constant of ")
+         << n << " f32 elements as this operand";
 }
 
 LogicalResult checkNewStorePath(ModuleOp module, StringRef path) {

@@ -27,9 +27,19 @@
 
 namespace qwen::quant {
 
-/// How one weight is quantized (uniform grid, dense), or kept in float.
+/// How a weight's codes are chosen.
+enum class Algorithm {
+  rtn, // round to nearest
+  gptq // GPTQ: second-order error compensation from calibration Hessians
+};
+
+/// How one weight is quantized (uniform or log2 grid, dense), or kept in float.
 struct LayerScheme {
   bool keepFloat = false;
+  qquant::Grid grid = qquant::Grid::uniform; // uniform or log2
+  Algorithm algorithm = Algorithm::rtn;
+  bool clipSearch = false;     // per-block clipping ratio from calibration
+  bool biasCorrection = false; // add E[x] (W - Q)^T to the bias
   unsigned bits = 4;        // 2, 3, 4 or 8
   bool isSigned = true;     // codes iN (two's complement) or uN
   bool symmetric = true;    // no zero points
@@ -54,6 +64,9 @@ struct LayerOverride {
   std::optional<unsigned> bits, groupSize;
   std::optional<bool> isSigned, symmetric, dynamicAct, staticAct;
   std::optional<qquant::Granularity> granularity;
+  std::optional<qquant::Grid> grid;
+  std::optional<Algorithm> algorithm;
+  std::optional<bool> clipSearch, biasCorrection;
 
   LayerScheme apply(LayerScheme base) const;
   bool isGlob() const;
@@ -70,11 +83,23 @@ struct QuantizePlan {
   /// ops whose scheme has staticAct (from qwen-calibrate's statistics). A
   /// static op without an entry is an error naming the layer.
   std::map<std::string, double> actScales;
+  /// Calibration token sequences for the data-driven choices (GPTQ, clip
+  /// search, bias correction, static activation scales of layers missing
+  /// from actScales), run through the model by qwen::exec::Executor with
+  /// the already-quantized ops in place (sequential).
+  std::string calibTokens;
+  double gptqDamp = 0.01;
+  bool gptqActOrder = true;
+  /// How a static activation scale is found from the observed inputs:
+  /// max, percentile-99.99, entropy or mse (threshold / 127).
+  std::string actMethod = "mse";
 };
 
 /// Parses one override value: "fp32" or an object with keys "bits",
 /// "granularity" ("tensor"|"channel"|"group"), "group_size", "symmetric"
-/// (bool), "signed" (bool), "act" ("none"|"dynamic"|"static"). Unknown keys are errors.
+/// (bool), "signed" (bool), "act" ("none"|"dynamic"|"static"), "grid"
+/// ("uniform"|"log2"), "algorithm" ("rtn"|"gptq"), "clip_search" (bool),
+/// "bias_correction" (bool). Unknown keys are errors.
 bool parseLayerOverride(llvm::StringRef pattern, const llvm::json::Value &v,
                         LayerOverride &out, std::string &err);
 /// Parses `{"<layer name or glob>": <override>, ...}`, sorted by pattern so

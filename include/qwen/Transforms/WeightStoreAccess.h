@@ -48,6 +48,19 @@ private:
   llvm::StringMap<std::unique_ptr<ws::WeightStoreReader>> readers;
 };
 
+/// Reads `ref`'s entry, which must have `n` elements of dtype f32, f16 or
+/// bf16, as floats. Errors (on `user`) name the entry.
+mlir::LogicalResult readFloatEntry(WeightStoreCache &stores,
+                                   mlir::Operation *user,
+                                   mlir::SymbolRefAttr ref, int64_t n,
+                                   std::vector<float> &out);
+
+/// Reads a float operand that is a `qwen.weight` or a constant (any op with
+/// the ConstantLike trait holding dense f32 elements), `n` elements.
+mlir::LogicalResult readFloatValue(WeightStoreCache &stores,
+                                   mlir::Operation *user, mlir::Value v,
+                                   int64_t n, std::vector<float> &out);
+
 /// Fails (with an error on `module`) when `path` is the file of a store the
 /// module refers to: writing there would destroy weights still being read.
 mlir::LogicalResult checkNewStorePath(mlir::ModuleOp module,
