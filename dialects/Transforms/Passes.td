@@ -384,6 +384,38 @@ def LowerModelToLinalg : Pass<"qwen-lower-model-to-linalg", "::mlir::func::FuncO
 // Mixed precision (issue 7): sensitivity, then assignment under a budget.
 //===----------------------------------------------------------------------===//
 
+def Sensitivity : Pass<"qwen-sensitivity", "::mlir::ModuleOp"> {
+  let summary = "Measure the output KL of each candidate scheme per layer";
+  let description = [{
+    Runs the raised float model on calibration tokens with the reference
+    executor; then for each layer (the store entry of the weight of a
+    `qwen.linear` / `qwen.logits` / `qwen.embedding`; a tied table is one
+    layer) and each candidate scheme, runs it again with only that weight
+    replaced by its round-to-nearest round trip (the numerics of
+    --qwen-quantize-weights, including its group-size fallback) and measures
+    the mean KL(P_float || P_quantized) of the next-token distributions over
+    all calibration tokens. Writes on each op of the layer
+    `qquant.sensitivity = [#qquant.cost<scheme = ..., loss = KL, bits = stored
+    bits per weight (, latency = ms from cost-model=)>, ...]`.
+  }];
+  let options = [
+    Option<"calibTokens", "calib-tokens", "std::string", /*default=*/"",
+           "Token file: JSON {\"sequences\": [[id, ...], ...]}">,
+    Option<"schemes", "schemes", "std::string",
+           /*default=*/"\"i8-channel,i4-g32,i4-g128,i3-g128,i2-g64\"",
+           "Candidate schemes (i<bits>-channel|tensor|g<N>[-asym], u...)">,
+    Option<"maxTokens", "max-tokens", "int64_t", /*default=*/"0",
+           "Use at most this many calibration tokens (0: all)">,
+    Option<"embedding", "embedding", "bool", /*default=*/"true",
+           "Also measure an untied embedding table">,
+    Option<"costModelFile", "cost-model", "std::string", /*default=*/"",
+           "Kernel timings JSON: latency per op and scheme">,
+    Option<"entry", "entry", "std::string", /*default=*/"\"main\"",
+           "Name of the entry function">,
+  ];
+  let dependentDialects = ["::qwen::qquant::QQuantDialect"];
+}
+
 def AssignPrecision : Pass<"qwen-assign-precision", "::mlir::ModuleOp"> {
   let summary = "Pick one scheme per layer within a budget (exact solver)";
   let description = [{
@@ -411,6 +443,8 @@ def AssignPrecision : Pass<"qwen-assign-precision", "::mlir::ModuleOp"> {
            "JSON file of pinned layers (recipe-file \"layers\" syntax)">,
     Option<"printAssignment", "print-assignment", "bool", /*default=*/"false",
            "Print the assignment table to stdout">,
+    Option<"recipeOut", "recipe-out", "std::string", /*default=*/"",
+           "Also write the assignment as a qwen-compile recipe file">,
   ];
   let dependentDialects = ["::qwen::qquant::QQuantDialect"];
 }

@@ -28,6 +28,7 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/GlobPattern.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -318,6 +319,38 @@ LogicalResult Assigner::run() {
     }
   }
 
+  if (!opts.recipeOut.empty()) {
+    // A recipe file qwen-compile reads: every layer named with its scheme.
+    llvm::json::Object lj;
+    size_t j = 0;
+    for (auto &[name, l] : layers) {
+      const LayerScheme &s = l.schemes[sol.choice[j++]];
+      if (s.keepFloat) {
+        lj[l.name] = "fp32";
+        continue;
+      }
+      llvm::json::Object e{{"bits", int64_t(s.bits)},
+                           {"signed", s.isSigned},
+                           {"symmetric", s.symmetric}};
+      switch (s.granularity) {
+      case qq::Granularity::tensor: e["granularity"] = "tensor"; break;
+      case qq::Granularity::channel: e["granularity"] = "channel"; break;
+      case qq::Granularity::group:
+        e["granularity"] = "group";
+        e["group_size"] = int64_t(s.groupSize);
+        break;
+      }
+      lj[l.name] = std::move(e);
+    }
+    llvm::json::Object root{{"base", "fp32"}, {"layers", std::move(lj)}};
+    std::error_code ec;
+    llvm::raw_fd_ostream f(opts.recipeOut, ec);
+    if (ec)
+      return module.emitError("recipe-out '")
+             << opts.recipeOut << "': " << ec.message();
+    f << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
+  }
+
   if (opts.printAssignment) {
     llvm::raw_ostream &os = llvm::outs();
     size_t w = 5;
@@ -377,6 +410,7 @@ struct AssignPrecisionPass
       o.sizeMB = sizeMb;
       o.latencyMs = latencyMs;
       o.printAssignment = printAssignment;
+      o.recipeOut = recipeOut;
       if (!pins.empty()) {
         auto buf = llvm::MemoryBuffer::getFile(pins);
         if (!buf) {

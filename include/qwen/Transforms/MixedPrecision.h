@@ -107,6 +107,8 @@ struct SensitivityOptions {
   /// Use at most this many calibration tokens (0: all), whole sequences.
   int64_t maxTokens = 0;
   bool embedding = true; // measure the embedding table too
+  /// Token sequences given directly (qwen-compile); else calibTokens.
+  std::vector<std::vector<int64_t>> sequences;
 };
 
 struct AssignOptions {
@@ -115,6 +117,9 @@ struct AssignOptions {
   /// "layers" syntax), applied to the i8 per-channel scheme.
   std::vector<quant::LayerOverride> pins;
   bool printAssignment = false;
+  /// If set, the assignment is also written as a qwen-compile recipe file
+  /// ({"base": "fp32", "layers": {"<layer>": {"bits": ..., ...}}}).
+  std::string recipeOut;
 };
 
 std::unique_ptr<mlir::Pass> createSensitivityPass(SensitivityOptions o);
