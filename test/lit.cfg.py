@@ -26,7 +26,8 @@ llvm_config.with_environment("PYTHONPATH", os.path.join(config.qwen_src_root, "p
 
 tool_dirs = [config.qwen_tools_dir, config.llvm_tools_dir]
 tools = ["qwen-opt", "qwen-translate", "qwen-tokenize", "qwen-compile", "qwen-run",
-         "qwen-eval", "qwen-calibrate", "qwen-calib-stats", "qwen-quant-check"]
+         "qwen-eval", "qwen-calibrate", "qwen-calib-stats", "qwen-quant-check",
+         "qwen-report"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.qwen_tools_dir, append_path=True)
