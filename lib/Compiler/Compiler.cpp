@@ -19,6 +19,7 @@
 #include "qwen/Compiler/Compiler.h"
 #include "qwen/Compiler/Passes.h"
 #include "qwen/Compiler/Recipe.h"
+#include "qwen/Transforms/Executor.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Dialect/QQuant/QQuantDialect.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
@@ -548,7 +549,21 @@ int compile(const Options &o) {
       error("--recipe: " + err);
       return 1;
     }
-    if (needsCalibration(recipe) && o.calib.empty()) {
+    if (needsCalibText(recipe) && o.calibText.empty()) {
+      error("--recipe: recipe '" + o.recipe +
+            "' chooses its weights from calibration data: pass --calib-text "
+            "FILE (text like the model's inputs) and --tokenizer");
+      return 1;
+    }
+    if (!o.calibText.empty() && o.tokenizer.empty()) {
+      error("--calib-text needs --tokenizer to tokenize it");
+      return 1;
+    }
+    if (!o.calibText.empty() && o.calibSeqLen < 2) {
+      error("--calib-seq-len must be at least 2");
+      return 1;
+    }
+    if (needsCalibration(recipe) && o.calib.empty() && o.calibText.empty()) {
       error("--recipe: " +
             (recipe.file.empty() ? std::string()
                                  : "recipe file '" + recipe.file + "': ") +
@@ -600,6 +615,7 @@ int compile(const Options &o) {
 
   // The tokenizer is checked before any work: a bad one is a user error.
   std::vector<int64_t> eos;
+  qwen::exec::Batch calibBatch;
   if (!o.tokenizer.empty()) {
     std::string err;
     auto tok = qwen::rt::Tokenizer::fromFile(o.tokenizer, err);
@@ -611,6 +627,29 @@ int compile(const Options &o) {
       int32_t id = tok->tokenToId(s);
       if (id >= 0)
         eos.push_back(id);
+    }
+    if (!o.calibText.empty()) {
+      auto buf = llvm::MemoryBuffer::getFile(o.calibText);
+      if (!buf) {
+        error("--calib-text '" + o.calibText +
+              "': " + buf.getError().message());
+        return 1;
+      }
+      std::vector<int32_t> ids = tok->encode((*buf)->getBuffer());
+      int64_t n = std::min<int64_t>(int64_t(ids.size()), o.calibMaxTokens);
+      // Whole sequences of calibSeqLen tokens; a last one of at least 16.
+      for (int64_t b = 0; b < n; b += o.calibSeqLen) {
+        int64_t e = std::min(n, b + o.calibSeqLen);
+        if (e - b < 16 && !calibBatch.seqs.empty())
+          break;
+        calibBatch.seqs.emplace_back(ids.begin() + b, ids.begin() + e);
+      }
+      if (calibBatch.tokens() < 16) {
+        error("--calib-text '" + o.calibText + "': only " +
+              std::to_string(ids.size()) +
+              " tokens; calibration needs at least 16");
+        return 1;
+      }
     }
   }
 
@@ -751,6 +790,16 @@ int compile(const Options &o) {
         })))
       return 1;
     sw.lap("instrument");
+  }
+
+  // Calibration tokens for the data-driven passes, in the work folder.
+  if (!calibBatch.seqs.empty()) {
+    std::string err, tokens = work.path + "/calib-tokens.json";
+    if (!qwen::exec::writeTokenFile(tokens, calibBatch, err)) {
+      error(err);
+      return 1;
+    }
+    recipe.plan.calibTokens = tokens;
   }
 
   // recipe: quantize the model-level ops' weights into a new store.
@@ -1109,6 +1158,14 @@ int compile(const Options &o) {
           for (auto &[scheme, n] : recipeSummary.schemes)
             j.attribute(scheme, n);
         });
+        if (!o.calibText.empty())
+          j.attributeObject("calibration_text", [&] {
+            j.attribute("file", path::filename(o.calibText));
+            j.attribute("sequences", int64_t(calibBatch.seqs.size()));
+            j.attribute("tokens", calibBatch.tokens());
+            if (!recipe.smooth.empty())
+              j.attribute("smooth", recipe.smooth);
+          });
         if (!o.calib.empty())
           j.attributeObject("calibration", [&] {
             j.attribute("file", path::filename(o.calib));

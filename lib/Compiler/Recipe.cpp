@@ -13,6 +13,10 @@
 //   w8a8        linear i8 per channel + static per-tensor int8 activations,
 //               scale = threshold / 127 from qwen-calibrate's stats.json
 //               (--calib, --calib-method)
+//   w4a8-dyn    linear i4 groups of 128 + dynamic per-token int8 activations
+//               (int8 x int4 products accumulated exactly in i32 per group)
+//   w4a8        linear i4 per channel + static per-tensor int8 activations
+//               from --calib, as w8a8
 //
 // LM head and embedding: every quantized recipe stores them as i8 per
 // channel, weight-only (also in w8a8-dyn). They are the matrices most
@@ -37,6 +41,7 @@
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include <cmath>
+#include <cstring>
 
 using namespace mlir;
 namespace qq = qwen::qquant;
@@ -52,7 +57,8 @@ bool Recipe::quantizes() const {
 const std::vector<std::string> &recipeNames() {
   static const std::vector<std::string> names = {
       "fp32",      "w8a16",     "w4a16-g128", "w4a16-g32",
-      "w3a16-g128", "w2a16-g64", "w8a8-dyn",   "w8a8"};
+      "w3a16-g128", "w2a16-g64", "w8a8-dyn",   "w8a8",
+      "w4a8-dyn",   "w4a8"};
   return names;
 }
 
@@ -99,9 +105,14 @@ static bool namedRecipe(const std::string &name, quant::QuantizePlan &plan,
     linear = scheme(8, G::channel, 0, /*dyn=*/true);
   else if (name == "w8a8")
     linear = scheme(8, G::channel, 0, /*dyn=*/false, /*stat=*/true);
+  else if (name == "w4a8-dyn")
+    linear = scheme(4, G::group, 128, /*dyn=*/true);
+  else if (name == "w4a8")
+    linear = scheme(4, G::channel, 0, /*dyn=*/false, /*stat=*/true);
   if (!linear) {
     err = "unknown recipe '" + name + "' (available: " + namesList() +
-          ", or a .json recipe file)";
+          ", each optionally with method suffixes -gptq, -awq, -clip, -bc, "
+          "-smooth, -log2; or a .json recipe file)";
     return false;
   }
   plan.linear = linear;
@@ -111,11 +122,74 @@ static bool namedRecipe(const std::string &name, quant::QuantizePlan &plan,
   return true;
 }
 
+/// The suffixes a named recipe may carry, each a data-driven method
+/// (README.md, "Recipes"): -gptq, -awq, -clip, -bc, -smooth, -log2.
+static bool suffixedRecipe(const std::string &name, Recipe &out,
+                           std::string &err) {
+  std::string base = name;
+  std::vector<std::string> sfx;
+  static const char *const known[] = {"-gptq", "-awq", "-clip",
+                                      "-bc",   "-smooth", "-log2"};
+  for (bool found = true; found;) {
+    found = false;
+    for (const char *k : known)
+      if (llvm::StringRef(base).ends_with(k) && base.size() > strlen(k)) {
+        sfx.insert(sfx.begin(), k + 1);
+        base.resize(base.size() - strlen(k));
+        found = true;
+      }
+  }
+  if (!namedRecipe(base, out.plan, err))
+    return false;
+  if (sfx.empty())
+    return true;
+  if (!out.plan.linear) {
+    err = "recipe '" + base + "' takes no method suffix";
+    return false;
+  }
+  LayerScheme &l = *out.plan.linear;
+  bool actQuant = l.dynamicAct || l.staticAct;
+  for (const std::string &k : sfx) {
+    if (k == "gptq")
+      l.algorithm = quant::Algorithm::gptq;
+    else if (k == "clip")
+      l.clipSearch = true;
+    else if (k == "bc")
+      l.biasCorrection = true;
+    else if (k == "log2") {
+      if (l.bits > 4 || actQuant) {
+        err = "recipe '" + name + "': -log2 takes a 3- or 4-bit weight-only "
+              "recipe (e.g. w4a16-g128-log2)";
+        return false;
+      }
+      l.grid = qq::Grid::log2;
+    } else if (k == "awq") {
+      if (actQuant) {
+        err = "recipe '" + name + "': -awq is for weight-only recipes; "
+              "int8 activations take -smooth (SmoothQuant)";
+        return false;
+      }
+      out.smooth = "awq";
+      l.clipSearch = true; // AWQ = activation-aware scales + clip search
+    } else if (k == "smooth") {
+      if (!actQuant) {
+        err = "recipe '" + name + "': -smooth (SmoothQuant) is for int8 "
+              "activation recipes (w8a8, w8a8-dyn, w4a8, ...); weight-only "
+              "recipes take -awq";
+        return false;
+      }
+      out.smooth = "smoothquant";
+    }
+  }
+  out.plan.fallback = l;
+  return true;
+}
+
 bool resolveRecipe(const std::string &arg, Recipe &out, std::string &err) {
   out = Recipe();
   if (!llvm::StringRef(arg).ends_with(".json")) {
     out.name = arg;
-    return namedRecipe(arg, out.plan, err);
+    return suffixedRecipe(arg, out, err);
   }
   out.file = arg;
   auto buf = llvm::MemoryBuffer::getFile(arg);
@@ -149,7 +223,7 @@ bool resolveRecipe(const std::string &arg, Recipe &out, std::string &err) {
     return false;
   }
   out.name = base ? base->str() : "fp32";
-  if (!namedRecipe(out.name, out.plan, err)) {
+  if (!suffixedRecipe(out.name, out, err)) {
     err = "recipe file '" + arg + "': " + err;
     return false;
   }
@@ -165,6 +239,20 @@ bool resolveRecipe(const std::string &arg, Recipe &out, std::string &err) {
     }
   }
   return true;
+}
+
+bool needsCalibText(const Recipe &r) {
+  const quant::QuantizePlan &p = r.plan;
+  auto data = [](const LayerScheme &s) {
+    return !s.keepFloat && (s.algorithm == quant::Algorithm::gptq ||
+                            s.clipSearch || s.biasCorrection);
+  };
+  if (!r.smooth.empty() || (p.linear && data(*p.linear)))
+    return true;
+  for (const quant::LayerOverride &ov : p.layers)
+    if (!ov.keepFloat && data(ov.apply(p.fallback)))
+      return true;
+  return false;
 }
 
 bool needsCalibration(const Recipe &r) {
@@ -239,6 +327,10 @@ bool loadCalibration(const std::string &path, const std::string &method,
   }
   for (const auto &kv : *layers) {
     std::string name = kv.first.str();
+    // "<layer>#out" and other '#' sites are for --qwen-integer-only, not
+    // linear inputs.
+    if (name.find('#') != std::string::npos)
+      continue;
     const llvm::json::Object *l = kv.second.getAsObject();
     const llvm::json::Object *th = l ? l->getObject("thresholds") : nullptr;
     std::optional<double> t = th ? th->getNumber(key) : std::nullopt;

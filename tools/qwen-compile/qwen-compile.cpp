@@ -62,6 +62,19 @@ int main(int argc, char **argv) {
   cl::opt<std::string> calibMethod(
       "calib-method", cl::desc(calibMethodHelp),
       cl::value_desc("method"), cl::cat(cat));
+  cl::opt<std::string> calibText(
+      "calib-text",
+      cl::desc("Calibration text (tokenized with --tokenizer) for the "
+               "data-driven recipes: -gptq, -awq, -clip, -bc, -smooth, and "
+               "static activation scales without --calib"),
+      cl::value_desc("file"), cl::cat(cat));
+  cl::opt<int64_t> calibSeqLen(
+      "calib-seq-len", cl::desc("Tokens per calibration sequence (256)"),
+      cl::init(256), cl::cat(cat));
+  cl::opt<int64_t> calibMaxTokens(
+      "calib-max-tokens",
+      cl::desc("Calibration tokens used at most (16384)"), cl::init(16384),
+      cl::cat(cat));
   cl::opt<std::string> tokenizer(
       "tokenizer", cl::desc("HF tokenizer.json to put into the bundle"),
       cl::value_desc("file"), cl::cat(cat));
@@ -118,6 +131,9 @@ int main(int argc, char **argv) {
   o.tokenizer = tokenizer;
   o.calib = calib;
   o.calibMethod = calibMethod;
+  o.calibText = calibText;
+  o.calibSeqLen = calibSeqLen;
+  o.calibMaxTokens = calibMaxTokens;
   o.emit = emit;
   o.optLevel = optLevel;
   o.keepWork = keepWork;

@@ -47,6 +47,13 @@ struct Options {
   /// entropy, mse; empty = the default, kDefaultCalibMethod).
   std::string calib;
   std::string calibMethod;
+  /// --calib-text: calibration text for the data-driven recipes (GPTQ,
+  /// AWQ, clip search, bias correction, SmoothQuant, static activation
+  /// scales), tokenized with --tokenizer into sequences of calibSeqLen
+  /// tokens, at most calibMaxTokens in all.
+  std::string calibText;
+  int64_t calibSeqLen = 256;
+  int64_t calibMaxTokens = 16384;
 };
 
 /// The calibration method --calib-method defaults to.

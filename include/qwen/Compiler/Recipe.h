@@ -22,6 +22,10 @@ struct Recipe {
   std::string name; // the named recipe, or the file's base recipe
   std::string file; // the recipe file, if --recipe named one
   quant::QuantizePlan plan;
+  /// Equivalent rescaling before quantization (--qwen-smooth): "" (none),
+  /// "awq" or "smoothquant", with its exponent (< 0: searched).
+  std::string smooth;
+  double smoothAlpha = -1;
   bool quantizes() const;
 };
 
@@ -36,6 +40,10 @@ bool resolveRecipe(const std::string &arg, Recipe &out, std::string &err);
 /// Whether any op of the recipe gets static activation scales (w8a8, or a
 /// recipe file layer with "act": "static").
 bool needsCalibration(const Recipe &r);
+
+/// Whether the recipe needs calibration text (--calib-text): GPTQ, clip
+/// search, bias correction, AWQ or SmoothQuant anywhere.
+bool needsCalibText(const Recipe &r);
 
 /// The calibration methods of --calib-method, in --help order.
 const std::vector<std::string> &calibMethods();
