@@ -27,7 +27,10 @@ class QQuant_OptionalF64Parameter<string desc = ""> : QQuant_F64Parameter<desc> 
 
 def QQuant_Grid : I32EnumAttr<"Grid", "quantization grid", [
     I32EnumAttrCase<"uniform", 0>,   // evenly spaced levels: scale * (q - zp)
-    I32EnumAttrCase<"log2", 1>,      // sign * scale * 2^-q (power-of-two levels)
+    // log2 iB (B = 3 or 4), symmetric, no zero points: code c packed like
+    // uniform codes; sign = bit B-1 of c (1 = negative), m = c & (2^(B-1)-1);
+    // value = 0 if m == 0, else (sign ? -1 : 1) * scale * 2^-(m-1).
+    I32EnumAttrCase<"log2", 1>,
     I32EnumAttrCase<"codebook", 2>   // 2^bits centroids, indices packed to bits
   ]> {
   let cppNamespace = "::qwen::qquant";

@@ -176,4 +176,138 @@ def QQuant_ObserveOp : QQuant_Op<"observe",
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Integer-only ops (--qwen-integer-only)
+//
+// Every int8 value is symmetric with zero point 0 and the restricted range
+// [-127, 127] unless an op says otherwise; its real value is q * s with a
+// static scale s from calibration that the pass folded into the ops'
+// attributes (the ops themselves carry no float scale on int8 types).
+//===----------------------------------------------------------------------===//
+
+def QQuant_I8Tensor : RankedTensorOf<[I8]>;
+def QQuant_I32Tensor : RankedTensorOf<[I32]>;
+
+def QQuant_QuantizeOp : QQuant_Op<"quantize", [Pure]> {
+  let summary = "Static per-tensor quantization of a float tensor to int8";
+  let description = [{
+    `q = clamp(roundeven(x / scale), -127, 127)` with the division in f32
+    (`scale` rounded to f32 first), the same arithmetic as the static
+    activation quantization of `qquant.linear`.
+
+    ```mlir
+    %q = qquant.quantize %x {scale = 0.0125} : tensor<1x8x64xf32> -> tensor<1x8x64xi8>
+    ```
+  }];
+  let arguments = (ins QQuant_FloatTensor:$input, F64Attr:$scale);
+  let results = (outs QQuant_I8Tensor:$output);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($output)";
+  let hasVerifier = 1;
+}
+
+def QQuant_DequantizeOp : QQuant_Op<"dequantize", [Pure]> {
+  let summary = "int8 / int32 to float with per-tensor or per-channel scales";
+  let description = [{
+    `y[..., c] = f32(x[..., c]) * scale[c] (+ bias[c])` (f32 arithmetic);
+    `scale` has one entry (per tensor) or one per element of the last
+    dimension (per channel: an integer linear's accumulator times
+    `s_x * s_w[n]`).
+
+    ```mlir
+    %y = qquant.dequantize %acc, %b {scale = array<f32: 1.0e-4, 2.0e-4>} : (tensor<1x8x2xi32>, tensor<2xf32>) -> tensor<1x8x2xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[I8, I32]>:$input,
+                       Optional<QQuant_FloatTensor>:$bias,
+                       DenseF32ArrayAttr:$scale);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = "$input (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def QQuant_RequantizeOp : QQuant_Op<"requantize", [Pure]> {
+  let summary = "int32 to int8 with fixed-point multipliers (gemmlowp)";
+  let description = [{
+    Rescales int32 values by real multipliers `M = multiplier * 2^-31 *
+    2^-shift` with `multiplier` in [2^30, 2^31) (or 0: the result is the
+    zero point) and `shift` in [0, 31], so 0 < M < 1; one pair per tensor or
+    one per element of the last dimension. Bit-exact definition (int64
+    intermediates, `/` truncating toward zero, `>>` arithmetic):
+
+    ```
+    high(a, m) = (a == m == INT32_MIN) ? INT32_MAX
+               : (a * m + (a * m >= 0 ? 2^30 : 1 - 2^30)) / 2^31
+    rshift(x, e) = (x >> e) + ((x & (2^e - 1)) > ((2^e - 1) >> 1) + (x < 0) ? 1 : 0)
+    y = clamp(rshift(high(x, multiplier), shift) + zero_point, -127, 127)
+    ```
+
+    i.e. gemmlowp's SaturatingRoundingDoublingHighMul followed by
+    RoundingDivideByPOT (round half away from zero), as TFLite's
+    MultiplyByQuantizedMultiplier for M < 1.
+    `test/Transforms/int-only-requantize.test` checks it against numpy bit
+    for bit.
+
+    ```mlir
+    %q = qquant.requantize %acc {multiplier = array<i32: 1518500250>, shift = array<i32: 7>} : tensor<1x8x64xi32> -> tensor<1x8x64xi8>
+    ```
+  }];
+  let arguments = (ins QQuant_I32Tensor:$input, DenseI32ArrayAttr:$multiplier,
+                       DenseI32ArrayAttr:$shift,
+                       DefaultValuedAttr<I32Attr, "0">:$zero_point);
+  let results = (outs QQuant_I8Tensor:$output);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($output)";
+  let hasVerifier = 1;
+}
+
+def QQuant_IntLinearOp : QQuant_Op<"int_linear", [Pure]> {
+  let summary = "int8 activations times integer weight codes, int32 result";
+  let description = [{
+    `acc[..., n] = sum_k x[..., k] * code(W[n, k])` exactly in int32, on
+    signed symmetric uniform 8- or 4-bit weights per tensor or per channel
+    (the scales are applied by the consumer: `qquant.requantize` or
+    `qquant.dequantize`).
+
+    ```mlir
+    %acc = qquant.int_linear %q, %w : (tensor<1x8x64xi8>, !qquant.weight<96x64xf32, i8, symmetric, channel>) -> tensor<1x8x96xi32>
+    ```
+  }];
+  let arguments = (ins QQuant_I8Tensor:$input, QQuant_AnyWeight:$weight);
+  let results = (outs QQuant_I32Tensor:$result);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def QQuant_LookupOp : QQuant_Op<"lookup", [Pure]> {
+  let summary = "Elementwise int8 -> int8 table lookup (e.g. SiLU)";
+  let description = [{
+    `y = table[x + 128]` with 256 entries, for -128 <= x <= 127.
+    --qwen-integer-only builds SiLU's table from the input and output scales:
+    `table[i] = clamp(roundeven(silu((i - 128) * s_in) / s_out), -127, 127)`.
+
+    ```mlir
+    %s = qquant.lookup %g {table = array<i8: ...256 values...>} : tensor<1x8x64xi8> -> tensor<1x8x64xi8>
+    ```
+  }];
+  let arguments = (ins QQuant_I8Tensor:$input, DenseI8ArrayAttr:$table);
+  let results = (outs QQuant_I8Tensor:$output);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($output)";
+  let hasVerifier = 1;
+}
+
+def QQuant_IntMulOp : QQuant_Op<"int_mul", [Pure]> {
+  let summary = "Elementwise int8 x int8 -> int32 product";
+  let description = [{
+    `y = x * z` (exact; |y| <= 16384), e.g. SwiGLU's silu(gate) * up before
+    one `qquant.requantize`.
+
+    ```mlir
+    %p = qquant.int_mul %s, %u : (tensor<1x8x64xi8>, tensor<1x8x64xi8>) -> tensor<1x8x64xi32>
+    ```
+  }];
+  let arguments = (ins QQuant_I8Tensor:$lhs, QQuant_I8Tensor:$rhs);
+  let results = (outs QQuant_I32Tensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
 #endif // QWEN_QQUANT_OPS

@@ -449,4 +449,80 @@ def AssignPrecision : Pass<"qwen-assign-precision", "::mlir::ModuleOp"> {
   let dependentDialects = ["::qwen::qquant::QQuantDialect"];
 }
 
+//===----------------------------------------------------------------------===//
+// Integer-only inference (w8a8-int-only)
+//===----------------------------------------------------------------------===//
+
+def IntegerOnly : Pass<"qwen-integer-only", "::mlir::ModuleOp"> {
+  let summary = "int8 x int8 -> int32 linear stack with fused requantization";
+  let description = [{
+    Runs after `--qwen-quantize-weights` of a w8a8 module (static per-tensor
+    int8 activations `#qquant.act<static : !quant.uniform<i8:f32, s>>` on
+    signed symmetric i8/i4 weights per tensor or channel).
+
+    1. Each such `qquant.linear` becomes `qquant.quantize` of its input (one
+       per input tensor and scale: q/k/v and gate/up share it) ->
+       `qquant.int_linear` (exact int32 accumulation) -> `qquant.dequantize`
+       with `scale[n] = f32(s_x * s_w[n])` and the bias. Numerically the
+       static w8a8 lowering.
+    2. `requantize-mlp` (default on): `qwen.silu_mul(linear_g(x),
+       linear_u(x))` read only by static linears (down projections, scale
+       s_d) becomes an integer chain. The gate / up accumulators are
+       requantized to int8 (`qquant.requantize`, per output channel
+       `M[n] = s_x * s_w[n] / s_out`) with the calibrated output scales of
+       the sites `<layer>#out` (`calib=stats.json`, `method=` as qwen-compile's
+       --calib-method; qwen-calibrate --int-only-sites observes them). With
+       `silu-lut` (default on) SiLU is `qquant.lookup` with the 256-entry
+       table `T[i] = clamp(roundeven(silu((i - 128) * s_g) / s_s), -127,
+       127)`, `s_s = max_{|q| <= 127} |silu(q * s_g)| / 127`, the product
+       with up is `qquant.int_mul` and one `qquant.requantize` by
+       `M = s_s * s_u / s_d` gives the down projection's int8 input
+       directly. Without it the int8 gate/up are dequantized, SiLU * up runs
+       in f32 and is quantized with s_d. A MLP without calibrated output
+       scales keeps the form of step 1 (a remark says so).
+
+    Fixed-point multipliers (gemmlowp): a real `0 < M < 1` is
+    `multiplier * 2^-31 * 2^-shift`, `multiplier = round(frac * 2^31)` in
+    [2^30, 2^31) for `M = frac * 2^-shift`, `frac` in [0.5, 1); M below 2^-32
+    is (0, 0). `qquant.requantize` applies it bit-exactly as
+    SaturatingRoundingDoublingHighMul + RoundingDivideByPOT (QQuantOps.td);
+    a multiplier >= 1 is an error.
+
+    What stays float, and why: RMSNorm reads the f32 residual stream (an int8
+    residual would add error at every block for no integer consumer); rope,
+    attention (softmax) and the residual adds stay f32 and meet the integer
+    ops through explicit `qquant.quantize` / `qquant.dequantize`; the LM
+    head and embedding stay weight-only as in w8a8.
+  }];
+  let options = [
+    Option<"calib", "calib", "std::string", /*default=*/"\"\"",
+           "qwen-calibrate statistics with the <layer>#out sites">,
+    Option<"method", "method", "std::string", /*default=*/"\"mse\"",
+           "Threshold of the sites: max, percentile, percentile-99.9, entropy, mse">,
+    Option<"requantizeMlp", "requantize-mlp", "bool", /*default=*/"true",
+           "Requantize the gate/up outputs to int8 (integer MLP chain)">,
+    Option<"siluLut", "silu-lut", "bool", /*default=*/"true",
+           "SiLU as a 256-entry int8 table and an integer product with up">,
+  ];
+  let dependentDialects = ["::qwen::QwenDialect", "::qwen::qquant::QQuantDialect"];
+}
+
+def InstrumentIntegerOnlySites : Pass<"qwen-instrument-integer-only-sites", "::mlir::ModuleOp"> {
+  let summary = "Also observe the gate/up linear outputs (for --qwen-integer-only)";
+  let description = [{
+    After `--qwen-instrument-activations`: the output of every linear op of
+    the entry (named weight, f32, rank >= 2) that is the gate or up operand
+    of a `qwen.silu_mul` becomes an extra result with
+    `qwen.observe = ["<layer>#out"]` and `onnx.name = "observe.<layer>.out"`.
+    qwen-calibrate `--int-only-sites` turns it on inside its compile, so
+    stats.json gains `"<layer>#out"` entries in `"layers"` (qwen-compile's
+    --calib ignores names with `#`).
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", /*default=*/"\"main\"",
+           "Name of the entry function">,
+  ];
+  let dependentDialects = ["::qwen::QwenDialect", "::qwen::qquant::QQuantDialect"];
+}
+
 #endif // QWEN_TRANSFORMS_PASSES

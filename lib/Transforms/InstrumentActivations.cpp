@@ -6,9 +6,11 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "qwen/Transforms/IntegerOnly.h"
 #include "qwen/Transforms/Passes.h"
 
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/MapVector.h"
 
 using namespace mlir;
@@ -16,7 +18,11 @@ namespace qq = qwen::qquant;
 
 namespace qwen {
 #define GEN_PASS_DEF_INSTRUMENTACTIVATIONS
+#define GEN_PASS_DEF_INSTRUMENTINTEGERONLYSITES
 #include "Transforms/Passes.h.inc"
+
+static bool integerOnlySitesByDefault = false;
+void setInstrumentIntegerOnlySites(bool on) { integerOnlySitesByDefault = on; }
 } // namespace qwen
 
 namespace {
@@ -30,6 +36,73 @@ std::string layerName(Value w) {
     return op.getRef().getLeafReference().str();
   return "";
 }
+
+/// The sites --qwen-integer-only needs beyond the linear inputs: the output
+/// of every linear op (with a named weight) that is the gate or up operand of
+/// a qwen.silu_mul becomes a result `qwen.observe = ["<layer>#out"]`.
+LogicalResult addIntegerOnlySites(ModuleOp module, func::FuncOp fn) {
+  Block &body = fn.getBody().front();
+  auto ret = dyn_cast<func::ReturnOp>(body.getTerminator());
+  if (!ret)
+    return fn.emitOpError("does not end in func.return");
+  SmallVector<std::pair<Value, std::string>> sites;
+  llvm::DenseSet<Value> seen;
+  fn.walk([&](qwen::SiluMulOp sm) {
+    for (Value v : {sm.getGate(), sm.getUp()}) {
+      Operation *d = v.getDefiningOp();
+      Value w;
+      if (auto o = dyn_cast_or_null<qwen::LinearOp>(d))
+        w = o.getWeight();
+      else if (auto o = dyn_cast_or_null<qq::LinearOp>(d))
+        w = o.getWeight();
+      std::string layer = w ? layerName(w) : "";
+      auto t = dyn_cast<RankedTensorType>(v.getType());
+      if (layer.empty() || d->getBlock() != &body || !t ||
+          !t.getElementType().isF32() || t.getRank() < 2 || !seen.insert(v).second)
+        continue;
+      sites.push_back({v, layer + "#out"});
+    }
+  });
+  if (sites.empty())
+    return success();
+  Builder b(module.getContext());
+  SmallVector<Attribute> resAttrs;
+  for (unsigned i = 0; i < fn.getNumResults(); ++i) {
+    DictionaryAttr d = fn.getResultAttrDict(i);
+    resAttrs.push_back(d ? d : b.getDictionaryAttr({}));
+  }
+  SmallVector<Value> results(ret.getOperands());
+  SmallVector<Type> types(fn.getResultTypes());
+  for (auto &[v, name] : sites) {
+    results.push_back(v);
+    types.push_back(v.getType());
+    std::string onnxName = "observe." + name.substr(0, name.size() - 4) + ".out";
+    resAttrs.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr("onnx.name", b.getStringAttr(onnxName)),
+         b.getNamedAttr("qwen.observe", b.getArrayAttr({b.getStringAttr(name)}))}));
+  }
+  ret->setOperands(results);
+  fn.setType(FunctionType::get(module.getContext(), fn.getArgumentTypes(), types));
+  fn.setAllResultAttrs(resAttrs);
+  return success();
+}
+
+struct InstrumentIntegerOnlySitesPass
+    : qwen::impl::InstrumentIntegerOnlySitesBase<InstrumentIntegerOnlySitesPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto fn = module.lookupSymbol<func::FuncOp>(entry);
+    if (!fn || fn.isExternal() || !fn.getBody().hasOneBlock()) {
+      module.emitError("--qwen-instrument-integer-only-sites: no single-block "
+                       "entry function @")
+          << entry;
+      return signalPassFailure();
+    }
+    if (failed(addIntegerOnlySites(module, fn)))
+      signalPassFailure();
+  }
+};
 
 struct InstrumentActivationsPass
     : qwen::impl::InstrumentActivationsBase<InstrumentActivationsPass> {
@@ -131,6 +204,8 @@ struct InstrumentActivationsPass
     fn.setType(FunctionType::get(module.getContext(), fn.getArgumentTypes(),
                                  types));
     fn.setAllResultAttrs(resAttrs);
+    if (qwen::integerOnlySitesByDefault && failed(addIntegerOnlySites(module, fn)))
+      return signalPassFailure();
   }
 };
 

@@ -831,7 +831,10 @@ struct LowerModelToLinalgPass
       if (isa<qwen::onnxir::ONNXDialect>(op->getDialect()))
         ops.push_back(op);
       else if (isa<qwen::qquant::LinearOp, qwen::qquant::EmbeddingOp,
-                   qwen::qquant::LogitsOp, qwen::qquant::DequantizeWeightOp>(op))
+                   qwen::qquant::LogitsOp, qwen::qquant::DequantizeWeightOp,
+                   qwen::qquant::QuantizeOp, qwen::qquant::DequantizeOp,
+                   qwen::qquant::RequantizeOp, qwen::qquant::IntLinearOp,
+                   qwen::qquant::LookupOp, qwen::qquant::IntMulOp>(op))
         ops.push_back(op);
       else if (isa<qwen::AddOp, qwen::SiluMulOp, qwen::LinearOp, qwen::LogitsOp,
                    qwen::RMSNormOp, qwen::EmbeddingOp, qwen::RoPEOp,

@@ -1733,6 +1733,7 @@ struct QuantDesc {
   int64_t group = 0;
   int64_t rowBytes = 0;
   int64_t zeroBits = 0;   // 0: one zero point per element; else packed
+  bool log2 = false;      // log2 grid (see log2Level)
 };
 
 /// Extracts the `bits`-bit field `j` of row `r` of the packed byte tensor.
@@ -1766,9 +1767,43 @@ Value codeAt(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c) {
   return v;
 }
 
+/// The unscaled level of a log2-grid code (#qquant.scheme<log2 iB, ...>):
+/// the B-bit field c (unsigned), sign = bit B-1 (1 = negative),
+/// m = c & (2^(B-1) - 1); level = 0 if m == 0 else (sign ? -1 : 1) * 2^-(m-1).
+/// 2^-(m-1) is built exactly from its IEEE bits ((128 - m) << 23; m <= 127
+/// keeps it normal).
+Value log2Level(OpBuilder &b, Location l, Value c, int64_t bits) {
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  Value m = arith::AndIOp::create(b, l, c, cst(b, l, i32, (double)((1 << (bits - 1)) - 1)));
+  Value neg = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ne,
+                                    arith::AndIOp::create(b, l, c, cst(b, l, i32, (double)(1 << (bits - 1)))),
+                                    cst(b, l, i32, 0));
+  Value isZero = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, m, cst(b, l, i32, 0));
+  Value expBits = arith::ShLIOp::create(b, l, arith::SubIOp::create(b, l, cst(b, l, i32, 128), m),
+                                        cst(b, l, i32, 23));
+  Value signBit = arith::SelectOp::create(b, l, neg, cst(b, l, i32, (double)INT32_MIN), cst(b, l, i32, 0));
+  Value fbits = arith::OrIOp::create(b, l, expBits, signBit);
+  Value v = arith::BitcastOp::create(b, l, f32, fbits);
+  return arith::SelectOp::create(b, l, isZero, cst(b, l, f32, 0.0), v);
+}
+
 /// The f32 value of element (r, c) of a quantized weight.
 Value dequantAt(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c) {
   Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  if (q.log2) {
+    Value code = unpackField(b, l, q.codes, q.rowBytes, r, c, q.bits);
+    Value lv = log2Level(b, l, code, q.bits);
+    SmallVector<Value> si;
+    if (q.gran == 0)
+      si.push_back(cIdx(b, l, 0));
+    else
+      si = {r, q.gran == 1 ? cIdx(b, l, 0)
+                           : arith::DivUIOp::create(b, l, c, cIdx(b, l, q.group)).getResult()};
+    Value s = tensor::ExtractOp::create(b, l, q.scales, si);
+    if (!s.getType().isF32())
+      s = arith::ExtFOp::create(b, l, f32, s);
+    return arith::MulFOp::create(b, l, lv, s);
+  }
   Value v = codeAt(b, l, q, r, c);
   SmallVector<Value> si;
   Value g;
@@ -1856,6 +1891,12 @@ Value linearNT(OpBuilder &b, Location l, Value x, Value w, Value bias, RankedTen
 /// With `staticScale` (#qquant.act<static : !quant.uniform<i8:f32, s>>, from
 /// calibration) s_x = s for every token, no reduction:
 ///   q_x = clamp(roundeven(x / s), -127, 127), y = f32(acc) * s * s_w[n] (+ bias)
+///
+/// W4A8: signed symmetric 4-bit codes (sign-extended to i8) per tensor or
+/// channel take the path above; per group of G inputs the products
+/// accumulate exactly in i32 per group and the groups are scaled in f32:
+///   acc[..., n, g] = sum_{j<G} q_x[..., gG+j] * code(W[n, gG+j])   (i32)
+///   y = (sum_g f32(acc[..., n, g]) * s_w[n, g]) * s_x (+ bias[n])  (g ascending)
 Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
                   Value bias, RankedTensorType rt, int64_t rows, int64_t cols,
                   std::optional<float> staticScale = std::nullopt) {
@@ -1914,14 +1955,115 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
                         Value c = codeAt(nb, nl, q, iv[0], iv[1]);
                         return arith::TruncIOp::create(nb, nl, nb.getI8Type(), c).getResult();
                       });
-  // acc[..., n] = sum_k qx[..., k] * qw[n, k] in i32.
   SmallVector<Value> odims(xdims.begin(), xdims.end() - 1);
   odims.push_back(cIdx(b, l, rows));
+  AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
+  auto toF32 = [&](OpBuilder &nb, Location nl, Value v) {
+    return v.getType().isF32() ? v : arith::ExtFOp::create(nb, nl, f32, v).getResult();
+  };
+  auto sxOf = [&](OpBuilder &nb, Location nl, ValueRange a, unsigned amaxIdx) {
+    return staticScale
+               ? cst(nb, nl, f32, *staticScale)
+               : arith::DivFOp::create(nb, nl, a[amaxIdx], cst(nb, nl, f32, 127.0)).getResult();
+  };
+  auto macI32 = [&](OpBuilder &nb, Location nl, ValueRange a) {
+    Value u = arith::ExtSIOp::create(nb, nl, i32, a[0]);
+    Value v = arith::ExtSIOp::create(nb, nl, i32, a[1]);
+    Value m = arith::MulIOp::create(nb, nl, u, v);
+    linalg::YieldOp::create(nb, nl, arith::AddIOp::create(nb, nl, a[2], m).getResult());
+  };
+  if (q.gran == 2) {
+    // Groups (W4A8-g): acc[..., n, g] = sum_{j<G} qx[..., g*G+j] * qw[n, g*G+j]
+    // exactly in i32, then y = sum_g f32(acc[..., n, g]) * s_w[n, g] in f32
+    // (g ascending), y = y * s_x (+ bias).
+    int64_t G = q.group, ng = cols / G;
+    SmallVector<int64_t> accShape(rt.getShape().begin(), rt.getShape().end());
+    accShape.push_back(ng);
+    auto accT = RankedTensorType::get(accShape, i32);
+    SmallVector<Value> adims(odims);
+    adims.push_back(cIdx(b, l, ng));
+    Value acc0 = fillT(b, l, accT, adims, cst(b, l, i32, 0));
+    // [..., K] -> [..., ng, G] and [N, K] -> [N, ng, G] (tensor.expand_shape).
+    SmallVector<ReassociationIndices> xre;
+    SmallVector<OpFoldResult> xshape;
+    SmallVector<int64_t> xgShape(xt.getShape().begin(), xt.getShape().end() - 1);
+    for (int64_t i = 0; i < r - 1; ++i) {
+      xre.push_back({i});
+      xshape.push_back(xt.isDynamicDim(i) ? OpFoldResult(xdims[i]) : OpFoldResult(b.getIndexAttr(xt.getDimSize(i))));
+    }
+    xre.push_back({r - 1, r});
+    xshape.push_back(b.getIndexAttr(ng));
+    xshape.push_back(b.getIndexAttr(G));
+    xgShape.push_back(ng);
+    xgShape.push_back(G);
+    Value qxg = tensor::ExpandShapeOp::create(b, l, RankedTensorType::get(xgShape, i8), qx, xre, xshape);
+    Value qwg = tensor::ExpandShapeOp::create(
+        b, l, RankedTensorType::get({rows, ng, G}, i8), qw,
+        SmallVector<ReassociationIndices>{{0}, {1, 2}},
+        SmallVector<OpFoldResult>{b.getIndexAttr(rows), b.getIndexAttr(ng), b.getIndexAttr(G)});
+    // dims: tok (r-1), n, g, j
+    AffineExpr gE = getAffineDimExpr(r, ctx), jE = getAffineDimExpr(r + 1, ctx);
+    SmallVector<AffineExpr> xm(tok), om(tok);
+    xm.push_back(gE);
+    xm.push_back(jE);
+    om.push_back(n);
+    om.push_back(gE);
+    SmallVector<IteratorType> it = parallel(r + 1);
+    it.push_back(IteratorType::reduction);
+    Value acc = linalg::GenericOp::create(
+                    b, l, TypeRange{accT}, ValueRange{qxg, qwg}, ValueRange{acc0},
+                    {AffineMap::get(r + 2, 0, xm, ctx), AffineMap::get(r + 2, 0, {n, gE, jE}, ctx),
+                     AffineMap::get(r + 2, 0, om, ctx)},
+                    it, macI32)
+                    .getResult(0);
+    // ys[..., n] = sum_g f32(acc[..., n, g]) * s_w[n, g]
+    auto ysT = RankedTensorType::get(rt.getShape(), f32);
+    Value ys0 = fillT(b, l, ysT, odims, cst(b, l, f32, 0.0));
+    SmallVector<AffineExpr> am(tok), ym(tok);
+    am.push_back(n);
+    am.push_back(k);
+    ym.push_back(n);
+    SmallVector<IteratorType> it2 = parallel(r);
+    it2.push_back(IteratorType::reduction);
+    Value ys = linalg::GenericOp::create(
+                   b, l, TypeRange{ysT}, ValueRange{acc, q.scales}, ValueRange{ys0},
+                   {AffineMap::get(r + 1, 0, am, ctx), AffineMap::get(r + 1, 0, {n, k}, ctx),
+                    AffineMap::get(r + 1, 0, ym, ctx)},
+                   it2,
+                   [&](OpBuilder &nb, Location nl, ValueRange a) {
+                     Value v = arith::SIToFPOp::create(nb, nl, f32, a[0]);
+                     v = arith::MulFOp::create(nb, nl, v, toF32(nb, nl, a[1]));
+                     linalg::YieldOp::create(nb, nl, arith::AddFOp::create(nb, nl, a[2], v).getResult());
+                   })
+                   .getResult(0);
+    SmallVector<Value> ins{ys};
+    SmallVector<AffineMap> maps{idR};
+    if (!staticScale) {
+      ins.push_back(amax);
+      maps.push_back(tokR);
+    }
+    if (bias) {
+      ins.push_back(bias);
+      maps.push_back(AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx));
+    }
+    maps.push_back(idR);
+    unsigned biasIdx = staticScale ? 1 : 2;
+    Value yInit = emptyWith(b, l, rt, odims);
+    return linalg::GenericOp::create(
+               b, l, TypeRange{rt}, ins, ValueRange{yInit}, maps, parallel(r),
+               [&](OpBuilder &nb, Location nl, ValueRange a) {
+                 Value y = arith::MulFOp::create(nb, nl, a[0], sxOf(nb, nl, a, 1));
+                 if (bias)
+                   y = arith::AddFOp::create(nb, nl, y, toF32(nb, nl, a[biasIdx]));
+                 linalg::YieldOp::create(nb, nl, y);
+               })
+        .getResult(0);
+  }
+  // acc[..., n] = sum_k qx[..., k] * qw[n, k] in i32.
   auto accT = RankedTensorType::get(rt.getShape(), i32);
   Value acc0 = fillT(b, l, accT, odims, cst(b, l, i32, 0));
   xk = tok;
   on = tok;
-  AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
   xk.push_back(k);
   on.push_back(n);
   SmallVector<IteratorType> it = parallel(r);
@@ -1930,13 +2072,7 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
                   b, l, TypeRange{accT}, ValueRange{qx, qw}, ValueRange{acc0},
                   {AffineMap::get(r + 1, 0, xk, ctx), AffineMap::get(r + 1, 0, {n, k}, ctx),
                    AffineMap::get(r + 1, 0, on, ctx)},
-                  it,
-                  [&](OpBuilder &nb, Location nl, ValueRange a) {
-                    Value u = arith::ExtSIOp::create(nb, nl, i32, a[0]);
-                    Value v = arith::ExtSIOp::create(nb, nl, i32, a[1]);
-                    Value m = arith::MulIOp::create(nb, nl, u, v);
-                    linalg::YieldOp::create(nb, nl, arith::AddIOp::create(nb, nl, a[2], m).getResult());
-                  })
+                  it, macI32)
                   .getResult(0);
   // y = f32(acc) * s_x * s_w (+ bias).
   AffineMap wsMap = q.gran == 0 ? AffineMap::get(r, 0, {getAffineConstantExpr(0, ctx)}, ctx)
@@ -1960,17 +2096,11 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
   return linalg::GenericOp::create(
              b, l, TypeRange{rt}, ins, ValueRange{yInit}, maps, parallel(r),
              [&](OpBuilder &nb, Location nl, ValueRange a) {
-               auto toF32 = [&](Value v) {
-                 return v.getType().isF32() ? v : arith::ExtFOp::create(nb, nl, f32, v).getResult();
-               };
-               Value sx = staticScale
-                              ? cst(nb, nl, f32, *staticScale)
-                              : arith::DivFOp::create(nb, nl, a[1], cst(nb, nl, f32, 127.0)).getResult();
                Value y = arith::SIToFPOp::create(nb, nl, f32, a[0]);
-               y = arith::MulFOp::create(nb, nl, y, sx);
-               y = arith::MulFOp::create(nb, nl, y, toF32(a[wsIdx]));
+               y = arith::MulFOp::create(nb, nl, y, sxOf(nb, nl, a, 1));
+               y = arith::MulFOp::create(nb, nl, y, toF32(nb, nl, a[wsIdx]));
                if (bias)
-                 y = arith::AddFOp::create(nb, nl, y, toF32(a[wsIdx + 1]));
+                 y = arith::AddFOp::create(nb, nl, y, toF32(nb, nl, a[wsIdx + 1]));
                linalg::YieldOp::create(nb, nl, y);
              })
       .getResult(0);
@@ -2211,9 +2341,176 @@ FailureOr<SmallVector<Value>> qwen::lowerONNXOpGeneric(OpBuilder &b, Operation *
   return failure();
 }
 
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Integer-only qquant ops (see QQuantOps.td for the exact arithmetic)
+//===----------------------------------------------------------------------===//
+
+/// An elementwise linalg.generic over same-shaped `ins` (plus 1-D tensors in
+/// `chan`, indexed by the last dimension) into `rt`.
+Value elementwise(OpBuilder &b, Location l, RankedTensorType rt, ValueRange ins,
+                  ValueRange chan,
+                  function_ref<Value(OpBuilder &, Location, ValueRange)> fn) {
+  MLIRContext *ctx = b.getContext();
+  int64_t r = rt.getRank();
+  AffineMap id = AffineMap::getMultiDimIdentityMap(r, ctx);
+  SmallVector<AffineMap> maps(ins.size(), id);
+  for (Value c : chan)
+    maps.push_back(ranked(c).getDimSize(0) == 1 && (r == 0 || rt.getShape().back() != 1)
+                       ? AffineMap::get(r, 0, {getAffineConstantExpr(0, ctx)}, ctx)
+                       : AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx));
+  maps.push_back(id);
+  SmallVector<Value> all(ins.begin(), ins.end());
+  all.append(chan.begin(), chan.end());
+  Value init = emptyWith(b, l, rt, dimsOf(b, l, ins[0]));
+  return linalg::GenericOp::create(
+             b, l, TypeRange{rt}, all, ValueRange{init}, maps, parallel(r),
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               linalg::YieldOp::create(nb, nl, fn(nb, nl, a.drop_back()));
+             })
+      .getResult(0);
+}
+
+template <typename T>
+Value constVec(OpBuilder &b, Location l, ArrayRef<T> v, Type et) {
+  auto t = RankedTensorType::get({int64_t(v.size())}, et);
+  return arith::ConstantOp::create(b, l, DenseElementsAttr::get(t, v));
+}
+
+/// gemmlowp: clamp(RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x,
+/// m), e) + zp, -127, 127) as i8; x, m, e i32. m < 2^31, so the saturating
+/// case (x == m == INT32_MIN) cannot occur.
+Value requantizeScalar(OpBuilder &b, Location l, Value x, Value m, Value e, int32_t zp) {
+  Type i32 = b.getI32Type(), i64 = b.getI64Type();
+  Value ab = arith::MulIOp::create(b, l, arith::ExtSIOp::create(b, l, i64, x),
+                                   arith::ExtSIOp::create(b, l, i64, m));
+  Value nonNeg = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge, ab, cst(b, l, i64, 0));
+  Value nudge = arith::SelectOp::create(b, l, nonNeg, cst(b, l, i64, double(1 << 30)),
+                                        cst(b, l, i64, double(1 - (1 << 30))));
+  Value hi = arith::DivSIOp::create(b, l, arith::AddIOp::create(b, l, ab, nudge),
+                                    cst(b, l, i64, 2147483648.0));
+  hi = arith::TruncIOp::create(b, l, i32, hi);
+  Value one = cst(b, l, i32, 1);
+  Value mask = arith::SubIOp::create(b, l, arith::ShLIOp::create(b, l, one, e), one);
+  Value rem = arith::AndIOp::create(b, l, hi, mask);
+  Value neg = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, hi, cst(b, l, i32, 0));
+  Value thr = arith::AddIOp::create(b, l, arith::ShRSIOp::create(b, l, mask, one),
+                                    arith::ExtUIOp::create(b, l, i32, neg));
+  Value up = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sgt, rem, thr);
+  Value y = arith::AddIOp::create(b, l, arith::ShRSIOp::create(b, l, hi, e),
+                                  arith::ExtUIOp::create(b, l, i32, up));
+  y = arith::AddIOp::create(b, l, y, cst(b, l, i32, zp));
+  y = arith::MaxSIOp::create(b, l, y, cst(b, l, i32, -127));
+  y = arith::MinSIOp::create(b, l, y, cst(b, l, i32, 127));
+  return arith::TruncIOp::create(b, l, b.getI8Type(), y);
+}
+
+/// acc[..., n] = sum_k qx[..., k] * code(W[n, k]) in i32.
+Value intMatmul(OpBuilder &b, Location l, const QuantDesc &q, Value qx,
+                RankedTensorType accT, int64_t rows, int64_t cols) {
+  MLIRContext *ctx = b.getContext();
+  Type i32 = b.getI32Type(), i8 = b.getI8Type();
+  int64_t r = accT.getRank();
+  auto qwT = RankedTensorType::get({rows, cols}, i8);
+  Value qw = generate(b, l, qwT, {cIdx(b, l, rows), cIdx(b, l, cols)},
+                      [&](OpBuilder &nb, Location nl, ArrayRef<Value> iv) {
+                        Value c = codeAt(nb, nl, q, iv[0], iv[1]);
+                        return arith::TruncIOp::create(nb, nl, i8, c).getResult();
+                      });
+  SmallVector<Value> odims = dimsOf(b, l, qx);
+  odims.back() = cIdx(b, l, rows);
+  Value acc0 = fillT(b, l, accT, odims, cst(b, l, i32, 0));
+  SmallVector<AffineExpr> xk, on;
+  for (int64_t i = 0; i < r - 1; ++i) {
+    xk.push_back(getAffineDimExpr(i, ctx));
+    on.push_back(getAffineDimExpr(i, ctx));
+  }
+  AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
+  xk.push_back(k);
+  on.push_back(n);
+  SmallVector<IteratorType> it = parallel(r);
+  it.push_back(IteratorType::reduction);
+  return linalg::GenericOp::create(
+             b, l, TypeRange{accT}, ValueRange{qx, qw}, ValueRange{acc0},
+             {AffineMap::get(r + 1, 0, xk, ctx), AffineMap::get(r + 1, 0, {n, k}, ctx),
+              AffineMap::get(r + 1, 0, on, ctx)},
+             it,
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               Value u = arith::ExtSIOp::create(nb, nl, i32, a[0]);
+               Value v = arith::ExtSIOp::create(nb, nl, i32, a[1]);
+               Value m = arith::MulIOp::create(nb, nl, u, v);
+               linalg::YieldOp::create(nb, nl, arith::AddIOp::create(nb, nl, a[2], m).getResult());
+             })
+      .getResult(0);
+}
+
+/// The elementwise integer-only ops (int_linear needs the weight store and
+/// is handled by lowerQQuantOp).
+FailureOr<SmallVector<Value>> lowerIntegerElementwise(OpBuilder &b, Operation *op) {
+  Location l = op->getLoc();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
+  auto one = [](Value v) { return FailureOr<SmallVector<Value>>(SmallVector<Value>{v}); };
+  auto rt = ranked(op->getResult(0));
+  if (!rt)
+    return failure();
+  if (auto o = dyn_cast<qq::QuantizeOp>(op)) {
+    float s = float(o.getScale().convertToDouble());
+    return one(elementwise(b, l, rt, {o.getInput()}, {}, [&](OpBuilder &nb, Location nl, ValueRange a) {
+      Value x = a[0].getType().isF32() ? a[0] : arith::ExtFOp::create(nb, nl, f32, a[0]).getResult();
+      Value d = arith::DivFOp::create(nb, nl, x, cst(nb, nl, f32, s));
+      d = math::RoundEvenOp::create(nb, nl, d);
+      d = arith::MaximumFOp::create(nb, nl, d, cst(nb, nl, f32, -127.0));
+      d = arith::MinimumFOp::create(nb, nl, d, cst(nb, nl, f32, 127.0));
+      return arith::FPToSIOp::create(nb, nl, i8, d).getResult();
+    }));
+  }
+  if (auto o = dyn_cast<qq::DequantizeOp>(op)) {
+    SmallVector<Value> chan{constVec(b, l, o.getScale(), f32)};
+    if (Value bias = o.getBias())
+      chan.push_back(bias);
+    bool hasBias = bool(o.getBias());
+    return one(elementwise(b, l, rt, {o.getInput()}, chan, [&](OpBuilder &nb, Location nl, ValueRange a) {
+      Value y = arith::MulFOp::create(nb, nl, arith::SIToFPOp::create(nb, nl, f32, a[0]), a[1]);
+      if (hasBias) {
+        Value bv = a[2].getType().isF32() ? a[2] : arith::ExtFOp::create(nb, nl, f32, a[2]).getResult();
+        y = arith::AddFOp::create(nb, nl, y, bv);
+      }
+      return y;
+    }));
+  }
+  if (auto o = dyn_cast<qq::RequantizeOp>(op)) {
+    Value m = constVec(b, l, o.getMultiplier(), i32);
+    Value e = constVec(b, l, o.getShift(), i32);
+    int32_t zp = o.getZeroPoint();
+    return one(elementwise(b, l, rt, {o.getInput()}, {m, e}, [&](OpBuilder &nb, Location nl, ValueRange a) {
+      return requantizeScalar(nb, nl, a[0], a[1], a[2], zp);
+    }));
+  }
+  if (auto o = dyn_cast<qq::LookupOp>(op)) {
+    Value table = constVec(b, l, o.getTable(), i8);
+    return one(elementwise(b, l, rt, {o.getInput()}, {}, [&](OpBuilder &nb, Location nl, ValueRange a) {
+      Value i = arith::AddIOp::create(nb, nl, arith::ExtSIOp::create(nb, nl, i32, a[0]), cst(nb, nl, i32, 128));
+      Value idx = arith::IndexCastOp::create(nb, nl, nb.getIndexType(), i);
+      return tensor::ExtractOp::create(nb, nl, table, ValueRange{idx}).getResult();
+    }));
+  }
+  if (auto o = dyn_cast<qq::IntMulOp>(op)) {
+    return one(elementwise(b, l, rt, {o.getLhs(), o.getRhs()}, {}, [&](OpBuilder &nb, Location nl, ValueRange a) {
+      return arith::MulIOp::create(nb, nl, arith::ExtSIOp::create(nb, nl, i32, a[0]),
+                                   arith::ExtSIOp::create(nb, nl, i32, a[1])).getResult();
+    }));
+  }
+  return failure();
+}
+
+} // namespace
+
 FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
                                                   WeightStoreCache &stores) {
   Location l = op->getLoc();
+  if (isa<qq::QuantizeOp, qq::DequantizeOp, qq::RequantizeOp, qq::LookupOp, qq::IntMulOp>(op))
+    return lowerIntegerElementwise(b, op);
   Value wv;
   qq::ActivationAttr act;
   if (auto o = dyn_cast<qq::LinearOp>(op)) {
@@ -2226,21 +2523,30 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     wv = o.getTable();
   } else if (auto o = dyn_cast<qq::DequantizeWeightOp>(op)) {
     wv = o.getWeight();
+  } else if (auto o = dyn_cast<qq::IntLinearOp>(op)) {
+    wv = o.getWeight();
   } else {
     return failure();
   }
   auto wop = wv.getDefiningOp<qq::WeightOp>();
   auto rt = ranked(op->getResult(0));
-  if (!wop || !rt || !rt.getElementType().isF32())
+  bool intLinear = isa<qq::IntLinearOp>(op);
+  if (!wop || !rt || (!intLinear && !rt.getElementType().isF32()))
     return failure();
   for (Value v : op->getOperands())
     if (isa<TensorType>(v.getType()) && (!ranked(v) || (!isa<IntegerType>(eltOf(v)) && !eltOf(v).isF32())))
       return failure();
   auto wt = cast<qq::WeightType>(wv.getType());
   qq::SchemeAttr s = wt.getScheme();
-  if (s.getGrid() != qq::Grid::uniform || s.getSparsity() != qq::Sparsity::dense ||
+  bool log2 = s.getGrid() == qq::Grid::log2;
+  if ((s.getGrid() != qq::Grid::uniform && !log2) || s.getSparsity() != qq::Sparsity::dense ||
       s.getBits() < 2 || s.getBits() > 8)
     return failure();
+  if (log2 && act)
+    return op->emitOpError("int8 activations need uniform integer weights; a log2 grid "
+                           "has a weight-only lowering, got ")
+               << wt,
+           failure();
   std::optional<float> staticScale;
   if (act && act.getMode() == qq::ActMode::static_) {
     quant::UniformQuantizedType st = act.getStaticType();
@@ -2260,11 +2566,12 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
              failure();
   }
   if (act) {
-    if (s.getBits() != 8 || !s.getIsSigned() || !s.getSymmetric() ||
-        s.getGranularity() == qq::Granularity::group)
+    if ((s.getBits() != 8 && s.getBits() != 4) || !s.getIsSigned() || !s.getSymmetric() ||
+        (s.getBits() == 8 && s.getGranularity() == qq::Granularity::group))
       return op->emitOpError(staticScale ? "static " : "dynamic ")
-                 << "int8 activations need signed symmetric 8-bit "
-                    "weights per tensor or per channel (w8a8), got "
+                 << "int8 activations need signed symmetric 8-bit weights per "
+                    "tensor or per channel (w8a8) or 4-bit ones per tensor, "
+                    "channel or group (w4a8), got "
                  << wt,
              failure();
   }
@@ -2297,8 +2604,11 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
            : s.getGranularity() == qq::Granularity::channel ? 1 : 2;
   q.group = s.getGroupSize();
   q.rowBytes = ranked(q.codes).getDimSize(1);
-  if (q.gran == 2 && q.group <= 0)
+  q.log2 = log2;
+  if (q.gran == 2 && (q.group <= 0 || cols % q.group != 0))
     return failure();
+  if (intLinear)
+    return one(intMatmul(b, l, q, op->getOperand(0), rt, rows, cols));
   if (act) {
     Value x = op->getOperand(0);
     Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();

@@ -53,7 +53,7 @@
 // RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-quantize-weights="layers-file=%t.layers/badbits.json store=%t.qe.qws" 2>&1 | FileCheck %s --check-prefix=BADBITS
 // BADBITS: error: 'qwen.linear' op layer 'layers.0.q_proj.weight': bits must be 2, 3, 4 or 8, got 5
 // RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-quantize-weights="layers-file=%t.layers/dyn4.json store=%t.qe.qws" 2>&1 | FileCheck %s --check-prefix=DYN4
-// DYN4: error: 'qwen.linear' op layer 'layers.0.q_proj.weight': dynamic int8 activations (w8a8, w4a8) need signed symmetric 8-bit weights per tensor or per channel or 4-bit ones, got i3 symmetric group=128 act=dynamic-i8
+// DYN4: error: 'qwen.linear' op layer 'layers.0.q_proj.weight': dynamic int8 activations (w8a8, w4a8) need signed symmetric 8-bit weights per tensor or per channel or 4-bit ones, got i3 symmetric group=64 act=dynamic-i8
 // RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-quantize-weights="bits=5 store=%t.qe.qws" 2>&1 | FileCheck %s --check-prefix=BITS5
 // BITS5: error: --qwen-quantize-weights: bits must be 2, 3, 4 or 8, got 5
 // RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-quantize-weights="granularity=row store=%t.qe.qws" 2>&1 | FileCheck %s --check-prefix=GRAN

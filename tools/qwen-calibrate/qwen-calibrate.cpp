@@ -32,6 +32,7 @@
 #include "qwen/Calibration/ActivationStats.h"
 #include "qwen/Compiler/Compiler.h"
 #include "qwen/Support/Sha256.h"
+#include "qwen/Transforms/IntegerOnly.h"
 #include "qwen_runtime.h"
 
 #include "qwen/InitAll.h"
@@ -179,6 +180,11 @@ int main(int argc, char **argv) {
       cl::desc("Write X^T X of inputs with at most this many features "
                "(default 2048; 0: never)"),
       cl::init(2048), cl::cat(cat));
+  cl::opt<bool> intOnlySites(
+      "int-only-sites",
+      cl::desc("Also observe the gate/up linear outputs (layers "
+               "\"<layer>#out\", for --qwen-integer-only / w8a8-int-only)"),
+      cl::init(false), cl::cat(cat));
   cl::opt<std::string> keepBundle(
       "keep-bundle",
       cl::desc("Also keep the instrumented bundle in this (new) folder"),
@@ -287,6 +293,7 @@ int main(int argc, char **argv) {
   co.output = std::string(work) + "/bundle";
   co.tokenizer = tokenizer;
   co.instrumentActivations = true;
+  qwen::setInstrumentIntegerOnlySites(intOnlySites);
   if (int rc = qwen::compiler::compile(co))
     return fail("compiling the instrumented model failed (see above)"), rc;
 

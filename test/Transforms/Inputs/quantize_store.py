@@ -28,7 +28,7 @@ if len(sys.argv) > 2:
         "badkey.json": {"layers.0.q_proj.weight": {"bits": 4, "clip": 0.9}},
         "ambiguous.json": {"layers.0.q*": {"bits": 8}, "*q_proj*": {"bits": 4}},
         "badbits.json": {"layers.0.q_proj.weight": {"bits": 5}},
-        "dyn4.json": {"layers.0.q_proj.weight": {"act": "dynamic"}},
+        "dyn4.json": {"layers.0.q_proj.weight": {"act": "dynamic", "bits": 3}},
     }
     for name, content in files.items():
         with open(os.path.join(d, name), "w") as f:

@@ -1,0 +1,138 @@
+//===- QQuantIntegerOps.cpp - verifiers of the integer-only qquant ops ----===//
+//
+// qquant.quantize / dequantize / requantize / int_linear / lookup / int_mul
+// (--qwen-integer-only). Their semantics are in QQuantOps.td.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qwen/Dialect/QQuant/QQuantDialect.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace qwen::qquant;
+
+/// Same shape, allowing dynamic dimensions on either side.
+static bool compatibleShapes(ShapedType a, ShapedType b) {
+  if (a.getRank() != b.getRank())
+    return false;
+  for (int64_t i = 0; i < a.getRank(); ++i)
+    if (!ShapedType::isDynamic(a.getDimSize(i)) &&
+        !ShapedType::isDynamic(b.getDimSize(i)) &&
+        a.getDimSize(i) != b.getDimSize(i))
+      return false;
+  return true;
+}
+
+/// A per-tensor (1 entry) or per-channel (last dimension) attribute.
+static LogicalResult checkChannels(Operation *op, StringRef what, size_t n,
+                                   ShapedType t) {
+  if (n == 1)
+    return success();
+  if (t.getRank() == 0 || ShapedType::isDynamic(t.getShape().back()) ||
+      int64_t(n) != t.getShape().back())
+    return op->emitOpError("'")
+           << what << "' must have 1 entry or one per element of the static "
+           << "last dimension, got " << n;
+  return success();
+}
+
+LogicalResult QuantizeOp::verify() {
+  double s = getScale().convertToDouble();
+  if (!(s > 0) || !std::isfinite(s) || !std::isnormal(float(s)))
+    return emitOpError("scale must be a positive normal f32 number, got ") << s;
+  if (!compatibleShapes(getInput().getType(), getOutput().getType()))
+    return emitOpError("result shape differs from the input's");
+  return success();
+}
+
+LogicalResult DequantizeOp::verify() {
+  auto in = getInput().getType();
+  if (!compatibleShapes(in, getResult().getType()))
+    return emitOpError("result shape differs from the input's");
+  ArrayRef<float> s = getScale();
+  if (s.empty() || failed(checkChannels(*this, "scale", s.size(), in)))
+    return s.empty() ? emitOpError("'scale' is empty") : failure();
+  for (float v : s)
+    if (!std::isfinite(v))
+      return emitOpError("scales must be finite");
+  if (Value b = getBias()) {
+    auto bt = cast<RankedTensorType>(b.getType());
+    if (bt.getRank() != 1 || in.getRank() == 0 ||
+        bt.getDimSize(0) != in.getShape().back() ||
+        ShapedType::isDynamic(bt.getDimSize(0)))
+      return emitOpError("bias must be 1-D with one entry per element of "
+                         "the static last dimension");
+  }
+  return success();
+}
+
+LogicalResult RequantizeOp::verify() {
+  auto in = getInput().getType();
+  if (!compatibleShapes(in, getOutput().getType()))
+    return emitOpError("result shape differs from the input's");
+  ArrayRef<int32_t> m = getMultiplier(), sh = getShift();
+  if (m.empty() || m.size() != sh.size())
+    return emitOpError("'multiplier' and 'shift' must have the same, "
+                       "non-zero number of entries, got ")
+           << m.size() << " and " << sh.size();
+  if (failed(checkChannels(*this, "multiplier", m.size(), in)))
+    return failure();
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (m[i] != 0 && m[i] < (1 << 30))
+      return emitOpError("multiplier #")
+             << i << " = " << m[i] << " is not 0 or in [2^30, 2^31)";
+    if (sh[i] < 0 || sh[i] > 31)
+      return emitOpError("shift #") << i << " = " << sh[i]
+                                    << " is not in [0, 31]";
+  }
+  int32_t zp = getZeroPoint();
+  if (zp < -127 || zp > 127)
+    return emitOpError("zero point ") << zp << " is not in [-127, 127]";
+  return success();
+}
+
+LogicalResult IntLinearOp::verify() {
+  WeightType w = getWeight().getType();
+  SchemeAttr s = w.getScheme();
+  if (s.getGrid() != Grid::uniform || !s.getIsSigned() || !s.getSymmetric() ||
+      (s.getBits() != 8 && s.getBits() != 4) ||
+      s.getGranularity() == Granularity::group ||
+      s.getSparsity() != Sparsity::dense)
+    return emitOpError("needs signed symmetric dense 8- or 4-bit weights per "
+                       "tensor or per channel, got ")
+           << w;
+  auto in = getInput().getType(), out = getResult().getType();
+  if (in.getRank() < 1 || out.getRank() != in.getRank())
+    return emitOpError("input and result must have the same rank >= 1");
+  for (int64_t i = 0; i + 1 < in.getRank(); ++i)
+    if (!ShapedType::isDynamic(in.getDimSize(i)) &&
+        !ShapedType::isDynamic(out.getDimSize(i)) &&
+        in.getDimSize(i) != out.getDimSize(i))
+      return emitOpError("result must be the input's shape with the last "
+                         "dimension ")
+             << w.getRows();
+  if (in.getShape().back() != w.getCols())
+    return emitOpError("input has ") << in.getShape().back()
+                                     << " features, the weight " << w.getCols();
+  if (out.getShape().back() != w.getRows())
+    return emitOpError("result has ") << out.getShape().back()
+                                      << " features, the weight " << w.getRows();
+  return success();
+}
+
+LogicalResult LookupOp::verify() {
+  if (getTable().size() != 256)
+    return emitOpError("table must have 256 entries, got ")
+           << getTable().size();
+  if (!compatibleShapes(getInput().getType(), getOutput().getType()))
+    return emitOpError("result shape differs from the input's");
+  return success();
+}
+
+LogicalResult IntMulOp::verify() {
+  if (!compatibleShapes(getLhs().getType(), getRhs().getType()) ||
+      !compatibleShapes(getLhs().getType(), getResult().getType()))
+    return emitOpError("operands and result must have the same shape");
+  return success();
+}
