@@ -110,19 +110,23 @@ def pareto(points):
     return sorted(front, key=lambda i: points[i][0])
 
 
-def svg_plot(rows, path, title):
-    """Size (MB) against mean KL (log scale), a point per recipe, the Pareto front."""
-    W, H, L, R, T, B = 760, 480, 80, 190, 40, 60
+def svg_plot(all_rows, path, title):
+    """Size (MB) against mean KL (log scale), a point per quantized recipe (the
+    fp32 reference, KL 0, is named in the subtitle), the Pareto front drawn."""
+    W, H, L, R, T, B = 760, 480, 80, 190, 50, 60
+    ref = [r for r in all_rows if r["mean_kl"] <= 0]
+    rows = [r for r in all_rows if r["mean_kl"] > 0]
+    if not rows:
+        rows = all_rows  # nothing quantized: plot the reference alone
     pts = [(r["size_mb"], r["mean_kl"]) for r in rows]
-    kls = [k for _, k in pts if k > 0]
-    kmin = min(kls) if kls else 1e-6
-    kmax = max(kls) if kls else 1.0
-    lo = math.floor(math.log10(kmin)) - 1  # fp32 (KL 0) sits on this line
-    hi = math.ceil(math.log10(kmax))
+    kls = [k for _, k in pts if k > 0] or [1e-6]
+    lo = math.floor(math.log10(min(kls)))
+    hi = math.ceil(math.log10(max(kls)))
     if hi <= lo:
         hi = lo + 1
-    smax = max(s for s, _ in pts) * 1.05
-    smin = 0.0
+    smin0, smax0 = min(s for s, _ in pts), max(s for s, _ in pts)
+    pad = max((smax0 - smin0) * 0.08, smax0 * 0.02, 1e-3)
+    smin, smax = max(smin0 - pad, 0.0), smax0 + pad
 
     def x(s):
         return L + (s - smin) / (smax - smin) * (W - L - R)
@@ -135,20 +139,23 @@ def svg_plot(rows, path, title):
          f'font-family="sans-serif" font-size="12">',
          f'<rect width="{W}" height="{H}" fill="white"/>',
          f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="14">{esc(title)}</text>']
+    if ref:
+        o.append(f'<text x="{W / 2}" y="40" text-anchor="middle" fill="#555">reference '
+                 f'{esc(ref[0]["recipe"])}: {ref[0]["size_mb"]:.3f} MB, KL 0 (not drawn)</text>')
     # Axes, grid and ticks.
     o.append(f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>')
     o.append(f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>')
     for e in range(lo, hi + 1):
         yy = y(10.0 ** e)
         o.append(f'<line x1="{L}" y1="{yy:.1f}" x2="{W - R}" y2="{yy:.1f}" stroke="#ddd"/>')
-        lab = "0 (fp32)" if e == lo else f"1e{e}"
+        lab = f"1e{e}"
         o.append(f'<text x="{L - 6}" y="{yy + 4:.1f}" text-anchor="end">{lab}</text>')
     step = nice_step(smax - smin)
-    s = 0.0
+    s = math.ceil(smin / step) * step
     while s <= smax + 1e-9:
         xx = x(s)
         o.append(f'<line x1="{xx:.1f}" y1="{H - B}" x2="{xx:.1f}" y2="{H - B + 5}" stroke="black"/>')
-        o.append(f'<text x="{xx:.1f}" y="{H - B + 18}" text-anchor="middle">{s:g}</text>')
+        o.append(f'<text x="{xx:.1f}" y="{H - B + 18}" text-anchor="middle">{round(s, 6):g}</text>')
         s += step
     o.append(f'<text x="{(L + W - R) / 2}" y="{H - 15}" text-anchor="middle">bundle size (MB)</text>')
     o.append(f'<text x="18" y="{(T + H - B) / 2}" text-anchor="middle" '
@@ -165,6 +172,22 @@ def svg_plot(rows, path, title):
                 d.append(f"H{xx:.1f} V{yy:.1f}")
         o.append(f'<path d="{" ".join(d)}" fill="none" stroke="#d62728" stroke-width="1.5" '
                  f'stroke-dasharray="5,3"/>')
+    placed = []  # label boxes (x0, y0, x1, y1), to keep labels apart
+
+    def label_at(xx, yy, text):
+        w, h = 6.6 * len(text), 12
+        for dx, dy in ((7, -6), (7, 14), (-7 - w, -6), (-7 - w, 14), (7, -18), (7, 26),
+                       (-7 - w, -18), (-7 - w, 26)):
+            box = (xx + dx, yy + dy - h + 2, xx + dx + w, yy + dy + 2)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                       for b in placed):
+                break
+        placed.append(box)
+        return box[0], box[3] - 2
+
+    for i, r in enumerate(rows):
+        xx, yy = x(pts[i][0]), y(pts[i][1])
+        placed.append((xx - 5, yy - 5, xx + 5, yy + 5))
     for i, r in enumerate(rows):
         xx, yy = x(pts[i][0]), y(pts[i][1])
         on = i in front
@@ -173,7 +196,8 @@ def svg_plot(rows, path, title):
                  if r["recipe"].startswith("mixed") else
                  f'<circle cx="{xx:.1f}" cy="{yy:.1f}" r="4.5" fill="{color}"/>')
         o.append(shape)
-        o.append(f'<text x="{xx + 7:.1f}" y="{yy - 6:.1f}">{esc(r["recipe"])}</text>')
+        lx_, ly_ = label_at(xx, yy, r["recipe"])
+        o.append(f'<text x="{lx_:.1f}" y="{ly_:.1f}">{esc(r["recipe"])}</text>')
     # Legend.
     lx = W - R + 15
     o.append(f'<circle cx="{lx}" cy="{T + 10}" r="4.5" fill="#1f77b4"/>'
@@ -186,7 +210,8 @@ def svg_plot(rows, path, title):
     o.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(o) + "\n")
-    return [rows[i]["recipe"] for i in front]
+    allpts = [(r["size_mb"], r["mean_kl"]) for r in all_rows]
+    return [all_rows[i]["recipe"] for i in pareto(allpts)]
 
 
 def nice_step(span):
