@@ -20,6 +20,7 @@
 #include "qwen/Compiler/Passes.h"
 #include "qwen/Compiler/Recipe.h"
 #include "qwen/Transforms/Executor.h"
+#include "qwen/Transforms/MixedPrecision.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Dialect/QQuant/QQuantDialect.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
@@ -800,6 +801,26 @@ int compile(const Options &o) {
       return 1;
     }
     recipe.plan.calibTokens = tokens;
+  }
+
+  // mixed-<bits>: measure each layer's loss per scheme on the calibration
+  // tokens (at most 1024 of them), then pick the schemes within the budget;
+  // the quantizer follows each op's qquant.decision. A recipe file's
+  // "layers" are pinned.
+  if (recipe.mixedBits > 0) {
+    if (failed(runPasses(*module, [&](OpPassManager &pm) {
+          mixed::SensitivityOptions so;
+          so.sequences = calibBatch.seqs;
+          so.maxTokens = 1024;
+          pm.addPass(mixed::createSensitivityPass(std::move(so)));
+          mixed::AssignOptions ao;
+          ao.avgBits = recipe.mixedBits;
+          ao.pins = recipe.plan.layers;
+          pm.addPass(mixed::createAssignPrecisionPass(std::move(ao)));
+          return success();
+        })))
+      return 1;
+    sw.lap("assign precision");
   }
 
   // recipe: quantize the model-level ops' weights into a new store.

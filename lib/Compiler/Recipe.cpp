@@ -122,6 +122,23 @@ static bool namedRecipe(const std::string &name, quant::QuantizePlan &plan,
   return true;
 }
 
+/// mixed-<bits>: the plan of w4a16-g128 (each op's scheme then comes from
+/// its qquant.decision, --qwen-assign-precision), and the budget.
+static bool mixedRecipe(const std::string &name, Recipe &out,
+                        std::string &err) {
+  double bits = 0;
+  if (llvm::StringRef(name).drop_front(6).getAsDouble(bits) || !(bits > 0) ||
+      bits > 32) {
+    err = "recipe '" + name + "': expected mixed-<average stored bits per "
+          "weight>, e.g. mixed-4.5";
+    return false;
+  }
+  if (!namedRecipe("w4a16-g128", out.plan, err))
+    return false;
+  out.mixedBits = bits;
+  return true;
+}
+
 /// The suffixes a named recipe may carry, each a data-driven method
 /// (README.md, "Recipes"): -gptq, -awq, -clip, -bc, -smooth, -log2.
 static bool suffixedRecipe(const std::string &name, Recipe &out,
@@ -139,7 +156,9 @@ static bool suffixedRecipe(const std::string &name, Recipe &out,
         found = true;
       }
   }
-  if (!namedRecipe(base, out.plan, err))
+  if (llvm::StringRef(base).starts_with("mixed-")
+          ? !mixedRecipe(base, out, err)
+          : !namedRecipe(base, out.plan, err))
     return false;
   if (sfx.empty())
     return true;
@@ -242,6 +261,8 @@ bool resolveRecipe(const std::string &arg, Recipe &out, std::string &err) {
 }
 
 bool needsCalibText(const Recipe &r) {
+  if (r.mixedBits > 0) // --qwen-sensitivity runs the model on it
+    return true;
   const quant::QuantizePlan &p = r.plan;
   auto data = [](const LayerScheme &s) {
     return !s.keepFloat && (s.algorithm == quant::Algorithm::gptq ||

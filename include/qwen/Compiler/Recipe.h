@@ -22,6 +22,10 @@ struct Recipe {
   std::string name; // the named recipe, or the file's base recipe
   std::string file; // the recipe file, if --recipe named one
   quant::QuantizePlan plan;
+  /// mixed-<bits>: per-layer schemes chosen by --qwen-sensitivity on the
+  /// calibration text and --qwen-assign-precision{avg-bits=<bits>} (a recipe
+  /// file's "layers" are pinned); 0 otherwise.
+  double mixedBits = 0;
   /// Equivalent rescaling before quantization (--qwen-smooth): "" (none),
   /// "awq" or "smoothquant", with its exponent (< 0: searched).
   std::string smooth;
