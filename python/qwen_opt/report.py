@@ -227,6 +227,26 @@ def esc(s):
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+CANDIDATES = ["i8-channel", "i4-g32", "i4-g128", "i3-g128", "i2-g64"]
+
+
+def time_bundle(tool, b, o):
+    """Median prefill ms of a --prefill-tokens prompt and decode ms/token."""
+    prompt = ",".join(str(1 + i % 200) for i in range(o.prefill_tokens))
+    pre, dec = [], []
+    for _ in range(o.runs):
+        cmd = [tool("qwen-run"), b, "--prompt-ids", prompt, "--max-new-tokens",
+               str(o.decode_tokens), "--ignore-eos"]
+        if o.threads:
+            cmd += ["--threads", str(o.threads)]
+        out = run(cmd)
+        m = re.search(r"^prefill: (\d+) tokens, ([0-9.]+) ms", out, re.M)
+        pre.append(float(m.group(2)))
+        m = re.search(r"^decode: (\d+) tokens, ([0-9.]+) ms", out, re.M)
+        dec.append(float(m.group(2)) / max(int(m.group(1)), 1))
+    return statistics.median(pre), statistics.median(dec)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="qwen-report", description=__doc__.split("\n")[0])
     ap.add_argument("model")
@@ -249,6 +269,10 @@ def main(argv=None):
     ap.add_argument("--json")
     ap.add_argument("--plot", help="size-vs-KL plot (SVG); default OUT/plot.svg")
     ap.add_argument("--progress", choices=["auto", "always", "never"], default="auto")
+    ap.add_argument("--cost-model", help="kernel timings JSON for mixed-lat-<ms> recipes")
+    ap.add_argument("--cost-model-out",
+                    help="measure the kernel cost model on this machine first (decode of "
+                         "uniform-<scheme> bundles) and write it here; mixed-lat-* use it")
     o = ap.parse_args(argv)
 
     tool = lambda t: os.path.join(o.bin_dir, t)
@@ -269,13 +293,40 @@ def main(argv=None):
             raise SystemExit(f"qwen-report: error: recipe {r} needs --calib stats.json")
         if r.startswith("mixed-"):
             try:
-                float(r[6:])
+                float(r[10:] if r.startswith("mixed-lat-") else r[6:])
+                if r.startswith("mixed-lat-") and not (o.cost_model or o.cost_model_out):
+                    raise SystemExit(f"qwen-report: error: {r} needs --cost-model "
+                                     f"(make one with --cost-model-out)")
             except ValueError:
                 raise SystemExit(f"qwen-report: error: bad mixed recipe '{r}' (mixed-<bits>, e.g. mixed-4.5)")
         if r.startswith("uniform-"):
             parse_scheme(r[8:])
     mixed = [r for r in recipes if r.startswith("mixed-")]
-    prog = Progress(len(recipes) * 3 + (2 if mixed else 0), o.progress)
+    prog = Progress(len(recipes) * 3 + (2 if mixed else 0) +
+                    (len(CANDIDATES) if o.cost_model_out else 0), o.progress)
+
+    if o.cost_model_out:
+        # Decode ms/token of a bundle with every matrix in one scheme, over its
+        # number of matrix weights: the time per weight of that scheme's
+        # kernels on this machine (the rest of a decode step folded in).
+        kernels, measured = {}, {}
+        for c in CANDIDATES:
+            prog.step(f"cost model: time uniform-{c}")
+            rf = os.path.join(o.out, f"uniform-{c}.recipe.json")
+            with open(rf, "w") as f:
+                json.dump({"base": "fp32", "layers": {"*": parse_scheme(c)}}, f)
+            b = os.path.join(o.out, f"uniform-{c}")
+            run([tool("qwen-compile"), o.model, "--tokenizer", tok, "--recipe", rf, "-o", b])
+            man = json.load(open(os.path.join(b, "manifest.json")))
+            nw = man["recipe"]["quantizable_weights"]
+            _, dec = time_bundle(tool, b, o)
+            kernels[c] = {"ns_per_weight": dec * 1e6 / nw, "us_per_call": 0.0}
+            measured[c] = {"decode_ms_per_token": dec, "weights": nw}
+            prog.advance()
+        with open(o.cost_model_out, "w") as f:
+            json.dump({"target": "host", "model": o.model, "threads": o.threads,
+                       "method": "decode ms/token of uniform-<scheme> bundles / matrix weights",
+                       "kernels": kernels, "measured": measured}, f, indent=2)
 
     sens_mlir = None
     if mixed:
@@ -298,7 +349,10 @@ def main(argv=None):
         prog.advance()
         prog.step(f"sensitivity: {o.calib_seqs} x {o.calib_len} tokens, 5 schemes per layer")
         sens_mlir = os.path.join(o.out, "sensitivity.mlir")
-        run([tool("qwen-opt"), fl, f"--qwen-sensitivity=calib-tokens={toks}", "-o", sens_mlir])
+        sens = f"--qwen-sensitivity=calib-tokens={toks}"
+        if o.cost_model or o.cost_model_out:
+            sens += f" cost-model={o.cost_model or o.cost_model_out}"
+        run([tool("qwen-opt"), fl, sens, "-o", sens_mlir])
         prog.advance()
 
     rows = []
@@ -311,7 +365,10 @@ def main(argv=None):
         if r.startswith("mixed-"):
             rf = os.path.join(o.out, f"{r}.recipe.json")
             assignment = run([tool("qwen-opt"), sens_mlir,
-                              f"--qwen-assign-precision=avg-bits={r[6:]} print-assignment recipe-out={rf}",
+                              f"--qwen-assign-precision="
+                              + (f"latency-ms={r[10:]}" if r.startswith("mixed-lat-")
+                                 else f"avg-bits={r[6:]}")
+                              + f" print-assignment recipe-out={rf}",
                               "-o", os.devnull])
             with open(os.path.join(o.out, f"{r}.assignment.txt"), "w") as f:
                 f.write(assignment)
@@ -343,22 +400,11 @@ def main(argv=None):
         prog.advance()
 
         prog.step(f"time {r}: prefill {o.prefill_tokens}, decode {o.decode_tokens} tokens")
-        prompt = ",".join(str(1 + i % 200) for i in range(o.prefill_tokens))
-        pre, dec = [], []
-        for _ in range(o.runs):
-            cmd = [tool("qwen-run"), b, "--prompt-ids", prompt, "--max-new-tokens",
-                   str(o.decode_tokens), "--ignore-eos"]
-            if o.threads:
-                cmd += ["--threads", str(o.threads)]
-            out = run(cmd)
-            m = re.search(r"^prefill: (\d+) tokens, ([0-9.]+) ms", out, re.M)
-            pre.append(float(m.group(2)))
-            m = re.search(r"^decode: (\d+) tokens, ([0-9.]+) ms", out, re.M)
-            dec.append(float(m.group(2)) / max(int(m.group(1)), 1))
+        pre, dec = time_bundle(tool, b, o)
         prog.advance()
         rows.append(dict(
             recipe=r, size_mb=size / 1e6, weights_mb=wbytes / 1e6, bits_per_weight=bpw,
-            prefill_ms=statistics.median(pre), decode_ms_per_token=statistics.median(dec),
+            prefill_ms=pre, decode_ms_per_token=dec,
             perplexity=metric(e, "perplexity"),
             mean_kl=0.0 if r == "fp32" else metric(e, "mean KL"),
             p99_kl=0.0 if r == "fp32" else metric(e, "p99 KL"),
