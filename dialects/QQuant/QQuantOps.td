@@ -193,14 +193,15 @@ def QQuant_QuantizeOp : QQuant_Op<"quantize", [Pure]> {
   let description = [{
     `q = clamp(roundeven(x / scale), -127, 127)` with the division in f32
     (`scale` rounded to f32 first), the same arithmetic as the static
-    activation quantization of `qquant.linear`.
+    activation quantization of `qquant.linear`; to int16 (the input of
+    `qquant.int_rms_norm`) the clamp is [-32767, 32767].
 
     ```mlir
     %q = qquant.quantize %x {scale = 0.0125} : tensor<1x8x64xf32> -> tensor<1x8x64xi8>
     ```
   }];
   let arguments = (ins QQuant_FloatTensor:$input, F64Attr:$scale);
-  let results = (outs QQuant_I8Tensor:$output);
+  let results = (outs RankedTensorOf<[I8, I16]>:$output);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($output)";
   let hasVerifier = 1;
 }
@@ -307,6 +308,36 @@ def QQuant_IntMulOp : QQuant_Op<"int_mul", [Pure]> {
   let arguments = (ins QQuant_I8Tensor:$lhs, QQuant_I8Tensor:$rhs);
   let results = (outs QQuant_I32Tensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def QQuant_IntRMSNormOp : QQuant_Op<"int_rms_norm", [Pure]> {
+  let summary = "RMSNorm of int16 values to int8, integer arithmetic only";
+  let description = [{
+    Over the last dimension (K entries), with int64 intermediates, `/`
+    truncating toward zero:
+
+    ```
+    v    = eps + sum_k x[k]^2
+    r    = isqrt(v) = floor(sqrt(v))   (integer Newton: r0 = 2^ceil(bitlen(v)/2),
+                                        8 x r = min(r, (r + v / r) / 2))
+    y[k] = r == 0 ? 0 : clamp(rdiv(x[k] * gain[k], r * 2^16), -127, 127)
+    rdiv(n, d) = sign(n) * ((|n| + d / 2) / d)          (half away from zero)
+    ```
+
+    For `y = rms_norm(x * s_in, gamma, eps_f)` quantized with `s_out`
+    (RMSNorm does not depend on the input scale except through eps):
+    `gain[k] = round(gamma[k] * sqrt(K) / s_out * 2^16)`,
+    `eps = round(K * eps_f / s_in^2)`.
+
+    ```mlir
+    %y = qquant.int_rms_norm %x {gain = array<i64: 65536, 131072>, eps = 12 : i64} : tensor<1x8x2xi16> -> tensor<1x8x2xi8>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[I16]>:$input, DenseI64ArrayAttr:$gain,
+                       I64Attr:$eps);
+  let results = (outs QQuant_I8Tensor:$output);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($output)";
   let hasVerifier = 1;
 }
 

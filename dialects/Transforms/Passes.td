@@ -488,8 +488,17 @@ def IntegerOnly : Pass<"qwen-integer-only", "::mlir::ModuleOp"> {
     SaturatingRoundingDoublingHighMul + RoundingDivideByPOT (QQuantOps.td);
     a multiplier >= 1 is an error.
 
-    What stays float, and why: RMSNorm reads the f32 residual stream (an int8
-    residual would add error at every block for no integer consumer); rope,
+    3. `int-rms-norm` (default on): a `qwen.rms_norm` (not per head) whose
+       only readers are int8 `qquant.quantize` ops of one scale s_out (the
+       q/k/v or gate/up input) becomes `qquant.quantize` of its input to
+       int16 with `s_in = max|x| / 32767` of the calibrated site
+       `<norm weight>#in` -> `qquant.int_rms_norm` (int64 sum of squares,
+       integer Newton square root, per-channel fixed-point gain
+       `round(gamma * sqrt(K) / s_out * 2^16)`, QQuantOps.td) -> int8.
+
+    What stays float, and why: the residual stream (RMSNorm reads it as a
+    temporary int16 copy; an int8 residual would add error at every block);
+    rope,
     attention (softmax) and the residual adds stay f32 and meet the integer
     ops through explicit `qquant.quantize` / `qquant.dequantize`; the LM
     head and embedding stay weight-only as in w8a8.
@@ -503,6 +512,8 @@ def IntegerOnly : Pass<"qwen-integer-only", "::mlir::ModuleOp"> {
            "Requantize the gate/up outputs to int8 (integer MLP chain)">,
     Option<"siluLut", "silu-lut", "bool", /*default=*/"true",
            "SiLU as a 256-entry int8 table and an integer product with up">,
+    Option<"intRmsNorm", "int-rms-norm", "bool", /*default=*/"true",
+           "RMSNorms read only by int8 quantizations become qquant.int_rms_norm">,
   ];
   let dependentDialects = ["::qwen::QwenDialect", "::qwen::qquant::QQuantDialect"];
 }
@@ -514,9 +525,11 @@ def InstrumentIntegerOnlySites : Pass<"qwen-instrument-integer-only-sites", "::m
     the entry (named weight, f32, rank >= 2) that is the gate or up operand
     of a `qwen.silu_mul` becomes an extra result with
     `qwen.observe = ["<layer>#out"]` and `onnx.name = "observe.<layer>.out"`.
+    The input of every `qwen.rms_norm` (not per head, named weight) read by
+    linear ops becomes a result `qwen.observe = ["<norm weight>#in"]`.
     qwen-calibrate `--int-only-sites` turns it on inside its compile, so
-    stats.json gains `"<layer>#out"` entries in `"layers"` (qwen-compile's
-    --calib ignores names with `#`).
+    stats.json gains `"<layer>#out"` / `"<norm weight>#in"` entries in
+    `"layers"` (qwen-compile's --calib ignores names with `#`).
   }];
   let options = [
     Option<"entry", "entry", "std::string", /*default=*/"\"main\"",

@@ -39,7 +39,8 @@ std::string layerName(Value w) {
 
 /// The sites --qwen-integer-only needs beyond the linear inputs: the output
 /// of every linear op (with a named weight) that is the gate or up operand of
-/// a qwen.silu_mul becomes a result `qwen.observe = ["<layer>#out"]`.
+/// a qwen.silu_mul becomes a result `qwen.observe = ["<layer>#out"]`, the
+/// input of every RMSNorm read by linear ops `["<norm weight>#in"]`.
 LogicalResult addIntegerOnlySites(ModuleOp module, func::FuncOp fn) {
   Block &body = fn.getBody().front();
   auto ret = dyn_cast<func::ReturnOp>(body.getTerminator());
@@ -63,6 +64,21 @@ LogicalResult addIntegerOnlySites(ModuleOp module, func::FuncOp fn) {
       sites.push_back({v, layer + "#out"});
     }
   });
+  // The inputs of the RMSNorms (not per head, named weight) read by linear
+  // ops: the residual stream, quantized to int16 for qquant.int_rms_norm.
+  fn.walk([&](qwen::RMSNormOp n) {
+    Value x = n.getInput();
+    std::string layer = layerName(n.getWeight());
+    auto t = dyn_cast<RankedTensorType>(x.getType());
+    bool readByLinear = llvm::any_of(n.getResult().getUsers(), [](Operation *u) {
+      return isa<qwen::LinearOp, qq::LinearOp>(u);
+    });
+    if (n.getPerHead() || layer.empty() || !readByLinear || isa<BlockArgument>(x) ||
+        n->getBlock() != &body || !t || !t.getElementType().isF32() || t.getRank() < 2 ||
+        !seen.insert(x).second)
+      return;
+    sites.push_back({x, layer + "#in"});
+  });
   if (sites.empty())
     return success();
   Builder b(module.getContext());
@@ -76,7 +92,8 @@ LogicalResult addIntegerOnlySites(ModuleOp module, func::FuncOp fn) {
   for (auto &[v, name] : sites) {
     results.push_back(v);
     types.push_back(v.getType());
-    std::string onnxName = "observe." + name.substr(0, name.size() - 4) + ".out";
+    size_t hash = name.rfind('#');
+    std::string onnxName = "observe." + name.substr(0, hash) + "." + name.substr(hash + 1);
     resAttrs.push_back(b.getDictionaryAttr(
         {b.getNamedAttr("onnx.name", b.getStringAttr(onnxName)),
          b.getNamedAttr("qwen.observe", b.getArrayAttr({b.getStringAttr(name)}))}));

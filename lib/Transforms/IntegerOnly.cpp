@@ -20,7 +20,10 @@
 // down projection's static input scale; s_s = max_q |silu(q s_g)| / 127 over
 // q in [-127, 127] (the range the table can produce). Without silu-lut the
 // i8 g and u are dequantized, SiLU * up runs in f32 and the product is
-// quantized with s_d. Numerics: QQuantOps.td; the pass: Passes.td.
+// quantized with s_d. An RMSNorm read only by those int8 quantizations
+// (int-rms-norm) becomes quantize(x, s_in) to int16 -> qquant.int_rms_norm
+// (s_in = max|x| / 32767 of the site "<norm weight>#in"). Numerics:
+// QQuantOps.td; the pass: Passes.td.
 //
 //===----------------------------------------------------------------------===//
 
@@ -127,15 +130,18 @@ struct IntegerOnlyPass : qwen::impl::IntegerOnlyBase<IntegerOnlyPass> {
              << calib << "' is not a qwen-calibrate statistics file";
     for (const auto &kv : *layers) {
       llvm::StringRef name = kv.first;
-      if (!name.ends_with("#out"))
+      bool in = name.ends_with("#in");
+      if (!name.ends_with("#out") && !in)
         continue;
+      // "#in" (RMSNorm inputs, int16): the max, no clipping.
+      std::string k = in ? "max" : key;
       const llvm::json::Object *l = kv.second.getAsObject();
       const llvm::json::Object *th = l ? l->getObject("thresholds") : nullptr;
-      std::optional<double> t = th ? th->getNumber(key) : std::nullopt;
+      std::optional<double> t = th ? th->getNumber(k) : std::nullopt;
       if (!t || !std::isfinite(*t) || *t < 0)
         return m.emitError("--qwen-integer-only: calib '")
-               << calib << "': site '" << name << "' has no valid thresholds." << key;
-      outScales[name.str()] = std::max(*t, 1e-6) / 127.0;
+               << calib << "': site '" << name << "' has no valid thresholds." << k;
+      outScales[name.str()] = std::max(*t, 1e-6) / (in ? 32767.0 : 127.0);
     }
     return success();
   }
@@ -314,6 +320,77 @@ struct IntegerOnlyPass : qwen::impl::IntegerOnlyBase<IntegerOnlyPass> {
     return true;
   }
 
+  /// f32 values of a 1-D qwen.weight (RMSNorm gamma).
+  FailureOr<std::vector<float>> floatWeight(qwen::WeightOp w, int64_t n) {
+    const qwen::ws::Entry *e = stores->find(w, w.getRef());
+    const qwen::ws::WeightStoreReader *r = e ? stores->open(w, w.getRef()) : nullptr;
+    if (!e || !r || e->numElements() != n)
+      return failure();
+    const char *src = static_cast<const char *>(r->data(*e));
+    std::vector<float> v(n);
+    if (e->dtype == qwen::ws::DType::F32)
+      std::memcpy(v.data(), src, n * 4);
+    else if (e->dtype == qwen::ws::DType::F16)
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        v[i] = halfToFloat(h);
+      }
+    else
+      return failure();
+    return v;
+  }
+
+  /// rms_norm(x) read only by qquant.quantize ops of one scale s_out ->
+  /// quantize(x, s_in) to i16 -> qquant.int_rms_norm; false if it does not
+  /// apply.
+  FailureOr<bool> rewriteRMSNorm(OpBuilder &b, qwen::RMSNormOp n) {
+    if (n.getPerHead() || n.getResult().use_empty())
+      return false;
+    std::optional<double> sOut;
+    SmallVector<qq::QuantizeOp> users;
+    for (Operation *u : n.getResult().getUsers()) {
+      auto q = dyn_cast<qq::QuantizeOp>(u);
+      if (!q || !cast<RankedTensorType>(q.getType()).getElementType().isInteger(8) ||
+          (sOut && *sOut != q.getScale().convertToDouble()))
+        return false;
+      sOut = q.getScale().convertToDouble();
+      users.push_back(q);
+    }
+    auto w = n.getWeight().getDefiningOp<qwen::WeightOp>();
+    auto xt = dyn_cast<RankedTensorType>(n.getInput().getType());
+    if (!w || !xt || !xt.getElementType().isF32() || xt.getRank() < 1 ||
+        ShapedType::isDynamic(xt.getShape().back()))
+      return false;
+    std::string site = w.getRef().getLeafReference().str() + "#in";
+    auto it = outScales.find(site);
+    if (it == outScales.end()) {
+      n.emitRemark("integer-only: no calibrated scale for '")
+          << site << "' (qwen-calibrate --int-only-sites); RMSNorm stays f32";
+      return false;
+    }
+    int64_t K = xt.getShape().back();
+    FailureOr<std::vector<float>> gamma = floatWeight(w, K);
+    if (failed(gamma))
+      return false;
+    double sIn = it->second;
+    SmallVector<int64_t> gain;
+    for (float g : *gamma)
+      gain.push_back(std::llround(double(g) * std::sqrt(double(K)) / *sOut * 65536.0));
+    int64_t eps = std::llround(double(K) * n.getEpsilon().convertToDouble() / (sIn * sIn));
+    b.setInsertionPoint(n);
+    Value xq = qq::QuantizeOp::create(b, n.getLoc(), withElt(xt, b.getIntegerType(16)),
+                                      n.getInput(), b.getF64FloatAttr(sIn));
+    Value y = qq::IntRMSNormOp::create(b, n.getLoc(), withElt(xt, b.getI8Type()), xq,
+                                       b.getDenseI64ArrayAttr(gain), b.getI64IntegerAttr(eps));
+    for (qq::QuantizeOp q : users) {
+      q.getResult().replaceAllUsesWith(y);
+      q.erase();
+    }
+    n.erase();
+    return true;
+  }
+
   LogicalResult rewriteLinear(OpBuilder &b, qq::LinearOp op) {
     double sx = *staticScale(op);
     FailureOr<std::vector<float>> sw =
@@ -379,6 +456,14 @@ struct IntegerOnlyPass : qwen::impl::IntegerOnlyBase<IntegerOnlyPass> {
       sm.erase();
       g->erase();
       u->erase();
+    }
+    // 4. RMSNorms whose only readers are int8 quantizations.
+    if (intRmsNorm) {
+      SmallVector<qwen::RMSNormOp> norms;
+      m.walk([&](qwen::RMSNormOp n) { norms.push_back(n); });
+      for (qwen::RMSNormOp n : norms)
+        if (failed(rewriteRMSNorm(b, n)))
+          return signalPassFailure();
     }
   }
 };

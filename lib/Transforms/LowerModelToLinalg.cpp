@@ -834,7 +834,8 @@ struct LowerModelToLinalgPass
                    qwen::qquant::LogitsOp, qwen::qquant::DequantizeWeightOp,
                    qwen::qquant::QuantizeOp, qwen::qquant::DequantizeOp,
                    qwen::qquant::RequantizeOp, qwen::qquant::IntLinearOp,
-                   qwen::qquant::LookupOp, qwen::qquant::IntMulOp>(op))
+                   qwen::qquant::LookupOp, qwen::qquant::IntMulOp,
+                   qwen::qquant::IntRMSNormOp>(op))
         ops.push_back(op);
       else if (isa<qwen::AddOp, qwen::SiluMulOp, qwen::LinearOp, qwen::LogitsOp,
                    qwen::RMSNormOp, qwen::EmbeddingOp, qwen::RoPEOp,

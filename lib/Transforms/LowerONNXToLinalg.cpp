@@ -2456,14 +2456,72 @@ FailureOr<SmallVector<Value>> lowerIntegerElementwise(OpBuilder &b, Operation *o
     return failure();
   if (auto o = dyn_cast<qq::QuantizeOp>(op)) {
     float s = float(o.getScale().convertToDouble());
+    Type qt = rt.getElementType();
+    double lim = qt.isInteger(16) ? 32767.0 : 127.0;
     return one(elementwise(b, l, rt, {o.getInput()}, {}, [&](OpBuilder &nb, Location nl, ValueRange a) {
       Value x = a[0].getType().isF32() ? a[0] : arith::ExtFOp::create(nb, nl, f32, a[0]).getResult();
       Value d = arith::DivFOp::create(nb, nl, x, cst(nb, nl, f32, s));
       d = math::RoundEvenOp::create(nb, nl, d);
-      d = arith::MaximumFOp::create(nb, nl, d, cst(nb, nl, f32, -127.0));
-      d = arith::MinimumFOp::create(nb, nl, d, cst(nb, nl, f32, 127.0));
-      return arith::FPToSIOp::create(nb, nl, i8, d).getResult();
+      d = arith::MaximumFOp::create(nb, nl, d, cst(nb, nl, f32, -lim));
+      d = arith::MinimumFOp::create(nb, nl, d, cst(nb, nl, f32, lim));
+      return arith::FPToSIOp::create(nb, nl, qt, d).getResult();
     }));
+  }
+  if (auto o = dyn_cast<qq::IntRMSNormOp>(op)) {
+    MLIRContext *ctx = b.getContext();
+    Type i64 = b.getI64Type();
+    Value x = o.getInput();
+    int64_t r = rt.getRank();
+    // v[...] = eps + sum_k x^2 (i64).
+    SmallVector<int64_t> vShape(rt.getShape().begin(), rt.getShape().end() - 1);
+    SmallVector<Value> xd = dimsOf(b, l, x), vd(xd.begin(), xd.end() - 1);
+    auto vT = RankedTensorType::get(vShape, i64);
+    Value v0 = fillT(b, l, vT, vd, cst(b, l, i64, double(o.getEpsAttr().getInt())));
+    SmallVector<AffineExpr> tok;
+    for (int64_t i = 0; i + 1 < r; ++i)
+      tok.push_back(getAffineDimExpr(i, ctx));
+    SmallVector<IteratorType> it = parallel(r - 1);
+    it.push_back(IteratorType::reduction);
+    AffineMap id = AffineMap::getMultiDimIdentityMap(r, ctx), tokM = AffineMap::get(r, 0, tok, ctx);
+    Value v = linalg::GenericOp::create(
+                  b, l, TypeRange{vT}, ValueRange{x}, ValueRange{v0}, {id, tokM}, it,
+                  [&](OpBuilder &nb, Location nl, ValueRange a) {
+                    Value e = arith::ExtSIOp::create(nb, nl, i64, a[0]);
+                    Value sq = arith::MulIOp::create(nb, nl, e, e);
+                    linalg::YieldOp::create(nb, nl, arith::AddIOp::create(nb, nl, a[1], sq).getResult());
+                  })
+                  .getResult(0);
+    Value gain = constVec(b, l, o.getGain(), i64);
+    Value init = emptyWith(b, l, rt, xd);
+    return one(linalg::GenericOp::create(
+                   b, l, TypeRange{rt}, ValueRange{x, v, gain}, ValueRange{init},
+                   {id, tokM, AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx), id},
+                   parallel(r),
+                   [&](OpBuilder &nb, Location nl, ValueRange a) {
+                     auto c = [&](int64_t k) { return cst(nb, nl, i64, double(k)); };
+                     Value vv = a[1];
+                     // isqrt(v): r0 = 2^ceil(bitlen(v) / 2), 8 Newton steps.
+                     Value bl = arith::SubIOp::create(nb, nl, c(64), math::CountLeadingZerosOp::create(nb, nl, vv));
+                     Value e0 = arith::ShRUIOp::create(nb, nl, arith::AddIOp::create(nb, nl, bl, c(1)), c(1));
+                     Value rr = arith::ShLIOp::create(nb, nl, c(1), e0);
+                     for (int i = 0; i < 8; ++i) {
+                       Value d = arith::MaxSIOp::create(nb, nl, rr, c(1));
+                       Value nx = arith::DivSIOp::create(nb, nl, arith::AddIOp::create(nb, nl, rr, arith::DivSIOp::create(nb, nl, vv, d)), c(2));
+                       rr = arith::MinSIOp::create(nb, nl, rr, nx);
+                     }
+                     Value n = arith::MulIOp::create(nb, nl, arith::ExtSIOp::create(nb, nl, i64, a[0]), a[2]);
+                     Value den = arith::ShLIOp::create(nb, nl, arith::MaxSIOp::create(nb, nl, rr, c(1)), c(16));
+                     Value neg = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt, n, c(0));
+                     Value an = arith::SelectOp::create(nb, nl, neg, arith::SubIOp::create(nb, nl, c(0), n), n);
+                     Value q = arith::DivUIOp::create(nb, nl, arith::AddIOp::create(nb, nl, an, arith::ShRUIOp::create(nb, nl, den, c(1))), den);
+                     q = arith::SelectOp::create(nb, nl, neg, arith::SubIOp::create(nb, nl, c(0), q), q);
+                     q = arith::MaxSIOp::create(nb, nl, q, c(-127));
+                     q = arith::MinSIOp::create(nb, nl, q, c(127));
+                     Value zero = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, rr, c(0));
+                     q = arith::SelectOp::create(nb, nl, zero, c(0), q);
+                     linalg::YieldOp::create(nb, nl, arith::TruncIOp::create(nb, nl, i8, q).getResult());
+                   })
+                   .getResult(0));
   }
   if (auto o = dyn_cast<qq::DequantizeOp>(op)) {
     SmallVector<Value> chan{constVec(b, l, o.getScale(), f32)};
@@ -2509,7 +2567,8 @@ FailureOr<SmallVector<Value>> lowerIntegerElementwise(OpBuilder &b, Operation *o
 FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
                                                   WeightStoreCache &stores) {
   Location l = op->getLoc();
-  if (isa<qq::QuantizeOp, qq::DequantizeOp, qq::RequantizeOp, qq::LookupOp, qq::IntMulOp>(op))
+  if (isa<qq::QuantizeOp, qq::DequantizeOp, qq::RequantizeOp, qq::LookupOp, qq::IntMulOp,
+          qq::IntRMSNormOp>(op))
     return lowerIntegerElementwise(b, op);
   Value wv;
   qq::ActivationAttr act;

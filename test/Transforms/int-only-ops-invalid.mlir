@@ -124,3 +124,27 @@ func.func @int_mul_type(%a: tensor<4xi8>, %b: tensor<4xi32>) -> tensor<4xi32> {
   %y = qquant.int_mul %a, %b : (tensor<4xi8>, tensor<4xi32>) -> tensor<4xi32>
   return %y : tensor<4xi32>
 }
+
+// -----
+
+func.func @rms_gain(%x: tensor<2x4xi16>) -> tensor<2x4xi8> {
+  // expected-error @+1 {{'gain' must have one entry per element of the static last dimension, got 3}}
+  %y = qquant.int_rms_norm %x {gain = array<i64: 1, 2, 3>, eps = 0 : i64} : tensor<2x4xi16> -> tensor<2x4xi8>
+  return %y : tensor<2x4xi8>
+}
+
+// -----
+
+func.func @rms_eps(%x: tensor<2x4xi16>) -> tensor<2x4xi8> {
+  // expected-error @+1 {{eps must be >= 0, got -1}}
+  %y = qquant.int_rms_norm %x {gain = array<i64: 1, 2, 3, 4>, eps = -1 : i64} : tensor<2x4xi16> -> tensor<2x4xi8>
+  return %y : tensor<2x4xi8>
+}
+
+// -----
+
+func.func @rms_type(%x: tensor<2x4xi8>) -> tensor<2x4xi8> {
+  // expected-error @+1 {{operand #0 must be ranked tensor of 16-bit signless integer values}}
+  %y = qquant.int_rms_norm %x {gain = array<i64: 1, 2, 3, 4>, eps = 0 : i64} : tensor<2x4xi8> -> tensor<2x4xi8>
+  return %y : tensor<2x4xi8>
+}

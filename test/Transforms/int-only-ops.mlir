@@ -25,5 +25,9 @@ func.func @ops(%x: tensor<2x8x64xf32>, %b: tensor<96xf32>) -> (tensor<2x8x96xf32
   %dc = tensor.cast %d : tensor<4x2xi32> to tensor<?x2xi32>
   %pc = qquant.requantize %dc {multiplier = array<i32: 1073741824, 0>, shift = array<i32: 0, 31>} : tensor<?x2xi32> -> tensor<?x2xi8>
   %r2 = qquant.requantize %p {multiplier = array<i32: 1073741824>, shift = array<i32: 0>} : tensor<2x8x96xi32> -> tensor<2x8x96xi8>
+  // CHECK: %[[H:.*]] = qquant.quantize %{{.*}} {scale = 1.000000e-03 : f64} : tensor<2x8x64xf32> -> tensor<2x8x64xi16>
+  // CHECK: qquant.int_rms_norm %[[H]] {eps = 12 : i64, gain = array<i64: 65536, {{.*}}>} : tensor<2x8x64xi16> -> tensor<2x8x64xi8>
+  %h = qquant.quantize %x {scale = 0.001 : f64} : tensor<2x8x64xf32> -> tensor<2x8x64xi16>
+  %n = qquant.int_rms_norm %h {gain = array<i64: 65536, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63>, eps = 12 : i64} : tensor<2x8x64xi16> -> tensor<2x8x64xi8>
   return %y, %r2 : tensor<2x8x96xf32>, tensor<2x8x96xi8>
 }

@@ -136,3 +136,20 @@ LogicalResult IntMulOp::verify() {
     return emitOpError("operands and result must have the same shape");
   return success();
 }
+
+LogicalResult IntRMSNormOp::verify() {
+  auto in = getInput().getType();
+  if (!compatibleShapes(in, getOutput().getType()))
+    return emitOpError("result shape differs from the input's");
+  if (in.getRank() == 0 || ShapedType::isDynamic(in.getShape().back()) ||
+      int64_t(getGain().size()) != in.getShape().back())
+    return emitOpError("'gain' must have one entry per element of the static "
+                       "last dimension, got ")
+           << getGain().size();
+  if (getEpsAttr().getInt() < 0)
+    return emitOpError("eps must be >= 0, got ") << getEpsAttr().getInt();
+  for (int64_t g : getGain())
+    if (g < -(int64_t(1) << 47) || g > (int64_t(1) << 47))
+      return emitOpError("gain ") << g << " is outside [-2^47, 2^47]";
+  return success();
+}

@@ -5,8 +5,9 @@ builds (multipliers, SiLU table, requantization), compared after the JIT.
   int_only_pass.py gen DIR > case.mlir    # writes DIR/w.qws, DIR/stats.json
   int_only_pass.py check < runner-output
 
-y = linear_d(silu(linear_g(x)) * linear_u(x)) + linear_q(x) + b_q with
-static int8 activations (w8a8) and i8 per-channel weights.
+h = rms_norm(x, gamma); y = linear_d(silu(linear_g(h)) * linear_u(h)) +
+linear_q(h) + b_q with static int8 activations (w8a8) and i8 per-channel
+weights; the norm's input scale comes from the "gamma#in" site.
 """
 import json
 import math
@@ -17,7 +18,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from int_only_reference import requantize  # noqa: E402
+from int_only_reference import int_rms_norm, requantize  # noqa: E402
 
 F = np.float32
 rng = np.random.default_rng(7)
@@ -26,14 +27,23 @@ x = (rng.standard_normal((1, T, K)) * 1.5).astype(F)
 ws = {n: (rng.standard_normal(s) * 0.15).astype(F) for n, s in
       [("wg", (H, K)), ("wu", (H, K)), ("wd", (K, H)), ("wq", (K, K))]}
 bq = rng.standard_normal(K).astype(F)
+gamma = rng.uniform(0.5, 1.5, K).astype(F)
+EPS = 1e-6
+x[0, 2] *= 20                     # a loud token
 scales, codes = {}, {}
 for n, w in ws.items():
     scales[n] = (np.abs(w).max(1) / F(127)).astype(F)
     codes[n] = np.clip(np.rint(w / scales[n][:, None]), -127, 127).astype(np.int64)
-SX = 4.0 / 127          # the input's static scale (gate, up, q)
+def rms(v):
+    return (v / np.sqrt((v.astype(np.float64) ** 2).mean(-1, keepdims=True) + EPS) * gamma).astype(F)
+
+
+h_f = rms(x)
+SX = float(np.abs(h_f).max() / 127)  # the norm output's static scale (gate, up, q)
+SIN = float(np.abs(x).max() / 32767)  # the norm input's int16 scale ("#in", max)
 # Float model activations give the calibrated output / down-input scales.
-g_f = x @ ws["wg"].T
-u_f = x @ ws["wu"].T
+g_f = h_f @ ws["wg"].T
+u_f = h_f @ ws["wu"].T
 m_f = g_f / (1 + np.exp(-g_f)) * u_f
 SG = float(np.abs(g_f).max() * 0.9 / 127)
 SU = float(np.abs(u_f).max() * 0.9 / 127)
@@ -60,7 +70,12 @@ def silu(v):
 
 
 def ref():
-    q = np.clip(np.rint(x / F(SX)), -127, 127).astype(np.int64)
+    x16 = np.clip(np.rint(x / F(SIN)), -32767, 32767).astype(np.int64).reshape(T, K)
+    def llround(v):  # std::llround: halves away from zero
+        return int(math.copysign(math.floor(abs(v) + 0.5), v))
+    gain = [llround(float(g) * math.sqrt(K) / SX * 65536.0) for g in gamma]
+    eps = int(math.floor(K * EPS / (SIN * SIN) + 0.5))
+    q = int_rms_norm(x16, gain, eps).reshape(1, T, K)
     out = {}
     for n, so in (("wg", SG), ("wu", SU)):
         acc = q @ codes[n].T
@@ -74,7 +89,7 @@ def ref():
     d8 = requantize(s8 * out["wu"], np.int64(m), np.int64(e), 0)
     yd = (d8 @ codes["wd"].T).astype(F) * np.array([F(SD * float(s)) for s in scales["wd"]], F)
     yq = (q @ codes["wq"].T).astype(F) * np.array([F(SX * float(s)) for s in scales["wq"]], F) + bq
-    return (yd.astype(F) + yq.astype(F)).astype(F), (m_f @ ws["wd"].T + x @ ws["wq"].T + bq)
+    return (yd.astype(F) + yq.astype(F)).astype(F), (m_f @ ws["wd"].T + h_f @ ws["wq"].T + bq)
 
 
 def fmt(a):
@@ -90,10 +105,12 @@ def gen(d):
     for n in ws:
         ent[n + ".codes"] = codes[n].astype(np.int8).view(np.uint8)
         ent[n + ".scales"] = scales[n].reshape(-1, 1)
+    ent["gamma"] = gamma
     weight_store.write(os.path.join(d, "w.qws"), ent)
     stats = {"format": "qwen-calib", "version": 1, "layers": {
         "wg#out": {"observed": 0, "thresholds": {"mse": SG * 127, "max": 1.0}},
-        "wu#out": {"observed": 1, "thresholds": {"mse": SU * 127, "max": 1.0}}}}
+        "wu#out": {"observed": 1, "thresholds": {"mse": SU * 127, "max": 1.0}},
+        "gamma#in": {"observed": 2, "thresholds": {"mse": 1.0, "max": SIN * 32767}}}}
     json.dump(stats, open(os.path.join(d, "stats.json"), "w"))
     def wt(n):
         r, c = ws[n].shape
@@ -104,15 +121,17 @@ def gen(d):
 func.func private @printMemrefF32(tensor<*xf32>)
 func.func @model(%x: tensor<1x{T}x{K}xf32>) -> tensor<1x{T}x{K}xf32> {{
   %bq = arith.constant dense<{fmt(bq)}> : tensor<{K}xf32>
+  %gamma = qwen.weight @q::@gamma : tensor<{K}xf32>
+  %h = qwen.rms_norm %x, %gamma {{epsilon = {EPS:.6e} : f32}} : (tensor<1x{T}x{K}xf32>, tensor<{K}xf32>) -> tensor<1x{T}x{K}xf32>
   %wg = qquant.weight @q::@wg : {wt("wg")}
   %wu = qquant.weight @q::@wu : {wt("wu")}
   %wd = qquant.weight @q::@wd : {wt("wd")}
   %wq = qquant.weight @q::@wq : {wt("wq")}
-  %g = qquant.linear %x, %wg {act(SX)} : (tensor<1x{T}x{K}xf32>, {wt("wg")}) -> tensor<1x{T}x{H}xf32>
-  %u = qquant.linear %x, %wu {act(SX)} : (tensor<1x{T}x{K}xf32>, {wt("wu")}) -> tensor<1x{T}x{H}xf32>
+  %g = qquant.linear %h, %wg {act(SX)} : (tensor<1x{T}x{K}xf32>, {wt("wg")}) -> tensor<1x{T}x{H}xf32>
+  %u = qquant.linear %h, %wu {act(SX)} : (tensor<1x{T}x{K}xf32>, {wt("wu")}) -> tensor<1x{T}x{H}xf32>
   %m = qwen.silu_mul %g, %u : tensor<1x{T}x{H}xf32>
   %d = qquant.linear %m, %wd {act(SD)} : (tensor<1x{T}x{H}xf32>, {wt("wd")}) -> tensor<1x{T}x{K}xf32>
-  %p = qquant.linear %x, %wq, %bq {act(SX)} : (tensor<1x{T}x{K}xf32>, {wt("wq")}, tensor<{K}xf32>) -> tensor<1x{T}x{K}xf32>
+  %p = qquant.linear %h, %wq, %bq {act(SX)} : (tensor<1x{T}x{K}xf32>, {wt("wq")}, tensor<{K}xf32>) -> tensor<1x{T}x{K}xf32>
   %y = qwen.add %d, %p : tensor<1x{T}x{K}xf32>
   return %y : tensor<1x{T}x{K}xf32>
 }}

@@ -32,6 +32,14 @@ xf[0, :4] = [0.5 * 0.05, -0.5 * 0.05, 1.5 * 0.05, 100.0]  # ties, clipping
 QS = 0.05
 DS = np.array([0.5, 1e-3, 2.0, 3.0, 0.25, 1.0, 7.0, 1e-5], np.float32)
 bias = rng.standard_normal(C).astype(np.float32)
+# int_rms_norm: int16 rows (one all zero, one extreme), gains, eps.
+h16 = rng.integers(-3000, 3000, (4, C))
+h16[1] = 0
+h16[2] = [32767, -32767, 32767, -32767, 1, -1, 0, 32767]
+gain = rng.integers(-(1 << 24), 1 << 24, C)
+gain[0] = 1 << 40
+EPS = 7
+QS16 = 0.0015
 
 
 def srdhm(a, b):
@@ -54,6 +62,30 @@ def requantize(x, m, e, zp):
     return np.clip(rdbpot(srdhm(x, m), e) + zp, -127, 127)
 
 
+def isqrt_newton(v):
+    """The op's integer Newton square root (checked against math.isqrt)."""
+    import math
+    r = 1 << ((v.bit_length() + 1) // 2)
+    for _ in range(8):
+        r = min(r, (r + v // max(r, 1)) // 2)
+    assert r == math.isqrt(v), (v, r)
+    return r
+
+
+def int_rms_norm(x, g, eps):
+    out = np.zeros(x.shape, np.int64)
+    for i, row in enumerate(x.tolist()):
+        v = eps + sum(t * t for t in row)
+        r = isqrt_newton(v)
+        for k, t in enumerate(row):
+            if r == 0:
+                continue
+            n, d = t * int(g[k]), r << 16
+            q = (abs(n) + d // 2) // d
+            out[i, k] = max(-127, min(127, -q if n < 0 else q))
+    return out
+
+
 def fmt(a):
     if a.ndim == 0:
         return repr(a.item())
@@ -72,6 +104,8 @@ def refs():
         ("int_mul", a8 * b8),
         ("quantize", np.clip(np.rint(xf / np.float32(QS)), -127, 127)),
         ("dequantize", (acc.astype(np.float32) * DS + bias).astype(np.float32)),
+        ("int_rms_norm", int_rms_norm(h16, gain, EPS)),
+        ("quantize i16", np.clip(np.rint(xf / np.float32(QS16)), -32767, 32767)),
     ]
 
 
@@ -89,10 +123,14 @@ func.func @main() {{
   %r2 = qquant.lookup %a {{table = array<i8: {arr(lut)}>}} : tensor<4x{C}xi8> -> tensor<4x{C}xi8>
   %r3 = qquant.int_mul %a, %b : (tensor<4x{C}xi8>, tensor<4x{C}xi8>) -> tensor<4x{C}xi32>
   %r4 = qquant.quantize %x {{scale = {QS!r}}} : tensor<4x{C}xf32> -> tensor<4x{C}xi8>
+  %h = arith.constant dense<{fmt(h16)}> : tensor<4x{C}xi16>
+  %r6 = qquant.int_rms_norm %h {{gain = array<i64: {arr(gain)}>, eps = {EPS} : i64}} : tensor<4x{C}xi16> -> tensor<4x{C}xi8>
+  %r7 = qquant.quantize %x {{scale = {QS16!r}}} : tensor<4x{C}xf32> -> tensor<4x{C}xi16>
   %r5 = qquant.dequantize %acc, %bias {{scale = array<f32: {", ".join(repr(float(v)) for v in DS)}>}} : (tensor<4x{C}xi32>, tensor<{C}xf32>) -> tensor<4x{C}xf32>''')
-    for i in range(6):
-        if i in (0, 1, 2, 4):
-            print(f"  %e{i} = arith.extsi %r{i} : tensor<4x{C}xi8> to tensor<4x{C}xi32>")
+    for i in range(8):
+        if i in (0, 1, 2, 4, 6, 7):
+            src = "i16" if i == 7 else "i8"
+            print(f"  %e{i} = arith.extsi %r{i} : tensor<4x{C}x{src}> to tensor<4x{C}xi32>")
             v = f"%e{i}"
         else:
             v = f"%r{i}"
