@@ -156,3 +156,52 @@ TEST(MixedPrecisionSolver, ModelSized) {
 }
 
 } // namespace
+
+namespace {
+
+using qwen::quant::LayerScheme;
+
+TEST(MixedPrecisionCandidates, ParseAndName) {
+  std::vector<LayerScheme> c;
+  std::string err;
+  ASSERT_TRUE(parseCandidates("i8-channel, i4-g128,u3-g64-asym,i2-tensor", c, err))
+      << err;
+  ASSERT_EQ(c.size(), 4u);
+  EXPECT_EQ(candidateName(c[0]), "i8-channel");
+  EXPECT_EQ(candidateName(c[1]), "i4-g128");
+  EXPECT_EQ(candidateName(c[2]), "u3-g64-asym");
+  EXPECT_EQ(candidateName(c[3]), "i2-tensor");
+  EXPECT_FALSE(parseCandidates("i5-g128", c, err));
+  EXPECT_FALSE(parseCandidates("i4-g100", c, err));
+  EXPECT_FALSE(parseCandidates("i4", c, err));
+  EXPECT_FALSE(parseCandidates("", c, err));
+  std::vector<std::string> names;
+  for (const LayerScheme &s : defaultCandidates())
+    names.push_back(candidateName(s));
+  EXPECT_EQ(names, (std::vector<std::string>{"i8-channel", "i4-g32", "i4-g128",
+                                             "i3-g128", "i2-g64"}));
+}
+
+// Stored bits as weights.bin holds them: packed codes per row, f32 scales,
+// 8-bit zero points; groups that do not divide the columns fall back.
+TEST(MixedPrecisionCandidates, StoredBits) {
+  std::vector<LayerScheme> c;
+  std::string err;
+  ASSERT_TRUE(parseCandidates("i4-g128,i3-g128,i8-channel,u4-g32-asym,i2-tensor", c, err));
+  // 704 columns: groups of 128 fall back to 64 (11 per row).
+  EXPECT_EQ(effectiveScheme(c[0], 704).groupSize, 64u);
+  EXPECT_EQ(storedBits(c[0], 256, 704), 256 * 704 * 4 + 256 * 11 * 32);
+  // 3-bit codes pack per row: ceil(256 * 3 / 8) bytes.
+  EXPECT_EQ(storedBits(c[1], 10, 256), 10 * 96 * 8 + 10 * 2 * 32);
+  EXPECT_EQ(storedBits(c[2], 4096, 256), 4096 * 256 * 8 + 4096 * 32);
+  EXPECT_EQ(storedBits(c[3], 2, 64), 2 * 32 * 8 + 2 * 2 * (32 + 8));
+  EXPECT_EQ(storedBits(c[4], 3, 5), 3 * 2 * 8 + 32);
+  LayerScheme f;
+  f.keepFloat = true;
+  EXPECT_EQ(storedBits(f, 3, 5), 32 * 15);
+  // 48 columns: no group of 32..128 divides it: per channel.
+  EXPECT_EQ(effectiveScheme(c[0], 48).granularity,
+            qwen::qquant::Granularity::channel);
+}
+
+} // namespace
