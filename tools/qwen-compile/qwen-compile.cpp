@@ -46,8 +46,10 @@ int main(int argc, char **argv) {
       cl::init("host"), cl::cat(cat));
   cl::opt<std::string> recipe("recipe", cl::desc("Quantization recipe: fp32, w8a16, w4a16-g128, "
                                        "w4a16-g32, w3a16-g128, w2a16-g64, "
-                                       "w8a8-dyn, w8a8 (needs --calib), or a "
-                                       "recipe .json file"),
+                                       "w8a8-dyn, w8a8 (needs --calib), "
+                                       "mixed-<bits> (per-layer schemes at <bits> "
+                                       "stored bits per weight, needs --calib-text), "
+                                       "or a recipe .json file"),
                               cl::value_desc("name|file.json"),
                               cl::init("fp32"), cl::cat(cat));
   cl::opt<std::string> calib(
@@ -65,7 +67,7 @@ int main(int argc, char **argv) {
   cl::opt<std::string> calibText(
       "calib-text",
       cl::desc("Calibration text (tokenized with --tokenizer) for the "
-               "data-driven recipes: -gptq, -awq, -clip, -bc, -smooth, and "
+               "data-driven recipes: mixed-<bits>, -gptq, -awq, -clip, -bc, -smooth, and "
                "static activation scales without --calib"),
       cl::value_desc("file"), cl::cat(cat));
   cl::opt<int64_t> calibSeqLen(
