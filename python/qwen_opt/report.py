@@ -176,12 +176,20 @@ def svg_plot(all_rows, path, title):
 
     def label_at(xx, yy, text):
         w, h = 6.6 * len(text), 12
-        for dx, dy in ((7, -6), (7, 14), (-7 - w, -6), (-7 - w, 14), (7, -18), (7, 26),
-                       (-7 - w, -18), (-7 - w, 26)):
+        tries = [(7, -6), (7, 14), (-7 - w, -6), (-7 - w, 14), (7, -18), (7, 26),
+                 (-7 - w, -18), (-7 - w, 26), (-w / 2, -10), (-w / 2, 22), (7, -30),
+                 (-7 - w, -30), (7, 38), (-7 - w, 38)]
+        first = None
+        for dx, dy in tries:
             box = (xx + dx, yy + dy - h + 2, xx + dx + w, yy + dy + 2)
+            if box[0] < L + 2 or box[2] > W - 4 or box[1] < T - 8 or box[3] > H - B - 2:
+                continue  # keep labels inside the plot
+            first = first or box
             if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
                        for b in placed):
                 break
+        else:
+            box = first or (xx + 7, yy - 16, xx + 7 + w, yy - 4)
         placed.append(box)
         return box[0], box[3] - 2
 
