@@ -816,6 +816,7 @@ int compile(const Options &o) {
           mixed::AssignOptions ao;
           ao.avgBits = recipe.mixedBits;
           ao.pins = recipe.plan.layers;
+          ao.printAssignment = o.printAssignment;
           pm.addPass(mixed::createAssignPrecisionPass(std::move(ao)));
           return success();
         })))

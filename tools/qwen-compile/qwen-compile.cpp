@@ -73,6 +73,11 @@ int main(int argc, char **argv) {
   cl::opt<int64_t> calibSeqLen(
       "calib-seq-len", cl::desc("Tokens per calibration sequence (256)"),
       cl::init(256), cl::cat(cat));
+  cl::opt<bool> printAssignment(
+      "print-assignment",
+      cl::desc("mixed-<bits>: print each layer's scheme, bits, measured loss "
+               "and reason"),
+      cl::cat(cat));
   cl::opt<int64_t> calibMaxTokens(
       "calib-max-tokens",
       cl::desc("Calibration tokens used at most (16384)"), cl::init(16384),
@@ -136,6 +141,7 @@ int main(int argc, char **argv) {
   o.calibText = calibText;
   o.calibSeqLen = calibSeqLen;
   o.calibMaxTokens = calibMaxTokens;
+  o.printAssignment = printAssignment;
   o.emit = emit;
   o.optLevel = optLevel;
   o.keepWork = keepWork;

@@ -54,6 +54,8 @@ struct Options {
   std::string calibText;
   int64_t calibSeqLen = 256;
   int64_t calibMaxTokens = 16384;
+  /// mixed-<bits>: print --qwen-assign-precision's table to stdout.
+  bool printAssignment = false;
 };
 
 /// The calibration method --calib-method defaults to.
