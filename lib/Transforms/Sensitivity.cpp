@@ -160,8 +160,21 @@ struct SensitivityPass : qwen::impl::SensitivityBase<SensitivityPass> {
         if (isa<qwen::EmbeddingOp>(s.op) && layers.count(s.layer))
           layers[s.layer].push_back(&s);
 
+    // Logits of at most 64M floats are kept (two copies): for a large
+    // vocabulary, KL is taken at evenly spaced positions.
+    int64_t vocab = 0;
+    for (const exec::WeightSite &s : ex->sites())
+      if (isa<qwen::LogitsOp>(s.op))
+        vocab = std::max(vocab, s.rows);
+    std::vector<int64_t> rows;
+    const int64_t maxFloats = int64_t(64) << 20;
+    if (vocab > 0 && batch.tokens() * vocab > maxFloats) {
+      int64_t keep = std::max<int64_t>(1, maxFloats / vocab);
+      for (int64_t i = 0; i < keep; ++i)
+        rows.push_back(i * batch.tokens() / keep);
+    }
     exec::Matrix ref;
-    if (failed(ex->run(batch, {}, &ref)))
+    if (failed(ex->run(batch, {}, &ref, rows)))
       return failure();
     for (auto &[name, sites] : layers) {
       const exec::WeightSite &site = *sites.front();
@@ -175,7 +188,7 @@ struct SensitivityPass : qwen::impl::SensitivityBase<SensitivityPass> {
         quant::quantizeDequantize(w.data(), site.rows, site.cols, s, dq);
         ex->setOverride(site.layer, std::move(dq));
         exec::Matrix test;
-        LogicalResult r = ex->run(batch, {}, &test);
+        LogicalResult r = ex->run(batch, {}, &test, rows);
         ex->clearOverrides();
         if (failed(r))
           return failure();
