@@ -263,6 +263,51 @@ def QuantizeWeights : Pass<"qwen-quantize-weights", "::mlir::ModuleOp"> {
   let dependentDialects = ["::qwen::QwenDialect", "::qwen::qquant::QQuantDialect"];
 }
 
+def Smooth : Pass<"qwen-smooth", "::mlir::ModuleOp"> {
+  let summary = "AWQ / SmoothQuant: equivalent per-channel rescaling searched on calibration data";
+  let description = [{
+    For each activation read only by `qwen.linear` ops (as their input) and
+    produced by a `qwen.rms_norm`, a `qwen.silu_mul` (through the `up`
+    linear) or a `qwen.attention` (through the `value` linear, scales tied
+    across the query heads of a KV head), per-channel scales s are folded
+    in: consumer weight columns times s, producer output channels divided
+    by s. The float model's logits do not change (up to rounding); the
+    `value` linear's output, and so the KV cache, holds V / s.
+
+    `method=awq`: s = mean|x|^a normalised by sqrt(max * min), the
+    exponent a in {0.05, ..., 1} (or `alpha`) minimising the consumers'
+    output error under RTN weights at `bits` / `group-size`, or no scaling
+    when none beats it. `method=smoothquant`: s = max|x|^a / max|W|^(1-a),
+    a in {0.1, ..., 0.9} (or `alpha`), the error taken with X / s quantized
+    to int8 (per tensor, or per token with `per-token`) as well. The error
+    is measured on up to 4096 evenly spaced tokens of `calib-tokens`, run
+    through the float model by the calibration executor. Modified weights
+    go to a new store (`store`, declared as `@<store-name>`). With `report`
+    each group's choice and errors are printed to stderr.
+  }];
+  let options = [
+    Option<"method", "method", "std::string", /*default=*/"\"awq\"",
+           "awq or smoothquant">,
+    Option<"alpha", "alpha", "double", /*default=*/"-1.0",
+           "Fixed exponent in [0, 1]; < 0 searches it">,
+    Option<"bits", "bits", "unsigned", /*default=*/"4",
+           "Weight bits the search quantizes to">,
+    Option<"groupSize", "group-size", "unsigned", /*default=*/"128",
+           "Weight group size of the search (0: per channel)">,
+    Option<"perToken", "per-token", "bool", /*default=*/"false",
+           "smoothquant: activations quantized per token (else per tensor)">,
+    Option<"calibTokens", "calib-tokens", "std::string", /*default=*/"",
+           "JSON token file of calibration sequences">,
+    Option<"storePath", "store", "std::string", /*default=*/"",
+           "Path of the weight store to write">,
+    Option<"storeName", "store-name", "std::string", /*default=*/"\"smoothed\"",
+           "Symbol name of the qwen.store op to create">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "Print each group's scales choice">,
+  ];
+  let dependentDialects = ["::qwen::QwenDialect"];
+}
+
 def InstrumentActivations : Pass<"qwen-instrument-activations", "::mlir::ModuleOp"> {
   let summary = "Make the input activation of every linear / logits op a result of the entry";
   let description = [{

@@ -707,6 +707,9 @@ int compile(const Options &o) {
   std::string quantizedStore = mlirStage && o.output != "-"
                                    ? storeDir + "/" + stem + ".quantized.qws"
                                    : work.path + "/quantized.qws";
+  std::string smoothedStore = mlirStage && o.output != "-"
+                                  ? storeDir + "/" + stem + ".smoothed.qws"
+                                  : work.path + "/smoothed.qws";
 
   DialectRegistry registry;
   registerAllDialects(registry);
@@ -822,6 +825,28 @@ int compile(const Options &o) {
         })))
       return 1;
     sw.lap("assign precision");
+  }
+
+  // AWQ / SmoothQuant: rescale the float model before quantizing it.
+  if (!recipe.smooth.empty()) {
+    const quant::LayerScheme &l = *recipe.plan.linear;
+    qwen::SmoothOptions so;
+    so.method = recipe.smooth;
+    so.alpha = recipe.smoothAlpha;
+    so.bits = l.bits;
+    so.groupSize = l.granularity == qwen::qquant::Granularity::group
+                       ? l.groupSize
+                       : 0;
+    so.perToken = l.dynamicAct;
+    so.calibTokens = recipe.plan.calibTokens;
+    so.storePath = smoothedStore;
+    so.report = o.verbose;
+    if (failed(runPasses(*module, [&](OpPassManager &pm) {
+          pm.addPass(qwen::createSmooth(so));
+          return success();
+        })))
+      return 1;
+    sw.lap("smooth (" + recipe.smooth + ")");
   }
 
   // recipe: quantize the model-level ops' weights into a new store.
