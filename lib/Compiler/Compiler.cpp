@@ -854,6 +854,15 @@ int compile(const Options &o) {
     if (failed(runPasses(*module, [&](OpPassManager &pm) {
           pm.addPass(quant::createQuantizeWeightsPass(recipe.plan,
                                                       quantizedStore));
+          // w8a8-int-only: the int8 x int8 -> int32 stack (IntegerOnly.cpp);
+          // the gate/up output and RMSNorm input scales come from the same
+          // stats.json (qwen-calibrate --int-only-sites).
+          if (recipe.name == "w8a8-int-only") {
+            qwen::IntegerOnlyOptions io;
+            io.calib = o.calib;
+            io.method = calibMethod;
+            pm.addPass(qwen::createIntegerOnly(io));
+          }
           return success();
         })))
       return 1;

@@ -17,6 +17,9 @@
 //               (int8 x int4 products accumulated exactly in i32 per group)
 //   w4a8        linear i4 per channel + static per-tensor int8 activations
 //               from --calib, as w8a8
+//   w8a8-int-only  w8a8, then --qwen-integer-only: int8 linears with fused
+//               requantization, SiLU table, integer RMSNorm (--calib from
+//               qwen-calibrate --int-only-sites)
 //
 // LM head and embedding: every quantized recipe stores them as i8 per
 // channel, weight-only (also in w8a8-dyn). They are the matrices most
@@ -58,7 +61,7 @@ const std::vector<std::string> &recipeNames() {
   static const std::vector<std::string> names = {
       "fp32",      "w8a16",     "w4a16-g128", "w4a16-g32",
       "w3a16-g128", "w2a16-g64", "w8a8-dyn",   "w8a8",
-      "w4a8-dyn",   "w4a8"};
+      "w4a8-dyn",   "w4a8",      "w8a8-int-only"};
   return names;
 }
 
@@ -103,7 +106,7 @@ static bool namedRecipe(const std::string &name, quant::QuantizePlan &plan,
     linear = scheme(2, G::group, 64);
   else if (name == "w8a8-dyn")
     linear = scheme(8, G::channel, 0, /*dyn=*/true);
-  else if (name == "w8a8")
+  else if (name == "w8a8" || name == "w8a8-int-only")
     linear = scheme(8, G::channel, 0, /*dyn=*/false, /*stat=*/true);
   else if (name == "w4a8-dyn")
     linear = scheme(4, G::group, 128, /*dyn=*/true);
