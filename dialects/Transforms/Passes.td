@@ -263,6 +263,51 @@ def QuantizeWeights : Pass<"qwen-quantize-weights", "::mlir::ModuleOp"> {
   let dependentDialects = ["::qwen::QwenDialect", "::qwen::qquant::QQuantDialect"];
 }
 
+def ShareWeights : Pass<"qwen-share-weights", "::mlir::ModuleOp"> {
+  let summary = "Weight sharing: k-means codebooks per tensor, channel or group";
+  let description = [{
+    `qwen.linear` (and, with `ops`, `qwen.logits` / `qwen.embedding`) on
+    float weights become their qquant forms on a
+    `!qquant.weight<..., codebook <bits>, <granularity>>`: each block (the
+    tensor, an output channel, or `group-size` inputs of one) gets 2^bits f32
+    centroids by 1-D k-means (k-means++ from a fixed seed, Lloyd iterations
+    until the largest centroid move is at most `tolerance` times the block's
+    max |w|, or `max-iters`), each weight the index of its nearest centroid,
+    packed to `bits` bits per weight like uniform codes. Written to a new
+    store (`store`, declared as `@<store-name>`) as `<name>.codes`
+    ([rows, ceil(cols * bits / 8)] u8) and `<name>.codebook` ([books, 2^bits]
+    f32). With `weighted`, the k-means weighs each weight by the mean square
+    E[x_j^2] of its input channel over `calib-tokens`, run through the model
+    by the calibration executor (earlier layers already shared). The exact
+    numerics are in include/qwen/Transforms/WeightSharing.h;
+    test/Transforms/Inputs/kmeans_reference.py is their numpy mirror.
+    Bits: 2, 3 or 4 (also 8 per tensor).
+  }];
+  let options = [
+    Option<"bits", "bits", "unsigned", /*default=*/"4",
+           "Index bits: 2, 3 or 4 (8 with granularity=tensor)">,
+    Option<"granularity", "granularity", "std::string", /*default=*/"\"channel\"",
+           "One codebook per tensor, channel or group">,
+    Option<"groupSize", "group-size", "unsigned", /*default=*/"128",
+           "Inputs per codebook with granularity=group: 32, 64 or 128">,
+    Option<"weighted", "weighted", "bool", /*default=*/"false",
+           "Weigh the k-means by E[x_j^2] of the inputs over calib-tokens">,
+    Option<"calibTokens", "calib-tokens", "std::string", /*default=*/"",
+           "JSON token file of calibration sequences (weighted=true)">,
+    Option<"maxIters", "max-iters", "unsigned", /*default=*/"100",
+           "Most Lloyd iterations per codebook">,
+    Option<"tolerance", "tolerance", "double", /*default=*/"1e-6",
+           "Convergence: largest centroid move relative to max |w|">,
+    ListOption<"ops", "ops", "std::string",
+               "Op kinds to share: linear, logits, embedding (default linear)">,
+    Option<"storePath", "store", "std::string", /*default=*/"",
+           "Path of the weight store to write">,
+    Option<"storeName", "store-name", "std::string", /*default=*/"\"shared\"",
+           "Symbol name of the qwen.store op to create">,
+  ];
+  let dependentDialects = ["::qwen::QwenDialect", "::qwen::qquant::QQuantDialect"];
+}
+
 def Smooth : Pass<"qwen-smooth", "::mlir::ModuleOp"> {
   let summary = "AWQ / SmoothQuant: equivalent per-channel rescaling searched on calibration data";
   let description = [{

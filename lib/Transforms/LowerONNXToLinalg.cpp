@@ -1734,6 +1734,8 @@ struct QuantDesc {
   int64_t rowBytes = 0;
   int64_t zeroBits = 0;   // 0: one zero point per element; else packed
   bool log2 = false;      // log2 grid (see log2Level)
+  bool codebook = false;  // codebook grid: `scales` is [books, 2^bits]
+  int64_t perRow = 1;     // codebooks per row (group granularity)
 };
 
 /// Extracts the `bits`-bit field `j` of row `r` of the packed byte tensor.
@@ -1790,6 +1792,22 @@ Value log2Level(OpBuilder &b, Location l, Value c, int64_t bits) {
 /// The f32 value of element (r, c) of a quantized weight.
 Value dequantAt(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c) {
   Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  if (q.codebook) {
+    // Table lookup: the unsigned index selects a centroid of the row's (or
+    // group's, or the tensor's) codebook.
+    Value code = unpackField(b, l, q.codes, q.rowBytes, r, c, q.bits);
+    Value book = q.gran == 0   ? cIdx(b, l, 0)
+                 : q.gran == 1 ? r
+                               : arith::AddIOp::create(
+                                     b, l, arith::MulIOp::create(b, l, r, cIdx(b, l, q.perRow)),
+                                     arith::DivUIOp::create(b, l, c, cIdx(b, l, q.group)))
+                                     .getResult();
+    Value ci = arith::IndexCastOp::create(b, l, b.getIndexType(), code);
+    Value v = tensor::ExtractOp::create(b, l, q.scales, ValueRange{book, ci});
+    if (!v.getType().isF32())
+      v = arith::ExtFOp::create(b, l, f32, v);
+    return v;
+  }
   if (q.log2) {
     Value code = unpackField(b, l, q.codes, q.rowBytes, r, c, q.bits);
     Value lv = log2Level(b, l, code, q.bits);
@@ -2598,13 +2616,12 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   auto wt = cast<qq::WeightType>(wv.getType());
   qq::SchemeAttr s = wt.getScheme();
   bool log2 = s.getGrid() == qq::Grid::log2;
-  if ((s.getGrid() != qq::Grid::uniform && !log2) || s.getSparsity() != qq::Sparsity::dense ||
-      s.getBits() < 2 || s.getBits() > 8)
+  bool codebook = s.getGrid() == qq::Grid::codebook;
+  if (s.getSparsity() != qq::Sparsity::dense || s.getBits() < 2 || s.getBits() > 8)
     return failure();
-  if (log2 && act)
-    return op->emitOpError("int8 activations need uniform integer weights; a log2 grid "
-                           "has a weight-only lowering, got ")
-               << wt,
+  if ((log2 || codebook) && (act || intLinear))
+    return op->emitOpError("int8 activations need uniform integer weights; a ")
+               << (log2 ? "log2 grid" : "codebook") << " has a weight-only lowering, got " << wt,
            failure();
   std::optional<float> staticScale;
   if (act && act.getMode() == qq::ActMode::static_) {
@@ -2664,6 +2681,8 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   q.group = s.getGroupSize();
   q.rowBytes = ranked(q.codes).getDimSize(1);
   q.log2 = log2;
+  q.codebook = codebook;
+  q.perRow = s.getScalesPerRow(cols);
   if (q.gran == 2 && (q.group <= 0 || cols % q.group != 0))
     return failure();
   if (intLinear)

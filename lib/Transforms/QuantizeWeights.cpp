@@ -12,6 +12,7 @@
 #include "qwen/Transforms/Executor.h"
 #include "qwen/Transforms/QuantAlgorithms.h"
 #include "qwen/Transforms/Passes.h"
+#include "qwen/Transforms/WeightSharing.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
 #include "mlir/IR/Builders.h"
@@ -47,6 +48,12 @@ static const char *granName(qq::Granularity g) {
 std::string LayerScheme::str() const {
   if (keepFloat)
     return "fp32";
+  if (grid == qq::Grid::codebook)
+    return "codebook" + std::to_string(bits) + " " + granName(granularity) +
+           (granularity == qq::Granularity::group
+                ? "=" + std::to_string(groupSize)
+                : std::string()) +
+           (weighted ? " weighted" : "");
   std::string s = std::string(grid == qq::Grid::log2 ? "log2 " : "") +
                   (isSigned ? "i" : "ui") + std::to_string(bits) +
                   (symmetric ? " symmetric " : " asymmetric ") +
@@ -77,6 +84,22 @@ bool LayerScheme::validate(std::string &err) const {
       groupSize != 64 && groupSize != 128) {
     err = "group size must be 32, 64 or 128, got " + std::to_string(groupSize);
     return false;
+  }
+  if (grid == qq::Grid::codebook) {
+    if (!(bits >= 2 && bits <= 4) &&
+        !(bits == 8 && granularity == qq::Granularity::tensor)) {
+      err = "codebooks take 2, 3 or 4 index bits (8 with one codebook per "
+            "tensor), got " + std::to_string(bits) + " per " +
+            granName(granularity);
+      return false;
+    }
+    if (dynamicAct || staticAct || algorithm != Algorithm::rtn || clipSearch ||
+        biasCorrection) {
+      err = "codebook weights take float activations and no GPTQ, clip "
+            "search or bias correction";
+      return false;
+    }
+    return true;
   }
   if (grid == qq::Grid::log2 &&
       (bits < 3 || bits > 4 || !symmetric || !isSigned || dynamicAct ||
@@ -118,7 +141,8 @@ bool LayerScheme::operator==(const LayerScheme &o) const {
          (granularity != qq::Granularity::group || groupSize == o.groupSize) &&
          dynamicAct == o.dynamicAct && staticAct == o.staticAct &&
          grid == o.grid && algorithm == o.algorithm &&
-         clipSearch == o.clipSearch && biasCorrection == o.biasCorrection;
+         clipSearch == o.clipSearch && biasCorrection == o.biasCorrection &&
+         weighted == o.weighted;
 }
 
 LayerScheme LayerOverride::apply(LayerScheme s) const {
@@ -277,6 +301,20 @@ using qwen::quant::QuantizePlan;
 
 using qwen::quant::Packed;
 
+/// RTN, or k-means for a codebook grid (WeightSharing.h), with no
+/// calibration data.
+Packed quantizePlain(const float *w, int64_t rows, int64_t cols,
+                     const LayerScheme &s, const QuantizePlan &plan,
+                     std::vector<float> *dq = nullptr) {
+  if (s.grid == qq::Grid::codebook) {
+    qwen::quant::KMeansOptions o;
+    o.maxIters = plan.kmeansMaxIters;
+    o.tolerance = plan.kmeansTolerance;
+    return qwen::quant::quantizeCodebook(w, rows, cols, s, {}, dq, o);
+  }
+  return qwen::quant::quantizeRTN(w, rows, cols, s, {}, dq);
+}
+
 class Quantizer {
 public:
   Quantizer(ModuleOp module, QuantizePlan plan, StringRef storePath,
@@ -342,7 +380,7 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
   if (auto it = precomputed.find(key); it != precomputed.end())
     p = it->second.packed;
   else
-    p = qwen::quant::quantizeRTN(w.data(), rows, cols, s);
+    p = quantizePlain(w.data(), rows, cols, s, plan);
 
   std::string err;
   if (!writer) {
@@ -360,9 +398,16 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
   bool tensor = s.granularity == qq::Granularity::tensor;
   std::vector<int64_t> scaleShape =
       tensor ? std::vector<int64_t>{1} : std::vector<int64_t>{rows, p.perRow};
+  bool codebook = s.grid == qq::Grid::codebook;
+  if (codebook) {
+    // [books, 2^bits] centroids (getWeightComponents).
+    scaleShape = {tensor ? 1 : rows * p.perRow, int64_t(1) << s.bits};
+    s.isSigned = false;
+    s.symmetric = true;
+  }
   if (!writer->add(base + ".codes", qwen::ws::DType::U8, {rows, p.rowBytes},
                    p.codes.data(), p.codes.size(), err) ||
-      !writer->add(base + ".scales", qwen::ws::DType::F32, scaleShape,
+      !writer->add(base + (codebook ? ".codebook" : ".scales"), qwen::ws::DType::F32, scaleShape,
                    p.scales.data(), p.scales.size() * 4, err) ||
       (s.grid == qq::Grid::uniform && !s.symmetric &&
        !writer->add(base + ".zeros",
@@ -400,7 +445,7 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
     const LayerScheme &s = t.scheme;
     return !s.keepFloat &&
            (s.algorithm == Algorithm::gptq || s.clipSearch ||
-            s.biasCorrection ||
+            s.biasCorrection || (s.grid == qq::Grid::codebook && s.weighted) ||
             (s.staticAct && !plan.actScales.count(t.layer)));
   };
   const Target *first = nullptr;
@@ -449,9 +494,9 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
     if (auto pc = precomputed.find(k); pc != precomputed.end() || !X) {
       // Already decided (a tied table), or an embedding (no input): RTN.
       if (pc == precomputed.end())
-        precomputed[k].packed = quantizeRTN(w.data(), rows, cols, s, {}, &dq);
+        precomputed[k].packed = quantizePlain(w.data(), rows, cols, s, plan, &dq);
       else
-        quantizeRTN(w.data(), rows, cols, s, {}, &dq);
+        quantizePlain(w.data(), rows, cols, s, plan, &dq);
       w = std::move(dq);
       return success();
     }
@@ -466,6 +511,27 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
                    : plan.actMethod == "entropy"          ? th.entropy
                                                           : th.mse;
       plan.actScales[t.layer] = thr / 127.0;
+    }
+    if (s.grid == qq::Grid::codebook) {
+      // Codebook: k-means, weighted by E[x_j^2] of the inputs.
+      std::vector<double> imp;
+      if (s.weighted) {
+        imp.assign(cols, 0.0);
+        for (int64_t r = 0; r < X->rows; ++r)
+          for (int64_t c = 0; c < cols; ++c) {
+            double x = X->data[r * cols + c];
+            imp[c] += x * x;
+          }
+        for (double &v : imp)
+          v /= double(std::max<int64_t>(X->rows, 1));
+      }
+      KMeansOptions o;
+      o.maxIters = plan.kmeansMaxIters;
+      o.tolerance = plan.kmeansTolerance;
+      precomputed[k].packed = quantizeCodebook(w.data(), rows, cols, s, imp,
+                                               &dq, o);
+      w = std::move(dq);
+      return success();
     }
     bool needH = s.algorithm == Algorithm::gptq || s.clipSearch;
     if ((needH || s.biasCorrection) && hInput != site.input) {

@@ -44,10 +44,15 @@ module {
 
 // -----
 
-// Codebook schemes are not lowered yet (a later issue): left in place.
+// Codebook schemes (--qwen-share-weights) lower to a table lookup: the
+// unpacked index selects a centroid of the [books, 2^bits] codebook
+// (numerics: codebook-lower-qquant.test).
 // CHECK-LABEL: func @codebook_left
-// CHECK: qquant.weight
-// CHECK: qquant.dequantize_weight
+// CHECK-DAG: qwen.weight @q::@cb.codes : tensor<96x24xui8>
+// CHECK-DAG: %[[B:.*]] = qwen.weight @q::@cb.codebook : tensor<1x8xf32>
+// CHECK: linalg.generic
+// CHECK: tensor.extract %[[B]]
+// CHECK-NOT: qquant.
 module {
   qwen.store @q "STORE"
   func.func @codebook_left() -> tensor<96x64xf32> {

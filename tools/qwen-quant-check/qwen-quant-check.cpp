@@ -5,6 +5,13 @@
 //       H = X^T X ([cols, cols]); writes the dequantized weight (f32) to OUT
 //       and, with --codes C.npy, the codes (i64); prints the output error
 //       sum_r d_r^T H d_r when H is given.
+//   qwen-quant-check kmeans W.npy [IMP.npy] [--bits --granularity
+//       --group-size --max-iters --tolerance] -o OUT.npy [--codes C.npy]
+//       [--codebook CB.npy]
+//       k-means codebooks of W (WeightSharing.h), weighted by the per-column
+//       importance IMP ([1, cols]) when given: the dequantized weight, the
+//       indices unpacked from the packed store layout and the codebooks
+//       ([books, 2^bits]).
 //   qwen-quant-check exec MODEL.mlir --tokens T.json -o LOGITS.npy
 //       runs the calibration executor on a raised model and writes the
 //       logits ([tokens, vocab], f32).
@@ -14,6 +21,7 @@
 #include "qwen/InitAll.h"
 #include "qwen/Transforms/Executor.h"
 #include "qwen/Transforms/QuantAlgorithms.h"
+#include "qwen/Transforms/WeightSharing.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -47,6 +55,9 @@ static cl::opt<bool> log2Grid("log2", cl::init(false));
 static cl::opt<double> damp("damp", cl::init(0.01));
 static cl::opt<bool> actOrder("act-order", cl::init(true));
 static cl::opt<bool> clipSearch("clip-search", cl::init(false));
+static cl::opt<std::string> codebookOut("codebook", cl::desc("codebooks .npy (kmeans)"));
+static cl::opt<unsigned> maxIters("max-iters", cl::init(100));
+static cl::opt<double> tolerance("tolerance", cl::init(1e-6));
 
 static int fail(const Twine &msg) {
   errs() << "qwen-quant-check: error: " << msg << "\n";
@@ -167,7 +178,7 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv, "qwen-quant-check\n");
   if (mode == "exec")
     return runExec();
-  if (mode != "rtn" && mode != "clip" && mode != "gptq")
+  if (mode != "rtn" && mode != "clip" && mode != "gptq" && mode != "kmeans")
     return fail("unknown mode '" + mode + "'");
   std::vector<double> wd, H;
   int64_t rows, cols, hr = 0, hc = 0;
@@ -176,15 +187,20 @@ int main(int argc, char **argv) {
     return fail(err);
   if (inputs.size() > 1 && !readNpy(inputs[1], H, hr, hc, err))
     return fail(err);
-  if (!H.empty() && (hr != cols || hc != cols))
+  if (mode != "kmeans" && !H.empty() && (hr != cols || hc != cols))
     return fail("H must be [cols, cols]");
-  if ((mode != "rtn") && H.empty())
+  if (mode != "rtn" && mode != "kmeans" && H.empty())
     return fail(mode + " needs H.npy");
   q::LayerScheme s;
   s.bits = bits;
   s.symmetric = !asym;
   s.isSigned = !isUnsigned;
   s.grid = log2Grid ? qwen::qquant::Grid::log2 : qwen::qquant::Grid::uniform;
+  if (mode == "kmeans") {
+    s.grid = qwen::qquant::Grid::codebook;
+    s.isSigned = false;
+    s.symmetric = true;
+  }
   s.granularity = gran == "tensor"    ? qwen::qquant::Granularity::tensor
                   : gran == "channel" ? qwen::qquant::Granularity::channel
                                       : qwen::qquant::Granularity::group;
@@ -195,7 +211,19 @@ int main(int argc, char **argv) {
     return fail("group size must divide the columns");
   std::vector<float> w(wd.begin(), wd.end()), dq;
   q::Packed p;
-  if (mode == "gptq") {
+  if (mode == "kmeans") {
+    if (!H.empty() && (hr != 1 || hc != cols))
+      return fail("the importance must be [1, cols]");
+    q::KMeansOptions o;
+    o.maxIters = maxIters;
+    o.tolerance = tolerance;
+    p = q::quantizeCodebook(w.data(), rows, cols, s, H, &dq, o);
+    H.clear();
+    if (!codebookOut.empty() &&
+        !writeNpy(codebookOut, p.scales.data(),
+                  int64_t(p.scales.size() >> bits), int64_t(1) << bits, "<f4"))
+      return fail("cannot write '" + codebookOut + "'");
+  } else if (mode == "gptq") {
     q::GPTQOptions o;
     o.damp = damp;
     o.actOrder = actOrder;
@@ -221,7 +249,8 @@ int main(int argc, char **argv) {
           v |= uint32_t(p.codes[r * p.rowBytes + bit / 8] >> (bit % 8) & 1) << i;
         }
         int64_t code = v;
-        if (!log2Grid && s.isSigned && (v >> (bits - 1) & 1))
+        if (s.grid == qwen::qquant::Grid::uniform && s.isSigned &&
+            (v >> (bits - 1) & 1))
           code -= int64_t(1) << bits;
         codes[r * cols + c] = code;
       }

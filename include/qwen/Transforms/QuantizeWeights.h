@@ -36,10 +36,12 @@ enum class Algorithm {
 /// How one weight is quantized (uniform or log2 grid, dense), or kept in float.
 struct LayerScheme {
   bool keepFloat = false;
-  qquant::Grid grid = qquant::Grid::uniform; // uniform or log2
+  qquant::Grid grid = qquant::Grid::uniform; // uniform, log2 or codebook
+                                             // (WeightSharing.h; unsigned)
   Algorithm algorithm = Algorithm::rtn;
   bool clipSearch = false;     // per-block clipping ratio from calibration
   bool biasCorrection = false; // add E[x] (W - Q)^T to the bias
+  bool weighted = false; // codebook: k-means weighted by E[x_j^2]
   unsigned bits = 4;        // 2, 3, 4 or 8
   bool isSigned = true;     // codes iN (two's complement) or uN
   bool symmetric = true;    // no zero points
@@ -93,6 +95,10 @@ struct QuantizePlan {
   /// How a static activation scale is found from the observed inputs:
   /// max, percentile-99.99, entropy or mse (threshold / 127).
   std::string actMethod = "mse";
+  /// Codebook grids (--qwen-share-weights): Lloyd iteration limit and
+  /// convergence tolerance (relative to the block's max |w|).
+  unsigned kmeansMaxIters = 100;
+  double kmeansTolerance = 1e-6;
 };
 
 /// Parses one override value: "fp32" or an object with keys "bits",
