@@ -20,6 +20,12 @@
 //   w8a8-int-only  w8a8, then --qwen-integer-only: int8 linears with fused
 //               requantization, SiLU table, integer RMSNorm (--calib from
 //               qwen-calibrate --int-only-sites)
+//   cb4a16      linear: 4-bit k-means codebooks per output channel (16 f32
+//               centroids a row, --qwen-share-weights / WeightSharing.h)
+//   cb3a16      linear: 3-bit k-means codebooks per output channel
+//               (suffix -weighted: the k-means weighs each weight by
+//               E[x_j^2] of its input channel over --calib-text, as GPTQ's
+//               data comes, e.g. cb4a16-weighted)
 //
 // LM head and embedding: every quantized recipe stores them as i8 per
 // channel, weight-only (also in w8a8-dyn). They are the matrices most
@@ -61,7 +67,8 @@ const std::vector<std::string> &recipeNames() {
   static const std::vector<std::string> names = {
       "fp32",      "w8a16",     "w4a16-g128", "w4a16-g32",
       "w3a16-g128", "w2a16-g64", "w8a8-dyn",   "w8a8",
-      "w4a8-dyn",   "w4a8",      "w8a8-int-only"};
+      "w4a8-dyn",   "w4a8",      "w8a8-int-only", "cb4a16",
+      "cb3a16"};
   return names;
 }
 
@@ -112,10 +119,15 @@ static bool namedRecipe(const std::string &name, quant::QuantizePlan &plan,
     linear = scheme(4, G::group, 128, /*dyn=*/true);
   else if (name == "w4a8")
     linear = scheme(4, G::channel, 0, /*dyn=*/false, /*stat=*/true);
+  else if (name == "cb4a16" || name == "cb3a16") {
+    linear = scheme(name == "cb4a16" ? 4 : 3, G::channel, 0);
+    linear->grid = qq::Grid::codebook;
+    linear->isSigned = false;
+  }
   if (!linear) {
     err = "unknown recipe '" + name + "' (available: " + namesList() +
           ", each optionally with method suffixes -gptq, -awq, -clip, -bc, "
-          "-smooth, -log2; or a .json recipe file)";
+          "-smooth, -log2, -weighted; or a .json recipe file)";
     return false;
   }
   plan.linear = linear;
@@ -143,13 +155,15 @@ static bool mixedRecipe(const std::string &name, Recipe &out,
 }
 
 /// The suffixes a named recipe may carry, each a data-driven method
-/// (README.md, "Recipes"): -gptq, -awq, -clip, -bc, -smooth, -log2.
+/// (README.md, "Recipes"): -gptq, -awq, -clip, -bc, -smooth, -log2,
+/// -weighted.
 static bool suffixedRecipe(const std::string &name, Recipe &out,
                            std::string &err) {
   std::string base = name;
   std::vector<std::string> sfx;
-  static const char *const known[] = {"-gptq", "-awq", "-clip",
-                                      "-bc",   "-smooth", "-log2"};
+  static const char *const known[] = {"-gptq",   "-awq",  "-clip",
+                                      "-bc",     "-smooth", "-log2",
+                                      "-weighted"};
   for (bool found = true; found;) {
     found = false;
     for (const char *k : known)
@@ -178,6 +192,14 @@ static bool suffixedRecipe(const std::string &name, Recipe &out,
       l.clipSearch = true;
     else if (k == "bc")
       l.biasCorrection = true;
+    else if (k == "weighted") {
+      if (l.grid != qq::Grid::codebook) {
+        err = "recipe '" + name + "': -weighted takes a codebook recipe "
+              "(cb4a16, cb3a16)";
+        return false;
+      }
+      l.weighted = true;
+    }
     else if (k == "log2") {
       if (l.bits > 4 || actQuant) {
         err = "recipe '" + name + "': -log2 takes a 3- or 4-bit weight-only "
@@ -269,7 +291,7 @@ bool needsCalibText(const Recipe &r) {
   const quant::QuantizePlan &p = r.plan;
   auto data = [](const LayerScheme &s) {
     return !s.keepFloat && (s.algorithm == quant::Algorithm::gptq ||
-                            s.clipSearch || s.biasCorrection);
+                            s.clipSearch || s.biasCorrection || s.weighted);
   };
   if (!r.smooth.empty() || (p.linear && data(*p.linear)))
     return true;
@@ -384,6 +406,8 @@ RecipeSummary summarizeRecipe(ModuleOp module) {
     if (auto qt = dyn_cast<qq::WeightType>(w.getType())) {
       qq::SchemeAttr a = qt.getScheme();
       LayerScheme ls;
+      if (a.getGrid() == qq::Grid::codebook)
+        ls.grid = a.getGrid(); // "codebook4 channel"
       ls.bits = a.getBits();
       ls.isSigned = a.getIsSigned();
       ls.symmetric = a.getSymmetric();
