@@ -446,7 +446,10 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
     return !s.keepFloat &&
            (s.algorithm == Algorithm::gptq || s.clipSearch ||
             s.biasCorrection || (s.grid == qq::Grid::codebook && s.weighted) ||
-            (s.staticAct && !plan.actScales.count(t.layer)));
+            // Without tokens, a static layer missing from the given scales
+            // is replace()'s error (it names the statistics file).
+            (s.staticAct && !plan.actScales.count(t.layer) &&
+             !plan.calibTokens.empty()));
   };
   const Target *first = nullptr;
   for (const Target &t : targets)
