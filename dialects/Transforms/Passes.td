@@ -276,7 +276,7 @@ def ShareWeights : Pass<"qwen-share-weights", "::mlir::ModuleOp"> {
     packed to `bits` bits per weight like uniform codes. Written to a new
     store (`store`, declared as `@<store-name>`) as `<name>.codes`
     ([rows, ceil(cols * bits / 8)] u8) and `<name>.codebook` ([books, 2^bits]
-    f32). With `weighted`, the k-means weighs each weight by the mean square
+    f32, or f16 with `codebook-type=f16`). With `weighted`, the k-means weighs each weight by the mean square
     E[x_j^2] of its input channel over `calib-tokens`, run through the model
     by the calibration executor (earlier layers already shared). The exact
     numerics are in include/qwen/Transforms/WeightSharing.h;
@@ -298,6 +298,8 @@ def ShareWeights : Pass<"qwen-share-weights", "::mlir::ModuleOp"> {
            "Most Lloyd iterations per codebook">,
     Option<"tolerance", "tolerance", "double", /*default=*/"1e-6",
            "Convergence: largest centroid move relative to max |w|">,
+    Option<"codebookType", "codebook-type", "std::string", /*default=*/"\"f32\"",
+           "Centroid type in the codebooks: f32 or f16 (k-means rounds to it; bundles cannot carry f16 tensors yet)">,
     ListOption<"ops", "ops", "std::string",
                "Op kinds to share: linear, logits, embedding (default linear)">,
     Option<"storePath", "store", "std::string", /*default=*/"",

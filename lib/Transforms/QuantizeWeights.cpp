@@ -310,6 +310,7 @@ Packed quantizePlain(const float *w, int64_t rows, int64_t cols,
     qwen::quant::KMeansOptions o;
     o.maxIters = plan.kmeansMaxIters;
     o.tolerance = plan.kmeansTolerance;
+    o.f16 = plan.kmeansF16;
     return qwen::quant::quantizeCodebook(w, rows, cols, s, {}, dq, o);
   }
   return qwen::quant::quantizeRTN(w, rows, cols, s, {}, dq);
@@ -405,10 +406,18 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
     s.isSigned = false;
     s.symmetric = true;
   }
+  std::vector<uint16_t> halves; // f16 codebooks
+  if (codebook && plan.kmeansF16)
+    for (float v : p.scales)
+      halves.push_back(qwen::quant::halfBits(v));
   if (!writer->add(base + ".codes", qwen::ws::DType::U8, {rows, p.rowBytes},
                    p.codes.data(), p.codes.size(), err) ||
-      !writer->add(base + (codebook ? ".codebook" : ".scales"), qwen::ws::DType::F32, scaleShape,
-                   p.scales.data(), p.scales.size() * 4, err) ||
+      (!halves.empty() &&
+       !writer->add(base + ".codebook", qwen::ws::DType::F16, scaleShape,
+                    halves.data(), halves.size() * 2, err)) ||
+      (halves.empty() &&
+       !writer->add(base + (codebook ? ".codebook" : ".scales"), qwen::ws::DType::F32, scaleShape,
+                   p.scales.data(), p.scales.size() * 4, err)) ||
       (s.grid == qq::Grid::uniform && !s.symmetric &&
        !writer->add(base + ".zeros",
                     s.isSigned ? qwen::ws::DType::I8 : qwen::ws::DType::U8,
@@ -531,6 +540,7 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
       KMeansOptions o;
       o.maxIters = plan.kmeansMaxIters;
       o.tolerance = plan.kmeansTolerance;
+      o.f16 = plan.kmeansF16;
       precomputed[k].packed = quantizeCodebook(w.data(), rows, cols, s, imp,
                                                &dq, o);
       w = std::move(dq);

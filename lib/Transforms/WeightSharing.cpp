@@ -10,6 +10,7 @@
 #include "qwen/Transforms/Passes.h"
 
 #include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/APFloat.h"
 
 #include <algorithm>
 #include <cmath>
@@ -66,6 +67,24 @@ int32_t nearest(double x, const double *c, unsigned k) {
 }
 } // namespace
 
+float roundToHalf(double v) {
+  llvm::APFloat f(v);
+  bool lost;
+  f.convert(llvm::APFloat::IEEEhalf(), llvm::APFloat::rmNearestTiesToEven,
+            &lost);
+  f.convert(llvm::APFloat::IEEEsingle(), llvm::APFloat::rmNearestTiesToEven,
+            &lost);
+  return f.convertToFloat();
+}
+
+uint16_t halfBits(float v) {
+  llvm::APFloat f(v);
+  bool lost;
+  f.convert(llvm::APFloat::IEEEhalf(), llvm::APFloat::rmNearestTiesToEven,
+            &lost);
+  return uint16_t(f.bitcastToAPInt().getZExtValue());
+}
+
 unsigned kmeans1d(const double *x, const double *weights, int64_t n,
                   unsigned k, const KMeansOptions &o, uint64_t block,
                   std::vector<float> &centroids, std::vector<int32_t> &index) {
@@ -121,7 +140,7 @@ unsigned kmeans1d(const double *x, const double *weights, int64_t n,
   }
   centroids.resize(k);
   for (unsigned j = 0; j < k; ++j)
-    centroids[j] = float(c[j]);
+    centroids[j] = o.f16 ? roundToHalf(c[j]) : float(c[j]);
   std::sort(centroids.begin(), centroids.end());
   for (unsigned j = 0; j < k; ++j)
     c[j] = centroids[j];
@@ -245,6 +264,10 @@ struct ShareWeightsPass : qwen::impl::ShareWeightsBase<ShareWeightsPass> {
     plan.calibTokens = calibTokens;
     plan.kmeansMaxIters = maxIters;
     plan.kmeansTolerance = tolerance;
+    if (codebookType != "f32" && codebookType != "f16")
+      return fail("codebook-type must be f32 or f16, got '" + codebookType +
+                  "'");
+    plan.kmeansF16 = codebookType == "f16";
     SmallVector<std::string> kinds(ops.begin(), ops.end());
     if (kinds.empty())
       kinds = {"linear"};

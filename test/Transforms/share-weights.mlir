@@ -31,6 +31,13 @@
 // GSTORE: layers.0.q_proj.weight.codes uint8 (32, 24)
 // GSTORE: OK 4 weights equal the numpy k-means bit for bit
 
+// f16 centroids (the k-means rounds to f16; half the codebook bytes).
+// RUN: sed -e 's|STORE|%t.qws|' %s | qwen-opt --qwen-share-weights="codebook-type=f16 store=%t.h.qws" --qwen-verify-weights | FileCheck %s --check-prefix=HALF
+// HALF: !qquant.weight<32x64xf32, codebook 4, channel>
+// RUN: %python %S/Inputs/share_weights_check.py %t.qws %t.h.qws channel 4 0 f16 | FileCheck %s --check-prefix=HSTORE
+// HSTORE: layers.0.q_proj.weight.codebook float16 (32, 16)
+// HSTORE: OK 3 weights equal the numpy k-means bit for bit
+
 // One 256-entry codebook per tensor.
 // RUN: sed -e 's|STORE|%t.qws|' %s | qwen-opt --qwen-share-weights="bits=8 granularity=tensor store=%t.t.qws" --qwen-verify-weights | FileCheck %s --check-prefix=TENSOR
 // TENSOR: !qquant.weight<32x64xf32, codebook 8, tensor>
@@ -49,6 +56,8 @@
 // GSIZE: error: --qwen-share-weights: group size must be 32, 64 or 128, got 48
 // RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-share-weights="ops=linear,attention store=%t.e.qws" 2>&1 | FileCheck %s --check-prefix=OPS
 // OPS: error: --qwen-share-weights: ops takes linear, logits, embedding; got 'attention'
+// RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-share-weights="codebook-type=bf16 store=%t.e.qws" 2>&1 | FileCheck %s --check-prefix=CBTYPE
+// CBTYPE: error: --qwen-share-weights: codebook-type must be f32 or f16, got 'bf16'
 // RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-share-weights="max-iters=0 store=%t.e.qws" 2>&1 | FileCheck %s --check-prefix=ITERS
 // ITERS: error: --qwen-share-weights: max-iters must be at least 1
 // RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-share-weights="weighted=true store=%t.e.qws" 2>&1 | FileCheck %s --check-prefix=WEIGHTED

@@ -7,7 +7,7 @@
 //       sum_r d_r^T H d_r when H is given.
 //   qwen-quant-check kmeans W.npy [IMP.npy] [--bits --granularity
 //       --group-size --max-iters --tolerance] -o OUT.npy [--codes C.npy]
-//       [--codebook CB.npy]
+//       [--codebook CB.npy] [--f16]
 //       k-means codebooks of W (WeightSharing.h), weighted by the per-column
 //       importance IMP ([1, cols]) when given: the dequantized weight, the
 //       indices unpacked from the packed store layout and the codebooks
@@ -58,6 +58,7 @@ static cl::opt<bool> clipSearch("clip-search", cl::init(false));
 static cl::opt<std::string> codebookOut("codebook", cl::desc("codebooks .npy (kmeans)"));
 static cl::opt<unsigned> maxIters("max-iters", cl::init(100));
 static cl::opt<double> tolerance("tolerance", cl::init(1e-6));
+static cl::opt<bool> f16Books("f16", cl::init(false), cl::desc("f16 centroids (kmeans)"));
 
 static int fail(const Twine &msg) {
   errs() << "qwen-quant-check: error: " << msg << "\n";
@@ -217,6 +218,7 @@ int main(int argc, char **argv) {
     q::KMeansOptions o;
     o.maxIters = maxIters;
     o.tolerance = tolerance;
+    o.f16 = f16Books;
     p = q::quantizeCodebook(w.data(), rows, cols, s, H, &dq, o);
     H.clear();
     if (!codebookOut.empty() &&

@@ -99,6 +99,7 @@ struct QuantizePlan {
   /// convergence tolerance (relative to the block's max |w|).
   unsigned kmeansMaxIters = 100;
   double kmeansTolerance = 1e-6;
+  bool kmeansF16 = false; // f16 centroids (`.codebook` stored as f16)
 };
 
 /// Parses one override value: "fp32" or an object with keys "bits",

@@ -21,7 +21,8 @@
 //     tie), each non-empty centroid to the v-weighted mean of its points
 //     (sums in point order), until the largest centroid move is at most
 //     tolerance * max|x| or after maxIters iterations;
-//   - the centroids rounded to f32 and sorted ascending, and each point's
+//   - the centroids rounded to f32 (or, with `f16`, to f16, nearest even,
+//     straight from double) and sorted ascending, and each point's
 //     index the nearest of those (first on a tie).
 // test/Transforms/Inputs/kmeans_reference.py is the numpy mirror.
 //
@@ -41,7 +42,13 @@ struct KMeansOptions {
   unsigned maxIters = 100;
   double tolerance = 1e-6; // relative to the block's max |x|
   uint64_t seed = 0x5eed;
+  bool f16 = false; // centroids rounded to f16 (stored as f16)
 };
+
+/// `v` rounded to the nearest f16 (ties to even), as a float.
+float roundToHalf(double v);
+/// The IEEE f16 bits of `v` (which must be representable).
+uint16_t halfBits(float v);
 
 /// 1-D weighted k-means of `n` points into `k` centroids (see above).
 /// `weights` may be null (all 1). `centroids` receives k sorted f32 values,

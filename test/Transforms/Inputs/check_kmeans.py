@@ -97,6 +97,19 @@ for name, bits, gran, group, rows, cols in cases:
         check(tag + " beats evenly spaced levels", e_km < e_uni,
               "%g >= %g" % (e_km, e_uni))
 
+# f16 centroids (codebook-type=f16): rounded straight from double.
+for name, bits, gran, group in [("cb4 channel f16", 4, "channel", 0),
+                                ("cb3 group32 f16", 3, "group", 32)]:
+    w = (rng.standard_normal((8, 64)) * 0.05).astype(np.float32)
+    flags = ["--bits=%d" % bits, "--granularity=" + gran, "--f16"]
+    if group:
+        flags.append("--group-size=%d" % group)
+    dq, codes, books = run(w, None, flags)
+    rdq, ridx, rbooks, _ = ref.quantize(w, bits, gran, group or 128, dtype=np.float16)
+    check(name + " codebooks", np.array_equal(books, rbooks))
+    check(name + " indices", np.array_equal(codes, ridx))
+    check(name + " representable", np.array_equal(books.astype(np.float16).astype(np.float32), books))
+
 # Determinism: the same input twice gives the same bytes.
 w = (rng.standard_normal((8, 64)) * 0.05).astype(np.float32)
 a = run(w, None, ["--bits=4", "--granularity=channel"])

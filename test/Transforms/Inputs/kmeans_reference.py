@@ -36,7 +36,8 @@ def nearest(x, c):
     return np.argmin((x[:, None] - c[None, :]) ** 2, axis=1)
 
 
-def kmeans1d(x, v, k, block, seed=0x5EED, max_iters=100, tol=1e-6):
+def kmeans1d(x, v, k, block, seed=0x5EED, max_iters=100, tol=1e-6,
+             dtype=np.float32):
     x = np.asarray(x, np.float64)
     v = np.ones_like(x) if v is None else np.asarray(v, np.float64)
     rng = SplitMix64(seed ^ ((block * 0xD1B54A32D192ED03) & M64))
@@ -69,12 +70,13 @@ def kmeans1d(x, v, k, block, seed=0x5EED, max_iters=100, tol=1e-6):
         c = nc
         if shift <= tol * scale:
             break
-    cb = np.sort(c.astype(np.float32))
+    # f16: rounded straight from double, then held as f32.
+    cb = np.sort(c.astype(dtype).astype(np.float32))
     return cb, nearest(x, cb.astype(np.float64))
 
 
 def quantize(w, bits, gran="channel", group=128, importance=None,
-             max_iters=100, tol=1e-6):
+             max_iters=100, tol=1e-6, dtype=np.float32):
     """-> (dequantized f32 [rows, cols], indices [rows, cols],
     codebooks f32 [books, 2^bits], packed codes u8 [rows, rowBytes])"""
     w = np.asarray(w, np.float32)
@@ -92,7 +94,7 @@ def quantize(w, bits, gran="channel", group=128, importance=None,
     if gran == "tensor":
         x = w.astype(np.float64).reshape(-1)
         v = None if imp is None else np.tile(imp, rows)
-        cb, i = kmeans1d(x, v, k, 0, max_iters=max_iters, tol=tol)
+        cb, i = kmeans1d(x, v, k, 0, max_iters=max_iters, tol=tol, dtype=dtype)
         books = cb[None, :]
         idx[:] = i.reshape(rows, cols)
     else:
@@ -104,7 +106,8 @@ def quantize(w, bits, gran="channel", group=128, importance=None,
                 sl = slice(g * block, (g + 1) * block)
                 cb, i = kmeans1d(w[r, sl].astype(np.float64),
                                  None if imp is None else imp[sl], k,
-                                 r * per + g, max_iters=max_iters, tol=tol)
+                                 r * per + g, max_iters=max_iters, tol=tol,
+                                 dtype=dtype)
                 books[r * per + g] = cb
                 idx[r, sl] = i
     return dequantize(idx, books, gran, group), idx, books, pack(idx, bits)

@@ -2,7 +2,7 @@
 and compares each shared weight with kmeans_reference.py run on the float
 store's weight: codebooks, packed indices bit for bit.
 
-usage: share_weights_check.py FLOAT_STORE SHARED_STORE GRAN BITS GROUP"""
+usage: share_weights_check.py FLOAT_STORE SHARED_STORE GRAN BITS GROUP [f16]"""
 import os
 import sys
 
@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kmeans_reference as ref  # noqa: E402
 
 src, dst, gran, bits, group = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+dtype = np.float16 if sys.argv[6:] == ["f16"] else np.float32
 f, s = weight_store.read(src), weight_store.read(dst)
 for k in sorted(s):
     if k.startswith("layers.0.q_proj"):
@@ -25,8 +26,10 @@ for k in sorted(s):
         continue
     name = k[: -len(".codes")]
     w = np.asarray(f[name], np.float32)
-    _, _, books, packed = ref.quantize(w, bits, gran, group)
-    if not (np.array_equal(np.asarray(s[name + ".codebook"]), books)
+    _, _, books, packed = ref.quantize(w, bits, gran, group, dtype=dtype)
+    stored = np.asarray(s[name + ".codebook"])
+    if not (stored.dtype == dtype and
+            np.array_equal(stored.astype(np.float32), books)
             and np.array_equal(np.asarray(s[k]), packed)):
         bad.append(name)
     n += 1
