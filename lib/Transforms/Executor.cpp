@@ -107,26 +107,6 @@ bool writeTokenFile(const std::string &path, const Batch &b, std::string &err) {
 
 namespace {
 
-/// Runs f(begin, end) over [0, n) split across the hardware threads.
-template <typename F>
-void parallelFor(int64_t n, int64_t grain, F f) {
-  int64_t threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  threads = std::min<int64_t>(threads, (n + grain - 1) / std::max<int64_t>(grain, 1));
-  if (threads <= 1) {
-    f(int64_t(0), n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  int64_t chunk = (n + threads - 1) / threads;
-  for (int64_t t = 0; t < threads; ++t) {
-    int64_t b = t * chunk, e = std::min(n, b + chunk);
-    if (b < e)
-      pool.emplace_back([=] { f(b, e); });
-  }
-  for (auto &t : pool)
-    t.join();
-}
-
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -380,7 +360,7 @@ LogicalResult Executor::run(const Batch &batch, const WeightHook &hook,
       double eps = o.getEpsilon().convertToDouble();
       out.rows = x.rows, out.cols = D;
       out.data.resize(x.data.size());
-      parallelFor(x.rows, 64, [&](int64_t r0, int64_t r1) {
+      qwen::quant::parallelFor(x.rows, 64, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
           for (int64_t g = 0; g < D; g += G) {
             const float *xr = x.row(r) + g;
@@ -452,7 +432,7 @@ LogicalResult Executor::run(const Batch &batch, const WeightHook &hook,
       for (int64_t i = 0; i < half; ++i)
         invFreq[i] = float(std::pow(theta, -2.0 * double(i) / double(rd)));
       out = x;
-      parallelFor(x.rows, 64, [&](int64_t r0, int64_t r1) {
+      qwen::quant::parallelFor(x.rows, 64, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
           float p = float(pos[r]);
           for (int64_t h = 0; h < H; ++h) {
@@ -481,7 +461,7 @@ LogicalResult Executor::run(const Batch &batch, const WeightHook &hook,
       int64_t group = H / KV;
       int64_t S = int64_t(batch.seqs.size());
       // Work items: (sequence, head).
-      parallelFor(S * H, 1, [&](int64_t i0, int64_t i1) {
+      qwen::quant::parallelFor(S * H, 1, [&](int64_t i0, int64_t i1) {
         std::vector<float> sc;
         for (int64_t it = i0; it < i1; ++it) {
           int64_t s = it / H, h = it % H, kh = h / group;

@@ -11,32 +11,13 @@ namespace qwen::quant {
 
 namespace qq = qwen::qquant;
 
-namespace {
-template <typename F> void parallelRows(int64_t n, F f) {
-  int64_t threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  threads = std::min(threads, n);
-  if (threads <= 1) {
-    f(int64_t(0), n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  int64_t chunk = (n + threads - 1) / threads;
-  for (int64_t t = 0; t < threads; ++t) {
-    int64_t b = t * chunk, e = std::min(n, b + chunk);
-    if (b < e)
-      pool.emplace_back([=] { f(b, e); });
-  }
-  for (auto &t : pool)
-    t.join();
-}
-} // namespace
 
 /// y[M, N] = x[M, K] * w[N, K]^T (+ bias[N]). Blocks of tokens so the x
 /// block stays in cache; eight partial sums per dot so it vectorizes.
 void matmulNT(const float *x, const float *w, const float *bias, float *y,
             int64_t M, int64_t N, int64_t K) {
   constexpr int64_t TB = 64;
-  parallelRows(N, [&](int64_t n0, int64_t n1) {
+  parallelFor(N, 1, [&](int64_t n0, int64_t n1) {
     for (int64_t m0 = 0; m0 < M; m0 += TB) {
       int64_t m1 = std::min(M, m0 + TB);
       for (int64_t n = n0; n < n1; ++n) {
@@ -293,7 +274,7 @@ std::vector<float> searchClip(const float *w, int64_t rows, int64_t cols,
     }
     return best;
   }
-  parallelRows(rows, [&](int64_t r0, int64_t r1) {
+  parallelFor(rows, 1, [&](int64_t r0, int64_t r1) {
     std::vector<double> d;
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t g = 0; g < L.perRow; ++g) {
@@ -314,7 +295,7 @@ std::vector<float> searchClip(const float *w, int64_t rows, int64_t cols,
 double outputError(const float *w, const float *q, int64_t rows, int64_t cols,
                    const std::vector<double> &H) {
   std::vector<double> parts(rows, 0.0);
-  parallelRows(rows, [&](int64_t r0, int64_t r1) {
+  parallelFor(rows, 1, [&](int64_t r0, int64_t r1) {
     std::vector<double> d(cols);
     for (int64_t r = r0; r < r1; ++r) {
       for (int64_t j = 0; j < cols; ++j)
@@ -352,7 +333,7 @@ static bool cholesky(std::vector<double> &a, int64_t n) {
     d = std::sqrt(d);
     aj[j] = d;
     // Rows below j: a[i][j] = (a[i][j] - sum_k a[i][k] a[j][k]) / d.
-    parallelRows(n - j - 1, [&](int64_t b, int64_t e) {
+    parallelFor(n - j - 1, 64, [&](int64_t b, int64_t e) {
       for (int64_t i = j + 1 + b; i < j + 1 + e; ++i) {
         double *ai = &a[i * n];
         double t = ai[j];
@@ -377,7 +358,7 @@ static bool upperCholeskyOfInverse(std::vector<double> &H, int64_t n,
   }
   // Linv = L^-1 (lower), by forward substitution, column by column.
   std::vector<double> Li(n * n, 0.0);
-  parallelRows(n, [&](int64_t c0, int64_t c1) {
+  parallelFor(n, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       Li[c * n + c] = 1.0 / H[c * n + c];
       for (int64_t i = c + 1; i < n; ++i) {
@@ -390,7 +371,7 @@ static bool upperCholeskyOfInverse(std::vector<double> &H, int64_t n,
   });
   // Hinv = Li^T Li.
   std::vector<double> Hi(n * n, 0.0);
-  parallelRows(n, [&](int64_t r0, int64_t r1) {
+  parallelFor(n, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i)
       for (int64_t j = i; j < n; ++j) {
         double t = 0;
@@ -479,7 +460,7 @@ bool gptq(const float *w, int64_t rows, int64_t cols, const LayerScheme &s,
 
   std::vector<int32_t> codes(rows * cols);
   dequant.assign(rows * cols, 0.f);
-  parallelRows(rows, [&](int64_t r0, int64_t r1) {
+  parallelFor(rows, 1, [&](int64_t r0, int64_t r1) {
     std::vector<double> W(n), err1(B);
     std::vector<float> gv;
     for (int64_t r = r0; r < r1; ++r) {

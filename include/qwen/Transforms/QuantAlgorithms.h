@@ -22,10 +22,33 @@
 
 #include "qwen/Transforms/QuantizeWeights.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 namespace qwen::quant {
+
+/// Runs f(begin, end) over [0, n) split across the hardware threads, at
+/// least `grain` items per thread.
+template <typename F> void parallelFor(int64_t n, int64_t grain, F f) {
+  int64_t threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  threads = std::min<int64_t>(threads,
+                              (n + grain - 1) / std::max<int64_t>(grain, 1));
+  if (threads <= 1) {
+    f(int64_t(0), n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  int64_t chunk = (n + threads - 1) / threads;
+  for (int64_t t = 0; t < threads; ++t) {
+    int64_t b = t * chunk, e = std::min(n, b + chunk);
+    if (b < e)
+      pool.emplace_back([=] { f(b, e); });
+  }
+  for (auto &t : pool)
+    t.join();
+}
 
 /// The packed components of one quantized weight (the store entries
 /// `.codes`, `.scales`, `.zeros`).
