@@ -73,6 +73,16 @@ std::string LayerScheme::str() const {
   return s;
 }
 
+std::optional<qq::Granularity> parseGranularity(StringRef s) {
+  if (s == "tensor")
+    return qq::Granularity::tensor;
+  if (s == "channel")
+    return qq::Granularity::channel;
+  if (s == "group")
+    return qq::Granularity::group;
+  return std::nullopt;
+}
+
 bool LayerScheme::validate(std::string &err) const {
   if (keepFloat)
     return true;
@@ -237,13 +247,8 @@ bool parseLayerOverride(StringRef pattern, const llvm::json::Value &v,
       }
     } else if (k == "granularity") {
       auto s = x.getAsString();
-      if (s && *s == "tensor")
-        out.granularity = qq::Granularity::tensor;
-      else if (s && *s == "channel")
-        out.granularity = qq::Granularity::channel;
-      else if (s && *s == "group")
-        out.granularity = qq::Granularity::group;
-      else {
+      out.granularity = s ? parseGranularity(*s) : std::nullopt;
+      if (!out.granularity) {
         err = where + "'granularity' must be \"tensor\", \"channel\" or \"group\"";
         return false;
       }
@@ -366,22 +371,25 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
   if (auto it = written.find(key); it != written.end())
     return it->second;
 
-  int64_t n = rows * cols;
-  std::vector<float> w;
-  if (failed(qwen::readFloatEntry(stores, t.weight, t.weight.getRef(), n, w)))
-    return failure();
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(w[i]))
-      return t.op->emitOpError("weight '")
-             << t.weight.getRef().getLeafReference().getValue() << "' has a NaN or Inf at element " << i
-             << " (row " << i / cols << ", column " << i % cols
-             << "); it cannot be quantized",
-             failure();
   Packed p;
-  if (auto it = precomputed.find(key); it != precomputed.end())
-    p = it->second.packed;
-  else
+  if (auto it = precomputed.find(key); it != precomputed.end()) {
+    p = it->second.packed; // runCalibrated read and checked the weight
+  } else {
+    int64_t n = rows * cols;
+    std::vector<float> w;
+    if (failed(qwen::readFloatEntry(stores, t.weight, t.weight.getRef(), n,
+                                    w)))
+      return failure();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(w[i]))
+        return t.op->emitOpError("weight '")
+               << t.weight.getRef().getLeafReference().getValue()
+               << "' has a NaN or Inf at element " << i << " (row "
+               << i / cols << ", column " << i % cols
+               << "); it cannot be quantized",
+               failure();
     p = quantizePlain(w.data(), rows, cols, s, plan);
+  }
 
   std::string err;
   if (!writer) {
@@ -850,12 +858,8 @@ struct QuantizeWeightsPass
       return m.emitError("--qwen-quantize-weights: mode must be symmetric or "
                          "asymmetric, got '")
              << mode << "'";
-    if (granularity == "tensor")
-      s.granularity = qq::Granularity::tensor;
-    else if (granularity == "channel")
-      s.granularity = qq::Granularity::channel;
-    else if (granularity == "group")
-      s.granularity = qq::Granularity::group;
+    if (auto g = qwen::quant::parseGranularity(granularity))
+      s.granularity = *g;
     else
       return m.emitError("--qwen-quantize-weights: granularity must be "
                          "tensor, channel or group, got '")

@@ -242,12 +242,8 @@ struct ShareWeightsPass : qwen::impl::ShareWeightsBase<ShareWeightsPass> {
     s.isSigned = false;
     s.symmetric = true;
     s.weighted = weighted;
-    if (granularity == "tensor")
-      s.granularity = qq::Granularity::tensor;
-    else if (granularity == "channel")
-      s.granularity = qq::Granularity::channel;
-    else if (granularity == "group")
-      s.granularity = qq::Granularity::group;
+    if (auto g = qwen::quant::parseGranularity(granularity))
+      s.granularity = *g;
     else
       return fail("granularity must be tensor, channel or group, got '" +
                   granularity + "'");

@@ -202,9 +202,10 @@ int main(int argc, char **argv) {
     s.isSigned = false;
     s.symmetric = true;
   }
-  s.granularity = gran == "tensor"    ? qwen::qquant::Granularity::tensor
-                  : gran == "channel" ? qwen::qquant::Granularity::channel
-                                      : qwen::qquant::Granularity::group;
+  auto g = q::parseGranularity(gran);
+  if (!g)
+    return fail("granularity must be tensor, channel or group");
+  s.granularity = *g;
   s.groupSize = s.granularity == qwen::qquant::Granularity::group ? group : 0;
   if (!s.validate(err))
     return fail(err);

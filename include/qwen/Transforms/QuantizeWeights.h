@@ -102,6 +102,10 @@ struct QuantizePlan {
   bool kmeansF16 = false; // f16 centroids (`.codebook` stored as f16)
 };
 
+/// "tensor", "channel" or "group" (how options and recipe files spell a
+/// granularity); nullopt for anything else.
+std::optional<qquant::Granularity> parseGranularity(llvm::StringRef s);
+
 /// Parses one override value: "fp32" or an object with keys "bits",
 /// "granularity" ("tensor"|"channel"|"group"), "group_size", "symmetric"
 /// (bool), "signed" (bool), "act" ("none"|"dynamic"|"static"), "grid"

@@ -11,19 +11,17 @@ channel, row * (cols / group) + col / group per group. Every index of each
 width occurs.
 """
 import os
-import re
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import w8a8_jit as base  # noqa: E402
-from log2_reference import pack, unpack  # noqa: E402
+from log2_reference import check_printed, pack, unpack  # noqa: E402
 
 F = np.float32
 rng = np.random.default_rng(12)
 R, K = 24, 64
-NUM = re.compile(r"-?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf)")
 
 
 def decode(packed, books, cols, bits, gran, group=0):
@@ -101,29 +99,8 @@ func.func @main() {{
 
 
 def check():
-    text = sys.stdin.read()
-    blocks = text.split("Unranked Memref")[1:]
-    rs = refs()
-    if len(blocks) != len(rs):
-        print(f"FAIL: expected {len(rs)} printed tensors\n{text}")
-        sys.exit(1)
-    ok = True
-    for (name, r), blk in zip(rs, blocks):
-        exact = name in ("dequantize_weight", "dequantize_weight cb2 tensor", "embedding")
-        got = np.array([float(t) for t in NUM.findall(blk.split("data =", 1)[1])])
-        if exact:  # IEEE bits of f32 values
-            got = got.astype(np.int64).astype(np.int32).view(F).astype(np.float64)
-        r = np.asarray(r, np.float64).reshape(-1)
-        # f32 sums in another order than the f64 reference, printed to 6
-        # digits: errors relative to the largest output.
-        err = np.abs(got - r) / np.abs(r).max() if got.shape == r.shape else np.array([np.inf])
-        if (exact and not np.array_equal(got, r)) or err.max() > 1e-5:
-            ok = False
-            print(f"FAIL {name}: max rel err {err.max():.2e}")
-        else:
-            print(f"OK {name}: {r.size} values match the codebook reference"
-                  + (" exactly" if exact else f" (max rel err {err.max():.1e})"))
-    sys.exit(0 if ok else 1)
+    check_printed(refs(), ("dequantize_weight", "dequantize_weight cb2 tensor", "embedding"),
+                  "codebook")
 
 
 if __name__ == "__main__":
