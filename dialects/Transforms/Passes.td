@@ -310,6 +310,52 @@ def ShareWeights : Pass<"qwen-share-weights", "::mlir::ModuleOp"> {
   let dependentDialects = ["::qwen::QwenDialect", "::qwen::qquant::QQuantDialect"];
 }
 
+def Prune : Pass<"qwen-prune", "::mlir::ModuleOp"> {
+  let summary = "Pruning: magnitude or Wanda, unstructured or 2:4";
+  let description = [{
+    Zeroes weights of `qwen.linear` ops (and `qwen.logits` with
+    `ops=logits`) on float weights, before quantization, and marks each
+    pruned op `qquant.pruned = "2:4"` or `"unstructured"`; the pruned float
+    weights go to a new store (`store`, declared as `@<store-name>`).
+
+    Score of weight (n, k): `method=magnitude` |W[n,k]|; `method=wanda`
+    |W[n,k]| * ||X[:,k]||_2 (Sun et al. 2023), the input norms taken over
+    `calib-tokens` run through the model by the calibration executor, each
+    op pruned when it is reached so later ops see the pruned earlier ones.
+    `pattern=unstructured`: the `sparsity` fraction of lowest scores is
+    zeroed over the whole weight (magnitude) or in every output row (wanda,
+    as its paper compares). `pattern=2:4`: in every row, the 2 lowest scores
+    of each group of 4 consecutive inputs (sparsity is then 0.5; the inputs
+    must be a multiple of 4). Ties go to the lower input index (kept).
+
+    `--qwen-quantize-weights` then quantizes the pruned weights: a 2:4 op's
+    weight is stored compactly (`sparsity = 2:4`: the kept codes plus 2-bit
+    positions, half the codes) and lowered to a kernel that reads only the
+    kept weights; GPTQ keeps the pruned weights at zero. Unstructured
+    zeros stay dense codes (no compact layout: at 50 % a bitmask plus the
+    kept codes saves little and no CPU kernel gains from it).
+  }];
+  let options = [
+    Option<"sparsity", "sparsity", "double", /*default=*/"0.5",
+           "Fraction of weights zeroed, in [0, 1) (pattern=2:4: 0.5)">,
+    Option<"method", "method", "std::string", /*default=*/"\"magnitude\"",
+           "magnitude or wanda">,
+    Option<"pattern", "pattern", "std::string", /*default=*/"\"unstructured\"",
+           "unstructured or 2:4">,
+    Option<"calibTokens", "calib-tokens", "std::string", /*default=*/"",
+           "JSON token file of calibration sequences (method=wanda)">,
+    ListOption<"ops", "ops", "std::string",
+               "Op kinds to prune: linear, logits (default linear)">,
+    Option<"storePath", "store", "std::string", /*default=*/"",
+           "Path of the weight store to write">,
+    Option<"storeName", "store-name", "std::string", /*default=*/"\"pruned\"",
+           "Symbol name of the qwen.store op to create">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "Print each op's zeroed fraction to stderr">,
+  ];
+  let dependentDialects = ["::qwen::QwenDialect"];
+}
+
 def Smooth : Pass<"qwen-smooth", "::mlir::ModuleOp"> {
   let summary = "AWQ / SmoothQuant: equivalent per-channel rescaling searched on calibration data";
   let description = [{

@@ -1736,6 +1736,9 @@ struct QuantDesc {
   bool log2 = false;      // log2 grid (see log2Level)
   bool codebook = false;  // codebook grid: `scales` is [books, 2^bits]
   int64_t perRow = 1;     // codebooks per row (group granularity)
+  Value mask;             // 2:4 sparse: [rows, maskBytes] 2-bit positions of
+                          // the kept codes (`codes` holds cols / 2 per row)
+  int64_t maskBytes = 0;
 };
 
 /// Extracts the `bits`-bit field `j` of row `r` of the packed byte tensor.
@@ -1789,13 +1792,14 @@ Value log2Level(OpBuilder &b, Location l, Value c, int64_t bits) {
   return arith::SelectOp::create(b, l, isZero, cst(b, l, f32, 0.0), v);
 }
 
-/// The f32 value of element (r, c) of a quantized weight.
-Value dequantAt(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c) {
+/// The f32 value of code `ci` of row `r` whose logical input is `c` (its
+/// scale block); ci == c except for 2:4 sparse weights (ci is the kept slot).
+Value dequantSlot(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c, Value ci) {
   Type i32 = b.getI32Type(), f32 = b.getF32Type();
   if (q.codebook) {
     // Table lookup: the unsigned index selects a centroid of the row's (or
     // group's, or the tensor's) codebook.
-    Value code = unpackField(b, l, q.codes, q.rowBytes, r, c, q.bits);
+    Value code = unpackField(b, l, q.codes, q.rowBytes, r, ci, q.bits);
     Value book = q.gran == 0   ? cIdx(b, l, 0)
                  : q.gran == 1 ? r
                                : arith::AddIOp::create(
@@ -1809,7 +1813,7 @@ Value dequantAt(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c) 
     return v;
   }
   if (q.log2) {
-    Value code = unpackField(b, l, q.codes, q.rowBytes, r, c, q.bits);
+    Value code = unpackField(b, l, q.codes, q.rowBytes, r, ci, q.bits);
     Value lv = log2Level(b, l, code, q.bits);
     SmallVector<Value> si;
     if (q.gran == 0)
@@ -1822,7 +1826,7 @@ Value dequantAt(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c) 
       s = arith::ExtFOp::create(b, l, f32, s);
     return arith::MulFOp::create(b, l, lv, s);
   }
-  Value v = codeAt(b, l, q, r, c);
+  Value v = codeAt(b, l, q, r, ci);
   SmallVector<Value> si;
   Value g;
   if (q.gran == 0) {
@@ -1851,6 +1855,31 @@ Value dequantAt(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c) 
   return arith::MulFOp::create(b, l, d, s);
 }
 
+/// The input (column) of the kept slot `j` of row `r` of a 2:4 weight:
+/// 4 * (j / 2) + its 2-bit position.
+Value sparseCol(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value j) {
+  Value pos = unpackField(b, l, q.mask, q.maskBytes, r, j, 2);
+  Value base = arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, j, cIdx(b, l, 2)), cIdx(b, l, 4));
+  return arith::AddIOp::create(b, l, base, arith::IndexCastOp::create(b, l, b.getIndexType(), pos));
+}
+
+/// The f32 value of element (r, c) of a quantized weight (0 where a 2:4
+/// weight was pruned).
+Value dequantAt(OpBuilder &b, Location l, const QuantDesc &q, Value r, Value c) {
+  if (!q.mask)
+    return dequantSlot(b, l, q, r, c, c);
+  // Group c / 4 keeps slots 2g and 2g + 1; c is kept if one of them points
+  // at it.
+  Value s0 = arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, c, cIdx(b, l, 4)), cIdx(b, l, 2));
+  Value s1 = arith::AddIOp::create(b, l, s0, cIdx(b, l, 1));
+  Value at0 = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, sparseCol(b, l, q, r, s0), c);
+  Value at1 = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, sparseCol(b, l, q, r, s1), c);
+  Value slot = arith::SelectOp::create(b, l, at0, s0, s1);
+  Value v = dequantSlot(b, l, q, r, c, slot);
+  Value kept = arith::OrIOp::create(b, l, at0, at1);
+  return arith::SelectOp::create(b, l, kept, v, cst(b, l, b.getF32Type(), 0.0));
+}
+
 /// The whole weight [rows, cols] as f32.
 Value dequantAll(OpBuilder &b, Location l, const QuantDesc &q, int64_t rows, int64_t cols) {
   auto t = RankedTensorType::get({rows, cols}, b.getF32Type());
@@ -1860,22 +1889,65 @@ Value dequantAll(OpBuilder &b, Location l, const QuantDesc &q, int64_t rows, int
                   });
 }
 
-/// y[..., n] = sum_k x[..., k] * W[n, k] (+ bias[n]); x f32, W f32.
-Value linearNT(OpBuilder &b, Location l, Value x, Value w, Value bias, RankedTensorType rt) {
-  MLIRContext *ctx = b.getContext();
+/// The accumulator of a linear op: bias[n] broadcast, or zeros, shaped like
+/// x's leading dims and `n` outputs.
+Value linearInit(OpBuilder &b, Location l, Value x, Value n, Value bias, RankedTensorType rt) {
   int64_t r = rt.getRank();
   SmallVector<Value> dims;
   for (int64_t i = 0; i < r - 1; ++i)
     dims.push_back(dimOf(b, l, x, i));
-  dims.push_back(dimOf(b, l, w, 0));
-  Value init;
-  if (bias) {
-    init = mapInto(b, l, rt, dims, {bias}, [&](OpBuilder &nb, Location nl, Scalars s) {
+  dims.push_back(n);
+  if (bias)
+    return mapInto(b, l, rt, dims, {bias}, [&](OpBuilder &nb, Location nl, Scalars s) {
       return s[0].getType() == nb.getF32Type() ? s[0] : arith::ExtFOp::create(nb, nl, nb.getF32Type(), s[0]).getResult();
     });
-  } else {
-    init = fillT(b, l, rt, dims, cst(b, l, b.getF32Type(), 0));
-  }
+  return fillT(b, l, rt, dims, cst(b, l, b.getF32Type(), 0));
+}
+
+/// y[..., n] = sum_j x[..., col(n, j)] * value(n, j) (+ bias[n]) over the
+/// cols / 2 kept slots j of a 2:4 sparse weight: half the multiply-adds of
+/// the dense product, the pruned weights never read (the x elements are
+/// gathered by the kept positions).
+Value linearSparse24(OpBuilder &b, Location l, const QuantDesc &q, Value x, Value bias,
+                     RankedTensorType rt, int64_t rows, int64_t cols) {
+  MLIRContext *ctx = b.getContext();
+  int64_t r = rt.getRank();
+  Value init = linearInit(b, l, x, cIdx(b, l, rows), bias, rt);
+  SmallVector<AffineExpr> oe;
+  for (int64_t i = 0; i < r; ++i)
+    oe.push_back(getAffineDimExpr(i, ctx));
+  SmallVector<IteratorType> it = parallel(r);
+  it.push_back(IteratorType::reduction);
+  // The reduction dim's extent comes from an input indexed by it: the kept
+  // slots of row 0 of the codes would do, but a constant-shaped dummy is
+  // simpler: an empty tensor [cols / 2] read by (j).
+  Value slots = tensor::EmptyOp::create(b, l, ArrayRef<int64_t>{cols / 2}, b.getI8Type());
+  return linalg::GenericOp::create(
+             b, l, TypeRange{rt}, ValueRange{slots}, ValueRange{init},
+             {AffineMap::get(r + 1, 0, {getAffineDimExpr(r, ctx)}, ctx),
+              AffineMap::get(r + 1, 0, oe, ctx)},
+             it,
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               SmallVector<Value> iv;
+               for (int64_t i = 0; i <= r; ++i)
+                 iv.push_back(linalg::IndexOp::create(nb, nl, i));
+               Value n = iv[r - 1], j = iv[r];
+               Value col = sparseCol(nb, nl, q, n, j);
+               SmallVector<Value> xi(iv.begin(), iv.begin() + (r - 1));
+               xi.push_back(col);
+               Value xv = tensor::ExtractOp::create(nb, nl, x, xi);
+               Value wv = dequantSlot(nb, nl, q, n, col, j);
+               Value m = arith::MulFOp::create(nb, nl, xv, wv);
+               linalg::YieldOp::create(nb, nl, arith::AddFOp::create(nb, nl, a[1], m).getResult());
+             })
+      .getResult(0);
+}
+
+/// y[..., n] = sum_k x[..., k] * W[n, k] (+ bias[n]); x f32, W f32.
+Value linearNT(OpBuilder &b, Location l, Value x, Value w, Value bias, RankedTensorType rt) {
+  MLIRContext *ctx = b.getContext();
+  int64_t r = rt.getRank();
+  Value init = linearInit(b, l, x, dimOf(b, l, w, 0), bias, rt);
   SmallVector<AffineExpr> xe, oe;
   for (int64_t i = 0; i < r - 1; ++i) {
     xe.push_back(getAffineDimExpr(i, ctx));
@@ -2617,8 +2689,14 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   qq::SchemeAttr s = wt.getScheme();
   bool log2 = s.getGrid() == qq::Grid::log2;
   bool codebook = s.getGrid() == qq::Grid::codebook;
-  if (s.getSparsity() != qq::Sparsity::dense || s.getBits() < 2 || s.getBits() > 8)
+  bool sparse24 = s.getSparsity() == qq::Sparsity::s2_4;
+  if ((s.getSparsity() != qq::Sparsity::dense && !sparse24) || s.getBits() < 2 || s.getBits() > 8)
     return failure();
+  if (sparse24 && (act || intLinear || codebook))
+    return op->emitOpError("2:4 sparse weights have a weight-only lowering for uniform and "
+                           "log2 grids (float activations), got ")
+               << wt,
+           failure();
   if ((log2 || codebook) && (act || intLinear))
     return op->emitOpError("int8 activations need uniform integer weights; a ")
                << (log2 ? "log2 grid" : "codebook") << " has a weight-only lowering, got " << wt,
@@ -2683,6 +2761,10 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   q.log2 = log2;
   q.codebook = codebook;
   q.perRow = s.getScalesPerRow(cols);
+  if (sparse24) {
+    q.mask = comps.back();
+    q.maskBytes = ranked(q.mask).getDimSize(1);
+  }
   if (q.gran == 2 && (q.group <= 0 || cols % q.group != 0))
     return failure();
   if (intLinear)
@@ -2696,6 +2778,13 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   }
   if (auto o = dyn_cast<qq::EmbeddingOp>(op))
     return one(embedQ(b, l, q, o.getIds(), cols, rt));
+  if (sparse24 && isa<qq::LinearOp, qq::LogitsOp>(op)) {
+    auto lo = dyn_cast<qq::LinearOp>(op);
+    Value x = op->getOperand(0), bias = lo ? lo.getBias() : Value();
+    if (!ranked(x) || (bias && !ranked(bias)))
+      return failure();
+    return one(linearSparse24(b, l, q, x, bias, rt, rows, cols));
+  }
   Value w = dequantAll(b, l, q, rows, cols);
   if (isa<qq::DequantizeWeightOp>(op))
     return one(castTo(b, l, w, rt));

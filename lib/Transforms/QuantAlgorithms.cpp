@@ -487,7 +487,8 @@ bool gptq(const float *w, int64_t rows, int64_t cols, const LayerScheme &s,
                 gq.fit(gv.data(), L.block, 1, clip);
           }
           const BlockGrid &g = grids[L.blockOf(r, c)];
-          int32_t q = gq.code(float(W[i]), g);
+          bool pruned = opt.keepZeros && w[r * cols + c] == 0.f;
+          int32_t q = gq.code(pruned ? 0.f : float(W[i]), g);
           float dq = gq.dequant(q, g);
           codes[r * cols + c] = q;
           dequant[r * cols + c] = dq;
@@ -510,6 +511,63 @@ bool gptq(const float *w, int64_t rows, int64_t cols, const LayerScheme &s,
     }
   });
   out = pack(s, rows, cols, codes, grids);
+  return true;
+}
+
+bool compress24(Packed &p, const std::vector<float> &dequant, unsigned bits,
+                int64_t rows, int64_t cols, std::string &err) {
+  if (cols % 4 != 0) {
+    err = "2:4 sparsity needs a multiple of 4 inputs, got " +
+          std::to_string(cols);
+    return false;
+  }
+  int64_t kept = cols / 2;
+  int64_t rowBytes = (kept * bits + 7) / 8, maskBytes = (kept * 2 + 7) / 8;
+  std::vector<uint8_t> codes(rows * rowBytes, 0), mask(rows * maskBytes, 0);
+  auto field = [](const uint8_t *row, int64_t idx, unsigned w) {
+    uint32_t v = 0;
+    for (unsigned i = 0; i < w; ++i) {
+      int64_t bit = idx * w + i;
+      v |= uint32_t(row[bit / 8] >> (bit % 8) & 1) << i;
+    }
+    return v;
+  };
+  auto put = [](uint8_t *row, int64_t idx, unsigned w, uint32_t v) {
+    for (unsigned i = 0; i < w; ++i) {
+      int64_t bit = idx * w + i;
+      if (v >> i & 1)
+        row[bit / 8] |= uint8_t(1u << (bit % 8));
+    }
+  };
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t *src = &p.codes[r * p.rowBytes];
+    for (int64_t g = 0; g < cols / 4; ++g) {
+      int64_t pos[2], n = 0;
+      for (int64_t j = 0; j < 4; ++j)
+        if (dequant[r * cols + 4 * g + j] != 0.f) {
+          if (n == 2) {
+            err = "row " + std::to_string(r) + ", inputs " +
+                  std::to_string(4 * g) + ".." + std::to_string(4 * g + 3) +
+                  " hold more than 2 nonzero weights";
+            return false;
+          }
+          pos[n++] = j;
+        }
+      for (int64_t j = 0; j < 4 && n < 2; ++j)
+        if (dequant[r * cols + 4 * g + j] == 0.f && (n == 0 || pos[0] != j))
+          pos[n++] = j;
+      if (pos[0] > pos[1])
+        std::swap(pos[0], pos[1]);
+      for (int64_t k = 0; k < 2; ++k) {
+        put(&codes[r * rowBytes], 2 * g + k, bits,
+            field(src, 4 * g + pos[k], bits));
+        put(&mask[r * maskBytes], 2 * g + k, 2, uint32_t(pos[k]));
+      }
+    }
+  }
+  p.codes = std::move(codes);
+  p.mask = std::move(mask);
+  p.rowBytes = rowBytes;
   return true;
 }
 

@@ -70,6 +70,8 @@ std::string LayerScheme::str() const {
     s += " clip-search";
   if (biasCorrection)
     s += " bias-correction";
+  if (sparsity == qq::Sparsity::s2_4)
+    s += " sparsity=2:4";
   return s;
 }
 
@@ -93,6 +95,18 @@ bool LayerScheme::validate(std::string &err) const {
   if (granularity == qq::Granularity::group && groupSize != 32 &&
       groupSize != 64 && groupSize != 128) {
     err = "group size must be 32, 64 or 128, got " + std::to_string(groupSize);
+    return false;
+  }
+  if (sparsity == qq::Sparsity::unstructured) {
+    err = "unstructured sparsity is stored dense (the pruned weights are zero "
+          "codes); only 2:4 has a compact layout";
+    return false;
+  }
+  if (sparsity == qq::Sparsity::s2_4 &&
+      (grid == qq::Grid::codebook || dynamicAct || staticAct)) {
+    err = "2:4 sparse weights take a uniform or log2 grid and float "
+          "activations (the sparse kernel is weight-only), got " +
+          LayerScheme(*this).str();
     return false;
   }
   if (grid == qq::Grid::codebook) {
@@ -152,7 +166,7 @@ bool LayerScheme::operator==(const LayerScheme &o) const {
          dynamicAct == o.dynamicAct && staticAct == o.staticAct &&
          grid == o.grid && algorithm == o.algorithm &&
          clipSearch == o.clipSearch && biasCorrection == o.biasCorrection &&
-         weighted == o.weighted;
+         weighted == o.weighted && sparsity == o.sparsity;
 }
 
 LayerScheme LayerOverride::apply(LayerScheme s) const {
@@ -339,6 +353,12 @@ private:
   };
   FailureOr<Value> quantizedWeight(Target &t, RankedTensorType wt);
   LogicalResult replace(Target &t, Value qw);
+  /// 2:4 schemes: compacts `p` (dense codes, `dq` their values) to the kept
+  /// codes and their positions; an error names the layer if the weight is
+  /// not 2:4 sparse. Nothing to do for dense schemes.
+  LogicalResult sparsify(const Target &t, qwen::quant::Packed &p,
+                         const std::vector<float> &dq, int64_t rows,
+                         int64_t cols);
   /// Runs the calibration tokens through the model, quantizing each target
   /// in program order from its inputs (GPTQ, clip search, bias correction,
   /// static activation scales); later ops see the quantized earlier ones.
@@ -375,6 +395,7 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
   if (auto it = precomputed.find(key); it != precomputed.end()) {
     p = it->second.packed; // runCalibrated read and checked the weight
   } else {
+    std::vector<float> dq;
     int64_t n = rows * cols;
     std::vector<float> w;
     if (failed(qwen::readFloatEntry(stores, t.weight, t.weight.getRef(), n,
@@ -388,7 +409,9 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
                << i / cols << ", column " << i % cols
                << "); it cannot be quantized",
                failure();
-    p = quantizePlain(w.data(), rows, cols, s, plan);
+    p = quantizePlain(w.data(), rows, cols, s, plan, &dq);
+    if (failed(sparsify(t, p, dq, rows, cols)))
+      return failure();
   }
 
   std::string err;
@@ -429,13 +452,17 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
       (s.grid == qq::Grid::uniform && !s.symmetric &&
        !writer->add(base + ".zeros",
                     s.isSigned ? qwen::ws::DType::I8 : qwen::ws::DType::U8,
-                    scaleShape, p.zeros.data(), p.zeros.size(), err)))
+                    scaleShape, p.zeros.data(), p.zeros.size(), err)) ||
+      (!p.mask.empty() &&
+       !writer->add(base + ".mask", qwen::ws::DType::U8,
+                    {rows, int64_t(p.mask.size()) / rows}, p.mask.data(),
+                    p.mask.size(), err)))
     return emitError(loc, err), failure();
 
   MLIRContext *ctx = module.getContext();
   auto scheme = qq::SchemeAttr::get(ctx, s.grid, s.bits, s.isSigned,
                                     s.symmetric, s.granularity, s.groupSize,
-                                    qq::Sparsity::dense);
+                                    s.sparsity);
   auto type = qq::WeightType::get(ctx, {rows, cols}, wt.getElementType(),
                                   scheme);
   // Defined at the start of the function so every user (tied embedding and
@@ -448,6 +475,19 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
   Value v = qq::WeightOp::create(b, loc, type, qref).getResult();
   written[key] = v;
   return v;
+}
+
+LogicalResult Quantizer::sparsify(const Target &t, qwen::quant::Packed &p,
+                                  const std::vector<float> &dq, int64_t rows,
+                                  int64_t cols) {
+  if (t.scheme.sparsity != qq::Sparsity::s2_4)
+    return success();
+  std::string err;
+  if (!qwen::quant::compress24(p, dq, t.scheme.bits, rows, cols, err))
+    return t.op->emitOpError("layer '")
+           << t.layer << "' is marked qquant.pruned = \"2:4\" but is not 2:4 "
+           << "sparse: " << err, failure();
+  return success();
 }
 
 std::string Quantizer::key(const Target &t) {
@@ -513,10 +553,14 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
     std::vector<float> dq;
     if (auto pc = precomputed.find(k); pc != precomputed.end() || !X) {
       // Already decided (a tied table), or an embedding (no input): RTN.
-      if (pc == precomputed.end())
-        precomputed[k].packed = quantizePlain(w.data(), rows, cols, s, plan, &dq);
-      else
+      if (pc == precomputed.end()) {
+        Packed p = quantizePlain(w.data(), rows, cols, s, plan, &dq);
+        if (failed(sparsify(t, p, dq, rows, cols)))
+          return failure();
+        precomputed[k].packed = std::move(p);
+      } else {
         quantizePlain(w.data(), rows, cols, s, plan, &dq);
+      }
       w = std::move(dq);
       return success();
     }
@@ -578,6 +622,7 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
       o.damp = plan.gptqDamp;
       o.actOrder = plan.gptqActOrder;
       o.clipSearch = s.clipSearch;
+      o.keepZeros = t.op->hasAttr("qquant.pruned");
       std::string err;
       if (!gptq(w.data(), rows, cols, s, H, o, pc.packed, dq, err))
         return t.op->emitOpError("GPTQ of layer '")
@@ -598,6 +643,8 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
         pc.biasDelta[r] = float(d);
       }
     }
+    if (failed(sparsify(t, pc.packed, dq, rows, cols)))
+      return failure();
     precomputed[k] = std::move(pc);
     w = std::move(dq);
     return success();
@@ -777,6 +824,16 @@ LogicalResult Quantizer::run() {
     }
     if (isa<qwen::EmbeddingOp>(t.op))
       t.scheme.dynamicAct = t.scheme.staticAct = false; // a lookup has no activation
+    // --qwen-prune's mark: 2:4 weights are stored compactly; unstructured
+    // ones stay dense (their zeros are zero codes).
+    if (auto pr = t.op->getAttrOfType<StringAttr>("qquant.pruned")) {
+      if (pr.getValue() != "2:4" && pr.getValue() != "unstructured")
+        return t.op->emitOpError("qquant.pruned must be \"2:4\" or "
+                                 "\"unstructured\", got ")
+               << pr;
+      if (!t.scheme.keepFloat && pr.getValue() == "2:4")
+        t.scheme.sparsity = qq::Sparsity::s2_4;
+    }
     if (t.scheme.granularity == qq::Granularity::group) {
       // Largest allowed group not above the requested one that divides cols.
       int64_t cols = cast<RankedTensorType>(t.weight.getType()).getDimSize(1);

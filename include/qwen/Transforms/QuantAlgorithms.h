@@ -56,6 +56,10 @@ struct Packed {
   std::vector<uint8_t> codes; // [rows, rowBytes], `bits` per code, LSB first
   std::vector<float> scales;  // [1] (tensor) or [rows, perRow]
   std::vector<uint8_t> zeros; // as many as scales (asymmetric uniform only)
+  /// 2:4 sparse weights: [rows, (cols / 2 * 2 + 7) / 8], the position (0..3)
+  /// in its group of 4 of each kept code, 2 bits each, LSB first; `codes`
+  /// then holds only the kept codes ([rows, cols / 2] packed).
+  std::vector<uint8_t> mask;
   int64_t rowBytes = 0, perRow = 0;
 };
 
@@ -126,6 +130,10 @@ struct GPTQOptions {
   bool actOrder = true;   // columns in order of decreasing diag(H)
   int64_t blockSize = 128;
   bool clipSearch = false; // clip search for each block's grid (with H)
+  /// Weights that are exactly 0 in `w` (pruned) stay 0: their code is the
+  /// grid's zero and their whole value is the error compensated by the
+  /// later columns (SparseGPT's reconstruction with a fixed mask).
+  bool keepZeros = false;
 };
 
 /// GPTQ of `w` ([rows, cols]) given H = X^T X ([cols, cols], row-major).
@@ -138,6 +146,15 @@ struct GPTQOptions {
 bool gptq(const float *w, int64_t rows, int64_t cols, const LayerScheme &s,
           std::vector<double> H, const GPTQOptions &opt, Packed &out,
           std::vector<float> &dequant, std::string &err);
+
+/// Compacts a packed dense weight whose every group of 4 inputs holds at
+/// most 2 nonzero values (`dequant`, [rows, cols], its dequantized values)
+/// into the 2:4 layout: the 2 kept codes of each group (the nonzero ones,
+/// padded with the group's lowest zero positions) and their positions in
+/// `mask`. Scales and zero points are unchanged. Returns false with `err`
+/// naming the first row and group with 3 or 4 nonzeros.
+bool compress24(Packed &p, const std::vector<float> &dequant, unsigned bits,
+                int64_t rows, int64_t cols, std::string &err);
 
 /// y[M, N] = x[M, K] * w[N, K]^T (+ bias[N]), float, multithreaded.
 void matmulNT(const float *x, const float *w, const float *bias, float *y,

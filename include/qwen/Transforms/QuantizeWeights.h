@@ -50,6 +50,10 @@ struct LayerScheme {
   bool dynamicAct = false;  // #qquant.act<dynamic, i8, per_token> (w8a8-dyn)
   bool staticAct = false;   // #qquant.act<static : !quant.uniform<i8:f32, s>>
                             // with s from QuantizePlan::actScales (w8a8)
+  /// 2:4: the weight was pruned to 2 of every 4 inputs (--qwen-prune marks
+  /// the op `qquant.pruned = "2:4"`); only the kept codes are stored, with a
+  /// 2-bit position each. Pruned weights (exact zeros) stay zero.
+  qquant::Sparsity sparsity = qquant::Sparsity::dense;
 
   /// "fp32", or e.g. "i4 symmetric group=128", "i8 symmetric channel act=dynamic-i8".
   std::string str() const;

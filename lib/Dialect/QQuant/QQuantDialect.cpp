@@ -52,6 +52,14 @@ LogicalResult QQuantDialect::verifyOperationAttribute(Operation *op,
                            "#qquant.cost");
     return success();
   }
+  if (attr.getName() == "qquant.pruned") {
+    // --qwen-prune's mark on a float linear / logits op.
+    auto str = dyn_cast<StringAttr>(attr.getValue());
+    if (!str || (str.getValue() != "2:4" && str.getValue() != "unstructured"))
+      return op->emitError("'qquant.pruned' must be \"2:4\" or "
+                           "\"unstructured\"");
+    return success();
+  }
   return op->emitError("unknown qquant attribute '")
          << attr.getName().getValue() << "'";
 }
