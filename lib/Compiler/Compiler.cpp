@@ -586,7 +586,7 @@ int compile(const Options &o) {
       error("observing activations needs the fp32 recipe");
       return 1;
     }
-    if (recipe.quantizes() && !o.raise) {
+    if ((recipe.quantizes() || !recipe.prune.empty()) && !o.raise) {
       error("--recipe: recipe '" + o.recipe +
             "' quantizes model-level ops, which --no-raise does not make");
       return 1;
@@ -710,6 +710,9 @@ int compile(const Options &o) {
   std::string smoothedStore = mlirStage && o.output != "-"
                                   ? storeDir + "/" + stem + ".smoothed.qws"
                                   : work.path + "/smoothed.qws";
+  std::string prunedStore = mlirStage && o.output != "-"
+                                ? storeDir + "/" + stem + ".pruned.qws"
+                                : work.path + "/pruned.qws";
 
   DialectRegistry registry;
   registerAllDialects(registry);
@@ -825,6 +828,26 @@ int compile(const Options &o) {
         })))
       return 1;
     sw.lap("assign precision");
+  }
+
+  // Pruning (-2:4, -sp<N>): zero weights of the float model; the quantizer
+  // then stores 2:4 weights compactly. Wanda's scores |W| * ||x|| do not
+  // change under the smoothing below (W * s, x / s), so pruning first loses
+  // nothing.
+  if (!recipe.prune.empty()) {
+    qwen::PruneOptions po;
+    po.pattern = recipe.prune;
+    po.sparsity = recipe.pruneSparsity;
+    po.method = recipe.pruneMethod;
+    po.calibTokens = recipe.plan.calibTokens;
+    po.storePath = prunedStore;
+    po.report = o.verbose;
+    if (failed(runPasses(*module, [&](OpPassManager &pm) {
+          pm.addPass(qwen::createPrune(po));
+          return success();
+        })))
+      return 1;
+    sw.lap("prune (" + recipe.prune + ", " + recipe.pruneMethod + ")");
   }
 
   // AWQ / SmoothQuant: rescale the float model before quantizing it.

@@ -25,7 +25,13 @@
 //   cb3a16      linear: 3-bit k-means codebooks per output channel
 //               (suffix -weighted: the k-means weighs each weight by
 //               E[x_j^2] of its input channel over --calib-text, as GPTQ's
-//               data comes, e.g. cb4a16-weighted)
+//               data comes, e.g. cb4a16-weighted; suffix -f16: f16
+//               centroids, half the codebook bytes, e.g. cb4a16-f16)
+//
+// Pruning suffixes, on any recipe including fp32 (--qwen-prune before
+// quantization): -2:4 (2 of every 4 inputs kept; stored compactly, weight-
+// only uniform / log2 recipes), -sp<N> (N % unstructured, zeros stored as
+// codes), by Wanda on --calib-text, or by magnitude with -magnitude.
 //
 // LM head and embedding: every quantized recipe stores them as i8 per
 // channel, weight-only (also in w8a8-dyn). They are the matrices most
@@ -127,7 +133,8 @@ static bool namedRecipe(const std::string &name, quant::QuantizePlan &plan,
   if (!linear) {
     err = "unknown recipe '" + name + "' (available: " + namesList() +
           ", each optionally with method suffixes -gptq, -awq, -clip, -bc, "
-          "-smooth, -log2, -weighted; or a .json recipe file)";
+          "-smooth, -log2, -weighted, -f16 and pruning suffixes -2:4, -sp<N>, "
+          "-magnitude; or a .json recipe file)";
     return false;
   }
   plan.linear = linear;
@@ -163,9 +170,33 @@ static bool suffixedRecipe(const std::string &name, Recipe &out,
   std::vector<std::string> sfx;
   static const char *const known[] = {"-gptq",   "-awq",  "-clip",
                                       "-bc",     "-smooth", "-log2",
-                                      "-weighted"};
+                                      "-weighted", "-f16"};
+  static const char *const pruneKnown[] = {"-2:4", "-magnitude"};
+  double sparsePercent = -1;
   for (bool found = true; found;) {
     found = false;
+    for (const char *k : pruneKnown)
+      if (llvm::StringRef(base).ends_with(k) && base.size() > strlen(k)) {
+        sfx.insert(sfx.begin(), k + 1);
+        base.resize(base.size() - strlen(k));
+        found = true;
+      }
+    // -sp<percent>: unstructured sparsity.
+    size_t dash = base.rfind('-');
+    if (dash != std::string::npos && dash > 0 &&
+        llvm::StringRef(base).substr(dash + 1).starts_with("sp")) {
+      unsigned pct = 0;
+      if (llvm::StringRef(base).substr(dash + 3).getAsInteger(10, pct) ||
+          pct == 0 || pct >= 100) {
+        err = "recipe '" + name + "': -sp<N> takes a sparsity percentage "
+              "from 1 to 99 (e.g. -sp50)";
+        return false;
+      }
+      sparsePercent = pct;
+      sfx.insert(sfx.begin(), "sp");
+      base.resize(dash);
+      found = true;
+    }
     for (const char *k : known)
       if (llvm::StringRef(base).ends_with(k) && base.size() > strlen(k)) {
         sfx.insert(sfx.begin(), k + 1);
@@ -177,7 +208,37 @@ static bool suffixedRecipe(const std::string &name, Recipe &out,
           ? !mixedRecipe(base, out, err)
           : !namedRecipe(base, out.plan, err))
     return false;
-  if (sfx.empty())
+  // Pruning suffixes (fp32 takes them too).
+  std::vector<std::string> methods;
+  for (const std::string &k : sfx) {
+    if (k == "2:4" || k == "sp") {
+      if (!out.prune.empty()) {
+        err = "recipe '" + name + "': give one pruning suffix (-2:4 or "
+              "-sp<N>)";
+        return false;
+      }
+      out.prune = k == "2:4" ? "2:4" : "unstructured";
+      out.pruneSparsity = k == "2:4" ? 0.5 : sparsePercent / 100.0;
+    } else if (k == "magnitude") {
+      out.pruneMethod = "magnitude";
+    } else {
+      methods.push_back(k);
+    }
+  }
+  if (out.pruneMethod == "magnitude" && out.prune.empty()) {
+    err = "recipe '" + name + "': -magnitude qualifies a pruning suffix "
+          "(-2:4 or -sp<N>)";
+    return false;
+  }
+  if (out.prune == "2:4" && out.plan.linear) {
+    const LayerScheme &l = *out.plan.linear;
+    if (l.grid == qq::Grid::codebook || l.dynamicAct || l.staticAct) {
+      err = "recipe '" + name + "': -2:4 stores uniform weight-only codes "
+            "compactly; codebook and int8-activation recipes take -sp<N>";
+      return false;
+    }
+  }
+  if (methods.empty())
     return true;
   if (!out.plan.linear) {
     err = "recipe '" + base + "' takes no method suffix";
@@ -185,7 +246,7 @@ static bool suffixedRecipe(const std::string &name, Recipe &out,
   }
   LayerScheme &l = *out.plan.linear;
   bool actQuant = l.dynamicAct || l.staticAct;
-  for (const std::string &k : sfx) {
+  for (const std::string &k : methods) {
     if (k == "gptq")
       l.algorithm = quant::Algorithm::gptq;
     else if (k == "clip")
@@ -200,7 +261,14 @@ static bool suffixedRecipe(const std::string &name, Recipe &out,
       }
       l.weighted = true;
     }
-    else if (k == "log2") {
+    else if (k == "f16") {
+      if (l.grid != qq::Grid::codebook) {
+        err = "recipe '" + name + "': -f16 (f16 centroids) takes a codebook "
+              "recipe (cb4a16, cb3a16)";
+        return false;
+      }
+      out.plan.kmeansF16 = true;
+    } else if (k == "log2") {
       if (l.bits > 4 || actQuant) {
         err = "recipe '" + name + "': -log2 takes a 3- or 4-bit weight-only "
               "recipe (e.g. w4a16-g128-log2)";
@@ -287,6 +355,8 @@ bool resolveRecipe(const std::string &arg, Recipe &out, std::string &err) {
 
 bool needsCalibText(const Recipe &r) {
   if (r.mixedBits > 0) // --qwen-sensitivity runs the model on it
+    return true;
+  if (!r.prune.empty() && r.pruneMethod == "wanda")
     return true;
   const quant::QuantizePlan &p = r.plan;
   auto data = [](const LayerScheme &s) {
@@ -406,8 +476,8 @@ RecipeSummary summarizeRecipe(ModuleOp module) {
     if (auto qt = dyn_cast<qq::WeightType>(w.getType())) {
       qq::SchemeAttr a = qt.getScheme();
       LayerScheme ls;
-      if (a.getGrid() == qq::Grid::codebook)
-        ls.grid = a.getGrid(); // "codebook4 channel"
+      ls.grid = a.getGrid(); // "codebook4 channel", "log2 i4 ..."
+      ls.sparsity = a.getSparsity();
       ls.bits = a.getBits();
       ls.isSigned = a.getIsSigned();
       ls.symmetric = a.getSymmetric();
@@ -439,6 +509,10 @@ RecipeSummary summarizeRecipe(ModuleOp module) {
         s.weights += t.getNumElements();
       }
     }
+    // Pruned weights stored dense (unstructured, or float) say so.
+    if (auto pr = op->getAttrOfType<StringAttr>("qquant.pruned"))
+      if (scheme.find("sparsity=") == std::string::npos)
+        scheme += " pruned=" + pr.getValue().str();
     ++s.schemes[scheme];
   };
   module.walk([&](Operation *op) {

@@ -41,6 +41,8 @@ size_t elemBytes(ElemType t) {
     return 4;
   case ElemType::I64:
     return 8;
+  case ElemType::F16:
+    return 2;
   case ElemType::I8:
   case ElemType::U8:
   case ElemType::I1:
@@ -56,6 +58,7 @@ const char *elemName(ElemType t) {
   case ElemType::I32: return "i32";
   case ElemType::I8: return "i8";
   case ElemType::U8: return "u8";
+  case ElemType::F16: return "f16";
   case ElemType::I1: return "i1";
   }
   return "?";
@@ -153,7 +156,8 @@ bool parseDType(const std::string &s, ElemType &t) {
     ElemType type;
   } kTypes[] = {{"f32", ElemType::F32}, {"i64", ElemType::I64},
                 {"i32", ElemType::I32}, {"i8", ElemType::I8},
-                {"u8", ElemType::U8},   {"i1", ElemType::I1}};
+                {"u8", ElemType::U8},   {"i1", ElemType::I1},
+                {"f16", ElemType::F16}};
   for (const auto &k : kTypes)
     if (s == k.name) {
       t = k.type;

@@ -45,7 +45,7 @@ enum class Role {
   Observe, // an activation returned for calibration (qwen-calibrate)
 };
 
-enum class ElemType { F32, I64, I32, I8, U8, I1 };
+enum class ElemType { F32, I64, I32, I8, U8, I1, F16 };
 size_t elemBytes(ElemType t);
 const char *elemName(ElemType t);
 

@@ -176,6 +176,7 @@ void storeInt(void *buf, ElemType t, size_t i, int64_t value) {
   case ElemType::I8:
   case ElemType::U8:
   case ElemType::I1: static_cast<uint8_t *>(buf)[i] = uint8_t(value); break;
+  case ElemType::F16: break; // weights only (codebooks); never an input
   }
 }
 

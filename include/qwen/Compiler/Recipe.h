@@ -30,6 +30,12 @@ struct Recipe {
   /// "awq" or "smoothquant", with its exponent (< 0: searched).
   std::string smooth;
   double smoothAlpha = -1;
+  /// Pruning before quantization (--qwen-prune): "" (none), "2:4" or
+  /// "unstructured" (suffixes -2:4 and -sp<percent>), by "wanda" (needs
+  /// --calib-text) or "magnitude" (suffix -magnitude).
+  std::string prune;
+  double pruneSparsity = 0.5;
+  std::string pruneMethod = "wanda";
   bool quantizes() const;
 };
 

@@ -33,7 +33,7 @@
 //   "entry": {"library": "model.so", "symbol": "qwen_model_forward",
 //             "abi_version": 1},
 //   "inputs": [ {"name": "<onnx name or weight name>", "role": ROLE,
-//                "dtype": "f32"|"i64"|"i32"|"i8"|"u8"|"i1",
+//                "dtype": "f32"|"f16"|"i64"|"i32"|"i8"|"u8"|"i1",
 //                "shape": [d0, d1, ...],           // -1 = dynamic
 //                ("layer": l)                      // past_key / past_value
 //                ("offset": o, "bytes": n)         // weight: in weights.bin
