@@ -49,25 +49,6 @@ namespace {
 
 using quant::LayerScheme;
 
-LayerScheme fromSchemeAttr(qq::SchemeAttr a) {
-  LayerScheme s;
-  s.bits = a.getBits();
-  s.isSigned = a.getIsSigned();
-  s.symmetric = a.getSymmetric();
-  s.granularity = a.getGranularity();
-  s.groupSize = a.getGroupSize();
-  return s;
-}
-
-qq::SchemeAttr toSchemeAttr(MLIRContext *ctx, const LayerScheme &s) {
-  return qq::SchemeAttr::get(ctx, qq::Grid::uniform, s.bits, s.isSigned,
-                             s.symmetric, s.granularity,
-                             s.granularity == qq::Granularity::group
-                                 ? s.groupSize
-                                 : 0,
-                             qq::Sparsity::dense);
-}
-
 struct Layer {
   std::string name;
   std::vector<Operation *> ops;
@@ -340,6 +321,10 @@ LogicalResult Assigner::run() {
         e["group_size"] = int64_t(s.groupSize);
         break;
       }
+      if (s.grid == qq::Grid::codebook)
+        e["grid"] = "codebook";
+      if (s.sparsity == qq::Sparsity::s2_4)
+        e["sparsity"] = "2:4";
       lj[l.name] = std::move(e);
     }
     llvm::json::Object root{{"base", "fp32"}, {"layers", std::move(lj)}};

@@ -193,21 +193,51 @@ static quant::LayerScheme uni(unsigned bits, qq::Granularity g,
 
 std::vector<quant::LayerScheme> defaultCandidates() {
   using G = qq::Granularity;
+  quant::LayerScheme cb = uni(4, G::channel, 0), sp = uni(4, G::group, 128);
+  cb.grid = qq::Grid::codebook;
+  cb.isSigned = false;
+  sp.sparsity = qq::Sparsity::s2_4;
   return {uni(8, G::channel, 0), uni(4, G::group, 32), uni(4, G::group, 128),
-          uni(3, G::group, 128), uni(2, G::group, 64)};
+          uni(3, G::group, 128), uni(2, G::group, 64), cb, sp};
+}
+
+qq::SchemeAttr toSchemeAttr(mlir::MLIRContext *ctx, const quant::LayerScheme &s) {
+  bool cb = s.grid == qq::Grid::codebook;
+  return qq::SchemeAttr::get(
+      ctx, s.grid, s.bits, cb ? false : s.isSigned, cb ? true : s.symmetric,
+      s.granularity,
+      s.granularity == qq::Granularity::group ? s.groupSize : 0, s.sparsity);
+}
+
+quant::LayerScheme fromSchemeAttr(qq::SchemeAttr a) {
+  quant::LayerScheme s;
+  s.grid = a.getGrid();
+  s.bits = a.getBits();
+  s.isSigned = a.getIsSigned();
+  s.symmetric = a.getSymmetric();
+  s.granularity = a.getGranularity();
+  s.groupSize = a.getGroupSize();
+  s.sparsity = a.getSparsity();
+  return s;
 }
 
 std::string candidateName(const quant::LayerScheme &s) {
   if (s.keepFloat)
     return "fp32";
-  std::string n = (s.isSigned ? "i" : "u") + std::to_string(s.bits) + "-";
+  std::string n = (s.grid == qq::Grid::codebook ? "cb"
+                   : s.grid == qq::Grid::log2   ? "log2i"
+                   : s.isSigned                 ? "i"
+                                                : "u") +
+                  std::to_string(s.bits) + "-";
   switch (s.granularity) {
   case qq::Granularity::tensor: n += "tensor"; break;
   case qq::Granularity::channel: n += "channel"; break;
   case qq::Granularity::group: n += "g" + std::to_string(s.groupSize); break;
   }
-  if (!s.symmetric)
+  if (s.grid == qq::Grid::uniform && !s.symmetric)
     n += "-asym";
+  if (s.sparsity == qq::Sparsity::s2_4)
+    n += "-2:4";
   return n;
 }
 
@@ -222,12 +252,22 @@ bool parseCandidates(const std::string &spec,
     p.split(f, '-');
     quant::LayerScheme s;
     unsigned bits = 0;
+    if (f.size() >= 3 && f.back() == "2:4") {
+      s.sparsity = qq::Sparsity::s2_4;
+      f.pop_back();
+    }
+    bool cb = f.size() >= 1 && f[0].starts_with("cb");
+    if (cb) {
+      s.grid = qq::Grid::codebook;
+      f[0] = f[0].drop_front(); // "cb4" -> "b4": one letter, then the bits, like "i4"
+    }
     bool ok = f.size() >= 2 && f.size() <= 3 && f[0].size() >= 2 &&
-              (f[0][0] == 'i' || f[0][0] == 'u') &&
-              !f[0].drop_front().getAsInteger(10, bits);
+              (f[0][0] == 'i' || f[0][0] == 'u' || cb) &&
+              !f[0].drop_front().getAsInteger(10, bits) &&
+              !(cb && f.size() == 3);
     if (ok) {
       s.bits = bits;
-      s.isSigned = f[0][0] == 'i';
+      s.isSigned = !cb && f[0][0] == 'i';
       if (f[1] == "channel")
         s.granularity = qq::Granularity::channel, s.groupSize = 0;
       else if (f[1] == "tensor")
@@ -247,7 +287,8 @@ bool parseCandidates(const std::string &spec,
     std::string verr;
     if (!ok || !s.validate(verr)) {
       err = "bad candidate scheme '" + p.str() +
-            "' (expected e.g. i8-channel, i4-g128, u4-g64-asym" +
+            "' (expected e.g. i8-channel, i4-g128, u4-g64-asym, cb4-channel, "
+            "i4-g128-2:4" +
             (verr.empty() ? std::string(")") : "): " + verr);
       return false;
     }
@@ -281,12 +322,18 @@ int64_t storedBits(const quant::LayerScheme &in, int64_t rows, int64_t cols) {
   if (in.keepFloat)
     return 32 * rows * cols;
   quant::LayerScheme s = effectiveScheme(in, cols);
-  int64_t rowBytes = (cols * int64_t(s.bits) + 7) / 8;
+  bool sparse = s.sparsity == qq::Sparsity::s2_4;
+  int64_t kept = sparse ? cols / 2 : cols;
+  int64_t rowBytes = (kept * int64_t(s.bits) + 7) / 8;
   int64_t scales = s.granularity == qq::Granularity::tensor ? 1
                    : s.granularity == qq::Granularity::channel
                        ? rows
                        : rows * (cols / s.groupSize);
-  return rows * rowBytes * 8 + scales * 32 + (s.symmetric ? 0 : scales * 8);
+  int64_t mask = sparse ? rows * ((kept * 2 + 7) / 8) * 8 : 0;
+  if (s.grid == qq::Grid::codebook) // f32 centroids, 2^bits per block
+    return rows * rowBytes * 8 + scales * (int64_t(32) << s.bits);
+  return rows * rowBytes * 8 + scales * 32 +
+         (s.grid == qq::Grid::uniform && !s.symmetric ? scales * 8 : 0) + mask;
 }
 
 } // namespace qwen::mixed

@@ -10,6 +10,8 @@
 #include "qwen/Transforms/QuantizeWeights.h"
 #include "qwen/Calibration/ActivationStats.h"
 #include "qwen/Transforms/Executor.h"
+#include "qwen/Transforms/MixedPrecision.h"
+#include "qwen/Transforms/Prune.h"
 #include "qwen/Transforms/QuantAlgorithms.h"
 #include "qwen/Transforms/Passes.h"
 #include "qwen/Transforms/WeightSharing.h"
@@ -186,7 +188,12 @@ LayerScheme LayerOverride::apply(LayerScheme s) const {
   }
   if (dynamicAct) s.dynamicAct = *dynamicAct;
   if (staticAct) s.staticAct = *staticAct;
-  if (grid) s.grid = *grid;
+  if (grid) {
+    s.grid = *grid;
+    if (s.grid == qq::Grid::codebook) // indices are unsigned
+      s.isSigned = false, s.symmetric = true;
+  }
+  if (sparsity) s.sparsity = *sparsity;
   if (algorithm) s.algorithm = *algorithm;
   if (clipSearch) s.clipSearch = *clipSearch;
   if (biasCorrection) s.biasCorrection = *biasCorrection;
@@ -245,8 +252,20 @@ bool parseLayerOverride(StringRef pattern, const llvm::json::Value &v,
         out.grid = qq::Grid::uniform;
       else if (s && *s == "log2")
         out.grid = qq::Grid::log2;
+      else if (s && *s == "codebook")
+        out.grid = qq::Grid::codebook;
       else {
-        err = where + "'grid' must be \"uniform\" or \"log2\"";
+        err = where + "'grid' must be \"uniform\", \"log2\" or \"codebook\"";
+        return false;
+      }
+    } else if (k == "sparsity") {
+      auto s = x.getAsString();
+      if (s && *s == "2:4")
+        out.sparsity = qq::Sparsity::s2_4;
+      else if (s && *s == "dense")
+        out.sparsity = qq::Sparsity::dense;
+      else {
+        err = where + "'sparsity' must be \"2:4\" or \"dense\"";
         return false;
       }
     } else if (k == "algorithm") {
@@ -281,7 +300,7 @@ bool parseLayerOverride(StringRef pattern, const llvm::json::Value &v,
     } else {
       err = where + "unknown key '" + k +
             "' (known: bits, granularity, group_size, symmetric, signed, act, "
-            "grid, algorithm, clip_search, bias_correction)";
+            "grid, sparsity, algorithm, clip_search, bias_correction)";
       return false;
     }
   }
@@ -356,6 +375,10 @@ private:
   /// 2:4 schemes: compacts `p` (dense codes, `dq` their values) to the kept
   /// codes and their positions; an error names the layer if the weight is
   /// not 2:4 sparse. Nothing to do for dense schemes.
+  /// A 2:4 scheme on an op --qwen-prune did not prune (a mixed-precision
+  /// decision): Wanda 2:4 on its input `X`, or magnitude without one.
+  LogicalResult prune24(const Target &t, std::vector<float> &w, int64_t rows,
+                        int64_t cols, const qwen::exec::Matrix *X);
   LogicalResult sparsify(const Target &t, qwen::quant::Packed &p,
                          const std::vector<float> &dq, int64_t rows,
                          int64_t cols);
@@ -409,6 +432,9 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
                << i / cols << ", column " << i % cols
                << "); it cannot be quantized",
                failure();
+    if (s.sparsity == qq::Sparsity::s2_4 && !t.op->hasAttr("qquant.pruned") &&
+        failed(prune24(t, w, rows, cols, nullptr)))
+      return failure();
     p = quantizePlain(w.data(), rows, cols, s, plan, &dq);
     if (failed(sparsify(t, p, dq, rows, cols)))
       return failure();
@@ -477,6 +503,28 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
   return v;
 }
 
+LogicalResult Quantizer::prune24(const Target &t, std::vector<float> &w,
+                                 int64_t rows, int64_t cols,
+                                 const qwen::exec::Matrix *X) {
+  qwen::prune::PruneSpec ps;
+  ps.pattern = qwen::prune::Pattern::twoFour;
+  std::vector<double> norms;
+  if (X) {
+    ps.method = qwen::prune::Method::wanda;
+    norms.assign(cols, 0.0);
+    for (int64_t r = 0; r < X->rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        norms[c] += double(X->row(r)[c]) * double(X->row(r)[c]);
+    for (double &v : norms)
+      v = std::sqrt(v);
+  }
+  std::string err;
+  if (qwen::prune::pruneWeight(w.data(), rows, cols, ps, X ? &norms : nullptr,
+                               err) < 0)
+    return t.op->emitOpError("layer '") << t.layer << "': " << err;
+  return success();
+}
+
 LogicalResult Quantizer::sparsify(const Target &t, qwen::quant::Packed &p,
                                   const std::vector<float> &dq, int64_t rows,
                                   int64_t cols) {
@@ -506,7 +554,10 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
             // Without tokens, a static layer missing from the given scales
             // is replace()'s error (it names the statistics file).
             (s.staticAct && !plan.actScales.count(t.layer) &&
-             !plan.calibTokens.empty()));
+             !plan.calibTokens.empty()) ||
+            // A 2:4 decision on an unpruned op: Wanda on the inputs.
+            (s.sparsity == qq::Sparsity::s2_4 &&
+             !t.op->hasAttr("qquant.pruned") && !plan.calibTokens.empty()));
   };
   const Target *first = nullptr;
   for (const Target &t : targets)
@@ -550,6 +601,10 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
         return t.op->emitOpError("weight '")
                << t.layer << "' has a NaN or Inf at element " << i
                << "; it cannot be quantized";
+    if (s.sparsity == qq::Sparsity::s2_4 && !t.op->hasAttr("qquant.pruned") &&
+        precomputed.find(k) == precomputed.end() &&
+        failed(prune24(t, w, rows, cols, X)))
+      return failure();
     std::vector<float> dq;
     if (auto pc = precomputed.find(k); pc != precomputed.end() || !X) {
       // Already decided (a tied table), or an embedding (no input): RTN.
@@ -622,7 +677,8 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
       o.damp = plan.gptqDamp;
       o.actOrder = plan.gptqActOrder;
       o.clipSearch = s.clipSearch;
-      o.keepZeros = t.op->hasAttr("qquant.pruned");
+      o.keepZeros = t.op->hasAttr("qquant.pruned") ||
+                    s.sparsity == qq::Sparsity::s2_4;
       std::string err;
       if (!gptq(w.data(), rows, cols, s, H, o, pc.packed, dq, err))
         return t.op->emitOpError("GPTQ of layer '")
@@ -808,18 +864,28 @@ LogicalResult Quantizer::run() {
     // the overrides; the activation fields stay the plan's.
     if (auto d = t.op->getAttrOfType<qq::DecisionAttr>("qquant.decision")) {
       qq::SchemeAttr ds = d.getScheme();
-      if (ds.getGrid() != qq::Grid::uniform ||
-          ds.getSparsity() != qq::Sparsity::dense)
+      if (ds.getGrid() == qq::Grid::log2 ||
+          ds.getSparsity() == qq::Sparsity::unstructured)
         return t.op->emitOpError("layer '")
                << t.layer << "': qquant.decision " << ds
-               << " is not a dense uniform scheme (round-to-nearest)";
+               << " is not a candidate scheme (uniform, codebook, or "
+                  "uniform 2:4)";
       LayerScheme s = t.scheme.keepFloat ? plan.fallback : t.scheme;
+      LayerScheme dec = qwen::mixed::fromSchemeAttr(ds);
       s.keepFloat = false;
-      s.bits = ds.getBits();
-      s.isSigned = ds.getIsSigned();
-      s.symmetric = ds.getSymmetric();
-      s.granularity = ds.getGranularity();
-      s.groupSize = ds.getGroupSize();
+      s.grid = dec.grid;
+      s.bits = dec.bits;
+      s.isSigned = dec.isSigned;
+      s.symmetric = dec.symmetric;
+      s.granularity = dec.granularity;
+      s.groupSize = dec.groupSize;
+      s.sparsity = dec.sparsity;
+      if (s.grid == qq::Grid::codebook) { // k-means: no GPTQ / clip / bc
+        s.algorithm = qwen::quant::Algorithm::rtn;
+        s.clipSearch = s.biasCorrection = false;
+      }
+      if (s.grid == qq::Grid::codebook || s.sparsity == qq::Sparsity::s2_4)
+        s.dynamicAct = s.staticAct = false;
       t.scheme = s;
     }
     if (isa<qwen::EmbeddingOp>(t.op))

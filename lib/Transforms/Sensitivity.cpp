@@ -6,7 +6,9 @@
 // store entry read by qwen.linear / qwen.logits / qwen.embedding; a tied
 // table is one layer) and each candidate scheme, runs it again with only
 // that layer's weight replaced by its round-to-nearest round trip
-// (quant::quantizeDequantize, the numerics of --qwen-quantize-weights) and
+// (quant::quantizeDequantize, the numerics of --qwen-quantize-weights; for
+// a codebook candidate the k-means of --qwen-share-weights; for a 2:4
+// candidate Wanda 2:4 pruning on the same calibration inputs, then RTN) and
 // measures the mean KL(P_float || P_quantized) of the next-token
 // distribution over every calibration token. The result is written on each
 // op of the layer as
@@ -26,7 +28,9 @@
 #include "qwen/Transforms/Executor.h"
 #include "qwen/Transforms/MixedPrecision.h"
 #include "qwen/Transforms/Passes.h"
+#include "qwen/Transforms/Prune.h"
 #include "qwen/Transforms/QuantAlgorithms.h"
+#include "qwen/Transforms/WeightSharing.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/MapVector.h"
@@ -173,8 +177,27 @@ struct SensitivityPass : qwen::impl::SensitivityBase<SensitivityPass> {
       for (int64_t i = 0; i < keep; ++i)
         rows.push_back(i * batch.tokens() / keep);
     }
+    // The reference run also takes each layer's input column norms
+    // ||X[:, k]||_2 (Wanda scores of the 2:4 candidates).
+    bool wantNorms = llvm::any_of(o.candidates, [](const LayerScheme &c) {
+      return c.sparsity == qq::Sparsity::s2_4;
+    });
+    std::map<std::string, std::vector<double>> norms;
+    auto normHook = [&](const exec::WeightSite &s, const exec::Matrix *X,
+                        std::vector<float> &) -> LogicalResult {
+      if (!wantNorms || !X || s.layer.empty() || norms.count(s.layer))
+        return success();
+      std::vector<double> &n = norms[s.layer];
+      n.assign(X->cols, 0.0);
+      for (int64_t r = 0; r < X->rows; ++r)
+        for (int64_t c = 0; c < X->cols; ++c)
+          n[c] += double(X->row(r)[c]) * double(X->row(r)[c]);
+      for (double &v : n)
+        v = std::sqrt(v);
+      return success();
+    };
     exec::Matrix ref;
-    if (failed(ex->run(batch, {}, &ref, rows)))
+    if (failed(ex->run(batch, normHook, &ref, rows)))
       return failure();
     for (auto &[name, sites] : layers) {
       const exec::WeightSite &site = *sites.front();
@@ -185,7 +208,30 @@ struct SensitivityPass : qwen::impl::SensitivityBase<SensitivityPass> {
       for (const LayerScheme &cand : o.candidates) {
         LayerScheme s = effectiveScheme(cand, site.cols);
         std::vector<float> dq;
-        quant::quantizeDequantize(w.data(), site.rows, site.cols, s, dq);
+        if (s.grid == qq::Grid::codebook) {
+          quant::quantizeCodebook(w.data(), site.rows, site.cols, s, {}, &dq,
+                                  quant::KMeansOptions());
+        } else if (s.sparsity == qq::Sparsity::s2_4) {
+          if (site.cols % 4 != 0)
+            continue; // not a candidate for this layer
+          // Wanda 2:4 (magnitude for a table read only by the embedding,
+          // which has no input), then RTN of the kept weights.
+          std::vector<float> pw = w;
+          prune::PruneSpec ps;
+          ps.pattern = prune::Pattern::twoFour;
+          auto it = norms.find(site.layer);
+          ps.method = it != norms.end() ? prune::Method::wanda
+                                        : prune::Method::magnitude;
+          if (prune::pruneWeight(pw.data(), site.rows, site.cols, ps,
+                                 it != norms.end() ? &it->second : nullptr,
+                                 err) < 0)
+            return site.op->emitOpError(err);
+          LayerScheme dense = s;
+          dense.sparsity = qq::Sparsity::dense;
+          quant::quantizeDequantize(pw.data(), site.rows, site.cols, dense, dq);
+        } else {
+          quant::quantizeDequantize(w.data(), site.rows, site.cols, s, dq);
+        }
         ex->setOverride(site.layer, std::move(dq));
         exec::Matrix test;
         LogicalResult r = ex->run(batch, {}, &test, rows);
@@ -210,10 +256,7 @@ struct SensitivityPass : qwen::impl::SensitivityBase<SensitivityPass> {
           lat = FloatAttr::get(Float64Type::get(ctx), ms);
         }
         costs.push_back(qq::CostAttr::get(
-            ctx,
-            qq::SchemeAttr::get(ctx, qq::Grid::uniform, s.bits, s.isSigned,
-                                s.symmetric, s.granularity, s.groupSize,
-                                qq::Sparsity::dense),
+            ctx, toSchemeAttr(ctx, s),
             FloatAttr::get(Float64Type::get(ctx), std::max(kl, 0.0)),
             FloatAttr::get(Float64Type::get(ctx), bits), lat));
       }

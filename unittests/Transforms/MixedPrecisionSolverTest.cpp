@@ -179,7 +179,18 @@ TEST(MixedPrecisionCandidates, ParseAndName) {
   for (const LayerScheme &s : defaultCandidates())
     names.push_back(candidateName(s));
   EXPECT_EQ(names, (std::vector<std::string>{"i8-channel", "i4-g32", "i4-g128",
-                                             "i3-g128", "i2-g64"}));
+                                             "i3-g128", "i2-g64", "cb4-channel",
+                                             "i4-g128-2:4"}));
+  // Codebooks and 2:4 candidates round-trip through their names.
+  ASSERT_TRUE(parseCandidates("cb4-channel,cb3-g128,i4-g64-2:4,u4-g32-asym-2:4", c, err)) << err;
+  EXPECT_EQ(candidateName(c[0]), "cb4-channel");
+  EXPECT_EQ(c[0].grid, qwen::qquant::Grid::codebook);
+  EXPECT_EQ(candidateName(c[1]), "cb3-g128");
+  EXPECT_EQ(candidateName(c[2]), "i4-g64-2:4");
+  EXPECT_EQ(c[2].sparsity, qwen::qquant::Sparsity::s2_4);
+  EXPECT_EQ(candidateName(c[3]), "u4-g32-asym-2:4");
+  EXPECT_FALSE(parseCandidates("cb4-channel-asym", c, err));
+  EXPECT_FALSE(parseCandidates("cb4-channel-2:4", c, err)); // codebooks are dense
 }
 
 // Stored bits as weights.bin holds them: packed codes per row, f32 scales,
@@ -199,6 +210,12 @@ TEST(MixedPrecisionCandidates, StoredBits) {
   LayerScheme f;
   f.keepFloat = true;
   EXPECT_EQ(storedBits(f, 3, 5), 32 * 15);
+  // Codebooks: indices + 2^bits f32 centroids per block; 2:4: half the
+  // codes, a 2-bit position per kept code, the scales of the dense scheme.
+  ASSERT_TRUE(parseCandidates("cb4-channel,i4-g64-2:4", c, err));
+  EXPECT_EQ(storedBits(c[0], 3, 64), 3 * 32 * 8 + 3 * 16 * 32);
+  EXPECT_EQ(storedBits(c[1], 3, 128), 3 * 32 * 8 + 3 * 16 * 8 + 3 * 2 * 32);
+  ASSERT_TRUE(parseCandidates("i4-g128,i3-g128,i8-channel,u4-g32-asym,i2-tensor", c, err));
   // 48 columns: no group of 32..128 divides it: per channel.
   EXPECT_EQ(effectiveScheme(c[0], 48).granularity,
             qwen::qquant::Granularity::channel);

@@ -78,11 +78,15 @@ Solution bruteForce(const std::vector<Item> &items, double budget);
 //===----------------------------------------------------------------------===//
 
 /// The default candidates: i8 per channel, i4 g32, i4 g128, i3 g128,
-/// i2 g64 (signed, symmetric: the named recipes' schemes).
+/// i2 g64 (signed, symmetric: the named recipes' schemes), 4-bit k-means
+/// codebooks per channel (cb4-channel, f32 centroids) and 2:4-pruned i4
+/// g128 (i4-g128-2:4).
 std::vector<quant::LayerScheme> defaultCandidates();
 
 /// Parses a comma-separated list of candidates, each like `i8-channel`,
-/// `i4-g128`, `i3-g64`, `i2-tensor`, `u4-g128-asym`.
+/// `i4-g128`, `i3-g64`, `i2-tensor`, `u4-g128-asym`, a codebook `cb4-channel`
+/// / `cb3-g128` / `cb8-tensor`, or a uniform one with `-2:4` (pruned 2:4:
+/// Wanda on the calibration inputs, then round to nearest).
 bool parseCandidates(const std::string &spec,
                      std::vector<quant::LayerScheme> &out, std::string &err);
 /// The short name parseCandidates reads (e.g. "i4-g128").
@@ -96,6 +100,12 @@ quant::LayerScheme effectiveScheme(quant::LayerScheme s, int64_t cols);
 /// Stored bits of a [rows, cols] weight in scheme `s` (after
 /// effectiveScheme): codes, f32 scales, 8-bit zero points. Float: 32/weight.
 int64_t storedBits(const quant::LayerScheme &s, int64_t rows, int64_t cols);
+
+/// The #qquant.scheme of a (weight) LayerScheme and back: grid, bits,
+/// signedness, symmetry, granularity, group size, sparsity.
+qquant::SchemeAttr toSchemeAttr(mlir::MLIRContext *ctx,
+                                const quant::LayerScheme &s);
+quant::LayerScheme fromSchemeAttr(qquant::SchemeAttr a);
 
 //===----------------------------------------------------------------------===//
 // Passes

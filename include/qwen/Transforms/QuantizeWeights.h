@@ -71,6 +71,8 @@ struct LayerOverride {
   std::optional<bool> isSigned, symmetric, dynamicAct, staticAct;
   std::optional<qquant::Granularity> granularity;
   std::optional<qquant::Grid> grid;
+  std::optional<qquant::Sparsity> sparsity; // 2:4: pruned by the quantizer
+                                            // unless --qwen-prune marked it
   std::optional<Algorithm> algorithm;
   std::optional<bool> clipSearch, biasCorrection;
 
@@ -113,7 +115,9 @@ std::optional<qquant::Granularity> parseGranularity(llvm::StringRef s);
 /// Parses one override value: "fp32" or an object with keys "bits",
 /// "granularity" ("tensor"|"channel"|"group"), "group_size", "symmetric"
 /// (bool), "signed" (bool), "act" ("none"|"dynamic"|"static"), "grid"
-/// ("uniform"|"log2"), "algorithm" ("rtn"|"gptq"), "clip_search" (bool),
+/// ("uniform"|"log2"|"codebook"), "sparsity" ("2:4"|"dense": a 2:4 layer
+/// not pruned by --qwen-prune is pruned by Wanda on the calibration tokens,
+/// else by magnitude), "algorithm" ("rtn"|"gptq"), "clip_search" (bool),
 /// "bias_correction" (bool). Unknown keys are errors.
 bool parseLayerOverride(llvm::StringRef pattern, const llvm::json::Value &v,
                         LayerOverride &out, std::string &err);
