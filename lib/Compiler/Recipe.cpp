@@ -293,6 +293,14 @@ static bool suffixedRecipe(const std::string &name, Recipe &out,
       out.smooth = "smoothquant";
     }
   }
+  // -2:4 with GPTQ (Wanda's mask): the quantizer prunes each layer itself
+  // and GPTQ reconstructs the pruning error with the rounding error
+  // (SparseGPT-style), instead of --qwen-prune zeroing the weights first.
+  if (out.prune == "2:4" && out.pruneMethod == "wanda" &&
+      l.algorithm == quant::Algorithm::gptq) {
+    l.sparsity = qq::Sparsity::s2_4;
+    out.prune.clear();
+  }
   out.plan.fallback = l;
   return true;
 }

@@ -487,7 +487,8 @@ bool gptq(const float *w, int64_t rows, int64_t cols, const LayerScheme &s,
                 gq.fit(gv.data(), L.block, 1, clip);
           }
           const BlockGrid &g = grids[L.blockOf(r, c)];
-          bool pruned = opt.keepZeros && w[r * cols + c] == 0.f;
+          bool pruned = (opt.keepZeros && w[r * cols + c] == 0.f) ||
+                        (opt.pruned && (*opt.pruned)[r * cols + c]);
           int32_t q = gq.code(pruned ? 0.f : float(W[i]), g);
           float dq = gq.dequant(q, g);
           codes[r * cols + c] = q;

@@ -601,10 +601,24 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
         return t.op->emitOpError("weight '")
                << t.layer << "' has a NaN or Inf at element " << i
                << "; it cannot be quantized";
+    // A 2:4 layer --qwen-prune did not prune: Wanda's mask from this input.
+    // With GPTQ the weight stays whole and the mask goes to GPTQ, which
+    // compensates the pruning error too (SparseGPT); otherwise it is
+    // pruned here, then rounded.
+    std::vector<uint8_t> mask;
     if (s.sparsity == qq::Sparsity::s2_4 && !t.op->hasAttr("qquant.pruned") &&
-        precomputed.find(k) == precomputed.end() &&
-        failed(prune24(t, w, rows, cols, X)))
-      return failure();
+        precomputed.find(k) == precomputed.end()) {
+      std::vector<float> pw = w;
+      if (failed(prune24(t, pw, rows, cols, X)))
+        return failure();
+      if (X && s.algorithm == Algorithm::gptq) {
+        mask.resize(pw.size());
+        for (size_t i = 0; i < pw.size(); ++i)
+          mask[i] = pw[i] == 0.f;
+      } else {
+        w = std::move(pw);
+      }
+    }
     std::vector<float> dq;
     if (auto pc = precomputed.find(k); pc != precomputed.end() || !X) {
       // Already decided (a tied table), or an embedding (no input): RTN.
@@ -679,6 +693,8 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
       o.clipSearch = s.clipSearch;
       o.keepZeros = t.op->hasAttr("qquant.pruned") ||
                     s.sparsity == qq::Sparsity::s2_4;
+      if (!mask.empty())
+        o.pruned = &mask;
       std::string err;
       if (!gptq(w.data(), rows, cols, s, H, o, pc.packed, dq, err))
         return t.op->emitOpError("GPTQ of layer '")

@@ -88,11 +88,17 @@ def metric(text, name):
 
 
 def parse_scheme(s):
-    """'i4-g64' -> recipe-file override fields."""
-    m = re.fullmatch(r"([iu])([2348])-(channel|tensor|g(32|64|128))(-asym)?", s)
-    if not m:
-        raise SystemExit(f"qwen-report: error: bad scheme '{s}' (e.g. i4-g64, i8-channel)")
-    o = {"bits": int(m.group(2)), "signed": m.group(1) == "i", "symmetric": not m.group(5)}
+    """'i4-g64', 'cb4-channel', 'i4-g128-2:4' -> recipe-file override fields."""
+    m = re.fullmatch(r"(cb|[iu])([2348])-(channel|tensor|g(32|64|128))(-asym)?(-2:4)?", s)
+    if not m or (m.group(1) == "cb" and (m.group(5) or m.group(6))):
+        raise SystemExit(f"qwen-report: error: bad scheme '{s}' (e.g. i4-g64, i8-channel, "
+                         "cb4-channel, i4-g128-2:4)")
+    if m.group(1) == "cb":
+        o = {"bits": int(m.group(2)), "grid": "codebook"}
+    else:
+        o = {"bits": int(m.group(2)), "signed": m.group(1) == "i", "symmetric": not m.group(5)}
+    if m.group(6):
+        o["sparsity"] = "2:4"
     if m.group(4):
         o.update(granularity="group", group_size=int(m.group(4)))
     else:
@@ -235,7 +241,9 @@ def esc(s):
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-CANDIDATES = ["i8-channel", "i4-g32", "i4-g128", "i3-g128", "i2-g64"]
+# --qwen-sensitivity's default candidates (MixedPrecision.cpp).
+CANDIDATES = ["i8-channel", "i4-g32", "i4-g128", "i3-g128", "i2-g64", "cb4-channel",
+              "i4-g128-2:4"]
 
 
 def time_bundle(tool, b, o):

@@ -47,7 +47,7 @@
 // RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-quantize-weights="layers-file=%t.layers/unknown.json store=%t.qe.qws" 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // UNKNOWN: error: unknown layer name(s) in the per-layer overrides: 'layers.7.q_proj.weight' 'nothing.*' (layers are named by their weight's store entry, e.g.
 // RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-quantize-weights="layers-file=%t.layers/badkey.json store=%t.qe.qws" 2>&1 | FileCheck %s --check-prefix=BADKEY
-// BADKEY: error: layers-file '{{.*}}badkey.json': layer 'layers.0.q_proj.weight': unknown key 'clip' (known: bits, granularity, group_size, symmetric, signed, act, grid, algorithm, clip_search, bias_correction)
+// BADKEY: error: layers-file '{{.*}}badkey.json': layer 'layers.0.q_proj.weight': unknown key 'clip' (known: bits, granularity, group_size, symmetric, signed, act, grid, sparsity, algorithm, clip_search, bias_correction)
 // RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-quantize-weights="layers-file=%t.layers/ambiguous.json store=%t.qe.qws" 2>&1 | FileCheck %s --check-prefix=AMBIG
 // AMBIG: error: 'qwen.linear' op layer 'layers.0.q_proj.weight' is matched by several globs: '*q_proj*' 'layers.0.q*'; name it exactly
 // RUN: sed -e 's|STORE|%t.qws|' %s | not qwen-opt --qwen-quantize-weights="layers-file=%t.layers/badbits.json store=%t.qe.qws" 2>&1 | FileCheck %s --check-prefix=BADBITS

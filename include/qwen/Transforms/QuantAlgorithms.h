@@ -134,6 +134,11 @@ struct GPTQOptions {
   /// grid's zero and their whole value is the error compensated by the
   /// later columns (SparseGPT's reconstruction with a fixed mask).
   bool keepZeros = false;
+  /// [rows, cols], 1 where the weight is pruned: its code is the grid's zero
+  /// and its whole (updated) value is compensated by the later columns
+  /// (SparseGPT: the mask chosen on the unpruned weight, the pruning error
+  /// reconstructed together with the quantization error).
+  const std::vector<uint8_t> *pruned = nullptr;
 };
 
 /// GPTQ of `w` ([rows, cols]) given H = X^T X ([cols, cols], row-major).
