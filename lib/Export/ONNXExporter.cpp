@@ -542,16 +542,25 @@ FailureOr<QWeight> Exporter::readQWeight(Operation *user, qq::WeightOp w) {
 /// How a quantized MatMul weight is written.
 enum class Form { NBits, QDQ, F32 };
 
+/// MatMulNBits' block size for a per-channel / per-tensor weight: K itself
+/// when it is a power of two, else the largest power of two >= 16 dividing
+/// K (the scale is repeated per block); 0 when there is none.
+int64_t rowBlock(int64_t k) {
+  if (isPow2(k))
+    return k >= 16 ? k : 0;
+  int64_t b = k & -k;
+  return b >= 16 ? b : 0;
+}
+
 Form formOf(const QWeight &q, int64_t &blockSize, bool int8AsNBits) {
   blockSize = 0;
   if (q.s.getGrid() != qq::Grid::uniform)
     return Form::F32;
-  if (q.bits == 8 && q.gran != 2 &&
-      !(int8AsNBits && isPow2(q.cols) && q.cols >= 16))
+  if (q.bits == 8 && q.gran != 2 && !(int8AsNBits && rowBlock(q.cols)))
     return Form::QDQ;
   if (q.bits != 2 && q.bits != 4 && q.bits != 8)
     return Form::F32;
-  int64_t bs = q.gran == 2 ? q.group : q.cols;
+  int64_t bs = q.gran == 2 ? q.group : rowBlock(q.cols);
   if (!isPow2(bs) || bs < 16 || q.cols % bs != 0)
     return Form::F32;
   // Zero points must be representable as unsigned `bits`-bit values after

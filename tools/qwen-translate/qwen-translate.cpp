@@ -43,9 +43,9 @@ static cl::opt<bool> exportOnnx(
     cl::desc(
         "Translate a quantized module (qwen-compile --emit=mlir) to ONNX: the "
         "--source graph with each weight in the form onnxruntime runs: "
-        "uniform 2/4-bit (and grouped 8-bit) MatMul weights as "
-        "com.microsoft.MatMulNBits; 8-bit per-channel/tensor weights and "
-        "embeddings as int8 + DequantizeLinear (QDQ); log2 and codebook "
+        "uniform 2/4/8-bit MatMul weights as com.microsoft.MatMulNBits "
+        "(8-bit ones as QDQ with --int8-weights=qdq); 8-bit embedding "
+        "tables as int8 + DequantizeLinear (QDQ); log2 and codebook "
         "grids, 3/5/6/7-bit codes and group sizes MatMulNBits cannot take "
         "(not a power of two >= 16) as dequantized f32 initializers; static "
         "int8 activations as Clip + QuantizeLinear + DequantizeLinear, "
@@ -65,13 +65,13 @@ static cl::opt<int64_t> accuracyLevel(
 static cl::opt<std::string> int8Weights(
     "int8-weights",
     cl::desc("--export-onnx: 8-bit per-channel/tensor MatMul weights as "
-             "'qdq' (int8 + DequantizeLinear, the default; onnxruntime fuses "
-             "it into MatMulNBits with session option "
+             "'nbits' (MatMulNBits bits=8, float compute: the default) or "
+             "'qdq' (int8 + DequantizeLinear, portable; onnxruntime 1.32 "
+             "fuses it into MatMulNBits with session option "
              "session.qdq_matmulnbits_accuracy_level, default 4 = int8 "
-             "activations: set it to 0 for the bundle's float numerics) or "
-             "'nbits' (MatMulNBits bits=8, float compute, where K is a power "
-             "of two >= 16)"),
-    cl::init("qdq"));
+             "activations: set it to 0 for the bundle's numbers). Embedding "
+             "tables are always QDQ"),
+    cl::init("nbits"));
 static cl::opt<bool> verbose("v", cl::desc("Print what each weight became"));
 static cl::opt<std::string>
     weightStore("weight-store",
