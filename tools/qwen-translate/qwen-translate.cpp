@@ -72,6 +72,12 @@ static cl::opt<std::string> int8Weights(
              "activations: set it to 0 for the bundle's numbers). Embedding "
              "tables are always QDQ"),
     cl::init("nbits"));
+static cl::opt<uint64_t> externalDataThreshold(
+    "external-data-threshold",
+    cl::desc("--export-onnx: initializers go to <output>.data when their "
+             "total exceeds this many bytes (default 1.8 GB; protobuf's limit "
+             "is 2 GB)"),
+    cl::init(uint64_t(1800) << 20), cl::Hidden);
 static cl::opt<bool> verbose("v", cl::desc("Print what each weight became"));
 static cl::opt<std::string>
     weightStore("weight-store",
@@ -120,6 +126,7 @@ int main(int argc, char **argv) {
     eo.outputPath = outputFilename;
     eo.accuracyLevel = accuracyLevel;
     eo.verbose = verbose;
+    eo.externalDataThreshold = externalDataThreshold;
     if (int8Weights != "qdq" && int8Weights != "nbits") {
       errs() << "qwen-translate: --int8-weights must be qdq or nbits\n";
       return 1;
