@@ -17,7 +17,8 @@ position:
 
 and fails when max rel > R (or mean KL > K). With --text the bundle's
 tokenizer cuts the file into `chunks` windows of `ctx` tokens, each one
-prefill in both, and the mean KL over every scored position is printed too.
+prefill in both; the mean KL and max rel over those positions are printed and
+held to the same bounds.
 """
 import argparse
 import collections
@@ -164,6 +165,8 @@ def main():
               f"max_rel={rels.max():.3e}")
         if o.max_kl is not None and kls.mean() > o.max_kl:
             bad.append(f"text mean KL {kls.mean():.3e} > {o.max_kl:.3e}")
+        if rels.max() > o.max_rel:
+            bad.append(f"text max rel {rels.max():.3e} > {o.max_rel:.3e}")
     if bad:
         print("FAIL: " + "; ".join(bad))
         sys.exit(1)
