@@ -83,6 +83,7 @@ struct QWeight {
   int64_t rows = 0, cols = 0, bits = 0, rowBytes = 0, perRow = 1, group = 0;
   int gran = 2;
   const uint8_t *codes = nullptr;
+  std::vector<uint8_t> ownedCodes; // rows of several weights, merged
   std::vector<float> scales;   // [1] or [rows * perRow]; codebooks [books, 2^b]
   std::vector<int32_t> zeros;  // as scales (asymmetric)
 
@@ -163,14 +164,26 @@ private:
   std::string scalarF32(const std::string &base, float v);
 
   // --- mapping -------------------------------------------------------------
+  /// The source MatMul whose B the weight is (or rows [row0, row0 + rows)
+  /// of, for a fused projection split by raising); -1 none, -2 bad shape.
   int findMatMul(Operation *op, StringRef weightName, int64_t rows,
-                 int64_t cols);
+                 int64_t cols, int64_t &row0);
   int findLogitsByOutput(Operation *op, int64_t rows, int64_t cols);
 
   // --- rewriting -----------------------------------------------------------
   FailureOr<QWeight> readQWeight(Operation *user, qq::WeightOp w);
+  /// Records which MatMul (and which of its columns) a linear op is.
   LogicalResult exportLinear(Operation *op, Value weight, Value bias,
                              qq::ActivationAttr act);
+  /// Rewrites one MatMul from the linear ops reading it.
+  struct Part {
+    Operation *op;
+    Value weight, bias;
+    qq::ActivationAttr act;
+    int64_t row0, rows, cols;
+    std::string name;
+  };
+  LogicalResult emitMatMul(int idx, std::vector<Part> &ps);
   LogicalResult exportEmbedding(Operation *op, Value table);
   LogicalResult exportGamma(qwen::RMSNormOp op);
   /// The [rows, cols] f32 (or DequantizeLinear) value of a tied table.
@@ -196,6 +209,7 @@ private:
   std::map<int, std::vector<onnx::NodeProto>> before, after;
   std::vector<onnx::TensorProto> newInits;
   std::set<int> claimed;
+  std::map<int, std::vector<Part>> parts;
   /// Per IR linear op: the MatMul node it became and that node's original A.
   DenseMap<Operation *, std::pair<int, std::string>> linearNode;
   /// Tied tables: weight symbol -> [rows, cols] value name.
@@ -407,13 +421,27 @@ std::string baseName(StringRef name) {
 }
 
 int Exporter::findMatMul(Operation *op, StringRef weightName, int64_t rows,
-                         int64_t cols) {
+                         int64_t cols, int64_t &row0) {
   std::string base = baseName(weightName);
   auto dimsAre = [](const onnx::TensorProto *t, int64_t a, int64_t b) {
     return t && t->dims_size() == 2 && t->dims(0) == a && t->dims(1) == b;
   };
   std::vector<int> candidates;
   StringRef b(base);
+  // `<init>.transposed.slice.<row>.<col>`: rows of a fused projection (QKV)
+  // that raising split per head group.
+  row0 = -1;
+  size_t sp = b.rfind(".slice.");
+  if (sp != StringRef::npos) {
+    auto [r, c] = b.drop_front(sp + 7).split('.');
+    int64_t rv, cv;
+    if (!r.getAsInteger(10, rv) && !c.getAsInteger(10, cv)) {
+      if (cv != 0)
+        return -1;
+      row0 = rv;
+      b = b.take_front(sp);
+    }
+  }
   if (b.consume_back(".transposed")) {
     for (int i : consumers[b.str()]) {
       const onnx::NodeProto &n = graph->node(i);
@@ -421,7 +449,7 @@ int Exporter::findMatMul(Operation *op, StringRef weightName, int64_t rows,
           n.input(1) == b.str())
         candidates.push_back(i);
     }
-  } else {
+  } else if (row0 < 0) {
     // W [rows, cols] read through Transpose(W) (a tied LM head).
     for (int t : consumers[base]) {
       const onnx::NodeProto &tn = graph->node(t);
@@ -438,10 +466,16 @@ int Exporter::findMatMul(Operation *op, StringRef weightName, int64_t rows,
       continue;
     const onnx::NodeProto &n = graph->node(i);
     const onnx::TensorProto *t = constantOf(n.input(1));
+    if (row0 >= 0) {
+      if (!t || t->dims_size() != 2 || t->dims(0) != cols ||
+          t->dims(1) < row0 + rows)
+        return -2;
+      return i;
+    }
+    row0 = 0;
     if (!t && n.input(1) != b.str()) {
       // Through a Transpose: the table is [rows, cols].
-      t = constantOf(base);
-      if (!dimsAre(t, rows, cols))
+      if (!dimsAre(constantOf(base), rows, cols))
         return -2;
       return i;
     }
@@ -748,81 +782,109 @@ LogicalResult Exporter::exportLinear(Operation *op, Value weight, Value bias,
   bool isLogits = isa<qq::LogitsOp, qwen::LogitsOp>(op);
   auto qw = weight.getDefiningOp<qq::WeightOp>();
   auto fw = weight.getDefiningOp<qwen::WeightOp>();
-  int64_t rows, cols;
-  std::string wname;
+  Part part{op, weight, bias, act, 0, 0, 0, ""};
   if (qw) {
     auto t = cast<qq::WeightType>(qw.getType());
-    rows = t.getRows();
-    cols = t.getCols();
-    wname = qw.getRef().getLeafReference().getValue().str();
+    part.rows = t.getRows();
+    part.cols = t.getCols();
+    part.name = qw.getRef().getLeafReference().getValue().str();
   } else {
     auto t = dyn_cast<RankedTensorType>(weight.getType());
-    if (!t || t.getRank() != 2)
-      return op->emitError("a linear op's weight is not a 2-D tensor");
-    rows = t.getDimSize(0);
-    cols = t.getDimSize(1);
-    if (!fw) {
-      // An inline constant: the source's own (passes that change weights
-      // write them to a store), nothing to export.
+    if (!t || t.getRank() != 2 || !t.hasStaticShape())
+      return op->emitError("a linear op's weight is not a static 2-D tensor");
+    part.rows = t.getDimSize(0);
+    part.cols = t.getDimSize(1);
+    // An inline constant is the source's own (passes that change weights
+    // write them to a store), nothing to export.
+    if (!fw)
       return success();
-    }
-    wname = fw.getRef().getLeafReference().getValue().str();
+    part.name = fw.getRef().getLeafReference().getValue().str();
   }
-  int idx = findMatMul(op, wname, rows, cols);
-  if (idx == -1 && isLogits)
-    idx = findLogitsByOutput(op, rows, cols);
+  int64_t row0 = 0;
+  int idx = findMatMul(op, part.name, part.rows, part.cols, row0);
+  if (idx == -1 && isLogits) {
+    idx = findLogitsByOutput(op, part.rows, part.cols);
+    row0 = 0;
+  }
   if (idx == -2)
     return op->emitError("weight '")
-           << wname << "' (" << rows << "x" << cols
+           << part.name << "' (" << part.rows << "x" << part.cols
            << ") does not match its initializer's shape in --source '"
            << opts.sourcePath << "'";
   if (idx < 0)
     return op->emitError("weight '")
-           << wname << "': no MatMul reading initializer '"
-           << StringRef(baseName(wname)).drop_back(
-                  StringRef(wname).ends_with(".transposed") ? 11 : 0)
+           << part.name << "': no MatMul reading initializer '"
+           << StringRef(baseName(part.name)).drop_back(
+                  StringRef(part.name).ends_with(".transposed") ? 11 : 0)
            << "' in --source '" << opts.sourcePath << "'";
-  claimed.insert(idx);
+  part.row0 = row0;
+  if (StringRef(baseName(part.name)).rfind(".slice.") == StringRef::npos)
+    claimed.insert(idx);
+  parts[idx].push_back(part);
+  linearNode[op] = {idx, graph->node(idx).input(0)};
+  return success();
+}
+
+/// Rows [row0, row0 + rows) of a merged weight taken from `q`.
+static void appendRows(QWeight &m, const QWeight &q) {
+  m.ownedCodes.insert(m.ownedCodes.end(), q.codes, q.codes + q.rows * q.rowBytes);
+  m.scales.insert(m.scales.end(), q.scales.begin(), q.scales.end());
+  m.zeros.insert(m.zeros.end(), q.zeros.begin(), q.zeros.end());
+  m.rows += q.rows;
+}
+
+LogicalResult Exporter::emitMatMul(int idx, std::vector<Part> &ps) {
+  llvm::sort(ps, [](const Part &x, const Part &y) { return x.row0 < y.row0; });
   onnx::NodeProto *m = graph->mutable_node(idx);
   std::string a = m->input(0), y = m->output(0), b = m->input(1);
-  linearNode[op] = {idx, a};
+  Operation *op = ps[0].op;
+  int64_t cols = ps[0].cols, rows = 0;
+  for (const Part &p : ps) {
+    if (p.row0 != rows || p.cols != cols)
+      return p.op->emitError("weight '")
+             << p.name << "': the linear ops reading MatMul '" << m->name()
+             << "' of --source do not cover its columns once each";
+    if (p.act != ps[0].act)
+      return p.op->emitError("weight '")
+             << p.name << "': the linear ops reading MatMul '" << m->name()
+             << "' quantize their input differently";
+    rows += p.rows;
+  }
+  if (const onnx::TensorProto *t = constantOf(b);
+      ps.size() > 1 && (!t || t->dims(1) != rows))
+    return op->emitError("weight '")
+           << ps[0].name << "': the linear ops reading MatMul '" << m->name()
+           << "' of --source do not cover its columns once each";
 
   // The activation first (it only rewires A).
   std::string aIn = a;
-  if (act) {
-    FailureOr<std::string> na = activation(op, idx, a, act);
+  if (ps[0].act) {
+    FailureOr<std::string> na = activation(op, idx, a, ps[0].act);
     if (failed(na))
       return failure();
     aIn = *na;
   }
+  m->set_input(0, aIn);
 
-  if (!qw) {
-    // A float weight (a layer kept at f32): write it only if it changed.
-    std::vector<float> w;
-    if (failed(qwen::readFloatValue(stores, op, weight, rows * cols, w)))
-      return failure();
+  auto qwOf = [](const Part &p) { return p.weight.getDefiningOp<qq::WeightOp>(); };
+  bool allQuant = llvm::all_of(ps, [&](const Part &p) { return bool(qwOf(p)); });
+  bool sameScheme = allQuant && llvm::all_of(ps, [&](const Part &p) {
+    return cast<qq::WeightType>(qwOf(p).getType()).getScheme() ==
+           cast<qq::WeightType>(qwOf(ps[0]).getType()).getScheme();
+  });
+  auto writeF32 = [&](const std::vector<float> &w) {
     std::vector<float> kn(size_t(rows * cols));
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c)
         kn[c * rows + r] = w[r * cols + c];
-    const onnx::TensorProto *t = constantOf(b);
-    std::vector<float> old;
-    if (!t)
-      return op->emitError("weight '")
-             << wname << "': MatMul '" << m->name()
-             << "' of --source does not read an initializer";
-    if (failed(floatsOf(*t, old, "initializer")))
-      return failure();
-    if (old.size() != kn.size() ||
-        std::memcmp(old.data(), kn.data(), kn.size() * 4) != 0) {
-      m->set_input(1, addInit(b + ".exported", onnx::TensorProto::FLOAT,
-                              {cols, rows}, kn.data(), kn.size() * 4));
-      ++sum.floatsReplaced;
-    }
-    m->set_input(0, aIn);
-  } else if (tiedRefs.count(refKey(qw.getRef()))) {
+    m->set_input(1, addInit(b + "_dequantized", onnx::TensorProto::FLOAT,
+                            {cols, rows}, kn.data(), kn.size() * 4));
+  };
+
+  if (ps.size() == 1 && allQuant &&
+      tiedRefs.count(refKey(qwOf(ps[0]).getRef()))) {
     // One table for the embedding and the LM head: Transpose of it.
-    FailureOr<std::string> tv = tableValue(op, qw);
+    FailureOr<std::string> tv = tableValue(op, qwOf(ps[0]));
     if (failed(tv))
       return failure();
     std::string tr = fresh(*tv + "_transposed");
@@ -832,46 +894,110 @@ LogicalResult Exporter::exportLinear(Operation *op, Value weight, Value bias,
     at->set_type(onnx::AttributeProto::INTS);
     at->add_ints(1);
     at->add_ints(0);
-    m->set_input(0, aIn);
     m->set_input(1, tr);
-  } else {
-    FailureOr<QWeight> q = readQWeight(op, qw);
-    if (failed(q))
+  } else if (!allQuant || !sameScheme) {
+    // Float weights (layers kept at f32), or parts of a fused projection
+    // with different schemes: the f32 weight, written only if it changed.
+    std::vector<float> w;
+    w.reserve(size_t(rows * cols));
+    bool anyQuant = false;
+    for (const Part &p : ps) {
+      std::vector<float> pw;
+      if (auto qw = qwOf(p)) {
+        FailureOr<QWeight> q = readQWeight(p.op, qw);
+        if (failed(q))
+          return failure();
+        pw = q->dequantize();
+        anyQuant = true;
+        ++sum.dequantizedF32;
+      } else if (failed(qwen::readFloatValue(stores, p.op, p.weight,
+                                             p.rows * p.cols, pw))) {
+        return failure();
+      }
+      w.insert(w.end(), pw.begin(), pw.end());
+    }
+    const onnx::TensorProto *t = constantOf(b);
+    std::vector<float> old;
+    if (!t)
+      return op->emitError("weight '")
+             << ps[0].name << "': MatMul '" << m->name()
+             << "' of --source does not read an initializer";
+    if (failed(floatsOf(*t, old, "initializer")))
       return failure();
+    std::vector<float> kn(size_t(rows * cols));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        kn[c * rows + r] = w[r * cols + c];
+    if (anyQuant || old.size() != kn.size() ||
+        std::memcmp(old.data(), kn.data(), kn.size() * 4) != 0) {
+      writeF32(w);
+      if (!anyQuant)
+        ++sum.floatsReplaced;
+    }
+  } else {
+    // Quantized, one scheme: the parts' rows concatenated.
+    QWeight q;
+    for (const Part &p : ps) {
+      FailureOr<QWeight> pq = readQWeight(p.op, qwOf(p));
+      if (failed(pq))
+        return failure();
+      if (ps.size() == 1) {
+        q = std::move(*pq);
+        break;
+      }
+      if (q.rows == 0) {
+        q = *pq;
+        q.rows = 0;
+        q.scales.clear();
+        q.zeros.clear();
+        q.name = b;
+      }
+      if (pq->gran == 0) { // one scale per part: per channel when merged
+        pq->scales.assign(size_t(pq->rows), pq->scales[0]);
+        if (!pq->zeros.empty())
+          pq->zeros.assign(size_t(pq->rows), pq->zeros[0]);
+      }
+      appendRows(q, *pq);
+    }
+    if (ps.size() > 1) {
+      if (q.gran == 0)
+        q.gran = 1, q.perRow = 1;
+      q.codes = q.ownedCodes.data();
+    }
     int64_t bs = 0;
-    Form form = formOf(*q, bs, opts.int8WeightsAsNBits);
-    if (form == Form::QDQ && !qdqZerosFit(*q))
+    Form form = formOf(q, bs, opts.int8WeightsAsNBits);
+    if (form == Form::QDQ && !qdqZerosFit(q))
       form = Form::F32;
     std::string what;
     if (form == Form::NBits) {
       // B [N, K/bs, bs*bits/8]: the row-packed codes as they are (blocks of
       // >= 16 codes end on a byte), signed codes shifted to unsigned by
       // flipping each field's top bit (c + 2^(b-1) mod 2^b).
-      int64_t nb = cols / bs, blob = bs * q->bits / 8;
-      std::vector<uint8_t> packed(q->codes, q->codes + rows * q->rowBytes);
-      if (q->s.getIsSigned()) {
-        uint8_t mask = q->bits == 8 ? 0x80 : q->bits == 4 ? 0x88 : 0xAA;
+      int64_t nb = cols / bs, blob = bs * q.bits / 8;
+      std::vector<uint8_t> packed(q.codes, q.codes + rows * q.rowBytes);
+      if (q.s.getIsSigned()) {
+        uint8_t mask = q.bits == 8 ? 0x80 : q.bits == 4 ? 0x88 : 0xAA;
         for (uint8_t &v : packed)
           v ^= mask;
       }
-      std::string bq = addInit(b + "_q" + std::to_string(q->bits),
+      std::string bq = addInit(b + "_q" + std::to_string(q.bits),
                                onnx::TensorProto::UINT8, {rows, nb, blob},
                                packed.data(), packed.size());
       std::vector<float> sc(size_t(rows * nb));
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t g = 0; g < nb; ++g)
-          sc[r * nb + g] = q->scales[q->scaleIndex(r, g * bs)];
+          sc[r * nb + g] = q.scales[q.scaleIndex(r, g * bs)];
       std::string scales = addInit(b + "_scales", onnx::TensorProto::FLOAT,
                                    {rows * nb}, sc.data(), sc.size() * 4);
       std::vector<std::string> ins{aIn, bq, scales};
-      if (q->s.hasZeroPoints()) {
-        int64_t zb = (nb * q->bits + 7) / 8;
+      if (q.s.hasZeroPoints()) {
+        int64_t zb = (nb * q.bits + 7) / 8;
         std::vector<uint8_t> zp(size_t(rows * zb), 0);
-        int32_t shift = q->s.getIsSigned() ? 1 << (q->bits - 1) : 0;
+        int32_t shift = q.s.getIsSigned() ? 1 << (q.bits - 1) : 0;
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t g = 0; g < nb; ++g) {
-            uint32_t z = uint32_t(q->zeroPoint(r, g * bs) + shift);
-            int64_t bit = g * q->bits;
+            uint32_t z = uint32_t(q.zeroPoint(r, g * bs) + shift);
+            int64_t bit = g * q.bits;
             zp[r * zb + bit / 8] |= uint8_t(z << (bit % 8));
           }
         ins.push_back(addInit(b + "_zero_points", onnx::TensorProto::UINT8,
@@ -885,68 +1011,64 @@ LogicalResult Exporter::exportLinear(Operation *op, Value weight, Value bias,
       m->clear_attribute();
       addIntAttr(*m, "K", cols);
       addIntAttr(*m, "N", rows);
-      addIntAttr(*m, "bits", q->bits);
+      addIntAttr(*m, "bits", q.bits);
       addIntAttr(*m, "block_size", bs);
       if (opts.accuracyLevel > 0)
         addIntAttr(*m, "accuracy_level", opts.accuracyLevel);
       ++sum.matMulNBits;
-      what = "MatMulNBits bits=" + std::to_string(q->bits) +
+      what = "MatMulNBits bits=" + std::to_string(q.bits) +
              " block_size=" + std::to_string(bs);
     } else if (form == Form::QDQ) {
       // int8 [K, N] + DequantizeLinear(axis 1) -> MatMul.
       std::vector<uint8_t> kn(size_t(rows * cols));
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < cols; ++c)
-          kn[c * rows + r] = q->codes[r * q->rowBytes + c];
-      int dt = q->s.getIsSigned() ? onnx::TensorProto::INT8
-                                  : onnx::TensorProto::UINT8;
+          kn[c * rows + r] = q.codes[r * q.rowBytes + c];
+      int dt = q.s.getIsSigned() ? onnx::TensorProto::INT8
+                                 : onnx::TensorProto::UINT8;
       std::string x = addInit(b + "_quantized", dt, {cols, rows}, kn.data(),
                               kn.size());
       std::vector<std::string> ins{x};
-      if (q->gran == 1)
+      if (q.gran == 1)
         ins.push_back(addInit(b + "_scale", onnx::TensorProto::FLOAT, {rows},
-                              q->scales.data(), q->scales.size() * 4));
+                              q.scales.data(), q.scales.size() * 4));
       else
-        ins.push_back(scalarF32(b + "_scale", q->scales[0]));
-      if (q->s.hasZeroPoints() || !q->s.getIsSigned()) {
+        ins.push_back(scalarF32(b + "_scale", q.scales[0]));
+      if (q.s.hasZeroPoints() || !q.s.getIsSigned()) {
         std::vector<uint8_t> zp;
-        for (int64_t r = 0; r < (q->gran == 1 ? rows : 1); ++r)
-          zp.push_back(uint8_t(q->zeroPoint(r, 0)));
+        for (int64_t r = 0; r < (q.gran == 1 ? rows : 1); ++r)
+          zp.push_back(uint8_t(q.zeroPoint(r, 0)));
         ins.push_back(addInit(b + "_zero_point", dt,
-                              q->gran == 1 ? std::vector<int64_t>{rows}
-                                           : std::vector<int64_t>{},
+                              q.gran == 1 ? std::vector<int64_t>{rows}
+                                          : std::vector<int64_t>{},
                               zp.data(), zp.size()));
       }
       std::string dq = fresh(b + "_dequantized");
       prologue.push_back(makeNode("DequantizeLinear", ins, {dq}));
-      if (q->gran == 1)
+      if (q.gran == 1)
         addIntAttr(prologue.back(), "axis", 1);
-      m->set_input(0, aIn);
       m->set_input(1, dq);
       ++sum.dequantizeLinear;
       what = "DequantizeLinear int8";
     } else {
-      std::vector<float> w = q->dequantize(), kn(size_t(rows * cols));
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c)
-          kn[c * rows + r] = w[r * cols + c];
-      m->set_input(0, aIn);
-      m->set_input(1, addInit(b + "_dequantized", onnx::TensorProto::FLOAT,
-                              {cols, rows}, kn.data(), kn.size() * 4));
+      writeF32(q.dequantize());
       ++sum.dequantizedF32;
       what = "dequantized f32";
     }
     if (opts.verbose)
-      llvm::errs() << "qwen-translate: " << m->name() << " (" << q->type
+      llvm::errs() << "qwen-translate: " << m->name() << " (" << q.type
+                   << (ps.size() > 1 ? ", " + std::to_string(ps.size()) +
+                                           " parts"
+                                     : std::string())
                    << ") -> " << what << "\n";
   }
 
-  // The bias: the Add after the MatMul gets the module's values.
-  if (!bias)
+  // The bias: the Add after the MatMul gets the module's values (a part
+  // without a bias keeps the source's, or 0).
+  if (llvm::none_of(ps, [](const Part &p) { return bool(p.bias); }))
     return success();
-  std::vector<float> bv;
-  if (failed(qwen::readFloatValue(stores, op, bias, rows, bv)))
-    return failure();
+  int addIdx = -1, addOther = 0;
+  std::vector<float> bv(size_t(rows), 0.0f);
   for (int ci : consumers[y]) {
     const onnx::NodeProto &n = graph->node(ci);
     if (n.op_type() != "Add" || !n.domain().empty() || n.input_size() != 2)
@@ -955,8 +1077,22 @@ LogicalResult Exporter::exportLinear(Operation *op, Value weight, Value bias,
     const onnx::TensorProto *t = constantOf(n.input(other));
     if (!t || numElements(*t) != rows)
       continue;
-    return replaceConstantInput(op, ci, other, bv, "bias");
+    if (failed(floatsOf(*t, bv, "bias")))
+      return failure();
+    addIdx = ci;
+    addOther = other;
+    break;
   }
+  for (const Part &p : ps) {
+    if (!p.bias)
+      continue;
+    std::vector<float> pb;
+    if (failed(qwen::readFloatValue(stores, p.op, p.bias, p.rows, pb)))
+      return failure();
+    std::copy(pb.begin(), pb.end(), bv.begin() + p.row0);
+  }
+  if (addIdx >= 0)
+    return replaceConstantInput(op, addIdx, addOther, bv, "bias");
   // No Add in the source (bias correction gave this linear a bias).
   std::string yIn = fresh(y + "_nobias");
   m->set_output(0, yIn);
@@ -988,24 +1124,61 @@ LogicalResult Exporter::exportEmbedding(Operation *op, Value table) {
     rows = t.getDimSize(0);
     cols = t.getDimSize(1);
   }
-  const onnx::TensorProto *src = constantOf(base);
-  if (!src)
-    return op->emitError("embedding table '")
-           << base << "' is no initializer of --source '" << opts.sourcePath
-           << "'";
-  if (src->dims_size() != 2 || src->dims(0) != rows || src->dims(1) != cols)
+  auto dimsAre = [](const onnx::TensorProto *t, int64_t a, int64_t b) {
+    return t && t->dims_size() == 2 && t->dims(0) == a && t->dims(1) == b;
+  };
+  // The Gathers reading the table: the initializer itself, or (an entry
+  // named `<init>.transposed`) a Transpose of it.
+  std::vector<int> gathers;
+  const onnx::TensorProto *src = nullptr;
+  StringRef b(base);
+  bool transposed = b.consume_back(".transposed");
+  std::vector<std::string> tables;
+  if (!transposed) {
+    tables.push_back(base);
+    src = constantOf(base);
+  } else {
+    src = constantOf(b.str());
+    for (int t : consumers[b.str()]) {
+      const onnx::NodeProto &tn = graph->node(t);
+      if (tn.op_type() == "Transpose" && tn.input(0) == b.str())
+        tables.push_back(tn.output(0));
+    }
+  }
+  for (const std::string &tname : tables)
+    for (int i : consumers[tname])
+      if (graph->node(i).op_type() == "Gather" &&
+          graph->node(i).input(0) == tname)
+        gathers.push_back(i);
+  if (src && !(transposed ? dimsAre(src, cols, rows) : dimsAre(src, rows, cols)))
     return op->emitError("embedding table '")
            << base << "' (" << rows << "x" << cols
            << ") does not match its initializer's shape in --source '"
            << opts.sourcePath << "'";
-  std::vector<int> gathers;
-  for (int i : consumers[base])
-    if (graph->node(i).op_type() == "Gather" && graph->node(i).input(0) == base)
-      gathers.push_back(i);
+  if (gathers.empty()) {
+    // By the ids: a Gather of the graph input the op reads, from a
+    // [rows, cols] constant (a table the compiler tied to the LM head).
+    Value ids = op->getOperand(0);
+    auto arg = dyn_cast<BlockArgument>(ids);
+    auto func = arg ? dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp())
+                    : func::FuncOp();
+    auto name = func ? func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                         "onnx.name")
+                     : StringAttr();
+    if (name)
+      for (int i : consumers[name.str()]) {
+        const onnx::NodeProto &n = graph->node(i);
+        if (n.op_type() == "Gather" && n.input_size() == 2 &&
+            n.input(1) == name.str() && dimsAre(constantOf(n.input(0)), rows, cols))
+          gathers.push_back(i);
+      }
+  }
   if (gathers.empty())
     return op->emitError("embedding table '")
            << base << "': no Gather reads it in --source '" << opts.sourcePath
            << "'";
+  if (!src)
+    src = constantOf(graph->node(gathers[0]).input(0));
   std::string v;
   if (qw) {
     FailureOr<std::string> tv = tableValue(op, qw);
@@ -1014,10 +1187,11 @@ LogicalResult Exporter::exportEmbedding(Operation *op, Value table) {
     v = *tv;
   } else {
     std::vector<float> w, old;
-    if (failed(qwen::readFloatValue(stores, op, table, rows * cols, w)) ||
-        failed(floatsOf(*src, old, "initializer")))
+    if (failed(qwen::readFloatValue(stores, op, table, rows * cols, w)))
       return failure();
-    if (std::memcmp(w.data(), old.data(), w.size() * 4) == 0)
+    if (src && !transposed && succeeded(floatsOf(*src, old, "initializer")) &&
+        old.size() == w.size() &&
+        std::memcmp(w.data(), old.data(), w.size() * 4) == 0)
       return success();
     v = addInit(base + ".exported", onnx::TensorProto::FLOAT, {rows, cols},
                 w.data(), w.size() * 4);
@@ -1046,11 +1220,20 @@ LogicalResult Exporter::exportGamma(qwen::RMSNormOp op) {
     auto p = producer.find(it->second.second);
     if (p == producer.end())
       continue;
-    const onnx::NodeProto &mul = graph->node(p->second);
-    if (mul.op_type() != "Mul" || mul.input_size() != 2)
-      continue;
-    for (int k = 0; k < 2; ++k) {
-      const onnx::TensorProto *t = constantOf(mul.input(k));
+    const onnx::NodeProto &pn = graph->node(p->second);
+    // The decomposed norm's last Mul, or a fused norm's scale input.
+    std::vector<int> slots;
+    if (pn.op_type() == "Mul" && pn.input_size() == 2)
+      slots = {0, 1};
+    else if ((pn.op_type() == "SimplifiedLayerNormalization" ||
+              pn.op_type() == "RMSNormalization") &&
+             pn.input_size() >= 2 && pn.output(0) == it->second.second)
+      slots = {1};
+    else if (pn.op_type() == "SkipSimplifiedLayerNormalization" &&
+             pn.input_size() >= 3 && pn.output(0) == it->second.second)
+      slots = {2};
+    for (int k : slots) {
+      const onnx::TensorProto *t = constantOf(pn.input(k));
       if (t && numElements(*t) == n)
         return replaceConstantInput(op, p->second, k, g, "rms_norm gamma");
     }
@@ -1310,6 +1493,9 @@ LogicalResult Exporter::run(qwen::ONNXExportSummary &summary) {
   });
   if (r.wasInterrupted())
     return failure();
+  for (auto &[idx, ps] : parts)
+    if (failed(emitMatMul(idx, ps)))
+      return failure();
   for (qwen::RMSNormOp n : norms)
     if (failed(exportGamma(n)))
       return failure();

@@ -6,7 +6,7 @@ the bundle qwen-compile built from the same quantized module.
                     [--ort-config KEY=VALUE] [--text FILE --chunks N --ctx L]
 
 Prints `ops:` (the exported graph's node counts of the op types the exporter
-writes; onnx.checker must pass first), then runs both on the same tokens: a
+writes; onnx.checker must pass first unless --no-checker), then runs both on the same tokens: a
 seeded random prompt as one prefill, then `steps` decode steps with the KV
 cache (each feeding the token the bundle picks greedily, to both). For every
 position:
@@ -22,6 +22,7 @@ held to the same bounds.
 """
 import argparse
 import collections
+import json
 import os
 import sys
 
@@ -43,7 +44,8 @@ class OrtModel:
     """The source model's I/O contract: input_ids, attention_mask,
     position_ids, past_key_values.N.{key,value} -> logits, present.N.*."""
 
-    def __init__(self, path, threads, config=()):
+    def __init__(self, path, threads, config=(), head_dim=0):
+        self.head_dim = head_dim
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         for kv in config:
@@ -59,12 +61,16 @@ class OrtModel:
         self.length = 0
 
     def _past_shape(self, i):
+        # [batch, kv_heads, past_len, head_dim]; a symbolic head dim (genai's
+        # kv_cache_dim) is the bundle manifest's head_dim.
         dims = []
-        for d in i.shape:
+        for k, d in enumerate(i.shape):
             if isinstance(d, int):
                 dims.append(d)
             elif "batch" in str(d):
                 dims.append(1)
+            elif k == len(i.shape) - 1:
+                dims.append(self.head_dim)
             else:
                 dims.append(0)
         return dims
@@ -106,12 +112,17 @@ def main():
     ap.add_argument("--ort-config", action="append", default=[],
                     help="KEY=VALUE session config entry, e.g. "
                          "session.qdq_matmulnbits_accuracy_level=0")
+    ap.add_argument("--no-checker", action="store_true",
+                    help="skip onnx.checker (for sources it rejects, e.g. "
+                         "onnxruntime-genai's SimplifiedLayerNormalization "
+                         "in the default domain)")
     ap.add_argument("--text")
     ap.add_argument("--chunks", type=int, default=4)
     ap.add_argument("--ctx", type=int, default=128)
     o = ap.parse_args()
 
-    onnx.checker.check_model(o.onnx)
+    if not o.no_checker:
+        onnx.checker.check_model(o.onnx)
     m = onnx.load(o.onnx, load_external_data=False)
     ops = collections.Counter(n.op_type for n in m.graph.node)
     watched = ["MatMulNBits", "DequantizeLinear", "QuantizeLinear", "Round", "MatMul", "Gather"]
@@ -119,7 +130,8 @@ def main():
 
     b = runtime.Bundle(o.bundle)
     b.set_num_threads(o.threads)
-    om = OrtModel(o.onnx, o.threads, o.ort_config)
+    head_dim = json.load(open(os.path.join(o.bundle, "manifest.json")))["model"].get("head_dim", 0)
+    om = OrtModel(o.onnx, o.threads, o.ort_config, head_dim)
     vocab = b.vocab_size
     prompt = [int(x) for x in np.random.default_rng(o.seed).integers(0, vocab, o.prompt_len)]
     s = b.session(o.prompt_len + o.steps + 1)
