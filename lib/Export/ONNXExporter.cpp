@@ -288,6 +288,12 @@ LogicalResult Exporter::loadSource() {
     t->clear_external_data();
     t->set_data_location(onnx::TensorProto::DEFAULT);
   }
+  for (const auto &n : graph->node())
+    if (n.op_type() == "MatMulNBits" || n.op_type() == "GatherBlockQuantized")
+      return module.emitError("--source '")
+             << opts.sourcePath << "' is already quantized (node '" << n.name()
+             << "' is " << n.op_type()
+             << "): export a module compiled from a float model";
   for (int i = 0; i < graph->initializer_size(); ++i) {
     inits[graph->initializer(i).name()] = i;
     names.insert(graph->initializer(i).name());

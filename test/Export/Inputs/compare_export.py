@@ -54,11 +54,13 @@ class OrtModel:
         self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         self.inputs = self.sess.get_inputs()
         self.outputs = [o.name for o in self.sess.get_outputs()]
+        self.cached = any(i.name.startswith("past") for i in self.inputs)
         self.reset()
 
     def reset(self):
         self.past = {}
         self.length = 0
+        self.history = []
 
     def _past_shape(self, i):
         # [batch, kv_heads, past_len, head_dim]; a symbolic head dim (genai's
@@ -76,7 +78,17 @@ class OrtModel:
         return dims
 
     def run(self, ids):
+        if not self.cached:
+            # No KV cache: the whole sequence again, the new tokens' rows.
+            self.history += list(ids)
+            n = len(ids)
+            out = self._run(self.history, 0)
+            return out[-n:]
+        return self._run(ids, self.length)
+
+    def _run(self, ids, start):
         t = len(ids)
+        self.length = start
         feeds = {}
         for i in self.inputs:
             if i.name == "input_ids":
@@ -95,7 +107,7 @@ class OrtModel:
         for name, v in outs.items():
             if name.startswith("present"):
                 self.past[name.replace("present", "past_key_values", 1)] = v
-        self.length += t
+        self.length = start + t
         return outs["logits"][0]
 
 
