@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qwen/Compiler/Compiler.h"
+#include "qwen/Export/ONNXExporter.h"
 #include "qwen/Compiler/Passes.h"
 #include "qwen/Compiler/Recipe.h"
 #include "qwen/Transforms/Executor.h"
@@ -899,6 +900,13 @@ int compile(const Options &o) {
   };
   if (o.emit == Emit::MLIR)
     return emitModule(*module);
+  if (o.emit == Emit::ONNX) {
+    qwen::ONNXExportOptions eo;
+    eo.sourcePath = o.input;
+    eo.outputPath = o.output;
+    eo.verbose = o.verbose;
+    return succeeded(qwen::exportONNX(*module, eo)) ? 0 : 1;
+  }
 
   // linalg
   if (failed(runPasses(*module, [&](OpPassManager &pm) {

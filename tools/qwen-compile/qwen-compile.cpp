@@ -2,7 +2,7 @@
 //
 //   qwen-compile model.onnx -o bundle/ [--target host|x86-64-v3|x86-64-v4|CPU]
 //                [--recipe NAME|file.json] [--tokenizer tokenizer.json]
-//                [--emit=bundle|mlir|linalg|llvm-mlir|llvm|asm|obj]
+//                [--emit=bundle|mlir|onnx|linalg|llvm-mlir|llvm|asm|obj]
 //
 // See include/qwen/Compiler/Compiler.h for the stages and
 // include/qwen/Runtime/BundleABI.h for what a bundle holds.
@@ -90,6 +90,9 @@ int main(int argc, char **argv) {
       cl::values(
           clEnumValN(Emit::Bundle, "bundle", "the bundle folder (default)"),
           clEnumValN(Emit::MLIR, "mlir", "model-level MLIR after raising"),
+          clEnumValN(Emit::ONNX, "onnx",
+                     "the input ONNX graph with the recipe's quantized "
+                     "weights (as qwen-translate --export-onnx)"),
           clEnumValN(Emit::LinalgMLIR, "linalg",
                      "MLIR lowered to linalg on tensors"),
           clEnumValN(Emit::LLVMMLIR, "llvm-mlir", "MLIR in the LLVM dialect"),
@@ -128,6 +131,11 @@ int main(int argc, char **argv) {
   if (emit == Emit::Bundle && output == "-") {
     llvm::errs() << "qwen-compile: error: -o -: a bundle is a folder, not "
                     "stdout\n";
+    return 2;
+  }
+  if (emit == Emit::ONNX && output == "-") {
+    llvm::errs() << "qwen-compile: error: -o -: --emit=onnx writes a file "
+                    "(and <file>.data for models over 1.8 GB)\n";
     return 2;
   }
   qwen::compiler::Options o;

@@ -19,6 +19,7 @@ namespace qwen::compiler {
 enum class Emit {
   Bundle,     // a bundle directory
   MLIR,       // model-level IR after raising and weight materialization
+  ONNX,       // the source ONNX graph with the quantized weights (Export/)
   LinalgMLIR, // after lowering to linalg on tensors, weights as arguments
   LLVMMLIR,   // the LLVM dialect, with the bundle ABI's entry points
   LLVMIR,     // optimized LLVM IR for the target
