@@ -530,11 +530,12 @@ FailureOr<QWeight> Exporter::readQWeight(Operation *user, qq::WeightOp w) {
   q.gran = q.s.getGranularity() == qq::Granularity::tensor    ? 0
            : q.s.getGranularity() == qq::Granularity::channel ? 1
                                                              : 2;
-  if (q.s.getSparsity() != qq::Sparsity::dense)
-    return user->emitError("weight '")
-               << q.name << "': sparse weights (" << q.type
-               << ") have no ONNX export",
-           failure();
+  // 2:4 weights: ONNX (and onnxruntime) has no 2:4 kernel; the kept codes
+  // are expanded below to dense codes with the grid's zero at the pruned
+  // inputs, which every form (MatMulNBits, QDQ, f32) then writes exactly.
+  bool sparse24 = q.s.getSparsity() == qq::Sparsity::s2_4;
+  const uint8_t *mask = nullptr;
+  int64_t maskBytes = 0;
   if (q.bits < 2 || q.bits > 8 || (q.gran == 2 && (q.group <= 0 ||
                                                    q.cols % q.group != 0)))
     return user->emitError("weight '")
@@ -574,7 +575,56 @@ FailureOr<QWeight> Exporter::readQWeight(Operation *user, qq::WeightOp w) {
         q.zeros[i] = e->dtype == ws::DType::I8
                          ? int32_t(static_cast<const int8_t *>(data)[i])
                          : int32_t(static_cast<const uint8_t *>(data)[i]);
+    } else if (c.suffix == ".mask") {
+      mask = static_cast<const uint8_t *>(data);
+      maskBytes = c.shape[1];
     }
+  }
+  if (sparse24) {
+    auto get = [](const uint8_t *row, int64_t rowBytes, int64_t i, int64_t w) {
+      uint32_t v = 0;
+      for (int64_t k = 0; k < w; ++k) {
+        int64_t bit = i * w + k;
+        if (bit / 8 < rowBytes)
+          v |= uint32_t(row[bit / 8] >> (bit % 8) & 1) << k;
+      }
+      return v;
+    };
+    int64_t dense = (q.cols * q.bits + 7) / 8;
+    q.ownedCodes.assign(size_t(q.rows * dense), 0);
+    uint32_t fieldMask = (1u << q.bits) - 1;
+    for (int64_t r = 0; r < q.rows; ++r) {
+      uint8_t *out = &q.ownedCodes[size_t(r * dense)];
+      auto put = [&](int64_t c, uint32_t v) {
+        for (int64_t k = 0; k < q.bits; ++k)
+          if (v >> k & 1) {
+            int64_t bit = c * q.bits + k;
+            out[bit / 8] |= uint8_t(1u << (bit % 8));
+          }
+      };
+      // The grid's zero first (0 for signed symmetric and log2, the
+      // midpoint for unsigned symmetric, the zero point otherwise) ...
+      for (int64_t c = 0; c < q.cols; ++c) {
+        uint32_t z = 0;
+        if (q.s.hasZeroPoints())
+          z = uint32_t(q.zeros[size_t(q.scaleIndex(r, c))]) & fieldMask;
+        else if (q.s.getGrid() == qq::Grid::uniform && !q.s.getIsSigned())
+          z = 1u << (q.bits - 1);
+        put(c, z);
+      }
+      // ... then the kept codes at their inputs.
+      for (int64_t j = 0; j < q.cols / 2; ++j) {
+        int64_t c = 4 * (j / 2) + get(mask + r * maskBytes, maskBytes, j, 2);
+        uint32_t v = get(q.codes + r * q.rowBytes, q.rowBytes, j, q.bits);
+        for (int64_t k = 0; k < q.bits; ++k) { // clear, then set
+          int64_t bit = c * q.bits + k;
+          out[bit / 8] &= uint8_t(~(1u << (bit % 8)));
+        }
+        put(c, v);
+      }
+    }
+    q.rowBytes = dense;
+    q.codes = q.ownedCodes.data();
   }
   return q;
 }
@@ -949,6 +999,8 @@ LogicalResult Exporter::emitMatMul(int idx, std::vector<Part> &ps) {
         return failure();
       if (ps.size() == 1) {
         q = std::move(*pq);
+        if (!q.ownedCodes.empty()) // expanded 2:4 codes
+          q.codes = q.ownedCodes.data();
         break;
       }
       if (q.rows == 0) {
@@ -956,6 +1008,7 @@ LogicalResult Exporter::emitMatMul(int idx, std::vector<Part> &ps) {
         q.rows = 0;
         q.scales.clear();
         q.zeros.clear();
+        q.ownedCodes.clear();
         q.name = b;
       }
       if (pq->gran == 0) { // one scale per part: per channel when merged
