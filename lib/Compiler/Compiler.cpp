@@ -1012,7 +1012,12 @@ int compile(const Options &o) {
     llvm::FunctionAnalysisManager fam;
     llvm::CGSCCAnalysisManager cgam;
     llvm::ModuleAnalysisManager mam;
-    llvm::PassBuilder pb(target->tm.get());
+    // MergeFunctions: the parallel regions (outlined by OpenMP) of layers with
+    // the same shapes are the same code; the fused quantized kernels
+    // (QuantKernels.cpp) especially would otherwise be one copy per layer.
+    llvm::PipelineTuningOptions pto;
+    pto.MergeFunctions = true;
+    llvm::PassBuilder pb(target->tm.get(), pto);
     pb.registerModuleAnalyses(mam);
     pb.registerCGSCCAnalyses(cgam);
     pb.registerFunctionAnalyses(fam);
