@@ -881,12 +881,12 @@ int compile(const Options &o) {
   // The fused weight-only kernels (lib/Transforms/QuantKernels.cpp) take
   // their register tiles from the target: with AVX-512 (32 zmm) 4 output
   // channels x 4 tokens of vector<16xf32> accumulators, with AVX2 (16 ymm,
-  // a vector<16xf32> is two) 4 x 2. QWEN_QUANT_KERNEL="tile_n=N,tile_m=M,fused=0|1"
+  // a vector<16xf32> is two) 4 x 2. QWEN_QUANT_KERNEL="tile_n=N,tile_m=M,buffer_m=T,fused=0|1"
   // overrides them (tuning; fused=0 is the reference dequantize + matmul).
   {
     const llvm::MCSubtargetInfo *sti = target->tm->getMCSubtargetInfo();
     bool avx512 = sti->checkFeatures("+avx512f");
-    int64_t tileN = 4, tileM = avx512 ? 4 : 2;
+    int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16;
     bool fused = true;
     if (const char *env = std::getenv("QWEN_QUANT_KERNEL")) {
       llvm::SmallVector<llvm::StringRef> kvs;
@@ -900,6 +900,8 @@ int compile(const Options &o) {
           tileN = n;
         else if (k.trim() == "tile_m" && n > 0)
           tileM = n;
+        else if (k.trim() == "buffer_m" && n >= 0)
+          bufferM = n;
         else if (k.trim() == "fused")
           fused = n != 0;
       }
@@ -908,6 +910,7 @@ int compile(const Options &o) {
     (*module)->setAttr("qwen.quant_kernel",
                        bb.getDictionaryAttr({bb.getNamedAttr("fused", bb.getBoolAttr(fused)),
                                              bb.getNamedAttr("tile_m", bb.getI64IntegerAttr(tileM)),
+                                             bb.getNamedAttr("buffer_m", bb.getI64IntegerAttr(bufferM)),
                                              bb.getNamedAttr("tile_n", bb.getI64IntegerAttr(tileN))}));
   }
   if (failed(runPasses(*module, [&](OpPassManager &pm) {

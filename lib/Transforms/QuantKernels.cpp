@@ -55,6 +55,8 @@ WeightOnlyParams weightOnlyParamsFor(Operation *op) {
     p.tileN = std::max<int64_t>(1, a.getInt());
   if (auto a = d.getAs<IntegerAttr>("tile_m"))
     p.tileM = std::max<int64_t>(1, a.getInt());
+  if (auto a = d.getAs<IntegerAttr>("buffer_m"))
+    p.bufferM = std::max<int64_t>(0, a.getInt());
   return p;
 }
 
@@ -230,6 +232,53 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
       Value s = tensor::ExtractOp::create(nb, nl, q.scales, si);
       return s.getType().isF32() ? s : arith::ExtFOp::create(nb, nl, f32, s).getResult();
     };
+    // Reduce the NR x mr accumulators, (scale,) add into rows mrow of the tile.
+    auto writeRows = [&](OpBuilder &ob, Location ol, ValueRange accs, ArrayRef<Value> mrow, int64_t mr,
+                         Value tile, bool scaleAfter) -> Value {
+      auto vnr = VectorType::get({NR}, f32);
+      SmallVector<Value> post;
+      if (scaleAfter)
+        for (int64_t i = 0; i < NR; ++i)
+          post.push_back(scaleAt(ob, ol, rows[i], ci(ob, ol, 0)));
+      Value cur = tile;
+      for (int64_t j = 0; j < mr; ++j) {
+        SmallVector<Value> vals;
+        for (int64_t i = 0; i < NR; ++i) {
+          Value s = vector::ReductionOp::create(ob, ol, vector::CombiningKind::ADD, accs[i * mr + j]);
+          if (scaleAfter)
+            s = arith::MulFOp::create(ob, ol, s, post[i]);
+          vals.push_back(s);
+        }
+        Value vec = vector::FromElementsOp::create(ob, ol, vnr, vals);
+        Value old = vector::TransferReadOp::create(ob, ol, vnr, cur, ValueRange{mrow[j], ci(ob, ol, 0)},
+                                                   cf(ob, ol, 0.0), ArrayRef<bool>{false});
+        Value sum = arith::AddFOp::create(ob, ol, old, vec);
+        cur = vector::TransferWriteOp::create(ob, ol, sum, cur, ValueRange{mrow[j], ci(ob, ol, 0)},
+                                              ArrayRef<bool>{false})
+                  .getResult();
+      }
+      return cur;
+    };
+    auto rowsOf = [&](OpBuilder &ob, Location ol, Value m0, int64_t mr) {
+      SmallVector<Value> mrow;
+      for (int64_t j = 0; j < mr; ++j)
+        mrow.push_back(j == 0 ? m0 : arith::AddIOp::create(ob, ol, m0, ci(ob, ol, j)).getResult());
+      return mrow;
+    };
+    // The NR rows' codes of chunk c of group g, dequantized (times the
+    // scale, the i4 nibble factors folded in): i4 -> (even, odd) halves,
+    // i8 -> one vector.
+    auto loadCodes = [&](OpBuilder &cb, Location cl, int64_t i, Value kb) -> Value {
+      Value bpad = arith::ConstantOp::create(cb, cl, cb.getI8IntegerAttr(0));
+      if (codesT.getElementType() != i8)
+        bpad = UnrealizedConversionCastOp::create(cb, cl, TypeRange{codesT.getElementType()}, ValueRange{bpad})
+                   .getResult(0);
+      Value by = vector::TransferReadOp::create(cb, cl, vb, q.codes, ValueRange{rows[i], kb}, bpad,
+                                                ArrayRef<bool>{codesInBounds});
+      if (vb != vbs)
+        by = UnrealizedConversionCastOp::create(cb, cl, TypeRange{vbs}, ValueRange{by}).getResult(0);
+      return arith::ExtSIOp::create(cb, cl, vi, by);
+    };
     // Per-element scale inside the loop (i4 always: the nibble factors; i8
     // only per group); else after the reduction.
     const bool scaleInLoop = i4 || q.gran == 2;
@@ -272,17 +321,9 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                           cb, cl, vf, xp, ValueRange{mrow[j], arith::AddIOp::create(cb, cl, k0, ci(cb, cl, H))}, fpad,
                           ArrayRef<bool>{true}));
                   }
-                  Value bpad = arith::ConstantOp::create(cb, cl, cb.getI8IntegerAttr(0));
-                  if (codesT.getElementType() != i8)
-                    bpad = UnrealizedConversionCastOp::create(cb, cl, TypeRange{codesT.getElementType()}, ValueRange{bpad})
-                               .getResult(0);
                   SmallVector<Value> next(accs.begin(), accs.end());
                   for (int64_t i = 0; i < NR; ++i) {
-                    Value by = vector::TransferReadOp::create(cb, cl, vb, q.codes, ValueRange{rows[i], kb}, bpad,
-                                                              ArrayRef<bool>{codesInBounds});
-                    if (vb != vbs)
-                      by = UnrealizedConversionCastOp::create(cb, cl, TypeRange{vbs}, ValueRange{by}).getResult(0);
-                    Value v = arith::ExtSIOp::create(cb, cl, vi, by);
+                    Value v = loadCodes(cb, cl, i, kb);
                     if (i4) {
                       Value c28 = arith::ConstantOp::create(cb, cl, vi, DenseElementsAttr::get(vi, cb.getI32IntegerAttr(28)));
                       Value m16 = arith::ConstantOp::create(cb, cl, vi, DenseElementsAttr::get(vi, cb.getI32IntegerAttr(-16)));
@@ -306,47 +347,107 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                 });
             scf::YieldOp::create(gb, gl, cLoop.getResults());
           });
-      // Reduce, scale, add into the tile.
-      auto vnr = VectorType::get({NR}, f32);
-      SmallVector<Value> post;
-      if (!scaleInLoop)
-        for (int64_t i = 0; i < NR; ++i)
-          post.push_back(scaleAt(ob, ol, rows[i], ci(ob, ol, 0)));
-      Value cur = tile;
-      for (int64_t j = 0; j < mr; ++j) {
-        SmallVector<Value> vals;
-        for (int64_t i = 0; i < NR; ++i) {
-          Value s = vector::ReductionOp::create(ob, ol, vector::CombiningKind::ADD, gLoop.getResult(i * mr + j));
-          if (!scaleInLoop)
-            s = arith::MulFOp::create(ob, ol, s, post[i]);
-          vals.push_back(s);
-        }
-        Value vec = vector::FromElementsOp::create(ob, ol, vnr, vals);
-        Value old = vector::TransferReadOp::create(ob, ol, vnr, cur, ValueRange{mrow[j], ci(ob, ol, 0)},
-                                                   cf(ob, ol, 0.0), ArrayRef<bool>{false});
-        Value sum = arith::AddFOp::create(ob, ol, old, vec);
-        cur = vector::TransferWriteOp::create(ob, ol, sum, cur, ValueRange{mrow[j], ci(ob, ol, 0)},
-                                              ArrayRef<bool>{false})
-                  .getResult();
-      }
-      return cur;
+      return writeRows(ob, ol, gLoop.getResults(), mrow, mr, tile, !scaleInLoop);
     };
 
-    Value mFull = MR > 1 ? arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, M, ci(b, l, MR)), ci(b, l, MR)).getResult()
-                         : M;
-    Value tile = slice;
-    if (MR > 1) {
-      auto main = scf::ForOp::create(b, l, ci(b, l, 0), mFull, ci(b, l, MR), ValueRange{tile},
+    auto mLoops = [&](OpBuilder &ob, Location ol, Value tile,
+                      function_ref<Value(OpBuilder &, Location, Value, int64_t, Value)> blk) -> Value {
+      Value mFull = MR > 1 ? arith::MulIOp::create(ob, ol, arith::DivUIOp::create(ob, ol, M, ci(ob, ol, MR)),
+                                                   ci(ob, ol, MR)).getResult()
+                           : M;
+      if (MR > 1) {
+        auto main = scf::ForOp::create(ob, ol, ci(ob, ol, 0), mFull, ci(ob, ol, MR), ValueRange{tile},
+                                       [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
+                                         scf::YieldOp::create(nb, nl, blk(nb, nl, m0, MR, it[0]));
+                                       });
+        tile = main.getResult(0);
+      }
+      auto rest = scf::ForOp::create(ob, ol, mFull, M, ci(ob, ol, 1), ValueRange{tile},
                                      [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
-                                       scf::YieldOp::create(nb, nl, block(nb, nl, m0, MR, it[0]));
+                                       scf::YieldOp::create(nb, nl, blk(nb, nl, m0, 1, it[0]));
                                      });
-      tile = main.getResult(0);
+      return rest.getResult(0);
+    };
+    Value tile = slice;
+    if (p.bufferM > 0) {
+      // Prefill (M >= bufferM): the tile's NR rows are dequantized once into
+      // an f32 [NR, Kp] buffer (in xp's chunk order, scales applied), then an
+      // f32 NR x MR register-blocked dot kernel reads it for every block of
+      // tokens. Decode (fewer tokens) dequantizes in registers per block.
+      Value useBuf = arith::CmpIOp::create(b, l, arith::CmpIPredicate::uge, M, ci(b, l, p.bufferM));
+      auto ifOp = scf::IfOp::create(
+          b, l, useBuf,
+          [&](OpBuilder &ib, Location il) {
+            auto bufT = RankedTensorType::get({NR, Kp}, f32);
+            Value buf0 = tensor::EmptyOp::create(ib, il, bufT, ValueRange{});
+            auto gl = scf::ForOp::create(
+                ib, il, ci(ib, il, 0), ci(ib, il, NG), ci(ib, il, 1), ValueRange{buf0},
+                [&](OpBuilder &gb, Location gl_, Value g, ValueRange gb0) {
+                  SmallVector<Value> sA, sB;
+                  for (int64_t i = 0; i < NR; ++i) {
+                    Value s = scaleAt(gb, gl_, rows[i], g);
+                    if (i4) {
+                      sA.push_back(vector::BroadcastOp::create(gb, gl_, vf, arith::MulFOp::create(gb, gl_, s, cf(gb, gl_, std::ldexp(1.0, -28)))));
+                      sB.push_back(vector::BroadcastOp::create(gb, gl_, vf, arith::MulFOp::create(gb, gl_, s, cf(gb, gl_, 1.0 / 16))));
+                    } else {
+                      sA.push_back(vector::BroadcastOp::create(gb, gl_, vf, s));
+                    }
+                  }
+                  Value gk0 = arith::MulIOp::create(gb, gl_, g, ci(gb, gl_, G));
+                  auto cLoop = scf::ForOp::create(
+                      gb, gl_, ci(gb, gl_, 0), ci(gb, gl_, CPG), ci(gb, gl_, 1), gb0,
+                      [&](OpBuilder &cb, Location cl, Value c, ValueRange cb0) {
+                        Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, C)));
+                        Value kb = i4 ? arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2)).getResult() : k0;
+                        Value bufc = cb0[0];
+                        for (int64_t i = 0; i < NR; ++i) {
+                          Value v = loadCodes(cb, cl, i, kb);
+                          if (i4) {
+                            Value c28 = arith::ConstantOp::create(cb, cl, vi, DenseElementsAttr::get(vi, cb.getI32IntegerAttr(28)));
+                            Value m16 = arith::ConstantOp::create(cb, cl, vi, DenseElementsAttr::get(vi, cb.getI32IntegerAttr(-16)));
+                            Value lo = arith::MulFOp::create(cb, cl, arith::SIToFPOp::create(cb, cl, vf, arith::ShLIOp::create(cb, cl, v, c28)), sA[i]);
+                            Value hi = arith::MulFOp::create(cb, cl, arith::SIToFPOp::create(cb, cl, vf, arith::AndIOp::create(cb, cl, v, m16)), sB[i]);
+                            bufc = vector::TransferWriteOp::create(cb, cl, lo, bufc, ValueRange{ci(cb, cl, i), k0}, ArrayRef<bool>{true}).getResult();
+                            bufc = vector::TransferWriteOp::create(cb, cl, hi, bufc,
+                                                                   ValueRange{ci(cb, cl, i), arith::AddIOp::create(cb, cl, k0, ci(cb, cl, H))},
+                                                                   ArrayRef<bool>{true}).getResult();
+                          } else {
+                            Value w = arith::MulFOp::create(cb, cl, arith::SIToFPOp::create(cb, cl, vf, v), sA[i]);
+                            bufc = vector::TransferWriteOp::create(cb, cl, w, bufc, ValueRange{ci(cb, cl, i), k0}, ArrayRef<bool>{true}).getResult();
+                          }
+                        }
+                        scf::YieldOp::create(cb, cl, bufc);
+                      });
+                  scf::YieldOp::create(gb, gl_, cLoop.getResults());
+                });
+            Value buf = gl.getResult(0);
+            auto blockBuf = [&](OpBuilder &ob, Location ol, Value m0, int64_t mr, Value t) -> Value {
+              SmallVector<Value> mrow = rowsOf(ob, ol, m0, mr);
+              Value zero = arith::ConstantOp::create(ob, ol, vf, DenseElementsAttr::get(vf, ob.getF32FloatAttr(0.0f)));
+              SmallVector<Value> accInit(NR * mr, zero);
+              auto kl = scf::ForOp::create(
+                  ob, ol, ci(ob, ol, 0), ci(ob, ol, Kp), ci(ob, ol, H), accInit,
+                  [&](OpBuilder &kb_, Location kl_, Value k, ValueRange accs) {
+                    Value fpad = cf(kb_, kl_, 0.0);
+                    SmallVector<Value> xs, ws, next(accs.begin(), accs.end());
+                    for (int64_t j = 0; j < mr; ++j)
+                      xs.push_back(vector::TransferReadOp::create(kb_, kl_, vf, xp, ValueRange{mrow[j], k}, fpad, ArrayRef<bool>{true}));
+                    for (int64_t i = 0; i < NR; ++i) {
+                      Value w = vector::TransferReadOp::create(kb_, kl_, vf, buf, ValueRange{ci(kb_, kl_, i), k}, fpad, ArrayRef<bool>{true});
+                      for (int64_t j = 0; j < mr; ++j)
+                        next[i * mr + j] = vector::FMAOp::create(kb_, kl_, xs[j], w, next[i * mr + j]);
+                    }
+                    scf::YieldOp::create(kb_, kl_, next);
+                  });
+              return writeRows(ob, ol, kl.getResults(), mrow, mr, t, false);
+            };
+            scf::YieldOp::create(ib, il, mLoops(ib, il, tile, blockBuf));
+          },
+          [&](OpBuilder &eb, Location el) { scf::YieldOp::create(eb, el, mLoops(eb, el, tile, block)); });
+      tile = ifOp.getResult(0);
+    } else {
+      tile = mLoops(b, l, tile, block);
     }
-    auto rest = scf::ForOp::create(b, l, mFull, M, ci(b, l, 1), ValueRange{tile},
-                                   [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
-                                     scf::YieldOp::create(nb, nl, block(nb, nl, m0, 1, it[0]));
-                                   });
-    tile = rest.getResult(0);
     b.setInsertionPointToStart(forall.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(b, l, tile, out, offs, sizes, strides);
   }

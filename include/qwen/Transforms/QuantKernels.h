@@ -31,13 +31,17 @@ struct WeightOnlyDesc {
 };
 
 /// Knobs of the kernel; read from the module attribute
-/// `qwen.quant_kernel = {fused = true, tile_n = 4, tile_m = 4}` (all
+/// `qwen.quant_kernel = {fused = true, tile_n = 4, tile_m = 4, buffer_m = 16}` (all
 /// optional) that qwen-compile sets from --target. `fused = false` keeps the
 /// reference lowering (dequantize the whole weight, then a matmul).
 struct WeightOnlyParams {
   bool fused = true;
   int64_t tileN = 4; ///< output channels per tile (a parallel iteration)
   int64_t tileM = 4; ///< tokens sharing each dequantized register of W
+  /// From this many tokens on (prefill), each tile of W is dequantized once
+  /// into an f32 [tileN, K] buffer that a register-blocked f32 kernel reads
+  /// for every block of tokens; 0 = never.
+  int64_t bufferM = 16;
 };
 
 WeightOnlyParams weightOnlyParamsFor(mlir::Operation *op);
