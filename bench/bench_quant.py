@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="onnxruntime intra_op threads; with 1, also pass --qwen-run-args='--threads 1' (the bound then uses one thread's bandwidth)")
     ap.add_argument("--build-dir")
     ap.add_argument("--qwen-compile")
     ap.add_argument("--qwen-run")
@@ -113,6 +114,8 @@ def main(argv=None) -> int:
     bw2 = bandwidth()
     if bw is None or (bw2 is not None and bw2["bw"] > bw["bw"]):
         bw = bw2
+    if args.threads == 1:  # one thread each side: the bound is one thread's bandwidth
+        bw = dict(bw, bw=bw["kernels"]["sum 1 thread"], kernel="sum 1 thread")
     hdr = ["recipe", "weights MB/token", "prefill tok/s", "decode tok/s", "decode bound tok/s", "% of bound",
            "decode vs ort fp32", "decode vs qwen fp32", "prefill vs ort fp32"]
     rows = []
