@@ -42,6 +42,9 @@ struct WeightOnlyParams {
   /// into an f32 [tileN, K] buffer that a register-blocked f32 kernel reads
   /// for every block of tokens; 0 = never.
   int64_t bufferM = 16;
+  /// A single token (decode) reads the tile's rows one after the other (one
+  /// stream of codes) instead of interleaved.
+  bool rowwise = true;
 };
 
 WeightOnlyParams weightOnlyParamsFor(mlir::Operation *op);
