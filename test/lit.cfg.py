@@ -42,8 +42,9 @@ config.substitutions.append(
 # Tensors (after --qwen-lower-model-to-linalg) to the LLVM dialect.
 config.substitutions.append(
     ("%linalg_to_llvm",
-     "--one-shot-bufferize=bufferize-function-boundaries --convert-linalg-to-loops "
-     "--convert-scf-to-cf --expand-strided-metadata --lower-affine "
+     "--one-shot-bufferize=bufferize-function-boundaries --scf-forall-to-parallel "
+     "--convert-linalg-to-loops --convert-vector-to-scf --convert-scf-to-cf "
+     "--convert-vector-to-llvm --expand-strided-metadata --lower-affine "
      "--convert-to-llvm --reconcile-unrealized-casts"))
 
 # The bundle runtime (C API) for the Python bindings the bundle tests use.

@@ -909,11 +909,50 @@ int compile(const Options &o) {
   }
 
   // linalg
+  // The fused weight-only kernels (lib/Transforms/QuantKernels.cpp) take
+  // their register tiles from the target: with AVX-512 (32 zmm) 4 output
+  // channels x 4 tokens of vector<16xf32> accumulators, with AVX2 (16 ymm,
+  // a vector<16xf32> is two) 4 x 2. QWEN_QUANT_KERNEL="tile_n=N,tile_m=M,buffer_m=T,rowwise=0|1,fused=0|1"
+  // overrides them (tuning; fused=0 is the reference dequantize + matmul).
+  {
+    const llvm::MCSubtargetInfo *sti = target->tm->getMCSubtargetInfo();
+    bool avx512 = sti->checkFeatures("+avx512f");
+    int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16;
+    bool fused = true, rowwise = true;
+    if (const char *env = std::getenv("QWEN_QUANT_KERNEL")) {
+      llvm::SmallVector<llvm::StringRef> kvs;
+      llvm::StringRef(env).split(kvs, ',', -1, false);
+      for (llvm::StringRef kv : kvs) {
+        auto [k, v] = kv.split('=');
+        int64_t n = 0;
+        if (v.trim().getAsInteger(10, n))
+          continue;
+        if (k.trim() == "tile_n" && n > 0)
+          tileN = n;
+        else if (k.trim() == "tile_m" && n > 0)
+          tileM = n;
+        else if (k.trim() == "buffer_m" && n >= 0)
+          bufferM = n;
+        else if (k.trim() == "fused")
+          fused = n != 0;
+        else if (k.trim() == "rowwise")
+          rowwise = n != 0;
+      }
+    }
+    Builder bb(&ctx);
+    (*module)->setAttr("qwen.quant_kernel",
+                       bb.getDictionaryAttr({bb.getNamedAttr("fused", bb.getBoolAttr(fused)),
+                                             bb.getNamedAttr("tile_m", bb.getI64IntegerAttr(tileM)),
+                                             bb.getNamedAttr("buffer_m", bb.getI64IntegerAttr(bufferM)),
+                                             bb.getNamedAttr("rowwise", bb.getBoolAttr(rowwise)),
+                                             bb.getNamedAttr("tile_n", bb.getI64IntegerAttr(tileN))}));
+  }
   if (failed(runPasses(*module, [&](OpPassManager &pm) {
         pm.nest<func::FuncOp>().addPass(qwen::createLowerModelToLinalg());
         return success();
       })))
     return 1;
+  (*module)->removeAttr("qwen.quant_kernel");
   if (failed(checkFullyLowered(*module)))
     return 1;
   if (failed(runPasses(*module, [&](OpPassManager &pm) {
@@ -951,11 +990,14 @@ int compile(const Options &o) {
         pm.addPass(qwen::createBufferize());
         if (failed(addPipeline(
                 pm, "buffer-deallocation-pipeline,"
+                    "func.func(scf-forall-to-parallel),"
                     "func.func(convert-linalg-to-parallel-loops),"
                     "convert-scf-to-openmp,"
+                    "convert-vector-to-scf,"
                     "convert-math-to-llvm,convert-math-to-libm,"
                     "expand-strided-metadata,lower-affine,"
                     "finalize-memref-to-llvm,convert-scf-to-cf,"
+                    "convert-vector-to-llvm,"
                     "convert-to-llvm,reconcile-unrealized-casts")))
           return failure();
         qwen::EmitModelABIOptions ao;
@@ -1007,7 +1049,12 @@ int compile(const Options &o) {
     llvm::FunctionAnalysisManager fam;
     llvm::CGSCCAnalysisManager cgam;
     llvm::ModuleAnalysisManager mam;
-    llvm::PassBuilder pb(target->tm.get());
+    // MergeFunctions: the parallel regions (outlined by OpenMP) of layers with
+    // the same shapes are the same code; the fused quantized kernels
+    // (QuantKernels.cpp) especially would otherwise be one copy per layer.
+    llvm::PipelineTuningOptions pto;
+    pto.MergeFunctions = true;
+    llvm::PassBuilder pb(target->tm.get(), pto);
     pb.registerModuleAnalyses(mam);
     pb.registerCGSCCAnalyses(cgam);
     pb.registerFunctionAnalyses(fam);

@@ -16,6 +16,8 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/AffineMap.h"
 #include "mlir/IR/Builders.h"
@@ -819,6 +821,13 @@ FailureOr<Value> lowerExpand(OpBuilder &b, Location loc, qwen::onnxir::ExpandOp 
 struct LowerModelToLinalgPass
     : qwen::impl::LowerModelToLinalgBase<LowerModelToLinalgPass> {
   using Base::Base;
+
+  // The fused weight-only kernels (QuantKernels.cpp) emit scf.forall/for and
+  // vector ops besides the dialects of Passes.td.
+  void getDependentDialects(DialectRegistry &registry) const override {
+    Base::getDependentDialects(registry);
+    registry.insert<scf::SCFDialect, vector::VectorDialect>();
+  }
 
   static bool isModelDialect(Operation *op) {
     return isa<qwen::onnxir::ONNXDialect, qwen::QwenDialect,

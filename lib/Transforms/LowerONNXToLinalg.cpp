@@ -18,6 +18,7 @@
 
 #include "qwen/Transforms/LowerONNXToLinalg.h"
 #include "qwen/Transforms/Passes.h"
+#include "qwen/Transforms/QuantKernels.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -2784,6 +2785,27 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     if (!ranked(x) || (bias && !ranked(bias)))
       return failure();
     return one(linearSparse24(b, l, q, x, bias, rt, rows, cols));
+  }
+  // Weight-only linear / logits: the fused kernel (QuantKernels.cpp) where it
+  // handles the scheme (signed symmetric 4/8-bit per tensor, channel or group
+  // of 32/64/128); it dequantizes in registers. Else, and with
+  // `qwen.quant_kernel = {fused = false}` on the module, the reference below.
+  if (isa<qq::LinearOp, qq::LogitsOp>(op) && !q.log2 && !q.codebook && !sparse24) {
+    WeightOnlyDesc d;
+    d.codes = q.codes;
+    d.scales = q.scales;
+    d.bits = q.bits;
+    d.rows = rows;
+    d.cols = cols;
+    d.gran = q.gran;
+    d.group = q.group;
+    d.isSigned = q.isSigned;
+    d.symmetric = q.symmetric;
+    d.hasZeros = bool(q.zeros);
+    Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
+    FailureOr<Value> y = lowerWeightOnlyLinear(b, l, d, op->getOperand(0), bias, rt, weightOnlyParamsFor(op));
+    if (succeeded(y))
+      return one(*y);
   }
   Value w = dequantAll(b, l, q, rows, cols);
   if (isa<qq::DequantizeWeightOp>(op))

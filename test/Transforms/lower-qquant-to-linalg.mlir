@@ -2,17 +2,24 @@
 // RUN: sed 's|STORE|%t.qws|' %s | qwen-opt --qwen-lower-model-to-linalg -split-input-file | FileCheck %s
 
 // qquant.linear on an i4 symmetric group-32 weight: the components become
-// qwen.weight ops (f16 scales as stored), the weight is dequantized in a
-// generic (nibble unpacked, sign-extended, times the group's scale) and the
-// f32 product follows.
+// qwen.weight ops (f16 scales as stored) and the fused weight-only kernel
+// (QuantKernels.cpp) reads the packed bytes in an scf.forall over tiles of 4
+// output channels: nibbles unpacked in vector registers (sign-extended bytes,
+// << 28 for the low nibble, & -16 for the high one), converted, times the
+// group's scale, FMA with the activations; no f32 [96, 64] weight.
 // CHECK-LABEL: func @linear_i4_sym
 // CHECK-DAG: qwen.weight @q::@sym.codes : tensor<96x32xui8>
 // CHECK-DAG: qwen.weight @q::@sym.scales : tensor<96x2xf16>
-// CHECK: linalg.generic
-// CHECK: arith.shrui
-// CHECK: arith.cmpi uge
+// CHECK-NOT: tensor<96x64xf32>
+// CHECK: scf.forall (%{{.*}}) in (24)
 // CHECK: arith.extf %{{.*}} : f16 to f32
-// CHECK: linalg.generic {{.*}}"reduction"
+// CHECK: vector.transfer_read {{.*}} : tensor<96x32xui8>, vector<16xui8>
+// CHECK: arith.extsi %{{.*}} : vector<16xi8> to vector<16xi32>
+// CHECK: arith.shli
+// CHECK: arith.andi
+// CHECK: vector.fma
+// CHECK: vector.reduction <add>
+// CHECK-NOT: tensor<96x64xf32>
 // CHECK-NOT: qquant.
 module {
   qwen.store @q "STORE"

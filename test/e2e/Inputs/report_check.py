@@ -42,7 +42,10 @@ assert r["pareto"] and "fp32" in r["pareto"]
 assert svg.getElementsByTagName("path"), "no Pareto front drawn"
 for m, u in o.mixed_beats:
     a, b = rows[m], rows[u]
-    assert a["size_mb"] <= b["size_mb"] + 1e-9, (a["size_mb"], b["size_mb"])
+    # The weights the budget assigns (weights.bin), not model.so: with the
+    # fused weight-only kernels (QuantKernels.cpp) the code depends on the mix
+    # of schemes (~10-25 kB on this 2.9 MB model), which is no weight size.
+    assert a["weights_mb"] <= b["weights_mb"] + 1e-9, (a["weights_mb"], b["weights_mb"])
     assert a["mean_kl"] < b["mean_kl"], (m, a["mean_kl"], u, b["mean_kl"])
     print(f"{m} beats {u}")
 print("PASS")

@@ -1,0 +1,66 @@
+//===- QuantKernels.h - fused weight-only quantized linear kernels -*- C++ -*-===//
+//
+// y[..., n] = sum_k x[..., k] * W[n, k] (+ bias[n]) for a weight-only
+// quantized W (signed symmetric 4- or 8-bit codes, per tensor / channel /
+// group of 32, 64 or 128), emitted by --qwen-lower-model-to-linalg as an
+// scf.forall over tiles of output channels whose body is scf.for loops of
+// 1-D vector ops: the packed codes are loaded as bytes, unpacked and
+// converted to f32 in registers, multiplied with the activations and
+// accumulated per group, then scaled. The f32 weight is never materialized.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QWEN_TRANSFORMS_QUANTKERNELS_H
+#define QWEN_TRANSFORMS_QUANTKERNELS_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/Support/LLVM.h"
+
+namespace qwen {
+
+/// A uniform quantized weight [rows, cols] as the lowering sees it.
+struct WeightOnlyDesc {
+  mlir::Value codes;  ///< [rows, rowBytes] (u)i8, codes packed LSB first
+  mlir::Value scales; ///< [1] (tensor) or [rows, perRow], f32 or f16
+  int64_t bits = 4;
+  int64_t rows = 0, cols = 0;
+  int gran = 2; ///< 0 tensor, 1 channel, 2 group
+  int64_t group = 0;
+  bool isSigned = true, symmetric = true, hasZeros = false;
+};
+
+/// Knobs of the kernel; read from the module attribute
+/// `qwen.quant_kernel = {fused = true, tile_n = 4, tile_m = 4, buffer_m = 16}` (all
+/// optional) that qwen-compile sets from --target. `fused = false` keeps the
+/// reference lowering (dequantize the whole weight, then a matmul).
+struct WeightOnlyParams {
+  bool fused = true;
+  int64_t tileN = 4; ///< output channels per tile (a parallel iteration)
+  int64_t tileM = 4; ///< tokens sharing each dequantized register of W
+  /// From this many tokens on (prefill), each tile of W is dequantized once
+  /// into an f32 [tileN, K] buffer that a register-blocked f32 kernel reads
+  /// for every block of tokens; 0 = never.
+  int64_t bufferM = 16;
+  /// A single token (decode) reads the tile's rows one after the other (one
+  /// stream of codes) instead of interleaved.
+  bool rowwise = true;
+};
+
+WeightOnlyParams weightOnlyParamsFor(mlir::Operation *op);
+
+/// Whether the fused kernel handles this weight (else the caller keeps the
+/// reference lowering).
+bool weightOnlyKernelSupports(const WeightOnlyDesc &q);
+
+/// The fused kernel; fails (creating nothing) on forms it does not handle:
+/// see weightOnlyKernelSupports, and x must be ranked f32 of rank >= 2 with
+/// last dim = cols, bias 1-D [rows] f32/f16 or absent.
+mlir::FailureOr<mlir::Value>
+lowerWeightOnlyLinear(mlir::OpBuilder &b, mlir::Location l, const WeightOnlyDesc &q,
+                      mlir::Value x, mlir::Value bias, mlir::RankedTensorType rt,
+                      const WeightOnlyParams &p);
+
+} // namespace qwen
+
+#endif // QWEN_TRANSFORMS_QUANTKERNELS_H
