@@ -51,6 +51,7 @@
 #include "qwen/Dialect/QQuant/QQuantDialect.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
 #include "qwen/Support/Sha256.h"
+#include "qwen/Transforms/MixedPrecision.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
 #include "llvm/ADT/StringSet.h"
@@ -482,15 +483,8 @@ RecipeSummary summarizeRecipe(ModuleOp module) {
   auto count = [&](Operation *op, Value w, qq::ActivationAttr act) {
     std::string scheme = "fp32";
     if (auto qt = dyn_cast<qq::WeightType>(w.getType())) {
-      qq::SchemeAttr a = qt.getScheme();
-      LayerScheme ls;
-      ls.grid = a.getGrid(); // "codebook4 channel", "log2 i4 ..."
-      ls.sparsity = a.getSparsity();
-      ls.bits = a.getBits();
-      ls.isSigned = a.getIsSigned();
-      ls.symmetric = a.getSymmetric();
-      ls.granularity = a.getGranularity();
-      ls.groupSize = a.getGroupSize();
+      // "codebook4 channel", "log2 i4 ...", "... sparsity=2:4".
+      LayerScheme ls = qwen::mixed::fromSchemeAttr(qt.getScheme());
       ls.dynamicAct = act && act.getMode() == qq::ActMode::dynamic;
       ls.staticAct = act && act.getMode() == qq::ActMode::static_;
       scheme = ls.str();

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import w8a8_jit as base  # noqa: E402
-from log2_reference import check_printed, pack, unpack  # noqa: E402
+from log2_reference import OUTPUTS, check_printed, emit_case, pack, unpack  # noqa: E402
 
 F = np.float32
 rng = np.random.default_rng(12)
@@ -69,33 +69,14 @@ def gen(store):
     weight_store.write(store, {"g.codes": p4, "g.codebook": b4,
                                "c.codes": p3, "c.codebook": b3,
                                "t.codes": p2, "t.codebook": b2})
-    fmt = base.fmt
-    print(f'''qwen.store @q "{store}"
-func.func private @printMemrefF32(tensor<*xf32>)
-func.func private @printMemrefI32(tensor<*xi32>)
-func.func @main() {{
-  %x = arith.constant dense<{fmt(base.x)}> : tensor<2x3x64xf32>
-  %b = arith.constant dense<{fmt(base.bias)}> : tensor<24xf32>
-  %ids = arith.constant dense<{fmt(ids).replace('.0', '')}> : tensor<2x3xi64>
-  %g = qquant.weight @q::@g : {W4T}
+    emit_case(store, f'''  %g = qquant.weight @q::@g : {W4T}
   %c = qquant.weight @q::@c : {W3T}
   %t = qquant.weight @q::@t : {W2T}
   %d4 = qquant.dequantize_weight %g : {W4T} -> tensor<24x64xf32>
   %d3 = qquant.dequantize_weight %t : {W2T} -> tensor<24x64xf32>
   %y = qquant.linear %x, %g, %b : (tensor<2x3x64xf32>, {W4T}, tensor<24xf32>) -> tensor<2x3x24xf32>
   %l = qquant.logits %x, %c : (tensor<2x3x64xf32>, {W3T}) -> tensor<2x3x24xf32>
-  %e = qquant.embedding %ids, %g : (tensor<2x3xi64>, {W4T}) -> tensor<2x3x64xf32>''')
-    # Exact results are printed as their IEEE bits (i32).
-    for i, (v, t) in enumerate([("%d4", "24x64"), ("%d3", "24x64"), ("%y", "2x3x24"),
-                                ("%l", "2x3x24"), ("%e", "2x3x64")]):
-        if t == "2x3x24":
-            print(f"  %p{i} = tensor.cast {v} : tensor<{t}xf32> to tensor<*xf32>")
-            print(f"  func.call @printMemrefF32(%p{i}) : (tensor<*xf32>) -> ()")
-        else:
-            print(f"  %i{i} = arith.bitcast {v} : tensor<{t}xf32> to tensor<{t}xi32>")
-            print(f"  %p{i} = tensor.cast %i{i} : tensor<{t}xi32> to tensor<*xi32>")
-            print(f"  func.call @printMemrefI32(%p{i}) : (tensor<*xi32>) -> ()")
-    print("  return\n}")
+  %e = qquant.embedding %ids, %g : (tensor<2x3xi64>, {W4T}) -> tensor<2x3x64xf32>''', OUTPUTS)
 
 
 def check():

@@ -74,10 +74,11 @@ def refs():
             ("linear", lin), ("logits", log), ("embedding", W4[ids])]
 
 
-def gen(store):
-    from qwen_opt import weight_store
-    weight_store.write(store, {"g.codes": p4, "g.scales": s4,
-                               "c.codes": p3, "c.scales": s3})
+def emit_case(store, body, outputs):
+    """Prints a JIT case: the store, the print declarations, %x [2,3,64],
+    %b [24] and %ids [2,3] (w8a8_jit's and `ids`), `body` (the weights and
+    ops), then each (value, shape) of `outputs`: the 2x3x24 products as f32,
+    exact results (dequantized weights, embedding rows) as IEEE bits (i32)."""
     fmt = base.fmt
     print(f'''qwen.store @q "{store}"
 func.func private @printMemrefF32(tensor<*xf32>)
@@ -85,17 +86,9 @@ func.func private @printMemrefI32(tensor<*xi32>)
 func.func @main() {{
   %x = arith.constant dense<{fmt(base.x)}> : tensor<2x3x64xf32>
   %b = arith.constant dense<{fmt(base.bias)}> : tensor<24xf32>
-  %ids = arith.constant dense<{fmt(ids).replace('.0', '')}> : tensor<2x3xi64>
-  %g = qquant.weight @q::@g : {W4T}
-  %c = qquant.weight @q::@c : {W3T}
-  %d4 = qquant.dequantize_weight %g : {W4T} -> tensor<24x64xf32>
-  %d3 = qquant.dequantize_weight %c : {W3T} -> tensor<24x64xf32>
-  %y = qquant.linear %x, %g, %b : (tensor<2x3x64xf32>, {W4T}, tensor<24xf32>) -> tensor<2x3x24xf32>
-  %l = qquant.logits %x, %c : (tensor<2x3x64xf32>, {W3T}) -> tensor<2x3x24xf32>
-  %e = qquant.embedding %ids, %g : (tensor<2x3xi64>, {W4T}) -> tensor<2x3x64xf32>''')
-    # Exact results are printed as their IEEE bits (i32).
-    for i, (v, t) in enumerate([("%d4", "24x64"), ("%d3", "24x64"), ("%y", "2x3x24"),
-                                ("%l", "2x3x24"), ("%e", "2x3x64")]):
+  %ids = arith.constant dense<{fmt(ids).replace('.0', '')}> : tensor<2x3xi64>''')
+    print(body)
+    for i, (v, t) in enumerate(outputs):
         if t == "2x3x24":
             print(f"  %p{i} = tensor.cast {v} : tensor<{t}xf32> to tensor<*xf32>")
             print(f"  func.call @printMemrefF32(%p{i}) : (tensor<*xf32>) -> ()")
@@ -104,6 +97,23 @@ func.func @main() {{
             print(f"  %p{i} = tensor.cast %i{i} : tensor<{t}xi32> to tensor<*xi32>")
             print(f"  func.call @printMemrefI32(%p{i}) : (tensor<*xi32>) -> ()")
     print("  return\n}")
+
+
+OUTPUTS = [("%d4", "24x64"), ("%d3", "24x64"), ("%y", "2x3x24"), ("%l", "2x3x24"),
+           ("%e", "2x3x64")]
+
+
+def gen(store):
+    from qwen_opt import weight_store
+    weight_store.write(store, {"g.codes": p4, "g.scales": s4,
+                               "c.codes": p3, "c.scales": s3})
+    emit_case(store, f'''  %g = qquant.weight @q::@g : {W4T}
+  %c = qquant.weight @q::@c : {W3T}
+  %d4 = qquant.dequantize_weight %g : {W4T} -> tensor<24x64xf32>
+  %d3 = qquant.dequantize_weight %c : {W3T} -> tensor<24x64xf32>
+  %y = qquant.linear %x, %g, %b : (tensor<2x3x64xf32>, {W4T}, tensor<24xf32>) -> tensor<2x3x24xf32>
+  %l = qquant.logits %x, %c : (tensor<2x3x64xf32>, {W3T}) -> tensor<2x3x24xf32>
+  %e = qquant.embedding %ids, %g : (tensor<2x3xi64>, {W4T}) -> tensor<2x3x64xf32>''', OUTPUTS)
 
 
 def check_printed(rs, exact_names, what):

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import w8a8_jit as base  # noqa: E402
-from log2_reference import check_printed, pack  # noqa: E402
+from log2_reference import OUTPUTS, check_printed, emit_case, pack  # noqa: E402
 from log2_reference import decode as log2_decode  # noqa: E402
 
 F = np.float32
@@ -86,32 +86,14 @@ def gen(store):
         "a.codes": pack(ca & 15, 4), "a.scales": sa, "a.mask": pack(pa, 2),
         "b.codes": pack(cb, 4), "b.scales": sb, "b.zeros": zb, "b.mask": pack(pb, 2),
         "c.codes": pack(cc, 4), "c.scales": scc, "c.mask": pack(pc, 2)})
-    fmt = base.fmt
-    print(f'''qwen.store @q "{store}"
-func.func private @printMemrefF32(tensor<*xf32>)
-func.func private @printMemrefI32(tensor<*xi32>)
-func.func @main() {{
-  %x = arith.constant dense<{fmt(base.x)}> : tensor<2x3x64xf32>
-  %b = arith.constant dense<{fmt(base.bias)}> : tensor<24xf32>
-  %ids = arith.constant dense<{fmt(ids).replace('.0', '')}> : tensor<2x3xi64>
-  %a = qquant.weight @q::@a : {WaT}
+    emit_case(store, f'''  %a = qquant.weight @q::@a : {WaT}
   %u = qquant.weight @q::@b : {WbT}
   %c = qquant.weight @q::@c : {WcT}
-  %da = qquant.dequantize_weight %a : {WaT} -> tensor<24x64xf32>
-  %dc = qquant.dequantize_weight %c : {WcT} -> tensor<24x64xf32>
+  %d4 = qquant.dequantize_weight %a : {WaT} -> tensor<24x64xf32>
+  %d3 = qquant.dequantize_weight %c : {WcT} -> tensor<24x64xf32>
   %y = qquant.linear %x, %a, %b : (tensor<2x3x64xf32>, {WaT}, tensor<24xf32>) -> tensor<2x3x24xf32>
   %l = qquant.logits %x, %u : (tensor<2x3x64xf32>, {WbT}) -> tensor<2x3x24xf32>
-  %e = qquant.embedding %ids, %a : (tensor<2x3xi64>, {WaT}) -> tensor<2x3x64xf32>''')
-    for i, (v, t) in enumerate([("%da", "24x64"), ("%dc", "24x64"), ("%y", "2x3x24"),
-                                ("%l", "2x3x24"), ("%e", "2x3x64")]):
-        if t == "2x3x24":
-            print(f"  %p{i} = tensor.cast {v} : tensor<{t}xf32> to tensor<*xf32>")
-            print(f"  func.call @printMemrefF32(%p{i}) : (tensor<*xf32>) -> ()")
-        else:
-            print(f"  %i{i} = arith.bitcast {v} : tensor<{t}xf32> to tensor<{t}xi32>")
-            print(f"  %p{i} = tensor.cast %i{i} : tensor<{t}xi32> to tensor<*xi32>")
-            print(f"  func.call @printMemrefI32(%p{i}) : (tensor<*xi32>) -> ()")
-    print("  return\n}")
+  %e = qquant.embedding %ids, %a : (tensor<2x3xi64>, {WaT}) -> tensor<2x3x64xf32>''', OUTPUTS)
 
 
 def check():
