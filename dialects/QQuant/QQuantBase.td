@@ -34,6 +34,8 @@ def QQuant_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kDecisionAttrName = "qquant.decision";
     /// Name of the discardable attribute carrying #qquant.stats.
     static constexpr ::llvm::StringLiteral kStatsAttrName = "qquant.stats";
+    /// Name of --qwen-prune's mark on a pruned op: "2:4" or "unstructured".
+    static constexpr ::llvm::StringLiteral kPrunedAttrName = "qquant.pruned";
   }];
 }
 

@@ -695,25 +695,22 @@ int compile(const Options &o) {
     llvm::errs() << "qwen-compile: note: weight stores kept in " << work.path
                  << "\n";
   }
-  std::string storeDir = work.path;
-  if (mlirStage && o.output != "-")
-    storeDir = path::parent_path(outAbs).str();
+  // Weight stores: next to an --emit=mlir output (the printed IR names
+  // them), else in the work folder.
+  bool storesBesideOutput = mlirStage && o.output != "-";
+  std::string storeDir = storesBesideOutput
+                             ? path::parent_path(outAbs).str()
+                             : work.path;
   std::string stem = path::filename(outAbs).str();
-  std::string importStore = mlirStage && o.output != "-"
-                                ? storeDir + "/" + stem + ".import.qws"
-                                : work.path + "/import.qws";
-  std::string derivedStore = mlirStage && o.output != "-"
-                                 ? storeDir + "/" + stem + ".derived.qws"
-                                 : work.path + "/derived.qws";
-  std::string quantizedStore = mlirStage && o.output != "-"
-                                   ? storeDir + "/" + stem + ".quantized.qws"
-                                   : work.path + "/quantized.qws";
-  std::string smoothedStore = mlirStage && o.output != "-"
-                                  ? storeDir + "/" + stem + ".smoothed.qws"
-                                  : work.path + "/smoothed.qws";
-  std::string prunedStore = mlirStage && o.output != "-"
-                                ? storeDir + "/" + stem + ".pruned.qws"
-                                : work.path + "/pruned.qws";
+  auto storePath = [&](const char *kind) {
+    return storesBesideOutput ? storeDir + "/" + stem + "." + kind + ".qws"
+                              : work.path + "/" + kind + ".qws";
+  };
+  std::string importStore = storePath("import");
+  std::string derivedStore = storePath("derived");
+  std::string quantizedStore = storePath("quantized");
+  std::string smoothedStore = storePath("smoothed");
+  std::string prunedStore = storePath("pruned");
 
   DialectRegistry registry;
   registerAllDialects(registry);

@@ -162,26 +162,20 @@ static bool mixedRecipe(const std::string &name, Recipe &out,
   return true;
 }
 
-/// The suffixes a named recipe may carry, each a data-driven method
-/// (README.md, "Recipes"): -gptq, -awq, -clip, -bc, -smooth, -log2,
-/// -weighted.
+/// The suffixes a named recipe may carry (README.md, "Recipes"): methods
+/// -gptq, -awq, -clip, -bc, -smooth, -log2, -weighted, -f16, and pruning
+/// -2:4, -sp<N>, -magnitude.
 static bool suffixedRecipe(const std::string &name, Recipe &out,
                            std::string &err) {
   std::string base = name;
   std::vector<std::string> sfx;
-  static const char *const known[] = {"-gptq",   "-awq",  "-clip",
-                                      "-bc",     "-smooth", "-log2",
-                                      "-weighted", "-f16"};
-  static const char *const pruneKnown[] = {"-2:4", "-magnitude"};
+  static const char *const known[] = {"-gptq",     "-awq",  "-clip",
+                                      "-bc",       "-smooth", "-log2",
+                                      "-weighted", "-f16",  "-2:4",
+                                      "-magnitude"};
   double sparsePercent = -1;
   for (bool found = true; found;) {
     found = false;
-    for (const char *k : pruneKnown)
-      if (llvm::StringRef(base).ends_with(k) && base.size() > strlen(k)) {
-        sfx.insert(sfx.begin(), k + 1);
-        base.resize(base.size() - strlen(k));
-        found = true;
-      }
     // -sp<percent>: unstructured sparsity.
     size_t dash = base.rfind('-');
     if (dash != std::string::npos && dash > 0 &&
@@ -512,7 +506,7 @@ RecipeSummary summarizeRecipe(ModuleOp module) {
       }
     }
     // Pruned weights stored dense (unstructured, or float) say so.
-    if (auto pr = op->getAttrOfType<StringAttr>("qquant.pruned"))
+    if (auto pr = op->getAttrOfType<StringAttr>(qq::QQuantDialect::kPrunedAttrName))
       if (scheme.find("sparsity=") == std::string::npos)
         scheme += " pruned=" + pr.getValue().str();
     ++s.schemes[scheme];

@@ -47,31 +47,6 @@ namespace ws = qwen::ws;
 
 namespace {
 
-float halfToFloat(uint16_t h) {
-  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f,
-           man = h & 0x3ff, bits;
-  if (exp == 0) {
-    if (man == 0) {
-      bits = sign;
-    } else { // subnormal: normalize
-      exp = 1;
-      while (!(man & 0x400)) {
-        man <<= 1;
-        --exp;
-      }
-      man &= 0x3ff;
-      bits = sign | ((exp + 112) << 23) | (man << 13);
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000 | (man << 13);
-  } else {
-    bits = sign | ((exp + 112) << 23) | (man << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 bool isPow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
 /// A quantized weight read from its store: codes, scales (or codebooks) and
@@ -567,7 +542,7 @@ FailureOr<QWeight> Exporter::readQWeight(Operation *user, qq::WeightOp w) {
       } else {
         const uint16_t *h = static_cast<const uint16_t *>(data);
         for (int64_t i = 0; i < n; ++i)
-          q.scales[i] = halfToFloat(h[i]);
+          q.scales[i] = qwen::halfToFloat(h[i]);
       }
     } else if (c.suffix == ".zeros") {
       q.zeros.resize(size_t(n));

@@ -81,20 +81,6 @@ bool quantizeMultiplier(double m, int32_t &mult, int32_t &shift) {
 
 namespace {
 
-float halfToFloat(uint16_t h) {
-  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f,
-           man = h & 0x3ff, bits;
-  if (exp == 0) {
-    float f = std::ldexp(float(man), -24);
-    return sign ? -f : f;
-  }
-  bits = exp == 31 ? sign | 0x7f800000 | (man << 13)
-                   : sign | ((exp + 112) << 23) | (man << 13);
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 double silu(double x) { return x / (1.0 + std::exp(-x)); }
 
 struct IntegerOnlyPass : qwen::impl::IntegerOnlyBase<IntegerOnlyPass> {
@@ -167,7 +153,7 @@ struct IntegerOnlyPass : qwen::impl::IntegerOnlyBase<IntegerOnlyPass> {
       for (int64_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, src + 2 * i, 2);
-        s[i] = halfToFloat(h);
+        s[i] = qwen::halfToFloat(h);
       }
     else
       return w.emitOpError("'") << e->name << "' is not f32/f16", failure();
@@ -334,7 +320,7 @@ struct IntegerOnlyPass : qwen::impl::IntegerOnlyBase<IntegerOnlyPass> {
       for (int64_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, src + 2 * i, 2);
-        v[i] = halfToFloat(h);
+        v[i] = qwen::halfToFloat(h);
       }
     else
       return failure();

@@ -49,6 +49,16 @@ bool parseMethod(const std::string &s, Method &out) {
   return true;
 }
 
+std::vector<double> inputNorms(const float *x, int64_t rows, int64_t cols) {
+  std::vector<double> n(cols, 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      n[c] += double(x[r * cols + c]) * double(x[r * cols + c]);
+  for (double &v : n)
+    v = std::sqrt(v);
+  return n;
+}
+
 int64_t pruneWeight(float *w, int64_t rows, int64_t cols, const PruneSpec &s,
                     const std::vector<double> *colNorm, std::string &err) {
   bool wanda = s.method == Method::wanda;
@@ -222,14 +232,7 @@ void PrunePass::runOnOperation() {
         w = t.pruned;
         return success();
       }
-      std::vector<double> norms(t.cols, 0.0);
-      for (int64_t r = 0; r < X->rows; ++r) {
-        const float *x = X->row(r);
-        for (int64_t c = 0; c < t.cols; ++c)
-          norms[c] += double(x[c]) * double(x[c]);
-      }
-      for (double &v : norms)
-        v = std::sqrt(v);
+      std::vector<double> norms = inputNorms(X->data.data(), X->rows, t.cols);
       return pruneOne(t, w, &norms);
     };
     if (failed(ex->run(batch, hook)))
@@ -266,7 +269,8 @@ void PrunePass::runOnOperation() {
       rewritten[t.weight] = nw;
     }
     t.op->getOpOperand(1).set(nw); // the weight of qwen.linear / qwen.logits
-    t.op->setAttr("qquant.pruned", StringAttr::get(m.getContext(), mark));
+    t.op->setAttr(qwen::qquant::QQuantDialect::kPrunedAttrName,
+                  StringAttr::get(m.getContext(), mark));
     if (report)
       llvm::errs() << "qwen-prune: "
                    << t.weight.getRef().getLeafReference().getValue() << " ["

@@ -234,6 +234,19 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
       Value s = tensor::ExtractOp::create(nb, nl, q.scales, si);
       return s.getType().isF32() ? s : arith::ExtFOp::create(nb, nl, f32, s).getResult();
     };
+    // The scale of (row, group g) as the vectors the dequantization multiplies
+    // by: i4, the low-nibble (v << 28) and high-nibble (v & -16) factors
+    // 2^-28 and 2^-4 folded in (lo, hi); i8, the scale itself (lo).
+    auto scaleVecs = [&](OpBuilder &nb, Location nl, Value row, Value g, SmallVector<Value> &lo,
+                         SmallVector<Value> &hi) {
+      Value s = scaleAt(nb, nl, row, g);
+      if (i4) {
+        lo.push_back(vector::BroadcastOp::create(nb, nl, vf, arith::MulFOp::create(nb, nl, s, cf(nb, nl, std::ldexp(1.0, -28)))));
+        hi.push_back(vector::BroadcastOp::create(nb, nl, vf, arith::MulFOp::create(nb, nl, s, cf(nb, nl, 1.0 / 16))));
+      } else {
+        lo.push_back(vector::BroadcastOp::create(nb, nl, vf, s));
+      }
+    };
     // Reduce the NR x mr accumulators, (scale,) add into rows mrow of the tile.
     auto writeRows = [&](OpBuilder &ob, Location ol, ValueRange accs, ArrayRef<Value> mrow, int64_t mr,
                          Value tile, bool scaleAfter) -> Value {
@@ -299,17 +312,9 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
           ob, ol, ci(ob, ol, 0), ci(ob, ol, NG), ci(ob, ol, 1), accInit,
           [&](OpBuilder &gb, Location gl, Value g, ValueRange gaccs) {
             SmallVector<Value> sLo, sHi;
-            if (scaleInLoop) {
-              for (int64_t i = 0; i < nr; ++i) {
-                Value s = scaleAt(gb, gl, rows[rs[i]], g);
-                if (i4) {
-                  sLo.push_back(vector::BroadcastOp::create(gb, gl, vf, arith::MulFOp::create(gb, gl, s, cf(gb, gl, std::ldexp(1.0, -28)))));
-                  sHi.push_back(vector::BroadcastOp::create(gb, gl, vf, arith::MulFOp::create(gb, gl, s, cf(gb, gl, 1.0 / 16)))); 
-                } else {
-                  sLo.push_back(vector::BroadcastOp::create(gb, gl, vf, s));
-                }
-              }
-            }
+            if (scaleInLoop)
+              for (int64_t i = 0; i < nr; ++i)
+                scaleVecs(gb, gl, rows[rs[i]], g, sLo, sHi);
             Value gk0 = arith::MulIOp::create(gb, gl, g, ci(gb, gl, G));
             auto cLoop = scf::ForOp::create(
                 gb, gl, ci(gb, gl, 0), ci(gb, gl, CPG), ci(gb, gl, 1), gaccs,
@@ -403,15 +408,8 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                 ib, il, ci(ib, il, 0), ci(ib, il, NG), ci(ib, il, 1), ValueRange{buf0},
                 [&](OpBuilder &gb, Location gl_, Value g, ValueRange gb0) {
                   SmallVector<Value> sA, sB;
-                  for (int64_t i = 0; i < NR; ++i) {
-                    Value s = scaleAt(gb, gl_, rows[i], g);
-                    if (i4) {
-                      sA.push_back(vector::BroadcastOp::create(gb, gl_, vf, arith::MulFOp::create(gb, gl_, s, cf(gb, gl_, std::ldexp(1.0, -28)))));
-                      sB.push_back(vector::BroadcastOp::create(gb, gl_, vf, arith::MulFOp::create(gb, gl_, s, cf(gb, gl_, 1.0 / 16))));
-                    } else {
-                      sA.push_back(vector::BroadcastOp::create(gb, gl_, vf, s));
-                    }
-                  }
+                  for (int64_t i = 0; i < NR; ++i)
+                    scaleVecs(gb, gl_, rows[i], g, sA, sB);
                   Value gk0 = arith::MulIOp::create(gb, gl_, g, ci(gb, gl_, G));
                   auto cLoop = scf::ForOp::create(
                       gb, gl_, ci(gb, gl_, 0), ci(gb, gl_, CPG), ci(gb, gl_, 1), gb0,

@@ -200,6 +200,26 @@ LayerScheme LayerOverride::apply(LayerScheme s) const {
   return s;
 }
 
+std::string QuantizePlan::assign(ArrayRef<std::string> kinds,
+                                 const LayerScheme &s) {
+  for (const std::string &k : kinds) {
+    if (k == "linear") {
+      linear = s;
+    } else if (k == "logits") {
+      logits = s;
+    } else if (k == "embedding") {
+      embedding = s;
+      embedding->dynamicAct = embedding->staticAct = false;
+      embedding->algorithm = Algorithm::rtn;
+      embedding->clipSearch = embedding->biasCorrection = false;
+      embedding->weighted = false;
+    } else {
+      return k;
+    }
+  }
+  return "";
+}
+
 bool LayerOverride::isGlob() const {
   return pattern.find_first_of("*?[") != std::string::npos;
 }
@@ -432,7 +452,7 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
                << i / cols << ", column " << i % cols
                << "); it cannot be quantized",
                failure();
-    if (s.sparsity == qq::Sparsity::s2_4 && !t.op->hasAttr("qquant.pruned") &&
+    if (s.sparsity == qq::Sparsity::s2_4 && !t.op->hasAttr(qq::QQuantDialect::kPrunedAttrName) &&
         failed(prune24(t, w, rows, cols, nullptr)))
       return failure();
     p = quantizePlain(w.data(), rows, cols, s, plan, &dq);
@@ -457,12 +477,8 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
   std::vector<int64_t> scaleShape =
       tensor ? std::vector<int64_t>{1} : std::vector<int64_t>{rows, p.perRow};
   bool codebook = s.grid == qq::Grid::codebook;
-  if (codebook) {
-    // [books, 2^bits] centroids (getWeightComponents).
+  if (codebook) // [books, 2^bits] centroids (getWeightComponents)
     scaleShape = {tensor ? 1 : rows * p.perRow, int64_t(1) << s.bits};
-    s.isSigned = false;
-    s.symmetric = true;
-  }
   std::vector<uint16_t> halves; // f16 codebooks
   if (codebook && plan.kmeansF16)
     for (float v : p.scales)
@@ -486,9 +502,7 @@ FailureOr<Value> Quantizer::quantizedWeight(Target &t, RankedTensorType wt) {
     return emitError(loc, err), failure();
 
   MLIRContext *ctx = module.getContext();
-  auto scheme = qq::SchemeAttr::get(ctx, s.grid, s.bits, s.isSigned,
-                                    s.symmetric, s.granularity, s.groupSize,
-                                    s.sparsity);
+  auto scheme = qwen::mixed::toSchemeAttr(ctx, s);
   auto type = qq::WeightType::get(ctx, {rows, cols}, wt.getElementType(),
                                   scheme);
   // Defined at the start of the function so every user (tied embedding and
@@ -511,12 +525,7 @@ LogicalResult Quantizer::prune24(const Target &t, std::vector<float> &w,
   std::vector<double> norms;
   if (X) {
     ps.method = qwen::prune::Method::wanda;
-    norms.assign(cols, 0.0);
-    for (int64_t r = 0; r < X->rows; ++r)
-      for (int64_t c = 0; c < cols; ++c)
-        norms[c] += double(X->row(r)[c]) * double(X->row(r)[c]);
-    for (double &v : norms)
-      v = std::sqrt(v);
+    norms = qwen::prune::inputNorms(X->data.data(), X->rows, cols);
   }
   std::string err;
   if (qwen::prune::pruneWeight(w.data(), rows, cols, ps, X ? &norms : nullptr,
@@ -557,7 +566,7 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
              !plan.calibTokens.empty()) ||
             // A 2:4 decision on an unpruned op: Wanda on the inputs.
             (s.sparsity == qq::Sparsity::s2_4 &&
-             !t.op->hasAttr("qquant.pruned") && !plan.calibTokens.empty()));
+             !t.op->hasAttr(qq::QQuantDialect::kPrunedAttrName) && !plan.calibTokens.empty()));
   };
   const Target *first = nullptr;
   for (const Target &t : targets)
@@ -606,7 +615,7 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
     // compensates the pruning error too (SparseGPT); otherwise it is
     // pruned here, then rounded.
     std::vector<uint8_t> mask;
-    if (s.sparsity == qq::Sparsity::s2_4 && !t.op->hasAttr("qquant.pruned") &&
+    if (s.sparsity == qq::Sparsity::s2_4 && !t.op->hasAttr(qq::QQuantDialect::kPrunedAttrName) &&
         precomputed.find(k) == precomputed.end()) {
       std::vector<float> pw = w;
       if (failed(prune24(t, pw, rows, cols, X)))
@@ -691,7 +700,7 @@ LogicalResult Quantizer::runCalibrated(std::vector<Target> &targets) {
       o.damp = plan.gptqDamp;
       o.actOrder = plan.gptqActOrder;
       o.clipSearch = s.clipSearch;
-      o.keepZeros = t.op->hasAttr("qquant.pruned") ||
+      o.keepZeros = t.op->hasAttr(qq::QQuantDialect::kPrunedAttrName) ||
                     s.sparsity == qq::Sparsity::s2_4;
       if (!mask.empty())
         o.pruned = &mask;
@@ -908,7 +917,7 @@ LogicalResult Quantizer::run() {
       t.scheme.dynamicAct = t.scheme.staticAct = false; // a lookup has no activation
     // --qwen-prune's mark: 2:4 weights are stored compactly; unstructured
     // ones stay dense (their zeros are zero codes).
-    if (auto pr = t.op->getAttrOfType<StringAttr>("qquant.pruned")) {
+    if (auto pr = t.op->getAttrOfType<StringAttr>(qq::QQuantDialect::kPrunedAttrName)) {
       if (pr.getValue() != "2:4" && pr.getValue() != "unstructured")
         return t.op->emitOpError("qquant.pruned must be \"2:4\" or "
                                  "\"unstructured\", got ")
@@ -1045,21 +1054,10 @@ struct QuantizeWeightsPass
     SmallVector<std::string> kinds(ops.begin(), ops.end());
     if (kinds.empty())
       kinds = {"linear", "logits"};
-    for (const std::string &k : kinds) {
-      if (k == "linear")
-        plan.linear = s;
-      else if (k == "logits")
-        plan.logits = s;
-      else if (k == "embedding") {
-        plan.embedding = s;
-        plan.embedding->dynamicAct = plan.embedding->staticAct = false;
-        plan.embedding->algorithm = qwen::quant::Algorithm::rtn;
-        plan.embedding->clipSearch = plan.embedding->biasCorrection = false;
-      } else
-        return m.emitError("--qwen-quantize-weights: ops takes linear, "
-                           "logits, embedding; got '")
-               << k << "'";
-    }
+    if (std::string bad = plan.assign(kinds, s); !bad.empty())
+      return m.emitError("--qwen-quantize-weights: ops takes linear, "
+                         "logits, embedding; got '")
+             << bad << "'";
     if (!layersFile.empty()) {
       auto buf = llvm::MemoryBuffer::getFile(layersFile);
       if (!buf)

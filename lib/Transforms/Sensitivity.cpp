@@ -187,13 +187,7 @@ struct SensitivityPass : qwen::impl::SensitivityBase<SensitivityPass> {
                         std::vector<float> &) -> LogicalResult {
       if (!wantNorms || !X || s.layer.empty() || norms.count(s.layer))
         return success();
-      std::vector<double> &n = norms[s.layer];
-      n.assign(X->cols, 0.0);
-      for (int64_t r = 0; r < X->rows; ++r)
-        for (int64_t c = 0; c < X->cols; ++c)
-          n[c] += double(X->row(r)[c]) * double(X->row(r)[c]);
-      for (double &v : n)
-        v = std::sqrt(v);
+      norms[s.layer] = prune::inputNorms(X->data.data(), X->rows, X->cols);
       return success();
     };
     exec::Matrix ref;

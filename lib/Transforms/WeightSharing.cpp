@@ -267,17 +267,8 @@ struct ShareWeightsPass : qwen::impl::ShareWeightsBase<ShareWeightsPass> {
     SmallVector<std::string> kinds(ops.begin(), ops.end());
     if (kinds.empty())
       kinds = {"linear"};
-    for (const std::string &k : kinds) {
-      if (k == "linear")
-        plan.linear = s;
-      else if (k == "logits")
-        plan.logits = s;
-      else if (k == "embedding") {
-        plan.embedding = s;
-        plan.embedding->weighted = false; // a lookup has no input
-      } else
-        return fail("ops takes linear, logits, embedding; got '" + k + "'");
-    }
+    if (std::string bad = plan.assign(kinds, s); !bad.empty())
+      return fail("ops takes linear, logits, embedding; got '" + bad + "'");
     OpPassManager pm(ModuleOp::getOperationName());
     pm.addPass(qwen::quant::createQuantizeWeightsPass(std::move(plan),
                                                       storePath, storeName));

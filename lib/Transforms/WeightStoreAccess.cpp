@@ -156,7 +156,7 @@ LogicalResult finishNewStore(ModuleOp module, ws::WeightStoreWriter *writer,
   return success();
 }
 
-static float halfToFloat(uint16_t h) {
+float halfToFloat(uint16_t h) {
   uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f,
            man = h & 0x3ff, bits;
   if (exp == 0) {

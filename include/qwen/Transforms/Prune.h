@@ -27,6 +27,10 @@ struct PruneSpec {
 bool parsePattern(const std::string &s, Pattern &out);
 bool parseMethod(const std::string &s, Method &out);
 
+/// Wanda's input norms ||X[:, k]||_2 of a row-major [rows, cols] input
+/// (sums of squares in double, row by row).
+std::vector<double> inputNorms(const float *x, int64_t rows, int64_t cols);
+
 /// Zeroes the lowest-scoring weights of `w` ([rows, cols], row-major) in
 /// place. Score: |w| (magnitude) or |w[n,k]| * colNorm[k] (wanda; `colNorm`
 /// has cols entries, ||X[:,k]||_2). Unstructured: round(sparsity * count)

@@ -106,6 +106,11 @@ struct QuantizePlan {
   unsigned kmeansMaxIters = 100;
   double kmeansTolerance = 1e-6;
   bool kmeansF16 = false; // f16 centroids (`.codebook` stored as f16)
+
+  /// Gives `s` to the op kinds in `kinds` ("linear", "logits", "embedding";
+  /// an embedding gets no activation quantization and no data-driven method:
+  /// a lookup has no input). Returns the first unknown kind, else "".
+  std::string assign(llvm::ArrayRef<std::string> kinds, const LayerScheme &s);
 };
 
 /// "tensor", "channel" or "group" (how options and recipe files spell a

@@ -48,6 +48,9 @@ private:
   llvm::StringMap<std::unique_ptr<ws::WeightStoreReader>> readers;
 };
 
+/// The value of IEEE half-precision bits `h` (exact, subnormals included).
+float halfToFloat(uint16_t h);
+
 /// Reads `ref`'s entry, which must have `n` elements of dtype f32, f16 or
 /// bf16, as floats. Errors (on `user`) name the entry.
 mlir::LogicalResult readFloatEntry(WeightStoreCache &stores,

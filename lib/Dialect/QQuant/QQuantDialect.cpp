@@ -52,7 +52,7 @@ LogicalResult QQuantDialect::verifyOperationAttribute(Operation *op,
                            "#qquant.cost");
     return success();
   }
-  if (attr.getName() == "qquant.pruned") {
+  if (attr.getName() == kPrunedAttrName) {
     // --qwen-prune's mark on a float linear / logits op.
     auto str = dyn_cast<StringAttr>(attr.getValue());
     if (!str || (str.getValue() != "2:4" && str.getValue() != "unstructured"))
