@@ -1,27 +1,35 @@
 #!/usr/bin/env python3
-"""Quantized-recipe benchmark: qwen-opt bundles per recipe against onnxruntime fp32 (same ONNX).
+"""Quantized-kernel benchmark: qwen-opt recipes side by side with onnxruntime and llama.cpp on
+the same ONNX model (same weights).
 
-Usage (from the repository root; model from bench/make_model.py):
+Usage (from the repository root; model from bench/make_model.py; peers need
+`.venv/bin/pip install -r bench/requirements.txt`):
 
-    .venv/bin/python bench/bench_quant.py --model bench/out/qwen2.5-0.5b/model.onnx \
-        --recipes fp32,w8a16,w4a16-g128,w4a16-g32 [--prompt-len 64] [--new-tokens 32] [--runs 3] \
-        [--build-dir build] [--out-dir DIR] [--reuse-bundle] [--skip-ort] [--markdown out.md] [--json out.json]
+    .venv/bin/python bench/bench_quant.py --model bench/out/qwen2.5-0.5b/model.onnx [--threads 1]
+        [--recipes fp32,w8a16,w8a8-dyn,w4a16-g32,w4a16-g128]
+        [--peers ort-fp32,ort-int8,ort-int4,llama-f32,llama-q8_0,llama-q4_0 | none]
+        [--prefill-len 512] [--prompt-len 16] [--new-tokens 128] [--runs 3]
+        [--build-dir build] [--out-dir DIR] [--reuse-bundle] [--markdown out.md] [--json out.json]
 
-Reuses bench_fp32.py's machinery (bandwidth, onnxruntime worker, qwen-compile/qwen-run parsing):
-  1. memory read bandwidth (numpy, see bench_fp32.measure_bandwidth);
-  2. onnxruntime fp32 (unless --skip-ort): prefill and decode tok/s;
-  3. per recipe: `qwen-compile MODEL --target T --recipe R -o OUT/bundle-R` (or reuse), then
-     --runs x `qwen-run` (median);
-  4. the table: prefill / decode tok/s, the recipe's own decode bound = bandwidth / bytes read per
-     decode token (weights.bin of the bundle, minus the embedding table when it is only gathered,
-     i.e. not tied to the LM head), % of that bound, and ratios against onnxruntime fp32 and the
-     qwen-opt fp32 bundle.
-Timings are medians; nothing is asserted.
+Every system runs twice, in a child process each time (peak RSS from GNU time):
+  prefill: a --prefill-len random prompt, 2 new tokens -> prefill tok/s;
+  decode:  a --prompt-len prompt, then --new-tokens greedy tokens -> decode tok/s.
+Systems:
+  qwen-opt: `qwen-compile MODEL --target T --recipe R -o OUT/bundle-R`, then `qwen-run`;
+  onnxruntime (CPU EP, intra_op = --threads): fp32; dynamic int8 (`quantize_dynamic`, int8
+    per-channel weights); 4-bit `MatMulNBits` (symmetric blocks of --nbits-block, accuracy_level 4);
+  llama.cpp (llama-cpp-python, n_threads = --threads): a GGUF written from the ONNX initializers,
+    then llama.cpp's quantizer: F32, Q8_0, Q4_0 (bench/peers.py).
+The bound: the memory read bandwidth measured here (numpy, bench_fp32.measure_bandwidth; one
+thread's when --threads 1) / the bytes of weights one decode token reads (the system's stored
+weights minus tables only gathered). Ratios against llama.cpp Q4_0 / Q8_0 and onnxruntime are
+the issue's targets. Timings are medians of --runs; nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -31,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_fp32 as B  # noqa: E402
+import peers as P  # noqa: E402
 
 
 def per_token_bytes(bundle: Path, fp32_info: dict) -> int:
@@ -45,6 +54,56 @@ def per_token_bytes(bundle: Path, fp32_info: dict) -> int:
     return int(total * (1 - frac))
 
 
+def gguf_bytes_per_token(path: Path) -> int:
+    """Bytes of a GGUF's tensors one decode step reads: all but token_embd (gathered) when the
+    file has its own output.weight."""
+    import gguf
+
+    r = gguf.GGUFReader(str(path))
+    sizes = {t.name: int(t.n_bytes) for t in r.tensors}
+    return sum(sizes.values()) - (sizes.get("token_embd.weight", 0) if "output.weight" in sizes else 0)
+
+
+PEERS = {  # name -> (label, kind, quantization)
+    "ort-fp32": ("onnxruntime fp32", "ort", None),
+    "ort-int8": ("onnxruntime dynamic int8", "ort", "int8"),
+    "ort-int4": ("onnxruntime MatMulNBits int4 (acc 4)", "ort", "nbits"),
+    "llama-f32": ("llama.cpp F32", "llama", "F32"),
+    "llama-q8_0": ("llama.cpp Q8_0", "llama", "Q8_0"),
+    "llama-q4_0": ("llama.cpp Q4_0", "llama", "Q4_0"),
+}
+
+
+def run_llama(args, gguf_path: Path, prompt_ids, new_tokens) -> dict:
+    spec = dict(model=str(gguf_path), prompt_ids=prompt_ids, new_tokens=new_tokens, runs=args.runs,
+                warmup=args.warmup, threads=args.threads)
+    rc, out, err, wall, rss = B.run_measured([sys.executable, str(Path(P.__file__).resolve()), "--_llama-worker",
+                                              json.dumps(spec)], timeout=args.run_timeout)
+    if rc != 0:
+        return dict(ok=False, error=f"llama.cpp worker exited with {rc}: {err.strip()[-1500:]}")
+    w = json.loads(out.strip().splitlines()[-1])
+    timed = [r for r in w["runs"] if not r["warmup"]]
+    return dict(ok=True, prefill_tps=B.median([len(prompt_ids) / r["prefill_s"] for r in timed]),
+                decode_tps=B.median([r["decode_steps"] / r["decode_s"] for r in timed if r["decode_steps"]]),
+                ids=timed[0]["ids"], peak_rss=rss, version=w["version"])
+
+
+def measure(args, name, prompt_ids, new_tokens, out_dir, nvals):
+    """One phase of one system: dict(ok, prefill_tps, decode_tps, ids, peak_rss, ...)."""
+    a = argparse.Namespace(**vars(args))
+    a.new_tokens = new_tokens
+    if name.startswith("qwen:"):
+        r = name[5:]
+        a.bundle = str(out_dir / f"bundle-{r}")
+        a.compile_args = (args.compile_args + ("" if r == "fp32" else f" --recipe {r}")).strip()
+        return B.bench_qwen(a, prompt_ids)
+    label, kind, q = PEERS[name]
+    if kind == "ort":
+        a.model = nvals["ort"][q] if q else args.model
+        return B.bench_ort(a, prompt_ids)
+    return run_llama(a, nvals["llama"][q], prompt_ids, new_tokens)
+
+
 def main(argv=None) -> int:
     if argv is None:
         argv = sys.argv[1:]
@@ -52,18 +111,21 @@ def main(argv=None) -> int:
         return B.main(argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=B.DEFAULT_MODEL)
-    ap.add_argument("--recipes", default="fp32,w8a16,w4a16-g128,w4a16-g32")
-    ap.add_argument("--prompt-len", type=int, default=64)
-    ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--recipes", default="fp32,w8a16,w8a8-dyn,w4a16-g32,w4a16-g128")
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma list of " + ", ".join(PEERS) + ", or none")
+    ap.add_argument("--prefill-len", type=int, default=512, help="prompt of the prefill phase")
+    ap.add_argument("--prompt-len", type=int, default=16, help="prompt of the decode phase")
+    ap.add_argument("--new-tokens", type=int, default=128, help="tokens generated in the decode phase")
+    ap.add_argument("--nbits-block", type=int, default=32, help="block size of onnxruntime's MatMulNBits model")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="onnxruntime intra_op threads; with 1, also pass --qwen-run-args='--threads 1' (the bound then uses one thread's bandwidth)")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                    help="threads of every system (qwen-run --threads, ORT intra_op, llama.cpp n_threads)")
     ap.add_argument("--build-dir")
     ap.add_argument("--qwen-compile")
     ap.add_argument("--qwen-run")
-    ap.add_argument("--out-dir", type=Path, help="bundles go to OUT/bundle-<recipe> (default: the model's folder)")
+    ap.add_argument("--out-dir", type=Path, help="bundles, GGUF and quantized ONNX files go here (default: the model's folder)")
     ap.add_argument("--reuse-bundle", action="store_true")
     ap.add_argument("--target", default="host")
     ap.add_argument("--prompt-ids-sep", default=",")
@@ -71,7 +133,6 @@ def main(argv=None) -> int:
     ap.add_argument("--compile-args", default="")
     ap.add_argument("--compile-timeout", type=float, default=None)
     ap.add_argument("--run-timeout", type=float, default=None)
-    ap.add_argument("--skip-ort", action="store_true")
     ap.add_argument("--bw-gib", type=float, default=1.0)
     ap.add_argument("--bw-runs", type=int, default=5)
     ap.add_argument("--label", default="", help="a label for this run in the report (e.g. before / after)")
@@ -81,11 +142,30 @@ def main(argv=None) -> int:
     if args.model.is_dir():
         args.model = args.model / "model.onnx"
     args.model = args.model.resolve()
+    if not args.model.is_file():
+        sys.exit(f"bench_quant.py: --model {args.model}: no such file (make it with bench/make_model.py)")
+    peers = [] if args.peers == "none" else [p for p in args.peers.split(",") if p]
+    for p in peers:
+        if p not in PEERS:
+            sys.exit(f"bench_quant.py: --peers: unknown peer '{p}' (known: {', '.join(PEERS)}, none)")
+    need = {PEERS[p][1] for p in peers}
+    missing = []
+    for mod, kind in (("llama_cpp", "llama"), ("gguf", "llama")):
+        if kind in need and importlib.util.find_spec(mod) is None:
+            missing.append(mod)
+    if missing:
+        sys.exit(f"bench_quant.py: the llama.cpp peers need {', '.join(missing)}: "
+                 f".venv/bin/pip install -r bench/requirements.txt (or --peers without llama-*)")
+    args.qwen_run_args = (args.qwen_run_args + f" --threads {args.threads}").strip()
     out_dir = (args.out_dir or args.model.parent).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     cores = len(os.sched_getaffinity(0))
     weights = B.weight_bytes_per_token(args.model)
-    prompt_ids = [int(x) for x in np.random.RandomState(args.seed).randint(0, 151643, size=args.prompt_len)]
+    cfg = args.model.parent / "config.json"
+    vocab = min(151643, json.loads(cfg.read_text()).get("vocab_size", 151643)) if cfg.is_file() else 151643
+    rs = np.random.RandomState(args.seed)
+    prefill_ids = [int(x) for x in rs.randint(0, vocab, size=args.prefill_len)]
+    decode_ids = [int(x) for x in rs.randint(0, vocab, size=args.prompt_len)]
     loadavg = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
     def bandwidth():
@@ -95,64 +175,87 @@ def main(argv=None) -> int:
 
     B.log("[bench] bandwidth ...")
     bw = bandwidth()
-    o = dict(ok=False, error="skipped")
-    if not args.skip_ort:
-        B.log("[bench] onnxruntime fp32 ...")
-        o = B.bench_ort(args, prompt_ids)
+    # the peers' files, from the same ONNX
+    nvals = {"ort": {}, "llama": {}}
+    for p in peers:
+        _, kind, q = PEERS[p]
+        if kind == "ort" and q:
+            nvals["ort"][q] = P.prepare_ort(args.model, out_dir, q, args.nbits_block)
+        elif kind == "llama":
+            nvals["llama"].update(P.prepare_llama(args.model, out_dir, [q]))
+    systems = [f"qwen:{r}" for r in args.recipes.split(",") if r] + peers
     res = {}
-    for r in args.recipes.split(","):
+    for s in systems:
+        B.log(f"[bench] {s}: prefill {args.prefill_len} tokens ...")
+        pf = measure(args, s, prefill_ids, 2, out_dir, nvals)
+        B.log(f"[bench] {s}: decode {args.new_tokens} tokens ...")
         a = argparse.Namespace(**vars(args))
-        a.bundle = str(out_dir / f"bundle-{r}")
-        a.compile_args = (args.compile_args + ("" if r == "fp32" else f" --recipe {r}")).strip()
-        B.log(f"[bench] qwen-opt {r} ...")
-        q = B.bench_qwen(a, prompt_ids)
-        if q.get("ok"):
-            q["bytes_per_token"] = per_token_bytes(Path(a.bundle), weights)
+        if s.startswith("qwen:"):
+            a.reuse_bundle = True  # the bundle the prefill phase compiled
+        dc = measure(a, s, decode_ids, args.new_tokens, out_dir, nvals) if pf.get("ok") else pf
+        r = dict(ok=pf.get("ok") and dc.get("ok"), error=pf.get("error") or dc.get("error"),
+                 prefill_tps=pf.get("prefill_tps"), decode_tps=dc.get("decode_tps"),
+                 peak_rss=max(pf.get("peak_rss") or 0, dc.get("peak_rss") or 0), ids=dc.get("ids"))
+        if not r["ok"]:
+            B.log(f"[bench] {s}: {r['error']}")
+        elif s.startswith("qwen:"):
+            r["bytes_per_token"] = per_token_bytes(out_dir / f"bundle-{s[5:]}", weights)
+        elif PEERS[s][1] == "ort":
+            q = PEERS[s][2]
+            r["bytes_per_token"] = B.weight_bytes_per_token(nvals["ort"][q])["per_token_bytes"] if q else weights["per_token_bytes"]
         else:
-            B.log(f"[bench] {r}: {q.get('error')}")
-        res[r] = q
+            r["bytes_per_token"] = gguf_bytes_per_token(nvals["llama"][PEERS[s][2]])
+        res[s] = r
     bw2 = bandwidth()
     if bw is None or (bw2 is not None and bw2["bw"] > bw["bw"]):
         bw = bw2
     if args.threads == 1:  # one thread each side: the bound is one thread's bandwidth
         bw = dict(bw, bw=bw["kernels"]["sum 1 thread"], kernel="sum 1 thread")
-    hdr = ["recipe", "weights MB/token", "prefill tok/s", "decode tok/s", "decode bound tok/s", "% of bound",
-           "decode vs ort fp32", "decode vs qwen fp32", "prefill vs ort fp32"]
+
+    def tps(s, k):
+        r = res.get(s, {})
+        return r.get(k) if r.get("ok") else None
+
+    def ratio(a, b):
+        return f"{a / b:.2f}x" if a and b else "n/a"
+
+    refs = [("llama-q4_0", "decode_tps"), ("ort-int4", "decode_tps"), ("llama-q8_0", "prefill_tps"),
+            ("ort-fp32", "decode_tps")]
+    hdr = ["system", "weights MB/token", "prefill tok/s", "decode tok/s", "decode bound tok/s", "% of bound",
+           "peak RSS GiB", "decode vs llama.cpp Q4_0", "decode vs ORT int4", "prefill vs llama.cpp Q8_0",
+           "decode vs ORT fp32"]
     rows = []
-    if o.get("ok"):
-        ob = bw["bw"] / weights["per_token_bytes"]
-        rows.append(["onnxruntime fp32", f"{weights['per_token_bytes'] / 1e6:.0f}", f"{o['prefill_tps']:.1f}",
-                     f"{o['decode_tps']:.2f}", f"{ob:.2f}", f"{100 * o['decode_tps'] / ob:.1f}", "1.00x", "", "1.00x"])
-    fp = res.get("fp32", {})
-    for r, q in res.items():
-        if not q.get("ok"):
-            rows.append([r, "", "FAILED", "", "", "", "", "", ""])
+    for s in systems:
+        r = res[s]
+        name = f"qwen-opt {s[5:]}" if s.startswith("qwen:") else PEERS[s][0]
+        if not r["ok"]:
+            rows.append([name, "", "FAILED", "", "", "", "", "", "", "", ""])
             continue
-        bound = bw["bw"] / q["bytes_per_token"]
-        rows.append([
-            f"qwen-opt {r}", f"{q['bytes_per_token'] / 1e6:.0f}", f"{q['prefill_tps']:.1f}", f"{q['decode_tps']:.2f}",
-            f"{bound:.2f}", f"{100 * q['decode_tps'] / bound:.1f}",
-            f"{q['decode_tps'] / o['decode_tps']:.2f}x" if o.get("ok") else "n/a",
-            f"{q['decode_tps'] / fp['decode_tps']:.2f}x" if fp.get("ok") else "n/a",
-            f"{q['prefill_tps'] / o['prefill_tps']:.2f}x" if o.get("ok") else "n/a",
-        ])
+        bound = bw["bw"] / r["bytes_per_token"]
+        rows.append([name, f"{r['bytes_per_token'] / 1e6:.{0 if r['bytes_per_token'] >= 1e7 else 2}f}", f"{r['prefill_tps']:.1f}", f"{r['decode_tps']:.2f}",
+                     f"{bound:.2f}", f"{100 * r['decode_tps'] / bound:.1f}", f"{r['peak_rss'] / 2**30:.2f}"]
+                    + [ratio(r[k], tps(p, k)) for p, k in refs])
     md = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
     notes = [
-        f"{args.label + ': ' if args.label else ''}model {args.model.name}, prompt {args.prompt_len} random ids, "
-        f"{args.new_tokens} new tokens, median of {args.runs} runs after {args.warmup} warm-up; "
-        f"{cores} cores ({B.cpu_model()}), load average {loadavg} at start",
+        f"{args.label + ': ' if args.label else ''}model {args.model.name}; prefill: {args.prefill_len} random ids; "
+        f"decode: {args.new_tokens} greedy tokens after {args.prompt_len} ids; median of {args.runs} runs after "
+        f"{args.warmup} warm-up; {args.threads} thread(s) each; {cores} cores ({B.cpu_model()}), "
+        f"load average {loadavg} at start",
         f"bandwidth {bw['bw'] / 1e9:.2f} GB/s ({bw['kernel']}); bound = bandwidth / weights read per decode token",
     ]
-    for r, q in res.items():
-        if q.get("ok") and o.get("ok"):
-            notes.append(f"{r}: greedy ids vs onnxruntime fp32: {B.compare_ids(q['ids'], o['ids'])}")
+    ref = res.get("ort-fp32") or res.get("llama-f32") or {}
+    for s in systems:
+        if s != "ort-fp32" and res[s].get("ok") and ref.get("ok") and ref.get("ids"):
+            peer = "onnxruntime" if "ort-fp32" in res else "llama.cpp"
+            cmp = B.compare_ids(res[s]["ids"], ref["ids"]).replace("(qwen ", f"({s} ").replace("onnxruntime ", peer + " ")
+            notes.append(f"{s}: greedy ids vs {peer} fp32: {cmp}")
     text = "\n".join(md) + "\n\n" + "\n".join("- " + n for n in notes)
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")
     if args.json:
-        args.json.write_text(json.dumps(dict(bandwidth=bw, ort=o, qwen=res, weights=weights), indent=1, default=str))
+        args.json.write_text(json.dumps(dict(bandwidth=bw, results=res, weights=weights), indent=1, default=str))
     return 0
 
 
