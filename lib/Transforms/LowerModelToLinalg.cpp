@@ -11,6 +11,7 @@
 
 #include "qwen/Transforms/Passes.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
+#include "qwen/Transforms/DenseKernels.h"
 #include "qwen/Transforms/LowerONNXToLinalg.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
@@ -891,12 +892,16 @@ struct LowerModelToLinalgPass
       else if (auto o = dyn_cast<qwen::SiluMulOp>(op))
         repl = one(lowerElementwise(rw, loc, o.getGate(), o.getUp(),
                                     cast<RankedTensorType>(o.getType()), true));
-      else if (auto o = dyn_cast<qwen::LinearOp>(op))
-        repl = one(lowerLinear(rw, loc, o.getInput(), o.getWeight(), o.getBias(),
-                               cast<RankedTensorType>(o.getType())));
-      else if (auto o = dyn_cast<qwen::LogitsOp>(op))
-        repl = one(lowerLinear(rw, loc, o.getInput(), o.getWeight(), Value(),
-                               cast<RankedTensorType>(o.getType())));
+      else if (isa<qwen::LinearOp, qwen::LogitsOp>(op)) {
+        // The register-blocked kernel (DenseKernels.cpp) where it applies,
+        // else (and with qwen.quant_kernel = {fused = false}) the reference.
+        auto lo = dyn_cast<qwen::LinearOp>(op);
+        Value x = op->getOperand(0), bias = lo ? lo.getBias() : Value();
+        Value w = lo ? lo.getWeight() : cast<qwen::LogitsOp>(op).getWeight();
+        auto rt = cast<RankedTensorType>(op->getResult(0).getType());
+        FailureOr<Value> y = qwen::lowerDenseLinear(rw, loc, x, w, bias, rt, qwen::weightOnlyParamsFor(op));
+        repl = one(succeeded(y) ? *y : lowerLinear(rw, loc, x, w, bias, rt));
+      }
       else if (auto o = dyn_cast<qwen::RMSNormOp>(op)) {
         FailureOr<Value> v = lowerRMSNorm(rw, loc, o);
         if (succeeded(v))

@@ -1,0 +1,28 @@
+//===- DenseKernels.h - register-blocked f32 linear kernel --------*- C++ -*-===//
+//
+// y[..., n] = sum_k x[..., k] * W[n, k] (+ bias[n]) for an f32 weight W
+// [N, K], emitted by --qwen-lower-model-to-linalg for qwen.linear and
+// qwen.logits as an scf.forall over tiles of output channels whose body
+// is scf.for loops of 1-D vector ops (see DenseKernels.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QWEN_TRANSFORMS_DENSEKERNELS_H
+#define QWEN_TRANSFORMS_DENSEKERNELS_H
+
+#include "qwen/Transforms/QuantKernels.h"
+
+namespace qwen {
+
+/// The kernel, with the tile sizes of the weight-only kernels (`p.tileN`
+/// rows x `p.tileM` tokens of register block; `p.fused = false` keeps the
+/// caller's reference lowering). Fails, creating nothing, unless x is ranked
+/// f32 of rank >= 2 with last dim K, W is static [N, K] f32 with K a multiple
+/// of 16, and bias (optional) is [N] f32.
+mlir::FailureOr<mlir::Value>
+lowerDenseLinear(mlir::OpBuilder &b, mlir::Location l, mlir::Value x, mlir::Value w,
+                 mlir::Value bias, mlir::RankedTensorType rt, const WeightOnlyParams &p);
+
+} // namespace qwen
+
+#endif // QWEN_TRANSFORMS_DENSEKERNELS_H
