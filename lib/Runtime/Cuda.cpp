@@ -278,8 +278,7 @@ QWEN_MGPU CUmodule mgpuModuleLoad(void *data, size_t /*gpuBlobSize*/) {
   CUmodule module = nullptr;
   if (s)
     s->check(drv(s).cuModuleLoadData(&module, data), "cuModuleLoadData",
-             "loading the model's kernels (" +
-                 smName(s->device().ccMajor, s->device().ccMinor) + ")");
+             "loading the model's kernels");
   return module;
 }
 
