@@ -33,6 +33,7 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -178,9 +179,11 @@ def qwen_run(run_bin, bundle, ids, new_tokens, runs) -> dict:
     return {k: B.median(v) if v else None for k, v in rates.items()}
 
 
-def recipes_offered(compile_bin) -> str:
+def recipes_offered(compile_bin) -> set:
+    """The recipe names qwen-compile --help lists for --recipe."""
     p = subprocess.run([str(compile_bin), "--help"], capture_output=True, text=True)
-    return p.stdout + p.stderr
+    line = next((ln for ln in (p.stdout + p.stderr).splitlines() if "--recipe=" in ln), "")
+    return set(re.findall(r"[\w-]+", line.split(":", 1)[-1]))
 
 
 def ensure_model(name: str, out_dir: Path) -> Path:
@@ -236,7 +239,7 @@ def main(argv=None) -> int:
         for recipe in args.recipes.split(","):
             row = dict(model=name, recipe=recipe)
             results.append(row)
-            if recipe != "fp32" and recipe not in offered:
+            if recipe not in offered:
                 row["error"] = "recipe not offered by this qwen-compile"
                 continue
             bundle = args.out_dir / name / f"bundle-{recipe}-{gpu.sm}"
