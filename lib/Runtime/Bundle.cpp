@@ -17,7 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
+#include <cstdint>
 #include <cstring>
 #include <dlfcn.h>
 #include <fstream>
@@ -567,6 +567,7 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
     return m.error("target.kind", "unknown target kind '" + kind->str() +
                                       "' (expected 'cpu' or 'cuda')");
   std::string cudaArch, cudaBinary;
+  bundle::SmArch cudaSm;
   if (isCuda) {
     const Value *arch =
         m.get(*target, "target", "arch", Value::Kind::String, st);
@@ -575,8 +576,7 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
              : nullptr;
     if (!binary)
       return st;
-    bundle::SmArch parsed;
-    if (!bundle::parseSmArch(arch->str().c_str(), parsed))
+    if (!bundle::parseSmArch(arch->str().c_str(), cudaSm))
       return m.error("target.arch", "'" + arch->str() +
                                         "' is not a CUDA architecture "
                                         "(sm_XY or sm_XYa)");
@@ -694,7 +694,7 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
   // load its kernels.
   std::optional<cuda::Scope> scope;
   if (isCuda) {
-    if ((st = cuda::openDevice(dir, cudaArch, b.cuda)) != QWEN_OK)
+    if ((st = cuda::openDevice(dir, cudaArch, cudaSm, b.cuda)) != QWEN_OK)
       return st;
     if ((st = exposeGpuRuntime(*b.cuda)) != QWEN_OK)
       return st;

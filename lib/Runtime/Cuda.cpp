@@ -16,8 +16,6 @@
 
 #include "RuntimeImpl.h"
 
-#include "qwen/Runtime/BundleABI.h"
-
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -100,12 +98,8 @@ std::string smName(int major, int minor) {
 }
 
 qwen_status openDevice(const std::string &dir, const std::string &arch,
+                       const qwen::bundle::SmArch &want,
                        std::unique_ptr<Device> &out) {
-  qwen::bundle::SmArch want;
-  if (!qwen::bundle::parseSmArch(arch.c_str(), want))
-    return fail(QWEN_ERR_MANIFEST, dir + "/manifest.json: target.arch: '" +
-                                       arch +
-                                       "' is not a CUDA architecture (sm_XY)");
   const std::string bundle = "bundle '" + dir + "' is compiled for CUDA " +
                              arch;
   std::string error;

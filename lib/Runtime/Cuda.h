@@ -13,6 +13,8 @@
 
 #include "qwen_runtime.h"
 
+#include "qwen/Runtime/BundleABI.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -194,11 +196,12 @@ private:
 std::string smName(int major, int minor);
 
 /// Opens the device a bundle compiled for `arch` (manifest "target"."arch",
-/// already parsed) runs on: loads the driver, cuInit, device
+/// parsed as `want`) runs on: loads the driver, cuInit, device
 /// $QWEN_CUDA_DEVICE (default 0), checks its compute capability against
-/// `arch` and retains its primary context. On failure, sets qwen_last_error
+/// `want` and retains its primary context. On failure, sets qwen_last_error
 /// (naming `dir`) and returns its status.
 qwen_status openDevice(const std::string &dir, const std::string &arch,
+                       const qwen::bundle::SmArch &want,
                        std::unique_ptr<Device> &out);
 
 } // namespace qwen::rt::cuda

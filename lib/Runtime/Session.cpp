@@ -122,10 +122,6 @@ void gather(const float *src, const std::vector<int64_t> &sizes,
   }
 }
 
-} // namespace
-
-namespace {
-
 /// Releases buffers forward returned: host memory of a CPU bundle, device
 /// memory of a CUDA bundle. Observed activations and logits are always host
 /// copies (std::free).
@@ -502,14 +498,17 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
     releaseAll();
   };
   // A row-major host copy of an output (a strided view of it) in a fresh
-  // malloc'ed buffer, recorded in `copies`; null on failure (error set).
+  // malloc'ed buffer, recorded in `copies`; null on failure (copyStatus and
+  // the error message set).
+  qwen_status copyStatus = QWEN_OK;
   auto hostCopy = [&](const float *data, const std::vector<int64_t> &sizes,
                       const std::vector<int64_t> &strides,
                       const std::string &what) -> float * {
     const size_t elems = size_t(numElements(sizes));
     float *c = static_cast<float *>(std::malloc(elems * sizeof(float) + 1));
     if (!c) {
-      fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory copying " + what);
+      copyStatus =
+          fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory copying " + what);
       return nullptr;
     }
     copies.push_back(c);
@@ -517,30 +516,24 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
       gather(data, sizes, strides, c);
       return c;
     }
-    const cuda::Driver &drv = *b.cuda->driver;
-    auto src = reinterpret_cast<cuda::CUdeviceptr>(data);
-    if (isDense(sizes, strides)) {
-      if (!scope->check(drv.cuMemcpyDtoH(c, src, elems * sizeof(float)),
-                        "cuMemcpyDtoH", "copying " + what + " to the host"))
-      {
-        deviceError();
-        return nullptr;
-      }
-      return c;
-    }
-    // Strided on the device: copy the span it covers, gather on the host.
-    int64_t span = 1;
+    // From the device: the span the view covers (all of it when dense), then
+    // gathered on the host unless dense.
+    const bool dense = isDense(sizes, strides);
+    size_t span = 1;
     for (size_t d = 0; d < sizes.size(); ++d)
-      span += (sizes[d] - 1) * strides[d];
-    std::vector<float> staging(elems ? size_t(span) : 0);
-    if (elems && !scope->check(drv.cuMemcpyDtoH(staging.data(), src,
-                                                staging.size() * sizeof(float)),
-                               "cuMemcpyDtoH",
-                               "copying " + what + " to the host")) {
-      deviceError();
+      span += size_t((sizes[d] - 1) * strides[d]);
+    std::vector<float> staging(dense || !elems ? 0 : span);
+    float *dst = dense ? c : staging.data();
+    size_t bytes = (dense ? elems : staging.size()) * sizeof(float);
+    if (bytes &&
+        !scope->check(b.cuda->driver->cuMemcpyDtoH(
+                          dst, reinterpret_cast<cuda::CUdeviceptr>(data), bytes),
+                      "cuMemcpyDtoH", "copying " + what + " to the host")) {
+      copyStatus = deviceError();
       return nullptr;
     }
-    gather(staging.data(), sizes, strides, c);
+    if (!dense)
+      gather(staging.data(), sizes, strides, c);
     return c;
   };
 
@@ -550,11 +543,8 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
       hostCopy(lo.data + firstNew * lo.strides[1], {1, n, V}, lo.strides,
                std::to_string(n) + " x " + std::to_string(V) + " logits");
   if (!newLogits) {
-    qwen_status st = b.cuda && scope->failed() ? scope->status()
-                                               : QWEN_ERR_OUT_OF_MEMORY;
-    std::string msg = qwen_last_error();
     releaseCopies();
-    return fail(st, msg);
+    return copyStatus;
   }
   // KV buffers: kept as returned when dense (always, for CUDA), else copied.
   std::vector<KvBuffer> newKey, newValue;
@@ -577,9 +567,8 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
     for (size_t l = 0; l < size_t(b.numLayers); ++l)
       if (!take(b.presentKeyOut[l], newKey[l]) ||
           !take(b.presentValueOut[l], newValue[l])) {
-        std::string msg = qwen_last_error();
         releaseCopies();
-        return fail(QWEN_ERR_OUT_OF_MEMORY, msg);
+        return copyStatus;
       }
   }
   // Observed activations: kept as returned when dense on the host, else
@@ -599,11 +588,8 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
       float *c = hostCopy(o.data, o.sizes, o.strides,
                           "observed activation '" + b.outputs[oi].name + "'");
       if (!c) {
-        qwen_status st = b.cuda && scope->failed() ? scope->status()
-                                                   : QWEN_ERR_OUT_OF_MEMORY;
-        std::string msg = qwen_last_error();
         releaseCopies();
-        return fail(st, msg);
+        return copyStatus;
       }
       ob.allocated = c;
       ob.data = c;
