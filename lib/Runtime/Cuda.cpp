@@ -100,17 +100,17 @@ std::string smName(int major, int minor) {
 qwen_status openDevice(const std::string &dir, const std::string &arch,
                        const qwen::bundle::SmArch &want,
                        std::unique_ptr<Device> &out) {
-  const std::string bundle = "bundle '" + dir + "' is compiled for CUDA " +
-                             arch;
+  const std::string bundle =
+      "bundle '" + dir + "' is compiled for CUDA " + arch;
   std::string error;
   const Driver *d = loadDriver(error);
   if (!d)
     return fail(QWEN_ERR_DEVICE,
                 bundle + " but the NVIDIA driver cannot be loaded: " + error);
   auto driverError = [&](const char *call, CUresult r) {
-    return fail(QWEN_ERR_DEVICE, bundle + " but the driver (" + d->path +
-                                     ") cannot use a GPU: " +
-                                     d->describe(call, r));
+    return fail(QWEN_ERR_DEVICE,
+                bundle + " but the driver (" + d->path +
+                    ") cannot use a GPU: " + d->describe(call, r));
   };
   if (CUresult r = d->cuInit(0))
     return driverError("cuInit", r);
@@ -130,7 +130,8 @@ qwen_status openDevice(const std::string &dir, const std::string &arch,
                       (count == 1 ? "" : "s") + ")");
     ordinal = int(v);
   } else if (count < 1) {
-    return fail(QWEN_ERR_DEVICE, bundle + " but this machine has no CUDA device");
+    return fail(QWEN_ERR_DEVICE,
+                bundle + " but this machine has no CUDA device");
   }
   auto dev = std::make_unique<Device>();
   dev->driver = d;
@@ -205,8 +206,8 @@ bool Scope::check(CUresult r, const char *call, const std::string &what) {
   if (r == CUDA_SUCCESS)
     return true;
   if (error_.empty()) {
-    error_ = what + " on " + device_.name + ": " +
-             device_.driver->describe(call, r);
+    error_ =
+        what + " on " + device_.name + ": " + device_.driver->describe(call, r);
     status_ = r == CUDA_ERROR_OUT_OF_MEMORY ? QWEN_ERR_OUT_OF_MEMORY
                                             : QWEN_ERR_DEVICE;
   }
@@ -412,9 +413,9 @@ QWEN_MGPU void *mgpuMemAlloc(uint64_t sizeBytes, CUstream /*stream*/,
   size_t bytes = sizeBytes ? size_t(sizeBytes) : 1;
   std::string what = "allocating " + std::to_string(sizeBytes) +
                      " bytes of device memory for the model";
-  CUresult r = isHostShared ? drv(s).cuMemAllocManaged(&ptr, bytes,
-                                                       CU_MEM_ATTACH_GLOBAL)
-                            : drv(s).cuMemAlloc(&ptr, bytes);
+  CUresult r = isHostShared
+                   ? drv(s).cuMemAllocManaged(&ptr, bytes, CU_MEM_ATTACH_GLOBAL)
+                   : drv(s).cuMemAlloc(&ptr, bytes);
   if (!s->check(r, isHostShared ? "cuMemAllocManaged" : "cuMemAlloc", what))
     return nullptr;
   return reinterpret_cast<void *>(ptr);

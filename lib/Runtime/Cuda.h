@@ -87,8 +87,8 @@ enum : int {
   X(cuFuncSetAttribute, "cuFuncSetAttribute",                                  \
     CUresult (*)(CUfunction, int, int))                                        \
   X(cuLaunchKernel, "cuLaunchKernel",                                          \
-    CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned,           \
-                 unsigned, unsigned, unsigned, CUstream, void **, void **))    \
+    CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, \
+                 unsigned, unsigned, CUstream, void **, void **))              \
   X(cuStreamCreate, "cuStreamCreate", CUresult (*)(CUstream *, unsigned))      \
   X(cuStreamSynchronize, "cuStreamSynchronize", CUresult (*)(CUstream))        \
   X(cuStreamDestroy, "cuStreamDestroy_v2", CUresult (*)(CUstream))             \

@@ -135,7 +135,8 @@ void releaseOutputs(qwen_bundle &b, const Range &buffers) {
   qwen::rt::cuda::Scope scope(*b.cuda);
   for (void *p : buffers)
     if (p)
-      b.cuda->driver->cuMemFree(reinterpret_cast<qwen::rt::cuda::CUdeviceptr>(p));
+      b.cuda->driver->cuMemFree(
+          reinterpret_cast<qwen::rt::cuda::CUdeviceptr>(p));
 }
 
 } // namespace
@@ -486,8 +487,7 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
       return badOutput("a null buffer for '" + t.name + "'");
     // The KV cache stays on the device, where it cannot be repacked.
     if (b.cuda && t.role != Role::Logits && !isDense(o.sizes, o.strides))
-      return badOutput("'" + t.name + "' with strides " +
-                       sizesStr(o.strides) +
+      return badOutput("'" + t.name + "' with strides " + sizesStr(o.strides) +
                        "; a CUDA bundle must return its KV cache row-major");
   }
 
@@ -525,10 +525,10 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
     std::vector<float> staging(dense || !elems ? 0 : span);
     float *dst = dense ? c : staging.data();
     size_t bytes = (dense ? elems : staging.size()) * sizeof(float);
-    if (bytes &&
-        !scope->check(b.cuda->driver->cuMemcpyDtoH(
-                          dst, reinterpret_cast<cuda::CUdeviceptr>(data), bytes),
-                      "cuMemcpyDtoH", "copying " + what + " to the host")) {
+    if (bytes && !scope->check(
+                     b.cuda->driver->cuMemcpyDtoH(
+                         dst, reinterpret_cast<cuda::CUdeviceptr>(data), bytes),
+                     "cuMemcpyDtoH", "copying " + what + " to the host")) {
       copyStatus = deviceError();
       return nullptr;
     }

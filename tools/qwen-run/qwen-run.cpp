@@ -6,7 +6,8 @@
 //
 // Prints the generated text as it is produced (the ids, space-separated, when
 // the bundle has no tokenizer), then the prefill and decode timings, the GPU
-// for a CUDA bundle, and with --print-ids the generated ids. Exit 2 for bad flags, 1 for runtime errors.
+// for a CUDA bundle, and with --print-ids the generated ids. Exit 2 for bad
+// flags, 1 for runtime errors.
 //
 //===----------------------------------------------------------------------===//
 

@@ -78,11 +78,10 @@ struct FakeBundle {
     std::string cmd = "rm -rf '" + dir + "'";
     EXPECT_EQ(std::system(cmd.c_str()), 0);
     EXPECT_EQ(::mkdir(dir.c_str(), 0755), 0);
-    writeAll(dir + "/model.so",
-             readAll(!cudaArch.empty() ? QWEN_FAKE_MODEL_CUDA
-                     : observe         ? QWEN_FAKE_MODEL_OBSERVE
-                     : kv              ? QWEN_FAKE_MODEL
-                                       : QWEN_FAKE_MODEL_NOKV));
+    writeAll(dir + "/model.so", readAll(!cudaArch.empty() ? QWEN_FAKE_MODEL_CUDA
+                                        : observe ? QWEN_FAKE_MODEL_OBSERVE
+                                        : kv      ? QWEN_FAKE_MODEL
+                                                  : QWEN_FAKE_MODEL_NOKV));
     std::string error;
     auto w = qwen::ws::WeightStoreWriter::create(dir + "/weights.bin", error);
     EXPECT_TRUE(w) << error;
@@ -131,7 +130,8 @@ struct FakeBundle {
            "\"model.cubin\"}";
     } else {
       m << "{\"name\": \"fake-target\", \"triple\": "
-           "\"x86_64-unknown-linux-gnu\", \"cpu\": \"generic\", \"features\": [";
+           "\"x86_64-unknown-linux-gnu\", \"cpu\": \"generic\", \"features\": "
+           "[";
       for (size_t i = 0; i < features.size(); ++i)
         m << (i ? ", " : "") << "\"" << features[i] << "\"";
       m << "]}";
@@ -657,8 +657,8 @@ public:
   ScopedEnv(std::initializer_list<std::pair<const char *, const char *>> vars) {
     for (const auto &[name, value] : vars) {
       const char *old = std::getenv(name);
-      saved_.push_back({name, old ? std::optional<std::string>(old)
-                                  : std::nullopt});
+      saved_.push_back(
+          {name, old ? std::optional<std::string>(old) : std::nullopt});
       if (value)
         ::setenv(name, value, 1);
       else
@@ -752,20 +752,24 @@ TEST(CudaBundle, DriverAndDeviceErrors) {
   std::string dir = fb.write("cuda-errors");
   {
     ScopedEnv env({{"QWEN_CUDA_DRIVER", "/nonexistent/libcuda.so.1"}});
-    expectOpenError(dir, QWEN_ERR_DEVICE,
-                    {"bundle '" + dir + "' is compiled for CUDA sm_80 but the "
-                     "NVIDIA driver cannot be loaded: /nonexistent/libcuda.so.1"});
+    expectOpenError(
+        dir, QWEN_ERR_DEVICE,
+        {"bundle '" + dir +
+         "' is compiled for CUDA sm_80 but the "
+         "NVIDIA driver cannot be loaded: /nonexistent/libcuda.so.1"});
   }
   {
     // A library that is no CUDA driver.
     ScopedEnv env({{"QWEN_CUDA_DRIVER", QWEN_FAKE_MODEL}});
-    expectOpenError(dir, QWEN_ERR_DEVICE,
-                    {"the NVIDIA driver cannot be loaded", "lacks cuGetErrorName"});
+    expectOpenError(
+        dir, QWEN_ERR_DEVICE,
+        {"the NVIDIA driver cannot be loaded", "lacks cuGetErrorName"});
   }
   {
     ScopedEnv env = fakeGpu("75");
     expectOpenError(dir, QWEN_ERR_DEVICE,
-                    {"bundle '" + dir + "' is compiled for sm_80; this GPU "
+                    {"bundle '" + dir +
+                     "' is compiled for sm_80; this GPU "
                      "(Fake GPU) is sm_75: recompile with qwen-compile "
                      "--target sm_75"});
   }

@@ -267,8 +267,8 @@ EXPORT CUresult cuModuleLoadData(void **module, const void *image) {
   return CUDA_ERROR_INVALID_IMAGE;
 }
 
-EXPORT CUresult cuModuleLoadDataEx(void **module, const void *image,
-                                   unsigned n, int *options, void **values) {
+EXPORT CUresult cuModuleLoadDataEx(void **module, const void *image, unsigned n,
+                                   int *options, void **values) {
   REQUIRE_CONTEXT
   return CUDA_ERROR_INVALID_IMAGE;
 }
@@ -278,8 +278,7 @@ EXPORT CUresult cuModuleUnload(void *module) {
   return CUDA_ERROR_INVALID_HANDLE;
 }
 
-EXPORT CUresult cuModuleGetFunction(void **fn, void *module,
-                                    const char *name) {
+EXPORT CUresult cuModuleGetFunction(void **fn, void *module, const char *name) {
   REQUIRE_CONTEXT
   return CUDA_ERROR_INVALID_HANDLE;
 }

@@ -50,8 +50,9 @@
 // Output roles: "logits" [B, S, V] f32; "present_key" / "present_value"
 // [B, Hkv, P + S, D] f32; "observe" [B, ..., K] f32 with "layers": [names]
 // (only in bundles compiled for calibration: the input activation of the
-// linear / logits layers named, see --qwen-instrument-activations). B is 1 for the runtime. A model without past
-// inputs ("kv_cache": false) is run on the whole sequence at every step.
+// linear / logits layers named, see --qwen-instrument-activations). B is 1 for
+// the runtime. A model without past inputs ("kv_cache": false) is run on the
+// whole sequence at every step.
 //
 // model.so exports (C linkage)
 // ---------------------------
