@@ -91,6 +91,22 @@ CONFIGS = {
         bos_token_id=151643,
         eos_token_id=151643,
     ),
+    # Untied embedding and LM head (152064 x 3584 each): ~30 GB of fp32 weights, so ~60 GB of RAM
+    # to build and export; bench/bench_gpu.py passes --no-check.
+    "qwen2.5-7b": dict(
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        rope_theta=1000000.0,
+        tie_word_embeddings=False,
+        bos_token_id=151643,
+        eos_token_id=151643,
+    ),
     # The shape of test/fixtures/onnx/qwen2-torchscript-kvcache.onnx (default init, though).
     "tiny": dict(
         vocab_size=mf.VOCAB,

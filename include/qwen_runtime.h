@@ -59,7 +59,9 @@ typedef enum qwen_status {
   QWEN_ERR_TOKEN = 10,           /* token id outside [0, vocab_size)        */
   QWEN_ERR_MODEL_OUTPUT = 11,    /* forward returned unexpected outputs     */
   QWEN_ERR_OUT_OF_MEMORY = 12,
-  QWEN_ERR_BUFFER_TOO_SMALL = 13 /* *n / *len says how much is needed       */
+  QWEN_ERR_BUFFER_TOO_SMALL = 13, /* *n / *len says how much is needed      */
+  QWEN_ERR_DEVICE = 14 /* CUDA bundle: no driver / GPU, wrong arch, a driver
+                          call failed (named in the message)             */
 } qwen_status;
 
 /* The message of the last failed call on this thread ("" if none). Valid
@@ -74,7 +76,10 @@ QWEN_API const char *qwen_status_name(qwen_status status);
  * the size and sha256 of every file it lists, the target's CPU features
  * against this CPU, loads model.so, maps weights.bin and checks every weight
  * input against it, and loads tokenizer.json when listed. The model is set to
- * use all cores. */
+ * use all cores. A CUDA bundle (BundleABI.h) is run on GPU $QWEN_CUDA_DEVICE
+ * (default 0) through the NVIDIA driver, loaded at this point: its compute
+ * capability is checked against the bundle's arch and the weights are copied
+ * to device memory once. */
 QWEN_API qwen_status qwen_bundle_open(const char *dir, qwen_bundle **out);
 QWEN_API void qwen_bundle_free(qwen_bundle *bundle);
 
@@ -90,6 +95,9 @@ QWEN_API int qwen_bundle_is_eos(const qwen_bundle *bundle, int64_t id);
 /* manifest "target"."name" and "model"."architecture". */
 QWEN_API const char *qwen_bundle_target_name(const qwen_bundle *bundle);
 QWEN_API const char *qwen_bundle_architecture(const qwen_bundle *bundle);
+/* The GPU a CUDA bundle runs on ("NVIDIA H100 80GB HBM3"), or null for a
+ * CPU bundle. */
+QWEN_API const char *qwen_bundle_device_name(const qwen_bundle *bundle);
 
 /* Worker threads of the model's forward; n <= 0 means all cores
  * (std::thread::hardware_concurrency). */

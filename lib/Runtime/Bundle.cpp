@@ -9,14 +9,19 @@
 
 #include "RuntimeImpl.h"
 
+#include "Cuda.h"
+
 #include "qwen/Runtime/BundleABI.h"
 #include "qwen/Runtime/Json.h"
 #include "qwen/Support/Sha256.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <dlfcn.h>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <sys/stat.h>
 #include <thread>
@@ -28,8 +33,14 @@ using json::Value;
 qwen_bundle::~qwen_bundle() {
   tokenizer.reset();
   weights.reset();
-  if (library)
+  if (library) {
+    // model.so's destructors unload its kernels: in the device's context.
+    std::optional<qwen::rt::cuda::Scope> scope;
+    if (cuda)
+      scope.emplace(*cuda);
     dlclose(library);
+  }
+  cuda.reset();
 }
 
 namespace qwen::rt {
@@ -393,6 +404,63 @@ bool readFile(const std::string &path, std::string &out, std::string &error) {
   return true;
 }
 
+/// model.so of a CUDA bundle has undefined references to the mgpu*
+/// functions this library defines. They resolve only against libraries in
+/// the global scope: true when a program links the runtime, not when it was
+/// dlopen()ed with RTLD_LOCAL (Python's ctypes). Reopening our own file with
+/// RTLD_NOLOAD | RTLD_GLOBAL promotes it; the handle is kept with the device.
+qwen_status exposeGpuRuntime(cuda::Device &dev) {
+  Dl_info info;
+  if (!dladdr(reinterpret_cast<void *>(&qwen_bundle_open), &info) ||
+      !info.dli_fname)
+    return fail(QWEN_ERR_LOAD, "cannot find the runtime library's own file "
+                               "(dladdr) to export the GPU runtime functions");
+  dev.runtimeGlobal =
+      dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
+  if (!dev.runtimeGlobal) {
+    const char *e = dlerror();
+    return fail(QWEN_ERR_LOAD, std::string("cannot export the GPU runtime "
+                                           "functions of ") +
+                                   info.dli_fname + ": " +
+                                   (e ? e : "unknown error"));
+  }
+  return QWEN_OK;
+}
+
+/// Copies the span of weights.bin holding every weight input to device
+/// memory once and points the weight inputs into it; the host mapping is
+/// released (the device copy is what forward reads).
+qwen_status uploadWeights(const std::string &dir, qwen_bundle &b,
+                          cuda::Scope &scope) {
+  cuda::Device &dev = *b.cuda;
+  cuda::DeviceBuffer empty(dev), weights(dev);
+  uint64_t lo = UINT64_MAX, hi = 0;
+  const void *base = nullptr; // host address of offset lo
+  for (const TensorSpec &t : b.inputs)
+    if (t.role == Role::Weight && t.bytes) {
+      if (t.offset < lo) {
+        lo = t.offset;
+        base = t.data;
+      }
+      hi = std::max(hi, t.offset + t.bytes);
+    }
+  if (hi > lo) {
+    if (!weights.upload(scope, base, size_t(hi - lo), "weights.bin"))
+      return fail(scope.status(), "bundle '" + dir + "': " + scope.error());
+  }
+  static const unsigned char kZeros[256] = {};
+  if (!empty.upload(scope, kZeros, sizeof(kZeros), "zero-size tensors"))
+    return fail(scope.status(), "bundle '" + dir + "': " + scope.error());
+  for (TensorSpec &t : b.inputs)
+    if (t.role == Role::Weight)
+      t.data = reinterpret_cast<const void *>(
+          t.bytes ? weights.get() + (t.offset - lo) : empty.get());
+  dev.weights = weights.release();
+  dev.empty = empty.release();
+  b.weights.reset();
+  return QWEN_OK;
+}
+
 qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
   b.dir = dir;
   std::string manifestPath = dir + "/manifest.json";
@@ -481,19 +549,51 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
     return st;
   }
 
-  // target
+  // target: a CPU (kind "cpu" or none, with features) or a CUDA GPU (kind
+  // "cuda", with arch and the kernels' file).
   const Value *target = m.get(root, "", "target", Value::Kind::Object, st);
   const Value *tname =
       target ? m.get(*target, "target", "name", Value::Kind::String, st)
              : nullptr;
-  const Value *features =
-      tname ? m.get(*target, "target", "features", Value::Kind::Array, st)
-            : nullptr;
-  if (!features)
+  if (!tname)
     return st;
   b.targetName = tname->str();
+  const Value *kind =
+      m.get(*target, "target", "kind", Value::Kind::String, st, true);
+  if (!kind && st != QWEN_OK)
+    return st;
+  const bool isCuda = kind && kind->str() == "cuda";
+  if (kind && !isCuda && kind->str() != "cpu")
+    return m.error("target.kind", "unknown target kind '" + kind->str() +
+                                      "' (expected 'cpu' or 'cuda')");
+  std::string cudaArch, cudaBinary;
+  bundle::SmArch cudaSm;
+  if (isCuda) {
+    const Value *arch =
+        m.get(*target, "target", "arch", Value::Kind::String, st);
+    const Value *binary =
+        arch ? m.get(*target, "target", "binary", Value::Kind::String, st)
+             : nullptr;
+    if (!binary)
+      return st;
+    if (!bundle::parseSmArch(arch->str().c_str(), cudaSm))
+      return m.error("target.arch", "'" + arch->str() +
+                                        "' is not a CUDA architecture "
+                                        "(sm_XY or sm_XYa)");
+    if (!isPlainFileName(binary->str()))
+      return m.error("target.binary", "'" + binary->str() +
+                                          "' is not a file name in the bundle");
+    cudaArch = arch->str();
+    cudaBinary = binary->str();
+  }
+  const Value *features =
+      isCuda ? nullptr
+             : m.get(*target, "target", "features", Value::Kind::Array, st);
+  if (!isCuda && !features)
+    return st;
   std::vector<std::string> missing;
-  for (const Value &f : features->items()) {
+  static const std::vector<Value> kNoFeatures;
+  for (const Value &f : features ? features->items() : kNoFeatures) {
     if (!f.isString())
       return m.error("target.features", "expected strings");
     int has = cpuHasFeature(f.str().c_str());
@@ -515,7 +615,8 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
   const Value *files = m.get(root, "", "files", Value::Kind::Array, st);
   if (!files)
     return st;
-  bool listsLibrary = false, listsWeights = false, listsTokenizer = false;
+  bool listsLibrary = false, listsWeights = false, listsTokenizer = false,
+       listsBinary = false;
   struct Listed {
     std::string path, sha;
     int64_t bytes;
@@ -541,6 +642,7 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
     listsLibrary |= p->str() == lib->str();
     listsWeights |= p->str() == "weights.bin";
     listsTokenizer |= p->str() == "tokenizer.json";
+    listsBinary |= isCuda && p->str() == cudaBinary;
     listed.push_back({p->str(), sha->str(), bytes});
   }
   bool anyWeight = false;
@@ -548,6 +650,8 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
     anyWeight |= t.role == Role::Weight;
   if (!listsLibrary)
     return m.error("files", "'" + lib->str() + "' (entry.library) not listed");
+  if (isCuda && !listsBinary)
+    return m.error("files", "'" + cudaBinary + "' (target.binary) not listed");
   if (anyWeight && !listsWeights)
     return m.error("files", "'weights.bin' not listed but inputs have weights");
   for (const Listed &l : listed) {
@@ -586,6 +690,19 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
                       l.sha + "): the file is corrupted or was modified");
   }
 
+  // A CUDA bundle's GPU, context current, before model.so's constructors
+  // load its kernels.
+  std::optional<cuda::Scope> scope;
+  if (isCuda) {
+    if ((st = cuda::openDevice(dir, cudaArch, cudaSm, b.cuda)) != QWEN_OK)
+      return st;
+    if ((st = exposeGpuRuntime(*b.cuda)) != QWEN_OK)
+      return st;
+    scope.emplace(*b.cuda);
+    if (scope->failed())
+      return fail(scope->status(), dir + ": " + scope->error());
+  }
+
   // model.so
   std::string libPath = dir + "/" + lib->str();
   if (libPath[0] != '/' && libPath.compare(0, 2, "./") != 0)
@@ -596,6 +713,8 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
     return fail(QWEN_ERR_LOAD, std::string("cannot load ") + libPath + ": " +
                                    (e ? e : "unknown error"));
   }
+  if (scope && scope->failed())
+    return fail(scope->status(), libPath + ": " + scope->error());
   auto lookup = [&](const char *name, void *&out) {
     dlerror();
     out = dlsym(b.library, name);
@@ -649,6 +768,9 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
       t.data = b.weights->data(*e);
     }
   }
+
+  if (b.cuda && (st = uploadWeights(dir, b, *scope)) != QWEN_OK)
+    return st;
 
   if (listsTokenizer) {
     b.tokenizer = Tokenizer::fromFile(dir + "/tokenizer.json", err);

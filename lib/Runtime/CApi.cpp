@@ -7,6 +7,8 @@
 
 #include "RuntimeImpl.h"
 
+#include "Cuda.h"
+
 #include <cstring>
 #include <new>
 #include <thread>
@@ -55,6 +57,7 @@ const char *qwen_status_name(qwen_status status) {
   case QWEN_ERR_MODEL_OUTPUT: return "QWEN_ERR_MODEL_OUTPUT";
   case QWEN_ERR_OUT_OF_MEMORY: return "QWEN_ERR_OUT_OF_MEMORY";
   case QWEN_ERR_BUFFER_TOO_SMALL: return "QWEN_ERR_BUFFER_TOO_SMALL";
+  case QWEN_ERR_DEVICE: return "QWEN_ERR_DEVICE";
   }
   return "QWEN_ERR_UNKNOWN";
 }
@@ -98,6 +101,9 @@ const char *qwen_bundle_target_name(const qwen_bundle *b) {
 }
 const char *qwen_bundle_architecture(const qwen_bundle *b) {
   return b ? b->architecture.c_str() : "";
+}
+const char *qwen_bundle_device_name(const qwen_bundle *b) {
+  return b && b->cuda ? b->cuda->name.c_str() : nullptr;
 }
 
 int64_t qwen_bundle_num_observed(const qwen_bundle *b) {

@@ -20,6 +20,9 @@
 #include <vector>
 
 namespace qwen::rt {
+namespace cuda {
+struct Device;
+} // namespace cuda
 
 /// Sets the thread-local message of qwen_last_error and returns `status`.
 qwen_status fail(qwen_status status, std::string message);
@@ -57,7 +60,8 @@ struct TensorSpec {
   int64_t layer = -1;         // past/present
   std::vector<std::string> layers; // observe: the layers that read it
   uint64_t offset = 0, bytes = 0; // weight
-  const void *data = nullptr;     // weight: into the mapped weights.bin
+  // weight: into the mapped weights.bin, or (CUDA bundles) its device copy
+  const void *data = nullptr;
 };
 
 qwen_status openBundleChecked(const char *dir, qwen_bundle **out);
@@ -99,6 +103,8 @@ struct qwen_bundle {
   std::unique_ptr<qwen::ws::WeightStoreReader> weights;
   std::unique_ptr<qwen::rt::Tokenizer> tokenizer;
   std::mutex forwardMutex;
+  /// The GPU of a CUDA bundle (manifest target kind "cuda"); null for CPU.
+  std::unique_ptr<qwen::rt::cuda::Device> cuda;
 
   ~qwen_bundle();
 };

@@ -5,23 +5,32 @@
 // of the next. A call either completes or leaves the session untouched: new
 // buffers are allocated and checked before anything old is released.
 //
+// For a CUDA bundle the same happens in device memory: ids, mask and
+// positions are copied to the device each call, the KV cache stays there
+// (present outputs become the next past inputs without a host copy), and the
+// logits (and observed activations) are copied back to host memory.
+//
 //===----------------------------------------------------------------------===//
 
 #include "RuntimeImpl.h"
+
+#include "Cuda.h"
 
 #include "qwen/Runtime/BundleABI.h"
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <set>
 
 using namespace qwen::rt;
 
 namespace {
 
-/// A KV tensor kept between calls: contiguous row-major [1, Hkv, P, D].
+/// A KV tensor kept between calls: contiguous row-major [1, Hkv, P, D], in
+/// device memory for CUDA bundles.
 struct KvBuffer {
-  void *allocated = nullptr; // free()d when replaced
+  void *allocated = nullptr; // released (releaseOutputs) when replaced
   float *data = nullptr;
 };
 
@@ -68,6 +77,68 @@ std::vector<int64_t> rowMajorStrides(const std::vector<int64_t> &sizes) {
   return st;
 }
 
+int64_t numElements(const std::vector<int64_t> &sizes) {
+  int64_t n = 1;
+  for (int64_t d : sizes)
+    n *= d;
+  return n;
+}
+
+/// Whether a strided tensor is laid out row-major without gaps.
+bool isDense(const std::vector<int64_t> &sizes,
+             const std::vector<int64_t> &strides) {
+  std::vector<int64_t> contiguous = rowMajorStrides(sizes);
+  for (size_t d = 0; d < sizes.size(); ++d)
+    if (sizes[d] != 1 && strides[d] != contiguous[d])
+      return false;
+  return true;
+}
+
+/// Copies a strided tensor (host memory) into `dst`, row-major.
+void gather(const float *src, const std::vector<int64_t> &sizes,
+            const std::vector<int64_t> &strides, float *dst) {
+  const int64_t elems = numElements(sizes);
+  if (elems == 0)
+    return;
+  const size_t r = sizes.size();
+  const int64_t inner = r ? sizes[r - 1] : 1;
+  const bool innerDense = r == 0 || strides[r - 1] == 1;
+  std::vector<int64_t> idx(r, 0);
+  for (int64_t k = 0; k < elems; k += inner) {
+    int64_t off = 0;
+    for (size_t d = 0; d < r; ++d)
+      off += idx[d] * strides[d];
+    if (innerDense)
+      std::memcpy(dst + k, src + off, size_t(inner) * sizeof(float));
+    else
+      for (int64_t j = 0; j < inner; ++j)
+        dst[k + j] = src[off + j * strides[r - 1]];
+    // Next row: increment the index over all dimensions but the last.
+    for (size_t d = r ? r - 1 : 0; d-- > 0;) {
+      if (++idx[d] < sizes[d])
+        break;
+      idx[d] = 0;
+    }
+  }
+}
+
+/// Releases buffers forward returned: host memory of a CPU bundle, device
+/// memory of a CUDA bundle. Observed activations and logits are always host
+/// copies (std::free).
+template <typename Range>
+void releaseOutputs(qwen_bundle &b, const Range &buffers) {
+  if (!b.cuda) {
+    for (void *p : buffers)
+      std::free(p);
+    return;
+  }
+  qwen::rt::cuda::Scope scope(*b.cuda);
+  for (void *p : buffers)
+    if (p)
+      b.cuda->driver->cuMemFree(
+          reinterpret_cast<qwen::rt::cuda::CUdeviceptr>(p));
+}
+
 } // namespace
 
 struct qwen_session {
@@ -85,10 +156,12 @@ struct qwen_session {
     observed.clear();
   }
   void releaseState() {
+    std::vector<void *> kv;
     for (KvBuffer &k : pastKey)
-      std::free(k.allocated);
+      kv.push_back(k.allocated);
     for (KvBuffer &k : pastValue)
-      std::free(k.allocated);
+      kv.push_back(k.allocated);
+    releaseOutputs(*bundle, kv);
     for (KvBuffer &k : pastKey)
       k = KvBuffer();
     for (KvBuffer &k : pastValue)
@@ -224,7 +297,40 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
   // tokens.insert must not fail after forward: reserve first.
   s->tokens.reserve(size_t(have + n));
 
+  // A CUDA bundle's context is current for the whole call; driver errors of
+  // the runtime's copies and of the model's mgpu* calls are recorded in it.
+  std::optional<cuda::Scope> scope;
+  if (b.cuda) {
+    scope.emplace(*b.cuda);
+    if (scope->failed())
+      return fail(scope->status(), b.dir + ": " + scope->error());
+  }
+  auto deviceError = [&] {
+    return fail(scope->status(), b.dir + ": " + scope->error());
+  };
+
   MallocBuf idsBuf, maskBuf, posBuf;
+  std::optional<cuda::DeviceBuffer> idsDev, maskDev, posDev;
+  if (b.cuda) {
+    idsDev.emplace(*b.cuda);
+    maskDev.emplace(*b.cuda);
+    posDev.emplace(*b.cuda);
+  }
+  // Host inputs are copied to the device for CUDA bundles.
+  auto place = [&](MallocBuf &host, std::optional<cuda::DeviceBuffer> &dev,
+                   size_t bytes, const TensorSpec &t, void *&data) {
+    data = host.p;
+    if (!dev)
+      return true;
+    if (!dev->upload(*scope, host.p, bytes, "'" + t.name + "'"))
+      return false;
+    data = reinterpret_cast<void *>(dev->get());
+    return true;
+  };
+  // Zero-size tensors (P = 0 on the first call, empty weights) still need a
+  // valid address.
+  void *empty = b.cuda ? reinterpret_cast<void *>(b.cuda->empty)
+                       : static_cast<void *>(kEmpty);
   std::vector<int64_t> desc; // all input descriptors back to back
   size_t descWords = 0;
   for (const TensorSpec &t : b.inputs)
@@ -244,30 +350,36 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
     switch (t.role) {
     case Role::InputIds: {
       sizes = {1, S};
-      if (!idsBuf.alloc(size_t(S) * elemBytes(t.dtype)))
+      size_t bytes = size_t(S) * elemBytes(t.dtype);
+      if (!idsBuf.alloc(bytes))
         return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory for input_ids");
       for (int64_t j = 0; j < S; ++j)
         storeInt(idsBuf.p, t.dtype, size_t(j),
                  j < firstNew ? s->tokens[size_t(j)] : ids[j - firstNew]);
-      data = idsBuf.p;
+      if (!place(idsBuf, idsDev, bytes, t, data))
+        return deviceError();
       break;
     }
     case Role::AttentionMask: {
       sizes = {1, P + S};
-      if (!maskBuf.alloc(size_t(P + S) * elemBytes(t.dtype)))
+      size_t bytes = size_t(P + S) * elemBytes(t.dtype);
+      if (!maskBuf.alloc(bytes))
         return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory for attention_mask");
       for (int64_t j = 0; j < P + S; ++j)
         storeInt(maskBuf.p, t.dtype, size_t(j), 1);
-      data = maskBuf.p;
+      if (!place(maskBuf, maskDev, bytes, t, data))
+        return deviceError();
       break;
     }
     case Role::PositionIds: {
       sizes = {1, S};
-      if (!posBuf.alloc(size_t(S) * elemBytes(t.dtype)))
+      size_t bytes = size_t(S) * elemBytes(t.dtype);
+      if (!posBuf.alloc(bytes))
         return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory for position_ids");
       for (int64_t j = 0; j < S; ++j)
         storeInt(posBuf.p, t.dtype, size_t(j), P + j);
-      data = posBuf.p;
+      if (!place(posBuf, posDev, bytes, t, data))
+        return deviceError();
       break;
     }
     case Role::PastKey:
@@ -275,14 +387,14 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
       sizes = {1, Hkv, P, D};
       const KvBuffer &kv = (t.role == Role::PastKey ? s->pastKey
                                                     : s->pastValue)[size_t(t.layer)];
-      data = P > 0 ? static_cast<void *>(kv.data) : static_cast<void *>(kEmpty);
+      data = P > 0 ? static_cast<void *>(kv.data) : empty;
       break;
     }
     case Role::Weight:
       sizes = t.shape;
       data = const_cast<void *>(t.data);
       if (!data) // zero-size weights (no bytes to map)
-        data = kEmpty;
+        data = empty;
       break;
     default:
       return fail(QWEN_ERR_MANIFEST, "input '" + t.name + "' has an output role");
@@ -330,10 +442,13 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
   for (const OutTensor &o : outs)
     if (o.allocated)
       owned.insert(o.allocated);
-  auto releaseAll = [&] {
-    for (void *p : owned)
-      std::free(p);
-  };
+  auto releaseAll = [&] { releaseOutputs(b, owned); };
+  // A driver error inside forward (recorded by the mgpu* functions).
+  if (scope && scope->failed()) {
+    releaseAll();
+    return fail(scope->status(),
+                b.dir + ": model forward failed: " + scope->error());
+  }
   auto badOutput = [&](const std::string &what) {
     releaseAll();
     return fail(QWEN_ERR_MODEL_OUTPUT,
@@ -370,72 +485,94 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
                        ", expected " + sizesStr(want));
     if (!o.allocated || !o.data)
       return badOutput("a null buffer for '" + t.name + "'");
+    // The KV cache stays on the device, where it cannot be repacked.
+    if (b.cuda && t.role != Role::Logits && !isDense(o.sizes, o.strides))
+      return badOutput("'" + t.name + "' with strides " + sizesStr(o.strides) +
+                       "; a CUDA bundle must return its KV cache row-major");
   }
 
-  // New logits rows (strided read), then KV buffers; commit only when all
-  // allocations succeeded.
-  const OutTensor &lo = outs[b.logitsOut];
-  MallocBuf newLogits;
-  if (!newLogits.alloc(size_t(n) * size_t(V) * sizeof(float)))
-  {
+  std::vector<void *> copies; // host copies made here (std::free)
+  auto releaseCopies = [&] {
+    for (void *c : copies)
+      std::free(c);
     releaseAll();
-    return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory copying " +
-                                            std::to_string(n) + " x " +
-                                            std::to_string(V) + " logits");
-  }
-  {
-    float *dst = static_cast<float *>(newLogits.p);
-    for (int64_t r = 0; r < n; ++r) {
-      const float *row = lo.data + (firstNew + r) * lo.strides[1];
-      if (lo.strides[2] == 1)
-        std::memcpy(dst + r * V, row, size_t(V) * sizeof(float));
-      else
-        for (int64_t v = 0; v < V; ++v)
-          dst[r * V + v] = row[v * lo.strides[2]];
+  };
+  // A row-major host copy of an output (a strided view of it) in a fresh
+  // malloc'ed buffer, recorded in `copies`; null on failure (copyStatus and
+  // the error message set).
+  qwen_status copyStatus = QWEN_OK;
+  auto hostCopy = [&](const float *data, const std::vector<int64_t> &sizes,
+                      const std::vector<int64_t> &strides,
+                      const std::string &what) -> float * {
+    const size_t elems = size_t(numElements(sizes));
+    float *c = static_cast<float *>(std::malloc(elems * sizeof(float) + 1));
+    if (!c) {
+      copyStatus =
+          fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory copying " + what);
+      return nullptr;
     }
+    copies.push_back(c);
+    if (!b.cuda) {
+      gather(data, sizes, strides, c);
+      return c;
+    }
+    // From the device: the span the view covers (all of it when dense), then
+    // gathered on the host unless dense.
+    const bool dense = isDense(sizes, strides);
+    size_t span = 1;
+    for (size_t d = 0; d < sizes.size(); ++d)
+      span += size_t((sizes[d] - 1) * strides[d]);
+    std::vector<float> staging(dense || !elems ? 0 : span);
+    float *dst = dense ? c : staging.data();
+    size_t bytes = (dense ? elems : staging.size()) * sizeof(float);
+    if (bytes && !scope->check(
+                     b.cuda->driver->cuMemcpyDtoH(
+                         dst, reinterpret_cast<cuda::CUdeviceptr>(data), bytes),
+                     "cuMemcpyDtoH", "copying " + what + " to the host")) {
+      copyStatus = deviceError();
+      return nullptr;
+    }
+    if (!dense)
+      gather(staging.data(), sizes, strides, c);
+    return c;
+  };
+
+  // The logits of the n new positions, row-major on the host.
+  const OutTensor &lo = outs[b.logitsOut];
+  float *newLogits =
+      hostCopy(lo.data + firstNew * lo.strides[1], {1, n, V}, lo.strides,
+               std::to_string(n) + " x " + std::to_string(V) + " logits");
+  if (!newLogits) {
+    releaseCopies();
+    return copyStatus;
   }
+  // KV buffers: kept as returned when dense (always, for CUDA), else copied.
   std::vector<KvBuffer> newKey, newValue;
-  std::vector<void *> copies; // contiguous copies made here
   if (b.kvCache) {
     std::vector<int64_t> want = {1, Hkv, P + S, D};
-    std::vector<int64_t> contiguous = rowMajorStrides(want);
     auto take = [&](size_t outIndex, KvBuffer &kb) {
       const OutTensor &o = outs[outIndex];
-      bool dense = true;
-      for (size_t d = 0; d < 4; ++d)
-        dense &= want[d] == 1 || o.strides[d] == contiguous[d];
-      if (dense) {
+      if (isDense(want, o.strides)) {
         kb.allocated = o.allocated;
         kb.data = o.data;
         return true;
       }
-      size_t elems = size_t(Hkv * (P + S) * D);
-      float *c = static_cast<float *>(std::malloc(elems * sizeof(float) + 1));
-      if (!c)
-        return false;
-      copies.push_back(c);
-      size_t k = 0;
-      for (int64_t h = 0; h < Hkv; ++h)
-        for (int64_t p = 0; p < P + S; ++p)
-          for (int64_t d = 0; d < D; ++d)
-            c[k++] = o.data[h * o.strides[1] + p * o.strides[2] +
-                            d * o.strides[3]];
+      float *c = hostCopy(o.data, want, o.strides, "the KV cache");
       kb.allocated = c;
       kb.data = c;
-      return true;
+      return c != nullptr;
     };
     newKey.resize(size_t(b.numLayers));
     newValue.resize(size_t(b.numLayers));
     for (size_t l = 0; l < size_t(b.numLayers); ++l)
       if (!take(b.presentKeyOut[l], newKey[l]) ||
           !take(b.presentValueOut[l], newValue[l])) {
-        for (void *c : copies)
-          std::free(c);
-        releaseAll();
-        return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory copying the KV cache");
+        releaseCopies();
+        return copyStatus;
       }
   }
-  // Observed activations: kept as returned when dense, else copied.
+  // Observed activations: kept as returned when dense on the host, else
+  // copied.
   std::vector<ObservedBuf> newObserved;
   for (size_t oi : b.observedOut) {
     const OutTensor &o = outs[oi];
@@ -444,43 +581,22 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
     ob.rows = 1;
     for (size_t d = 0; d + 1 < o.sizes.size(); ++d)
       ob.rows *= o.sizes[d];
-    std::vector<int64_t> contiguous = rowMajorStrides(o.sizes);
-    bool dense = true;
-    for (size_t d = 0; d < o.sizes.size(); ++d)
-      dense &= o.sizes[d] == 1 || o.strides[d] == contiguous[d];
-    if (dense) {
+    if (!b.cuda && isDense(o.sizes, o.strides)) {
       ob.allocated = o.allocated;
       ob.data = o.data;
     } else {
-      size_t elems = size_t(ob.rows * ob.cols);
-      float *c = static_cast<float *>(std::malloc(elems * sizeof(float) + 1));
+      float *c = hostCopy(o.data, o.sizes, o.strides,
+                          "observed activation '" + b.outputs[oi].name + "'");
       if (!c) {
-        for (void *p : copies)
-          std::free(p);
-        releaseAll();
-        return fail(QWEN_ERR_OUT_OF_MEMORY,
-                    "out of memory copying an observed activation");
-      }
-      copies.push_back(c);
-      // Walk the index space in row-major order.
-      std::vector<int64_t> idx(o.sizes.size(), 0);
-      for (size_t k = 0; k < elems; ++k) {
-        int64_t off = 0;
-        for (size_t d = 0; d < idx.size(); ++d)
-          off += idx[d] * o.strides[d];
-        c[k] = o.data[off];
-        for (size_t d = idx.size(); d-- > 0;) {
-          if (++idx[d] < o.sizes[d])
-            break;
-          idx[d] = 0;
-        }
+        releaseCopies();
+        return copyStatus;
       }
       ob.allocated = c;
       ob.data = c;
     }
     newObserved.push_back(ob);
   }
-  // Commit.
+  // Commit: release the outputs not kept, then the previous state.
   std::set<void *> kept;
   for (const ObservedBuf &ob : newObserved)
     kept.insert(ob.allocated);
@@ -488,19 +604,21 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
     kept.insert(newKey[l].allocated);
     kept.insert(newValue[l].allocated);
   }
+  std::vector<void *> dropped;
   for (void *p : owned)
     if (!kept.count(p))
-      std::free(p);
+      dropped.push_back(p);
   for (size_t l = 0; l < newKey.size(); ++l) {
-    std::free(s->pastKey[l].allocated);
-    std::free(s->pastValue[l].allocated);
+    dropped.push_back(s->pastKey[l].allocated);
+    dropped.push_back(s->pastValue[l].allocated);
     s->pastKey[l] = newKey[l];
     s->pastValue[l] = newValue[l];
   }
+  releaseOutputs(b, dropped);
   s->releaseObserved();
   s->observed = std::move(newObserved);
   std::free(s->logits);
-  s->logits = static_cast<float *>(newLogits.release());
+  s->logits = newLogits;
   s->numLogits = n;
   s->tokens.insert(s->tokens.end(), ids, ids + n);
   return QWEN_OK;

@@ -57,6 +57,7 @@ def _load() -> ctypes.CDLL:
         "qwen_bundle_eos_ids": (_c_int64_p, [vp]),
         "qwen_bundle_target_name": (ctypes.c_char_p, [vp]),
         "qwen_bundle_architecture": (ctypes.c_char_p, [vp]),
+        "qwen_bundle_device_name": (ctypes.c_char_p, [vp]),
         "qwen_bundle_set_num_threads": (ctypes.c_int, [vp, ctypes.c_int32]),
         "qwen_session_create": (ctypes.c_int, [vp, ctypes.c_int64, ctypes.POINTER(vp)]),
         "qwen_session_free": (None, [vp]),
@@ -190,6 +191,12 @@ class Bundle:
     @property
     def architecture(self) -> str:
         return self._lib.qwen_bundle_architecture(self._handle()).decode()
+
+    @property
+    def device_name(self) -> Optional[str]:
+        """The GPU a CUDA bundle runs on; None for a CPU bundle."""
+        name = self._lib.qwen_bundle_device_name(self._handle())
+        return name.decode() if name is not None else None
 
     def set_num_threads(self, n: int) -> None:
         _check(self._lib.qwen_bundle_set_num_threads(self._handle(), n))

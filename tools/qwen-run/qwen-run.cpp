@@ -5,8 +5,9 @@
 //            [--threads N] [--ctx N] [--print-ids] [--ignore-eos]
 //
 // Prints the generated text as it is produced (the ids, space-separated, when
-// the bundle has no tokenizer), then the prefill and decode timings, and with
-// --print-ids the generated ids. Exit 2 for bad flags, 1 for runtime errors.
+// the bundle has no tokenizer), then the prefill and decode timings, the GPU
+// for a CUDA bundle, and with --print-ids the generated ids. Exit 2 for bad
+// flags, 1 for runtime errors.
 //
 //===----------------------------------------------------------------------===//
 
@@ -252,6 +253,8 @@ int main(int argc, char **argv) {
   std::printf("\n");
   printRate("prefill", int64_t(prompt.size()), prefillMs);
   printRate("decode", decodeTokens, decodeMs);
+  if (const char *device = qwen_bundle_device_name(b))
+    std::printf("device: %s (%s)\n", device, qwen_bundle_target_name(b));
   if (o.printIds) {
     std::printf("ids: ");
     for (size_t i = 0; i < generated.size(); ++i)

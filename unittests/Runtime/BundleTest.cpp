@@ -18,6 +18,7 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <sys/stat.h>
@@ -64,6 +65,11 @@ struct FakeBundle {
   int64_t scaleOffsetDelta = 0; // corrupts the manifest's weight offset
   bool observe = false;         // FAKE_OBSERVE's model and its output
   std::string observeLayers = "[\"fake.q\", \"fake.k\"]";
+  /// Non-empty: a CUDA bundle for this arch (FAKE_CUDA's model, a
+  /// model.cubin, target kind "cuda"); `target` replaces its target object.
+  std::string cudaArch;
+  std::string target;
+  bool listCubin = true;
 
   /// Writes the bundle into a fresh directory and returns its path.
   std::string write(const std::string &name) const {
@@ -72,9 +78,10 @@ struct FakeBundle {
     std::string cmd = "rm -rf '" + dir + "'";
     EXPECT_EQ(std::system(cmd.c_str()), 0);
     EXPECT_EQ(::mkdir(dir.c_str(), 0755), 0);
-    writeAll(dir + "/model.so", readAll(observe ? QWEN_FAKE_MODEL_OBSERVE
-                                        : kv    ? QWEN_FAKE_MODEL
-                                                : QWEN_FAKE_MODEL_NOKV));
+    writeAll(dir + "/model.so", readAll(!cudaArch.empty() ? QWEN_FAKE_MODEL_CUDA
+                                        : observe ? QWEN_FAKE_MODEL_OBSERVE
+                                        : kv      ? QWEN_FAKE_MODEL
+                                                  : QWEN_FAKE_MODEL_NOKV));
     std::string error;
     auto w = qwen::ws::WeightStoreWriter::create(dir + "/weights.bin", error);
     EXPECT_TRUE(w) << error;
@@ -92,6 +99,11 @@ struct FakeBundle {
     const qwen::ws::Entry *scl = r->find("fake.scale");
 
     std::vector<std::string> files = {"model.so", "weights.bin"};
+    if (!cudaArch.empty()) {
+      writeAll(dir + "/model.cubin", "placeholder kernels\n");
+      if (listCubin)
+        files.push_back("model.cubin");
+    }
     if (!tokenizer.empty()) {
       writeAll(dir + "/tokenizer.json", readAll(tokenizer));
       files.push_back("tokenizer.json");
@@ -107,12 +119,24 @@ struct FakeBundle {
       << ", \"eos_token_ids\": [";
     for (size_t i = 0; i < eos.size(); ++i)
       m << (i ? ", " : "") << eos[i];
-    m << "]},\n\"recipe\": {\"name\": \"fp32\"},\n"
-      << "\"target\": {\"name\": \"fake-target\", \"triple\": "
-         "\"x86_64-unknown-linux-gnu\", \"cpu\": \"generic\", \"features\": [";
-    for (size_t i = 0; i < features.size(); ++i)
-      m << (i ? ", " : "") << "\"" << features[i] << "\"";
-    m << "]},\n\"entry\": {\"library\": \"model.so\", \"symbol\": "
+    m << "]},\n\"recipe\": {\"name\": \"fp32\"},\n\"target\": ";
+    if (!target.empty()) {
+      m << target;
+    } else if (!cudaArch.empty()) {
+      m << "{\"name\": \"" << cudaArch << "\", \"kind\": \"cuda\", \"arch\": \""
+        << cudaArch
+        << "\", \"triple\": \"x86_64-unknown-linux-gnu\", "
+           "\"device_triple\": \"nvptx64-nvidia-cuda\", \"binary\": "
+           "\"model.cubin\"}";
+    } else {
+      m << "{\"name\": \"fake-target\", \"triple\": "
+           "\"x86_64-unknown-linux-gnu\", \"cpu\": \"generic\", \"features\": "
+           "[";
+      for (size_t i = 0; i < features.size(); ++i)
+        m << (i ? ", " : "") << "\"" << features[i] << "\"";
+      m << "]}";
+    }
+    m << ",\n\"entry\": {\"library\": \"model.so\", \"symbol\": "
          "\"qwen_model_forward\", \"abi_version\": "
       << abiVersion << "},\n\"inputs\": [\n"
       << "{\"name\": \"input_ids\", \"role\": \"input_ids\", \"dtype\": "
@@ -621,4 +645,185 @@ TEST(BundleErrors, ObserveWithoutLayers) {
   fb.observeLayers = "[]";
   expectOpenError(fb.write("observe-nolayers"), QWEN_ERR_MANIFEST,
                   {"observe.fake.q", "layers"});
+}
+
+//===----------------------------------------------------------------------===//
+// CUDA bundles, on the fake driver (FakeCudaDriver.c) and FAKE_CUDA's model
+//===----------------------------------------------------------------------===//
+
+/// Sets environment variables for one test and restores them after.
+class ScopedEnv {
+public:
+  ScopedEnv(std::initializer_list<std::pair<const char *, const char *>> vars) {
+    for (const auto &[name, value] : vars) {
+      const char *old = std::getenv(name);
+      saved_.push_back(
+          {name, old ? std::optional<std::string>(old) : std::nullopt});
+      if (value)
+        ::setenv(name, value, 1);
+      else
+        ::unsetenv(name);
+    }
+  }
+  ScopedEnv(const ScopedEnv &) = delete;
+  ScopedEnv &operator=(const ScopedEnv &) = delete;
+  ~ScopedEnv() {
+    for (const auto &[name, old] : saved_) {
+      if (old)
+        ::setenv(name.c_str(), old->c_str(), 1);
+      else
+        ::unsetenv(name.c_str());
+    }
+  }
+
+private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+/// The fake driver with host memory, on a device of compute capability `cc`.
+ScopedEnv fakeGpu(const char *cc) {
+  return ScopedEnv({{"QWEN_CUDA_DRIVER", QWEN_FAKE_CUDA_DRIVER},
+                    {"FAKE_CUDA_CC", cc},
+                    {"FAKE_CUDA_MEMORY", "host"},
+                    {"QWEN_CUDA_DEVICE", nullptr},
+                    {"QWEN_FAKE_MODEL_MODE", nullptr}});
+}
+
+TEST(CudaBundle, SessionsKeepTheKvCacheOnTheDevice) {
+  ScopedEnv env = fakeGpu("86");
+  FakeBundle fb;
+  fb.cudaArch = "sm_80";
+  fb.scale = 0.75f; // read by the model from the device copy of the weights
+  Opened h;
+  qwen_bundle *b = openOk(fb.write("cuda"), h);
+  ASSERT_TRUE(b);
+  EXPECT_STREQ(qwen_bundle_device_name(b), "Fake GPU");
+  EXPECT_STREQ(qwen_bundle_target_name(b), "sm_80");
+  qwen_session *s = nullptr;
+  ASSERT_EQ(qwen_session_create(b, 64, &s), QWEN_OK);
+  std::vector<int64_t> all = {3, 1, 4, 1, 5};
+  ASSERT_EQ(qwen_session_prefill(s, all.data(), 5), QWEN_OK)
+      << qwen_last_error();
+  auto ref = reference(all, 16, 0.75f);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(row(qwen_session_logits_at(s, i), 16), ref[size_t(i)]) << i;
+  for (int64_t t : {9, 2, 6}) {
+    ASSERT_EQ(qwen_session_decode(s, t), QWEN_OK) << qwen_last_error();
+    all.push_back(t);
+    EXPECT_EQ(row(qwen_session_logits(s), 16),
+              reference(all, 16, 0.75f).back());
+  }
+
+  // A driver error inside forward (a kernel launch the fake refuses) is
+  // reported after forward returns, and the session is left as it was.
+  std::vector<float> before = row(qwen_session_logits(s), 16);
+  {
+    ScopedEnv launch({{"QWEN_FAKE_MODEL_MODE", "launch"}});
+    EXPECT_EQ(qwen_session_decode(s, 7), QWEN_ERR_DEVICE);
+  }
+  std::string msg = qwen_last_error();
+  EXPECT_NE(msg.find("model forward failed: launching a kernel on Fake GPU: "
+                     "cuLaunchKernel failed: CUDA_ERROR_NOT_SUPPORTED "
+                     "(operation not supported)"),
+            std::string::npos)
+      << msg;
+  EXPECT_EQ(qwen_session_length(s), 8);
+  EXPECT_EQ(row(qwen_session_logits(s), 16), before);
+  ASSERT_EQ(qwen_session_decode(s, 7), QWEN_OK) << qwen_last_error();
+  all.push_back(7);
+  EXPECT_EQ(row(qwen_session_logits(s), 16), reference(all, 16, 0.75f).back());
+  qwen_session_free(s);
+
+  // Every device allocation (weights, inputs, outputs, KV cache) was freed.
+  qwen_bundle_free(h.b);
+  h.b = nullptr;
+  void *driver = dlopen(QWEN_FAKE_CUDA_DRIVER, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_TRUE(driver);
+  auto live = reinterpret_cast<long (*)(void)>(
+      dlsym(driver, "fake_cuda_live_allocations"));
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live(), 0);
+  dlclose(driver);
+}
+
+TEST(CudaBundle, DriverAndDeviceErrors) {
+  FakeBundle fb;
+  fb.cudaArch = "sm_80";
+  std::string dir = fb.write("cuda-errors");
+  {
+    ScopedEnv env({{"QWEN_CUDA_DRIVER", "/nonexistent/libcuda.so.1"}});
+    expectOpenError(
+        dir, QWEN_ERR_DEVICE,
+        {"bundle '" + dir +
+         "' is compiled for CUDA sm_80 but the "
+         "NVIDIA driver cannot be loaded: /nonexistent/libcuda.so.1"});
+  }
+  {
+    // A library that is no CUDA driver.
+    ScopedEnv env({{"QWEN_CUDA_DRIVER", QWEN_FAKE_MODEL}});
+    expectOpenError(
+        dir, QWEN_ERR_DEVICE,
+        {"the NVIDIA driver cannot be loaded", "lacks cuGetErrorName"});
+  }
+  {
+    ScopedEnv env = fakeGpu("75");
+    expectOpenError(dir, QWEN_ERR_DEVICE,
+                    {"bundle '" + dir +
+                     "' is compiled for sm_80; this GPU "
+                     "(Fake GPU) is sm_75: recompile with qwen-compile "
+                     "--target sm_75"});
+  }
+  {
+    ScopedEnv env = fakeGpu("80");
+    ScopedEnv device({{"QWEN_CUDA_DEVICE", "1"}});
+    expectOpenError(dir, QWEN_ERR_DEVICE,
+                    {"QWEN_CUDA_DEVICE='1' is not a CUDA device index (this "
+                     "machine has 1 device)"});
+  }
+  {
+    // Device memory exhausted while uploading the weights.
+    ScopedEnv env = fakeGpu("80");
+    ScopedEnv noMemory({{"FAKE_CUDA_MEMORY", nullptr}});
+    expectOpenError(dir, QWEN_ERR_OUT_OF_MEMORY,
+                    {"bundle '" + dir + "': allocating ",
+                     "weights.bin on Fake GPU: cuMemAlloc failed: "
+                     "CUDA_ERROR_OUT_OF_MEMORY (out of memory)"});
+  }
+}
+
+TEST(CudaBundle, ManifestErrors) {
+  ScopedEnv env = fakeGpu("80");
+  FakeBundle fb;
+  fb.cudaArch = "sm_80";
+  fb.target = "{\"name\": \"x\", \"kind\": \"rocm\"}";
+  expectOpenError(fb.write("kind"), QWEN_ERR_MANIFEST,
+                  {"target.kind: unknown target kind 'rocm' (expected 'cpu' "
+                   "or 'cuda')"});
+  fb.target = "{\"name\": \"x\", \"kind\": \"cuda\", \"arch\": \"sm_8\", "
+              "\"binary\": \"model.cubin\"}";
+  expectOpenError(fb.write("arch"), QWEN_ERR_MANIFEST,
+                  {"target.arch: 'sm_8' is not a CUDA architecture"});
+  fb.target = "{\"name\": \"x\", \"kind\": \"cuda\", \"arch\": \"sm_80\"}";
+  expectOpenError(fb.write("nobinary"), QWEN_ERR_MANIFEST,
+                  {"target: missing key 'binary'"});
+  fb.target = "{\"name\": \"x\", \"kind\": \"cuda\", \"arch\": \"sm_80\", "
+              "\"binary\": \"../model.cubin\"}";
+  expectOpenError(fb.write("binarypath"), QWEN_ERR_MANIFEST,
+                  {"target.binary: '../model.cubin' is not a file name"});
+  fb.target.clear();
+  fb.listCubin = false;
+  expectOpenError(fb.write("unlisted"), QWEN_ERR_MANIFEST,
+                  {"files: 'model.cubin' (target.binary) not listed"});
+  // The kernels' file is checksummed like every other file.
+  fb.listCubin = true;
+  std::string dir = fb.write("cubin-sha");
+  writeAll(dir + "/model.cubin", "placeholder kernelZ\n");
+  expectOpenError(dir, QWEN_ERR_INTEGRITY,
+                  {"model.cubin: sha256", "does not match manifest.json"});
+  // "kind": "cpu" is the CPU target.
+  FakeBundle cpu;
+  cpu.target = "{\"name\": \"x\", \"kind\": \"cpu\", \"features\": []}";
+  Opened h;
+  qwen_bundle *b = openOk(cpu.write("kind-cpu"), h);
+  EXPECT_EQ(qwen_bundle_device_name(b), nullptr);
 }

@@ -24,6 +24,14 @@
  *
  * QWEN_FAKE_MODEL_MODE=bad-logits-shape returns one logits row too many;
  * =transposed-kv returns present_* with D-major strides (still valid memrefs).
+ *
+ * FAKE_CUDA makes it a CUDA bundle's model.so (BundleABI.h) for the fake
+ * driver's host-memory mode (FakeCudaDriver.c, FAKE_CUDA_MEMORY=host, where
+ * device pointers are host pointers): it computes as above on the host, then
+ * returns its outputs in buffers from mgpuMemAlloc filled with mgpuMemcpy on
+ * a stream of its own, through libqwen_runtime's MLIR GPU runtime functions.
+ * QWEN_FAKE_MODEL_MODE=launch first launches a kernel (which the fake driver
+ * refuses), so every later mgpu* call is a no-op and the outputs are null.
  *===----------------------------------------------------------------------===*/
 
 #include <math.h>
@@ -47,6 +55,28 @@ static void *dataOf(const int64_t *d) {
 }
 static int64_t size(const int64_t *d, int i) { return d[3 + i]; }
 static int64_t stride(const int64_t *d, int r, int i) { return d[3 + r + i]; }
+
+#ifdef FAKE_CUDA
+#include <stdbool.h>
+void *mgpuStreamCreate(void);
+void mgpuStreamSynchronize(void *stream);
+void mgpuStreamDestroy(void *stream);
+void *mgpuMemAlloc(uint64_t bytes, void *stream, bool isHostShared);
+void mgpuMemcpy(void *dst, void *src, size_t bytes, void *stream);
+void mgpuLaunchKernel(void *fn, intptr_t gx, intptr_t gy, intptr_t gz,
+                      intptr_t bx, intptr_t by, intptr_t bz, int32_t smem,
+                      void *stream, void **params, void **extra, size_t n);
+
+/* Moves a host output of `bytes` bytes into "device" memory and points its
+ * descriptor there. */
+static void toDevice(int64_t *desc, size_t bytes, void *stream) {
+  void *host = (void *)(intptr_t)desc[0];
+  void *dev = mgpuMemAlloc(bytes, stream, false);
+  mgpuMemcpy(dev, host, bytes, stream);
+  free(host);
+  desc[0] = desc[1] = (int64_t)(intptr_t)dev;
+}
+#endif
 
 static void putDesc(int64_t *out, void *buf, int r, const int64_t *sizes,
                     const int64_t *strides) {
@@ -177,6 +207,21 @@ EXPORT void qwen_model_forward(void **args) {
     int64_t sz[3] = {1, S, 3};
     int64_t st[3] = {3 * S, transposed ? 1 : 3, transposed ? S : 1};
     putDesc(o, x, 3, sz, st);
+  }
+#endif
+#ifdef FAKE_CUDA
+  {
+    void *stream = mgpuStreamCreate();
+    if (mode && strcmp(mode, "launch") == 0)
+      mgpuLaunchKernel(NULL, 1, 1, 1, 1, 1, 1, 0, stream, NULL, NULL, 0);
+    toDevice(out, sizeof(float) * (size_t)(rows * V), stream);
+#ifndef FAKE_NO_KV
+    for (int k = 0; k < 2; ++k)
+      toDevice(out + 9 + 11 * k, sizeof(float) * 2 * (size_t)(T ? T : 1),
+               stream);
+#endif
+    mgpuStreamSynchronize(stream);
+    mgpuStreamDestroy(stream);
   }
 #endif
 }
