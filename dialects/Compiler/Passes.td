@@ -74,4 +74,25 @@ def EmitModelABI : Pass<"qwen-emit-model-abi", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
 
+def OmpSchedule : Pass<"qwen-omp-schedule", "::mlir::ModuleOp"> {
+  let summary = "Set the schedule of every omp.wsloop (after convert-scf-to-openmp)";
+  let description = [{
+    convert-scf-to-openmp emits worksharing loops without a schedule clause,
+    i.e. static: each thread gets an equal share of the iterations decided
+    up front, and the region's closing barrier waits for the slowest thread.
+    The kernels' parallel loops are tiles of output channels of similar cost,
+    so that is ideal on idle cores; when a thread is descheduled (more
+    runnable threads than cores) its whole share waits for it. `dynamic`
+    hands out `chunk` iterations at a time, so the running threads take the
+    share of a stalled one. Loops that already have a schedule are kept.
+  }];
+  let options = [
+    Option<"kind", "kind", "std::string", /*default=*/"\"dynamic\"",
+           "static | dynamic | guided">,
+    Option<"chunk", "chunk", "int64_t", /*default=*/"1",
+           "Iterations handed out at a time (dynamic / guided; 0: the runtime's default)">,
+  ];
+  let dependentDialects = ["::mlir::omp::OpenMPDialect", "::mlir::arith::ArithDialect"];
+}
+
 #endif // QWEN_COMPILER_PASSES

@@ -989,8 +989,20 @@ int compile(const Options &o) {
                 pm, "buffer-deallocation-pipeline,"
                     "func.func(scf-forall-to-parallel),"
                     "func.func(convert-linalg-to-parallel-loops),"
-                    "convert-scf-to-openmp,"
-                    "convert-vector-to-scf,"
+                    "convert-scf-to-openmp")))
+          return failure();
+        // Dynamic scheduling of the parallel loops (--qwen-omp-schedule);
+        // QWEN_OMP_SCHEDULE="static" or "guided[,chunk]" for measurements.
+        qwen::OmpScheduleOptions so;
+        if (const char *env = std::getenv("QWEN_OMP_SCHEDULE")) {
+          auto [k, c] = llvm::StringRef(env).split(',');
+          so.kind = k.trim().str();
+          if (!c.empty() && c.trim().getAsInteger(10, so.chunk))
+            so.chunk = -1; // refused by the pass with its message
+        }
+        pm.addPass(qwen::createOmpSchedule(so));
+        if (failed(addPipeline(
+                pm, "convert-vector-to-scf,"
                     "convert-math-to-llvm,convert-math-to-libm,"
                     "expand-strided-metadata,lower-affine,"
                     "finalize-memref-to-llvm,convert-scf-to-cf,"
