@@ -1,0 +1,660 @@
+//===- GPUKernels.cpp - the model function onto CUDA kernels --------------===//
+//
+// See include/qwen/Transforms/GPUKernels.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qwen/Transforms/GPUKernels.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Utils/Utils.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+
+namespace qwen::gpu {
+
+namespace {
+
+/// Threads per block of a mapped loop nest, and warps per block (one output
+/// channel each) of the fused GEMV.
+constexpr int64_t kBlockThreads = 256;
+constexpr int64_t kGemvWarps = 4;
+constexpr int64_t kWarp = 32;
+/// Bytes of packed codes one lane reads per step: one 128-bit load.
+constexpr int64_t kLaneBytes = 16;
+
+Value idx(OpBuilder &b, Location l, int64_t v) {
+  return arith::ConstantIndexOp::create(b, l, v);
+}
+Value i32c(OpBuilder &b, Location l, int32_t v) {
+  return arith::ConstantIntOp::create(b, l, b.getI32Type(), v);
+}
+Value f32c(OpBuilder &b, Location l, float v) {
+  return arith::ConstantFloatOp::create(b, l, b.getF32Type(), APFloat(v));
+}
+Value ceilDiv(OpBuilder &b, Location l, Value a, Value d) {
+  return arith::CeilDivUIOp::create(b, l, a, d);
+}
+
+/// A gpu.launch of grid x block, its body ready for ops (before the
+/// terminator).
+mlir::gpu::LaunchOp makeLaunch(OpBuilder &b, Location l, std::array<Value, 3> grid,
+                         std::array<Value, 3> block) {
+  auto launch = mlir::gpu::LaunchOp::create(b, l, grid[0], grid[1], grid[2],
+                                      block[0], block[1], block[2]);
+  Block &body = launch.getBody().front();
+  if (body.empty() || !body.back().hasTrait<OpTrait::IsTerminator>()) {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToEnd(&body);
+    mlir::gpu::TerminatorOp::create(b, l);
+  }
+  return launch;
+}
+
+/// The global-memory address of element 0 of an identity-layout memref, in
+/// a kernel: read-only loads through it become ld.global.nc.
+Value globalBase(OpBuilder &b, Location l, Value memref) {
+  MLIRContext *ctx = b.getContext();
+  Value p = memref::ExtractAlignedPointerAsIndexOp::create(b, l, memref);
+  p = arith::IndexCastOp::create(b, l, b.getI64Type(), p);
+  p = LLVM::IntToPtrOp::create(b, l, LLVM::LLVMPointerType::get(ctx), p);
+  return LLVM::AddrSpaceCastOp::create(b, l, LLVM::LLVMPointerType::get(ctx, 1),
+                                       p);
+}
+
+/// A 128-bit load of `t` (vector<4xi32> / vector<4xf32>) at byte offset
+/// `off` (i64) from a global base; `readOnly` marks it invariant (the weights
+/// and activations are not written during the kernel).
+Value load128(OpBuilder &b, Location l, Value base, Value off, Type t) {
+  Value p = LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
+                                ValueRange{off});
+  return LLVM::LoadOp::create(b, l, t, p, /*alignment=*/16,
+                              /*isVolatile=*/false, /*isNonTemporal=*/false,
+                              /*isInvariant=*/true);
+}
+
+bool isIdentityMemRef(Value v) {
+  auto t = dyn_cast<MemRefType>(v.getType());
+  return t && t.getLayout().isIdentity();
+}
+
+/// Collapses an identity-layout memref [d0, ..., dn-1, last] to [M, last].
+Value collapseTo2D(OpBuilder &b, Location l, Value v) {
+  auto t = cast<MemRefType>(v.getType());
+  if (t.getRank() == 2)
+    return v;
+  ReassociationIndices lead;
+  for (int64_t i = 0; i + 1 < t.getRank(); ++i)
+    lead.push_back(i);
+  return memref::CollapseShapeOp::create(
+      b, l, v, SmallVector<ReassociationIndices>{lead, {t.getRank() - 1}});
+}
+
+//===----------------------------------------------------------------------===//
+// The fused weight-only GEMV
+//===----------------------------------------------------------------------===//
+
+/// One warp per output channel n of token m:
+///   for each 128-bit word block of W[n, :] a lane owns (16 bytes = 32
+///   4-bit / 16 8-bit codes, all in one scale group since groups are
+///   multiples of 32): load codes (ld.global.nc.v4), the matching x (v4 f32
+///   loads), sign-extend the codes with shifts, convert, FMA into a partial
+///   sum, and scale it by its group's scale;
+///   then a butterfly shuffle reduction over the warp; lane 0 applies the
+///   per-channel / per-tensor scale and adds into out[m, n] (which holds the
+///   bias or zero).
+LogicalResult emitWeightOnlyGemv(OpBuilder &b, linalg::GenericOp g) {
+  Location l = g.getLoc();
+  auto attr = g->getAttrOfType<DictionaryAttr>(kKernelAttrName);
+  int64_t bits = cast<IntegerAttr>(attr.get("bits")).getInt();
+  int64_t group = cast<IntegerAttr>(attr.get("group")).getInt();
+  Value x = g.getDpsInputs()[0], codes = g.getDpsInputs()[1],
+        scales = g.getDpsInputs()[2], out = g.getDpsInits()[0];
+  if (!llvm::all_of(ValueRange{x, codes, scales, out}, isIdentityMemRef))
+    return failure(); // the generic itself stays (correct, slower)
+  auto codesT = cast<MemRefType>(codes.getType());
+  auto scalesT = cast<MemRefType>(scales.getType());
+  int64_t N = codesT.getDimSize(0), rowBytes = codesT.getDimSize(1);
+  int64_t K = cast<MemRefType>(x.getType()).getShape().back();
+  b.setInsertionPoint(g);
+  Value x2 = collapseTo2D(b, l, x), out2 = collapseTo2D(b, l, out);
+  Value M = memref::DimOp::create(b, l, x2, 0);
+  Value one = idx(b, l, 1);
+  Value grid = idx(b, l, (N + kGemvWarps - 1) / kGemvWarps);
+  mlir::gpu::LaunchOp launch = makeLaunch(b, l, {grid, M, one},
+                                    {idx(b, l, kGemvWarps * kWarp), one, one});
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  Type i32 = b.getI32Type(), i64 = b.getI64Type(), f32 = b.getF32Type();
+  Value tid = launch.getThreadIds().x;
+  Value warp = arith::DivUIOp::create(b, l, tid, idx(b, l, kWarp));
+  Value lane = arith::RemUIOp::create(b, l, tid, idx(b, l, kWarp));
+  Value n = arith::AddIOp::create(
+      b, l, arith::MulIOp::create(b, l, launch.getBlockIds().x, idx(b, l, kGemvWarps)),
+      warp);
+  Value m = launch.getBlockIds().y;
+  Value inRange = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, n,
+                                        idx(b, l, N));
+  auto ifOp = scf::IfOp::create(b, l, inRange, /*withElse=*/false);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  Value codeBase = globalBase(b, l, codes), xBase = globalBase(b, l, x2);
+  auto toI64 = [&](Value v) { return arith::IndexCastOp::create(b, l, i64, v).getResult(); };
+  Value codeRow = toI64(arith::MulIOp::create(b, l, n, idx(b, l, rowBytes)));
+  Value xRow = toI64(arith::MulIOp::create(b, l, m, idx(b, l, K * 4)));
+  int64_t codesPerLane = kLaneBytes * 8 / bits;
+  auto scaleAt = [&](OpBuilder &nb, Value col) -> Value {
+    SmallVector<Value> ix;
+    if (scalesT.getRank() == 1)
+      ix.push_back(idx(nb, l, 0));
+    else
+      ix = {n, col};
+    Value s = memref::LoadOp::create(nb, l, scales, ix);
+    return s.getType().isF32() ? s : arith::ExtFOp::create(nb, l, f32, s).getResult();
+  };
+  auto loop = scf::ForOp::create(
+      b, l, arith::MulIOp::create(b, l, lane, idx(b, l, codesPerLane)),
+      idx(b, l, K), idx(b, l, codesPerLane * kWarp), ValueRange{f32c(b, l, 0)});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    Value k064 = toI64(k0);
+    Value codeOff = arith::AddIOp::create(
+        b, l, codeRow,
+        arith::DivUIOp::create(b, l, arith::MulIOp::create(b, l, k064, arith::ConstantIntOp::create(b, l, i64, bits)),
+                               arith::ConstantIntOp::create(b, l, i64, 8)));
+    Value xOff = arith::AddIOp::create(
+        b, l, xRow, arith::MulIOp::create(b, l, k064, arith::ConstantIntOp::create(b, l, i64, 4)));
+    Value words = load128(b, l, codeBase, codeOff, VectorType::get({4}, i32));
+    int64_t perWord = 32 / bits;
+    // Two partial sums so consecutive FMAs do not wait on each other.
+    Value part[2] = {f32c(b, l, 0), f32c(b, l, 0)};
+    for (int64_t w = 0; w < 4; ++w) {
+      Value word = vector::ExtractOp::create(b, l, words, w);
+      for (int64_t q = 0; q < perWord; q += 4) {
+        Value xo = arith::AddIOp::create(
+            b, l, xOff, arith::ConstantIntOp::create(b, l, i64, (w * perWord + q) * 4));
+        Value xv = load128(b, l, xBase, xo, VectorType::get({4}, f32));
+        for (int64_t j = q; j < q + 4; ++j) {
+          // Code j of the word, sign-extended: shift it to the top, then
+          // arithmetic-shift it back down.
+          Value c = arith::ShLIOp::create(b, l, word, i32c(b, l, 32 - bits - bits * j));
+          c = arith::ShRSIOp::create(b, l, c, i32c(b, l, 32 - bits));
+          Value cf = arith::SIToFPOp::create(b, l, f32, c);
+          Value xs = vector::ExtractOp::create(b, l, xv, j - q);
+          part[j & 1] = math::FmaOp::create(b, l, cf, xs, part[j & 1]);
+        }
+      }
+    }
+    Value sum = arith::AddFOp::create(b, l, part[0], part[1]);
+    Value acc = loop.getRegionIterArgs()[0];
+    if (group > 0) {
+      Value gcol = arith::DivUIOp::create(b, l, k0, idx(b, l, group));
+      acc = math::FmaOp::create(b, l, sum, scaleAt(b, gcol), acc);
+    } else {
+      acc = arith::AddFOp::create(b, l, acc, sum);
+    }
+    scf::YieldOp::create(b, l, acc);
+  }
+  Value acc = loop.getResult(0);
+  for (int32_t off = kWarp / 2; off >= 1; off /= 2) {
+    auto sh = mlir::gpu::ShuffleOp::create(b, l, acc, i32c(b, l, off), i32c(b, l, kWarp),
+                                     mlir::gpu::ShuffleMode::XOR);
+    acc = arith::AddFOp::create(b, l, acc, sh.getShuffleResult());
+  }
+  Value lane0 = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, idx(b, l, 0));
+  auto store = scf::IfOp::create(b, l, lane0, /*withElse=*/false);
+  b.setInsertionPointToStart(store.thenBlock());
+  if (group == 0)
+    acc = arith::MulFOp::create(b, l, acc, scaleAt(b, idx(b, l, 0)));
+  Value prev = memref::LoadOp::create(b, l, out2, ValueRange{m, n});
+  memref::StoreOp::create(b, l, arith::AddFOp::create(b, l, prev, acc), out2,
+                          ValueRange{m, n});
+  g.erase();
+  return success();
+}
+
+struct GPUFusedKernelsPass
+    : PassWrapper<GPUFusedKernelsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GPUFusedKernelsPass)
+  StringRef getArgument() const final { return "qwen-gpu-fused-kernels"; }
+  StringRef getDescription() const final {
+    return "Implement the linalg.generic ops tagged qwen.gpu_kernel (weight-only "
+           "linear layers) with hand-written CUDA kernels (bufferized IR)";
+  }
+  void getDependentDialects(DialectRegistry &r) const override {
+    r.insert<mlir::gpu::GPUDialect, scf::SCFDialect, arith::ArithDialect,
+             math::MathDialect, memref::MemRefDialect, vector::VectorDialect,
+             LLVM::LLVMDialect>();
+  }
+  void runOnOperation() override {
+    SmallVector<linalg::GenericOp> tagged;
+    getOperation().walk([&](linalg::GenericOp g) {
+      if (g->hasAttr(kKernelAttrName) && g.hasPureBufferSemantics())
+        tagged.push_back(g);
+    });
+    OpBuilder b(&getContext());
+    for (linalg::GenericOp g : tagged)
+      (void)emitWeightOnlyGemv(b, g);
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Mapping the rest of the function
+//===----------------------------------------------------------------------===//
+
+/// Nested scf.parallel loops (inside a kernel) as scf.for nests.
+void parallelToFors(mlir::gpu::LaunchOp launch) {
+  SmallVector<scf::ParallelOp> inner;
+  launch.getBody().walk([&](scf::ParallelOp p) { inner.push_back(p); });
+  // Innermost first (walk is post-order), so each body is loop-free of
+  // scf.parallel when cloned.
+  for (scf::ParallelOp p : inner) {
+    OpBuilder b(p);
+    scf::buildLoopNest(b, p.getLoc(), p.getLowerBound(), p.getUpperBound(),
+                       p.getStep(),
+                       [&](OpBuilder &nb, Location, ValueRange ivs) {
+                         IRMapping map;
+                         map.map(p.getInductionVars(), ivs);
+                         for (Operation &op : p.getBody()->without_terminator())
+                           nb.clone(op, map);
+                       });
+    p.erase();
+  }
+}
+
+/// A top-level scf.parallel (no reductions) as one gpu.launch over its
+/// flattened iteration space: thread t of the grid runs iteration t
+/// (delinearized, last dimension fastest, so neighbouring threads touch
+/// neighbouring elements). The grid has at least one block: an empty loop
+/// (a zero-sized dynamic dim) launches one block that does nothing.
+LogicalResult mapParallel(scf::ParallelOp p) {
+  if (p.getNumResults() != 0)
+    return p.emitOpError("with reductions has no GPU mapping");
+  OpBuilder b(p);
+  Location l = p.getLoc();
+  SmallVector<Value> trips;
+  Value total = idx(b, l, 1);
+  for (auto [lb, ub, st] : llvm::zip(p.getLowerBound(), p.getUpperBound(), p.getStep())) {
+    Value n = ceilDiv(b, l, arith::SubIOp::create(b, l, ub, lb), st);
+    trips.push_back(n);
+    total = arith::MulIOp::create(b, l, total, n);
+  }
+  Value bs = idx(b, l, kBlockThreads);
+  Value grid = arith::MaxUIOp::create(b, l, ceilDiv(b, l, total, bs), idx(b, l, 1));
+  Value one = idx(b, l, 1);
+  mlir::gpu::LaunchOp launch = makeLaunch(b, l, {grid, one, one}, {bs, one, one});
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  Value lin = arith::AddIOp::create(
+      b, l, arith::MulIOp::create(b, l, launch.getBlockIds().x, bs),
+      launch.getThreadIds().x);
+  Value inRange = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, lin, total);
+  auto ifOp = scf::IfOp::create(b, l, inRange, /*withElse=*/false);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  IRMapping map;
+  Value rest = lin;
+  for (int64_t i = trips.size() - 1; i >= 0; --i) {
+    Value r = i == 0 ? rest : arith::RemUIOp::create(b, l, rest, trips[i]).getResult();
+    if (i > 0)
+      rest = arith::DivUIOp::create(b, l, rest, trips[i]);
+    Value iv = arith::AddIOp::create(
+        b, l, p.getLowerBound()[i], arith::MulIOp::create(b, l, r, p.getStep()[i]));
+    map.map(p.getInductionVars()[i], iv);
+  }
+  for (Operation &op : p.getBody()->without_terminator())
+    b.clone(op, map);
+  p.erase();
+  parallelToFors(launch);
+  return success();
+}
+
+/// Moves `op` (no results) into a one-thread kernel.
+void wrapSingleThread(Operation *op) {
+  OpBuilder b(op);
+  Value one = idx(b, op->getLoc(), 1);
+  mlir::gpu::LaunchOp launch = makeLaunch(b, op->getLoc(), {one, one, one}, {one, one, one});
+  op->moveBefore(launch.getBody().front().getTerminator());
+  parallelToFors(launch);
+}
+
+/// Whether `op` reads or writes memref contents (not just metadata).
+bool accessesMemory(Operation *op) {
+  return isa<memref::LoadOp, memref::StoreOp, memref::CopyOp,
+             affine::AffineLoadOp, affine::AffineStoreOp, linalg::LinalgOp,
+             vector::TransferReadOp, vector::TransferWriteOp, vector::LoadOp,
+             vector::StoreOp>(op);
+}
+bool containsMemoryAccess(Operation *op) {
+  return op->walk([](Operation *o) {
+             return accessesMemory(o) ? WalkResult::interrupt() : WalkResult::advance();
+           }).wasInterrupted();
+}
+
+bool insideKernel(Operation *op) {
+  return op->getParentOfType<mlir::gpu::LaunchOp>() || op->getParentOfType<mlir::gpu::GPUModuleOp>();
+}
+
+LogicalResult mapBlock(Block &blk) {
+  for (Operation &op : llvm::make_early_inc_range(blk)) {
+    if (isa<mlir::gpu::LaunchOp>(op))
+      continue;
+    if (auto p = dyn_cast<scf::ParallelOp>(op)) {
+      if (failed(mapParallel(p)))
+        return failure();
+      continue;
+    }
+    if (!containsMemoryAccess(&op) || op.getNumResults() != 0)
+      continue; // a host value (a load feeding host code) is the check's error
+    bool hasParallel = op.walk([](scf::ParallelOp) { return WalkResult::interrupt(); })
+                           .wasInterrupted();
+    if (!hasParallel) {
+      wrapSingleThread(&op);
+      continue;
+    }
+    for (Region &r : op.getRegions())
+      for (Block &inner : r)
+        if (failed(mapBlock(inner)))
+          return failure();
+  }
+  return success();
+}
+
+/// Device memory: allocations and their deallocations, and a device copy
+/// of each constant global (copied in at entry, freed before returning).
+void mapMemory(func::FuncOp f) {
+  SmallVector<memref::AllocOp> allocs;
+  SmallVector<memref::DeallocOp> deallocs;
+  SmallVector<memref::GetGlobalOp> globals;
+  f.walk([&](Operation *op) {
+    if (insideKernel(op))
+      return;
+    if (auto a = dyn_cast<memref::AllocOp>(op))
+      allocs.push_back(a);
+    else if (auto d = dyn_cast<memref::DeallocOp>(op))
+      deallocs.push_back(d);
+    else if (auto g = dyn_cast<memref::GetGlobalOp>(op))
+      globals.push_back(g);
+  });
+  OpBuilder b(f.getContext());
+  for (memref::AllocOp a : allocs) {
+    b.setInsertionPoint(a);
+    auto ga = mlir::gpu::AllocOp::create(b, a.getLoc(), a.getType(), Type(), ValueRange{},
+                                   a.getDynamicSizes(), a.getSymbolOperands(),
+                                   /*hostShared=*/false);
+    a.replaceAllUsesWith(ga.getMemref());
+    a.erase();
+  }
+  for (memref::DeallocOp d : deallocs) {
+    b.setInsertionPoint(d);
+    mlir::gpu::DeallocOp::create(b, d.getLoc(), Type(), ValueRange{}, d.getMemref());
+    d.erase();
+  }
+  SmallVector<Operation *> returns;
+  f.walk([&](func::ReturnOp r) { returns.push_back(r); });
+  for (memref::GetGlobalOp g : globals) {
+    b.setInsertionPointAfter(g);
+    auto ga = mlir::gpu::AllocOp::create(b, g.getLoc(), g.getType(), Type(), ValueRange{},
+                                   ValueRange{}, ValueRange{}, /*hostShared=*/false);
+    auto cp = mlir::gpu::MemcpyOp::create(b, g.getLoc(), Type(), ValueRange{}, ga.getMemref(),
+                                    g.getResult());
+    g.getResult().replaceAllUsesExcept(ga.getMemref(), cp);
+    bool returned = llvm::any_of(ga.getMemref().getUsers(),
+                                 [](Operation *u) { return isa<func::ReturnOp>(u); });
+    if (returned)
+      continue; // the caller owns it
+    for (Operation *r : returns) {
+      b.setInsertionPoint(r);
+      mlir::gpu::DeallocOp::create(b, g.getLoc(), Type(), ValueRange{}, ga.getMemref());
+    }
+  }
+}
+
+/// exp, sin, cos, tanh, log, erf, ... in kernels as polynomials: the PTX
+/// must not call libdevice (--emit=ptx needs no CUDA toolkit).
+LogicalResult approximateMath(mlir::gpu::LaunchOp launch) {
+  RewritePatternSet patterns(launch.getContext());
+  populateMathF32ExpansionPatterns(patterns, [](StringRef) { return true; });
+  populateMathPolynomialApproximationPatterns(patterns, [](StringRef name) {
+    return name != "rsqrt"; // 1/sqrt by convert-math-to-llvm (sqrt.rn)
+  });
+  // No folding: it would hoist the kernel's constants out of the launch,
+  // and outlining would pass them as parameters.
+  GreedyRewriteConfig config;
+  config.setScope(&launch.getBody()).enableFolding(false).enableConstantCSE(false);
+  return applyPatternsGreedily(launch.getBody(), std::move(patterns), config);
+}
+
+/// Math ops NVPTX implements in hardware (sqrt.rn, cvt.rmi, abs, ...) as
+/// direct LLVM intrinsic calls: convert-gpu-to-nvvm would call libdevice's
+/// __nv_* functions for them instead.
+void mathToIntrinsics(Operation *root) {
+  SmallVector<Operation *> ops;
+  root->walk([&](Operation *op) {
+    if (isa<math::SqrtOp, math::RsqrtOp, math::FloorOp, math::CeilOp,
+            math::AbsFOp, math::RoundEvenOp, math::RoundOp, math::TruncOp,
+            math::CopySignOp>(op) &&
+        op->getResult(0).getType().isF32())
+      ops.push_back(op);
+  });
+  for (Operation *op : ops) {
+    OpBuilder b(op);
+    Location l = op->getLoc();
+    Type f32 = b.getF32Type();
+    auto call = [&](StringRef name, ValueRange args) {
+      return LLVM::CallIntrinsicOp::create(b, l, f32, b.getStringAttr(name), args)
+          .getResult(0);
+    };
+    StringRef name =
+        llvm::TypeSwitch<Operation *, StringRef>(op)
+            .Case([](math::SqrtOp) { return "llvm.sqrt.f32"; })
+            .Case([](math::RsqrtOp) { return "llvm.sqrt.f32"; })
+            .Case([](math::FloorOp) { return "llvm.floor.f32"; })
+            .Case([](math::CeilOp) { return "llvm.ceil.f32"; })
+            .Case([](math::AbsFOp) { return "llvm.fabs.f32"; })
+            .Case([](math::RoundEvenOp) { return "llvm.roundeven.f32"; })
+            .Case([](math::RoundOp) { return "llvm.round.f32"; })
+            .Case([](math::TruncOp) { return "llvm.trunc.f32"; })
+            .Case([](math::CopySignOp) { return "llvm.copysign.f32"; });
+    Value r = call(name, op->getOperands());
+    if (isa<math::RsqrtOp>(op))
+      r = arith::DivFOp::create(b, l, f32c(b, l, 1), r);
+    op->getResult(0).replaceAllUsesWith(r);
+    op->erase();
+  }
+}
+
+struct GPUMapKernelsPass : PassWrapper<GPUMapKernelsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GPUMapKernelsPass)
+  StringRef getArgument() const final { return "qwen-gpu-map-kernels"; }
+  StringRef getDescription() const final {
+    return "Map the loop nests of the model function onto gpu.launch kernels, "
+           "its buffers onto device memory; error on host memory accesses";
+  }
+  void getDependentDialects(DialectRegistry &r) const override {
+    r.insert<mlir::gpu::GPUDialect, scf::SCFDialect, arith::ArithDialect,
+             math::MathDialect, memref::MemRefDialect, vector::VectorDialect,
+             LLVM::LLVMDialect>();
+  }
+  void runOnOperation() override {
+    ModuleOp m = getOperation();
+    m->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(), UnitAttr::get(&getContext()));
+    for (func::FuncOp f : m.getOps<func::FuncOp>()) {
+      if (f.isDeclaration())
+        continue;
+      for (Block &blk : f.getBody())
+        if (failed(mapBlock(blk)))
+          return signalPassFailure();
+      mapMemory(f);
+    }
+    bool ok = true;
+    SmallVector<mlir::gpu::LaunchOp> launches;
+    m.walk([&](mlir::gpu::LaunchOp l) { launches.push_back(l); });
+    for (mlir::gpu::LaunchOp l : launches) {
+      ok &= succeeded(approximateMath(l));
+      mathToIntrinsics(l);
+    }
+    m.walk<WalkOrder::PreOrder>([&](Operation *op) {
+      if (isa<mlir::gpu::LaunchOp>(op))
+        return WalkResult::skip();
+      if (accessesMemory(op)) {
+        op->emitError() << "'" << op->getName()
+                        << "' reads or writes memory on the host: no GPU kernel "
+                           "covers it (CUDA bundles keep every buffer in device "
+                           "memory)";
+        ok = false;
+        return WalkResult::interrupt(); // one error: the first such op
+      }
+      return WalkResult::advance();
+    });
+    if (!ok)
+      signalPassFailure();
+  }
+};
+
+/// The code of a weight-only quantized weight at (n, k), sign-extended to
+/// i32: byte k*bits/8 of row n, the bits-wide field at (k % (8/bits)) * bits.
+Value codeOf(OpBuilder &b, Location l, Value byte, Value k, int64_t bits) {
+  Type i32 = b.getI32Type();
+  if (!byte.getType().isSignlessInteger()) // the store's ui8: same bits
+    byte = UnrealizedConversionCastOp::create(b, l, TypeRange{b.getI8Type()}, ValueRange{byte})
+               .getResult(0);
+  Value v = arith::ExtSIOp::create(b, l, i32, byte);
+  if (bits == 8)
+    return v;
+  Value kk = arith::IndexCastOp::create(b, l, i32, k);
+  Value shift = arith::MulIOp::create(
+      b, l, arith::RemUIOp::create(b, l, kk, i32c(b, l, 8 / bits)), i32c(b, l, bits));
+  Value up = arith::SubIOp::create(b, l, i32c(b, l, 32 - bits), shift);
+  v = arith::ShLIOp::create(b, l, v, up);
+  return arith::ShRSIOp::create(b, l, v, i32c(b, l, 32 - bits));
+}
+
+} // namespace
+
+bool targetsGPU(Operation *op) {
+  for (Operation *p = op; p; p = p->getParentOp())
+    if (p->hasAttr(kTargetAttrName))
+      return true;
+  return false;
+}
+
+bool weightOnlyGPUSupports(const WeightOnlyDesc &q) {
+  return (q.bits == 4 || q.bits == 8) && q.isSigned && q.symmetric &&
+         !q.hasZeros && q.cols % kWarp == 0 &&
+         (q.gran != 2 || (q.group >= kWarp && q.group % kWarp == 0 &&
+                          q.cols % q.group == 0));
+}
+
+FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
+                                          const WeightOnlyDesc &q, Value x,
+                                          Value bias, RankedTensorType rt) {
+  if (!weightOnlyGPUSupports(q))
+    return failure();
+  auto xt = dyn_cast<RankedTensorType>(x.getType());
+  auto ct = dyn_cast<RankedTensorType>(q.codes.getType());
+  auto st = dyn_cast<RankedTensorType>(q.scales.getType());
+  if (!xt || !xt.getElementType().isF32() || xt.getRank() < 2 ||
+      xt.getShape().back() != q.cols || !ct ||
+      !ct.getElementType().isInteger(8) || ct.getRank() != 2 ||
+      ct.getDimSize(1) * 8 != q.cols * q.bits || !st ||
+      !(st.getElementType().isF32() || st.getElementType().isF16()) ||
+      rt.getRank() != xt.getRank() || !rt.getElementType().isF32())
+    return failure();
+  if (bias) {
+    auto bt = dyn_cast<RankedTensorType>(bias.getType());
+    if (!bt || bt.getRank() != 1 || bt.getDimSize(0) != q.rows ||
+        !bt.getElementType().isF32())
+      return failure();
+  }
+  MLIRContext *ctx = b.getContext();
+  int64_t r = xt.getRank();
+  Type f32 = b.getF32Type();
+  SmallVector<int64_t> shape(xt.getShape().drop_back());
+  shape.push_back(q.rows);
+  SmallVector<Value> dyn;
+  for (int64_t i = 0; i + 1 < r; ++i)
+    if (xt.isDynamicDim(i))
+      dyn.push_back(tensor::DimOp::create(b, l, x, i));
+  Value init = tensor::EmptyOp::create(b, l, shape, f32, dyn);
+  SmallVector<utils::IteratorType> par(r, utils::IteratorType::parallel);
+  AffineMap id = AffineMap::getMultiDimIdentityMap(r, ctx);
+  if (bias) {
+    init = linalg::GenericOp::create(
+               b, l, TypeRange{init.getType()}, ValueRange{bias}, ValueRange{init},
+               {AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx), id}, par,
+               [](OpBuilder &nb, Location nl, ValueRange a) {
+                 linalg::YieldOp::create(nb, nl, a[0]);
+               })
+               .getResult(0);
+  } else {
+    init = linalg::FillOp::create(b, l, f32c(b, l, 0), init).getResult(0);
+  }
+  // dims: tokens (r-1), n, k
+  SmallVector<AffineExpr> xe, oe;
+  for (int64_t i = 0; i + 1 < r; ++i) {
+    xe.push_back(getAffineDimExpr(i, ctx));
+    oe.push_back(getAffineDimExpr(i, ctx));
+  }
+  AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
+  xe.push_back(k);
+  oe.push_back(n);
+  AffineExpr zero = getAffineConstantExpr(0, ctx);
+  AffineMap sm = st.getRank() == 1
+                     ? AffineMap::get(r + 1, 0, {zero}, ctx)
+                     : AffineMap::get(r + 1, 0,
+                                      {n, q.gran == 2 ? k.floorDiv(q.group) : zero}, ctx);
+  SmallVector<utils::IteratorType> it(r, utils::IteratorType::parallel);
+  it.push_back(utils::IteratorType::reduction);
+  int64_t bits = q.bits;
+  auto g = linalg::GenericOp::create(
+      b, l, TypeRange{init.getType()}, ValueRange{x, q.codes, q.scales},
+      ValueRange{init},
+      {AffineMap::get(r + 1, 0, xe, ctx),
+       AffineMap::get(r + 1, 0, {n, k.floorDiv(8 / bits)}, ctx), sm,
+       AffineMap::get(r + 1, 0, oe, ctx)},
+      it, [&](OpBuilder &nb, Location nl, ValueRange a) {
+        Value kk = linalg::IndexOp::create(nb, nl, r);
+        Value c = arith::SIToFPOp::create(nb, nl, f32, codeOf(nb, nl, a[1], kk, bits));
+        Value s = a[2].getType().isF32() ? a[2] : arith::ExtFOp::create(nb, nl, f32, a[2]).getResult();
+        Value w = arith::MulFOp::create(nb, nl, c, s);
+        Value p = arith::MulFOp::create(nb, nl, a[0], w);
+        linalg::YieldOp::create(nb, nl, arith::AddFOp::create(nb, nl, a[3], p).getResult());
+      });
+  g->setAttr(kKernelAttrName,
+             b.getDictionaryAttr({b.getNamedAttr("kind", b.getStringAttr("woq_gemv")),
+                                  b.getNamedAttr("bits", b.getI64IntegerAttr(bits)),
+                                  b.getNamedAttr("group", b.getI64IntegerAttr(
+                                                              q.gran == 2 ? q.group : 0))}));
+  Value y = g.getResult(0);
+  if (y.getType() != rt)
+    y = tensor::CastOp::create(b, l, rt, y);
+  return y;
+}
+
+std::unique_ptr<Pass> createGPUFusedKernelsPass() {
+  return std::make_unique<GPUFusedKernelsPass>();
+}
+std::unique_ptr<Pass> createGPUMapKernelsPass() {
+  return std::make_unique<GPUMapKernelsPass>();
+}
+void registerGPUKernelPasses() {
+  PassRegistration<GPUFusedKernelsPass>();
+  PassRegistration<GPUMapKernelsPass>();
+}
+
+} // namespace qwen::gpu
