@@ -11,6 +11,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
@@ -78,17 +79,6 @@ Value globalBase(OpBuilder &b, Location l, Value memref) {
                                        p);
 }
 
-/// A 128-bit load of `t` (vector<4xi32> / vector<4xf32>) at byte offset
-/// `off` (i64) from a global base; `readOnly` marks it invariant (the weights
-/// and activations are not written during the kernel).
-Value load128(OpBuilder &b, Location l, Value base, Value off, Type t) {
-  Value p = LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
-                                ValueRange{off});
-  return LLVM::LoadOp::create(b, l, t, p, /*alignment=*/16,
-                              /*isVolatile=*/false, /*isNonTemporal=*/false,
-                              /*isInvariant=*/true);
-}
-
 bool isIdentityMemRef(Value v) {
   auto t = dyn_cast<MemRefType>(v.getType());
   return t && t.getLayout().isIdentity();
@@ -107,19 +97,278 @@ Value collapseTo2D(OpBuilder &b, Location l, Value v) {
 }
 
 //===----------------------------------------------------------------------===//
-// The fused weight-only GEMV
+// Fused quantized linear kernels
 //===----------------------------------------------------------------------===//
 
-/// One warp per output channel n of token m:
-///   for each 128-bit word block of W[n, :] a lane owns (16 bytes = 32
-///   4-bit / 16 8-bit codes, all in one scale group since groups are
-///   multiples of 32): load codes (ld.global.nc.v4), the matching x (v4 f32
-///   loads), sign-extend the codes with shifts, convert, FMA into a partial
-///   sum, and scale it by its group's scale;
-///   then a butterfly shuffle reduction over the warp; lane 0 applies the
-///   per-channel / per-tensor scale and adds into out[m, n] (which holds the
-///   bias or zero).
-LogicalResult emitWeightOnlyGemv(OpBuilder &b, linalg::GenericOp g) {
+/// Token counts from which the tensor-core GEMM replaces the GEMV (which
+/// reads the weight once per token).
+constexpr int64_t kMmaMinTokens = 16;
+
+/// Index / address arithmetic inside a kernel.
+struct KernelBuilder {
+  OpBuilder &b;
+  Location l;
+  Value c(int64_t v) { return idx(b, l, v); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, l, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, l, x, y); }
+  Value div(Value x, Value y) { return arith::DivUIOp::create(b, l, x, y); }
+  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, l, x, y); }
+  Value min(Value x, Value y) { return arith::MinUIOp::create(b, l, x, y); }
+  Value lt(Value x, Value y) {
+    return arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, x, y);
+  }
+  Value i64(Value x) { return arith::IndexCastOp::create(b, l, b.getI64Type(), x); }
+  /// A load of `t` at byte offset `off` (index) from a global base.
+  Value load(Value base, Value off, Type t, unsigned align) {
+    Value p = LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
+                                  ValueRange{i64(off)});
+    return LLVM::LoadOp::create(b, l, t, p, align, /*isVolatile=*/false,
+                                /*isNonTemporal=*/false, /*isInvariant=*/true);
+  }
+  /// Element `i` of a 32-bit word as a sign-extended `bits`-wide field.
+  Value field(Value word, int64_t i, int64_t bits) {
+    Value v = arith::ShLIOp::create(b, l, word, i32c(b, l, 32 - bits - bits * i));
+    return arith::ShRSIOp::create(b, l, v, i32c(b, l, 32 - bits));
+  }
+};
+
+/// The operands of a fused kernel as 2-D views: x [M, K], codes [N, bytes],
+/// out [M, N], and the kernel's warp coordinates.
+struct LinearOperands {
+  Value x, codes, scales, out, M;
+  int64_t N, K, rowBytes;
+};
+
+/// A scale of the weight for output channel `n` and input column block
+/// `col` (ignored per tensor), as f32.
+Value loadScale(OpBuilder &b, Location l, Value scales, Value n, Value col) {
+  SmallVector<Value> ix;
+  if (cast<MemRefType>(scales.getType()).getRank() == 1)
+    ix.push_back(idx(b, l, 0));
+  else
+    ix = {n, col};
+  Value s = memref::LoadOp::create(b, l, scales, ix);
+  return s.getType().isF32() ? s : arith::ExtFOp::create(b, l, b.getF32Type(), s).getResult();
+}
+
+/// out[m, n] += v (out holds the bias or zero).
+void accumulateOut(OpBuilder &b, Location l, Value out, Value m, Value n, Value v) {
+  Value prev = memref::LoadOp::create(b, l, out, ValueRange{m, n});
+  Value sum = isa<FloatType>(v.getType())
+                  ? arith::AddFOp::create(b, l, prev, v).getResult()
+                  : arith::AddIOp::create(b, l, prev, v).getResult();
+  memref::StoreOp::create(b, l, sum, out, ValueRange{m, n});
+}
+
+/// Sum over the warp by butterfly shuffles (shfl.sync.bfly): every lane
+/// ends with the total.
+Value warpSum(OpBuilder &b, Location l, Value v) {
+  for (int32_t off = kWarp / 2; off >= 1; off /= 2) {
+    auto sh = mlir::gpu::ShuffleOp::create(b, l, v, i32c(b, l, off), i32c(b, l, kWarp),
+                                           mlir::gpu::ShuffleMode::XOR);
+    v = isa<FloatType>(v.getType())
+            ? arith::AddFOp::create(b, l, v, sh.getShuffleResult()).getResult()
+            : arith::AddIOp::create(b, l, v, sh.getShuffleResult()).getResult();
+  }
+  return v;
+}
+
+/// Decode (few tokens): one warp per output channel n of token m. Each lane
+/// owns 16-byte blocks of W[n, :] (32 4-bit / 16 8-bit codes, all in one
+/// scale group since groups are multiples of 32): ld.global.nc.v4 of the
+/// codes, v4 loads of the matching x, sign extension in registers (bfe),
+/// f32 FMAs into a partial sum scaled by its group's scale; then a warp
+/// shuffle reduction, and lane 0 applies a per-channel / per-tensor scale.
+void emitGemvBody(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
+                  Value lane, int64_t bits, int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  auto ifOp = scf::IfOp::create(b, l, kb.lt(n, kb.c(o.N)), /*withElse=*/false);
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  Value codeBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x);
+  Value codeRow = kb.mul(n, kb.c(o.rowBytes));
+  Value xRow = kb.mul(m, kb.c(o.K * 4));
+  int64_t perLane = kLaneBytes * 8 / bits;
+  auto loop = scf::ForOp::create(b, l, kb.mul(lane, kb.c(perLane)), kb.c(o.K),
+                                 kb.c(perLane * kWarp), ValueRange{f32c(b, l, 0)});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    Value words = kb.load(codeBase, kb.add(codeRow, kb.div(kb.mul(k0, kb.c(bits)), kb.c(8))),
+                          VectorType::get({4}, i32), 16);
+    Value xOff = kb.add(xRow, kb.mul(k0, kb.c(4)));
+    int64_t perWord = 32 / bits;
+    // Two partial sums so consecutive FMAs do not wait on each other.
+    Value part[2] = {f32c(b, l, 0), f32c(b, l, 0)};
+    for (int64_t w = 0; w < 4; ++w) {
+      Value word = vector::ExtractOp::create(b, l, words, w);
+      for (int64_t q = 0; q < perWord; q += 4) {
+        Value xv = kb.load(xBase, kb.add(xOff, kb.c((w * perWord + q) * 4)),
+                           VectorType::get({4}, f32), 16);
+        for (int64_t j = q; j < q + 4; ++j) {
+          Value cf = arith::SIToFPOp::create(b, l, f32, kb.field(word, j, bits));
+          Value xs = vector::ExtractOp::create(b, l, xv, j - q);
+          part[j & 1] = math::FmaOp::create(b, l, cf, xs, part[j & 1]);
+        }
+      }
+    }
+    Value sum = arith::AddFOp::create(b, l, part[0], part[1]);
+    Value acc = loop.getRegionIterArgs()[0];
+    acc = group > 0 ? math::FmaOp::create(b, l, sum,
+                                          loadScale(b, l, o.scales, n, kb.div(k0, kb.c(group))),
+                                          acc)
+                          .getResult()
+                    : arith::AddFOp::create(b, l, acc, sum).getResult();
+    scf::YieldOp::create(b, l, acc);
+  }
+  Value acc = warpSum(b, l, loop.getResult(0));
+  auto store = scf::IfOp::create(b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+                                 /*withElse=*/false);
+  b.setInsertionPointToStart(store.thenBlock());
+  if (group == 0)
+    acc = arith::MulFOp::create(b, l, acc, loadScale(b, l, o.scales, n, kb.c(0)));
+  accumulateOut(b, l, o.out, m, n, acc);
+}
+
+/// Coordinates of a thread in an mma.sync m16n8kK tile: groupID (lane / 4)
+/// and threadID_in_group (lane % 4) of the PTX ISA's fragment layouts.
+struct MmaLane {
+  Value gid, tig;
+};
+
+/// The rows of the 16 x 8 accumulator tile a thread holds (c0, c1: row
+/// gid; c2, c3: gid + 8) and its columns (2 tig + {0, 1}).
+void storeMmaTile(KernelBuilder &kb, const LinearOperands &o, MmaLane ml, Value m0,
+                  Value n0, ArrayRef<Value> acc,
+                  llvm::function_ref<Value(Value n, Value v)> epilogue) {
+  OpBuilder &b = kb.b;
+  for (int64_t i = 0; i < 4; ++i) {
+    Value m = kb.add(m0, kb.add(ml.gid, kb.c(i >= 2 ? 8 : 0)));
+    Value n = kb.add(n0, kb.add(kb.mul(ml.tig, kb.c(2)), kb.c(i & 1)));
+    Value ok = arith::AndIOp::create(b, kb.l, kb.lt(m, o.M), kb.lt(n, kb.c(o.N)));
+    auto ifOp = scf::IfOp::create(b, kb.l, ok, /*withElse=*/false);
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    accumulateOut(b, kb.l, o.out, m, n, epilogue(n, acc[i]));
+  }
+}
+
+/// The four results of an mma.sync (an LLVM struct) as values.
+SmallVector<Value> mmaResults(OpBuilder &b, Location l, Value d) {
+  SmallVector<Value> r;
+  for (int64_t i = 0; i < 4; ++i)
+    r.push_back(LLVM::ExtractValueOp::create(b, l, d, i));
+  return r;
+}
+
+/// Prefill (many tokens), W4A16 / W8A16 on tensor cores: each warp computes
+/// a 16-token x 8-channel tile with mma.sync.aligned.m16n8k16 (f16 inputs,
+/// f32 accumulation). Per k step of 16 a thread builds its fragments in
+/// registers (PTX ISA fragment layouts): A = x rows gid / gid + 8, columns
+/// 2 tig (+1, +8, +9), rounded to f16; B = the codes of channel n0 + gid at
+/// the same columns, exact in f16 (|code| <= 127). The f32 result of each
+/// step is scaled by the step's group scale per column (a step lies in one
+/// group), per-channel / per-tensor scales at the end. Out-of-range tokens
+/// and channels read a clamped row (finite) and are not stored.
+void emitMmaA16Body(KernelBuilder &kb, const LinearOperands &o, Value n0, Value m0,
+                    MmaLane ml, int64_t bits, int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  MLIRContext *ctx = b.getContext();
+  Type f16 = b.getF16Type(), f32 = b.getF32Type(), i32 = b.getI32Type();
+  auto h2 = VectorType::get({2}, f16);
+  Value codeBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x);
+  Value mLast = arith::SubIOp::create(b, l, o.M, kb.c(1));
+  Value rowA[2] = {kb.min(kb.add(m0, ml.gid), mLast),
+                   kb.min(kb.add(m0, kb.add(ml.gid, kb.c(8))), mLast)};
+  Value nB = kb.min(kb.add(n0, ml.gid), kb.c(o.N - 1));
+  Value nCol[2] = {kb.min(kb.add(n0, kb.mul(ml.tig, kb.c(2))), kb.c(o.N - 1)),
+                   kb.min(kb.add(n0, kb.add(kb.mul(ml.tig, kb.c(2)), kb.c(1))), kb.c(o.N - 1))};
+  Value zero = f32c(b, l, 0);
+  auto loop = scf::ForOp::create(b, l, kb.c(0), kb.c(o.K), kb.c(16),
+                                 ValueRange{zero, zero, zero, zero});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    Value col = kb.add(k0, kb.mul(ml.tig, kb.c(2)));
+    SmallVector<Value> a, bf;
+    // a0: (gid, col), a1: (gid + 8, col), a2: (gid, col + 8), a3: (gid + 8, col + 8)
+    for (int64_t r = 0; r < 4; ++r) {
+      Value off = kb.mul(kb.add(kb.mul(rowA[r & 1], kb.c(o.K)), kb.add(col, kb.c(r >= 2 ? 8 : 0))),
+                         kb.c(4));
+      Value xv = kb.load(xBase, off, VectorType::get({2}, f32), 8);
+      a.push_back(arith::TruncFOp::create(b, l, h2, xv));
+    }
+    // b0: rows (k) col, col + 1 of channel nB; b1: col + 8, col + 9.
+    for (int64_t r = 0; r < 2; ++r) {
+      Value k = kb.add(col, kb.c(r * 8));
+      Value off = kb.add(kb.mul(nB, kb.c(o.rowBytes)), kb.div(kb.mul(k, kb.c(bits)), kb.c(8)));
+      // Both codes in one byte (4-bit, k even) or two bytes (8-bit).
+      Type t = bits == 4 ? Type(b.getI8Type()) : Type(b.getI16Type());
+      Value word = arith::ExtUIOp::create(b, l, i32, kb.load(codeBase, off, t, bits == 4 ? 1 : 2));
+      Value c0 = kb.field(word, 0, bits), c1 = kb.field(word, 1, bits);
+      Value pair = vector::FromElementsOp::create(
+          b, l, h2, ValueRange{arith::SIToFPOp::create(b, l, f16, c0), arith::SIToFPOp::create(b, l, f16, c1)});
+      bf.push_back(pair);
+    }
+    SmallVector<Value> c0(4, zero);
+    auto resT = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+    Value d = NVVM::MmaOp::create(b, l, resT, a, bf, c0, {16, 8, 16}, std::nullopt,
+                                  std::nullopt, std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16},
+                                  std::array{NVVM::MMALayout::row, NVVM::MMALayout::col});
+    SmallVector<Value> part = mmaResults(b, l, d), acc;
+    for (int64_t i = 0; i < 4; ++i) {
+      Value prev = loop.getRegionIterArgs()[i];
+      acc.push_back(group > 0
+                        ? math::FmaOp::create(b, l, part[i],
+                                              loadScale(b, l, o.scales, nCol[i & 1], kb.div(k0, kb.c(group))),
+                                              prev)
+                              .getResult()
+                        : arith::AddFOp::create(b, l, prev, part[i]).getResult());
+    }
+    scf::YieldOp::create(b, l, acc);
+  }
+  SmallVector<Value> accs(loop.getResults());
+  storeMmaTile(kb, o, ml, m0, n0, accs, [&](Value n, Value v) {
+    return group > 0 ? v : arith::MulFOp::create(b, l, v, loadScale(b, l, o.scales, n, kb.c(0))).getResult();
+  });
+}
+
+/// One launch of 4-warp blocks that runs the GEMV (M < kMmaMinTokens, grid
+/// [ceil(N / 4), M]) or the tensor-core GEMM (grid [ceil(N / 32),
+/// ceil(M / 16)]): the branch is uniform, chosen on the host for the grid
+/// and again in the kernel, so decode pays for one launch.
+void emitLinearLaunch(OpBuilder &b, Location l, const LinearOperands &o,
+                      llvm::function_ref<void(KernelBuilder &, Value n, Value m, Value lane)> gemv,
+                      llvm::function_ref<void(KernelBuilder &, Value n0, Value m0, MmaLane)> mma) {
+  KernelBuilder hk{b, l};
+  Value small = hk.lt(o.M, hk.c(kMmaMinTokens));
+  Value gx = arith::SelectOp::create(b, l, small, hk.c((o.N + kGemvWarps - 1) / kGemvWarps),
+                                     hk.c((o.N + 8 * kGemvWarps - 1) / (8 * kGemvWarps)));
+  Value gy = arith::SelectOp::create(b, l, small, o.M, ceilDiv(b, l, o.M, hk.c(16)));
+  gy = arith::MaxUIOp::create(b, l, gy, hk.c(1));
+  Value one = hk.c(1);
+  mlir::gpu::LaunchOp launch =
+      makeLaunch(b, l, {gx, gy, one}, {hk.c(kGemvWarps * kWarp), one, one});
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  KernelBuilder kb{b, l};
+  Value tid = launch.getThreadIds().x;
+  Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
+  Value bx = launch.getBlockIds().x, by = launch.getBlockIds().y;
+  auto ifOp = scf::IfOp::create(b, l, kb.lt(o.M, kb.c(kMmaMinTokens)), /*withElse=*/true);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  gemv(kb, kb.add(kb.mul(bx, kb.c(kGemvWarps)), warp), by, lane);
+  b.setInsertionPointToStart(ifOp.elseBlock());
+  mma(kb, kb.add(kb.mul(bx, kb.c(8 * kGemvWarps)), kb.mul(warp, kb.c(8))), kb.mul(by, kb.c(16)),
+      MmaLane{kb.div(lane, kb.c(4)), kb.rem(lane, kb.c(4))});
+}
+
+LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g) {
   Location l = g.getLoc();
   auto attr = g->getAttrOfType<DictionaryAttr>(kKernelAttrName);
   int64_t bits = cast<IntegerAttr>(attr.get("bits")).getInt();
@@ -129,102 +378,24 @@ LogicalResult emitWeightOnlyGemv(OpBuilder &b, linalg::GenericOp g) {
   if (!llvm::all_of(ValueRange{x, codes, scales, out}, isIdentityMemRef))
     return failure(); // the generic itself stays (correct, slower)
   auto codesT = cast<MemRefType>(codes.getType());
-  auto scalesT = cast<MemRefType>(scales.getType());
-  int64_t N = codesT.getDimSize(0), rowBytes = codesT.getDimSize(1);
-  int64_t K = cast<MemRefType>(x.getType()).getShape().back();
   b.setInsertionPoint(g);
-  Value x2 = collapseTo2D(b, l, x), out2 = collapseTo2D(b, l, out);
-  Value M = memref::DimOp::create(b, l, x2, 0);
-  Value one = idx(b, l, 1);
-  Value grid = idx(b, l, (N + kGemvWarps - 1) / kGemvWarps);
-  mlir::gpu::LaunchOp launch = makeLaunch(b, l, {grid, M, one},
-                                    {idx(b, l, kGemvWarps * kWarp), one, one});
-  b.setInsertionPoint(launch.getBody().front().getTerminator());
-  Type i32 = b.getI32Type(), i64 = b.getI64Type(), f32 = b.getF32Type();
-  Value tid = launch.getThreadIds().x;
-  Value warp = arith::DivUIOp::create(b, l, tid, idx(b, l, kWarp));
-  Value lane = arith::RemUIOp::create(b, l, tid, idx(b, l, kWarp));
-  Value n = arith::AddIOp::create(
-      b, l, arith::MulIOp::create(b, l, launch.getBlockIds().x, idx(b, l, kGemvWarps)),
-      warp);
-  Value m = launch.getBlockIds().y;
-  Value inRange = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, n,
-                                        idx(b, l, N));
-  auto ifOp = scf::IfOp::create(b, l, inRange, /*withElse=*/false);
-  b.setInsertionPointToStart(ifOp.thenBlock());
-  Value codeBase = globalBase(b, l, codes), xBase = globalBase(b, l, x2);
-  auto toI64 = [&](Value v) { return arith::IndexCastOp::create(b, l, i64, v).getResult(); };
-  Value codeRow = toI64(arith::MulIOp::create(b, l, n, idx(b, l, rowBytes)));
-  Value xRow = toI64(arith::MulIOp::create(b, l, m, idx(b, l, K * 4)));
-  int64_t codesPerLane = kLaneBytes * 8 / bits;
-  auto scaleAt = [&](OpBuilder &nb, Value col) -> Value {
-    SmallVector<Value> ix;
-    if (scalesT.getRank() == 1)
-      ix.push_back(idx(nb, l, 0));
-    else
-      ix = {n, col};
-    Value s = memref::LoadOp::create(nb, l, scales, ix);
-    return s.getType().isF32() ? s : arith::ExtFOp::create(nb, l, f32, s).getResult();
-  };
-  auto loop = scf::ForOp::create(
-      b, l, arith::MulIOp::create(b, l, lane, idx(b, l, codesPerLane)),
-      idx(b, l, K), idx(b, l, codesPerLane * kWarp), ValueRange{f32c(b, l, 0)});
-  {
-    OpBuilder::InsertionGuard ig(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value k0 = loop.getInductionVar();
-    Value k064 = toI64(k0);
-    Value codeOff = arith::AddIOp::create(
-        b, l, codeRow,
-        arith::DivUIOp::create(b, l, arith::MulIOp::create(b, l, k064, arith::ConstantIntOp::create(b, l, i64, bits)),
-                               arith::ConstantIntOp::create(b, l, i64, 8)));
-    Value xOff = arith::AddIOp::create(
-        b, l, xRow, arith::MulIOp::create(b, l, k064, arith::ConstantIntOp::create(b, l, i64, 4)));
-    Value words = load128(b, l, codeBase, codeOff, VectorType::get({4}, i32));
-    int64_t perWord = 32 / bits;
-    // Two partial sums so consecutive FMAs do not wait on each other.
-    Value part[2] = {f32c(b, l, 0), f32c(b, l, 0)};
-    for (int64_t w = 0; w < 4; ++w) {
-      Value word = vector::ExtractOp::create(b, l, words, w);
-      for (int64_t q = 0; q < perWord; q += 4) {
-        Value xo = arith::AddIOp::create(
-            b, l, xOff, arith::ConstantIntOp::create(b, l, i64, (w * perWord + q) * 4));
-        Value xv = load128(b, l, xBase, xo, VectorType::get({4}, f32));
-        for (int64_t j = q; j < q + 4; ++j) {
-          // Code j of the word, sign-extended: shift it to the top, then
-          // arithmetic-shift it back down.
-          Value c = arith::ShLIOp::create(b, l, word, i32c(b, l, 32 - bits - bits * j));
-          c = arith::ShRSIOp::create(b, l, c, i32c(b, l, 32 - bits));
-          Value cf = arith::SIToFPOp::create(b, l, f32, c);
-          Value xs = vector::ExtractOp::create(b, l, xv, j - q);
-          part[j & 1] = math::FmaOp::create(b, l, cf, xs, part[j & 1]);
-        }
-      }
-    }
-    Value sum = arith::AddFOp::create(b, l, part[0], part[1]);
-    Value acc = loop.getRegionIterArgs()[0];
-    if (group > 0) {
-      Value gcol = arith::DivUIOp::create(b, l, k0, idx(b, l, group));
-      acc = math::FmaOp::create(b, l, sum, scaleAt(b, gcol), acc);
-    } else {
-      acc = arith::AddFOp::create(b, l, acc, sum);
-    }
-    scf::YieldOp::create(b, l, acc);
-  }
-  Value acc = loop.getResult(0);
-  for (int32_t off = kWarp / 2; off >= 1; off /= 2) {
-    auto sh = mlir::gpu::ShuffleOp::create(b, l, acc, i32c(b, l, off), i32c(b, l, kWarp),
-                                     mlir::gpu::ShuffleMode::XOR);
-    acc = arith::AddFOp::create(b, l, acc, sh.getShuffleResult());
-  }
-  Value lane0 = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, idx(b, l, 0));
-  auto store = scf::IfOp::create(b, l, lane0, /*withElse=*/false);
-  b.setInsertionPointToStart(store.thenBlock());
-  if (group == 0)
-    acc = arith::MulFOp::create(b, l, acc, scaleAt(b, idx(b, l, 0)));
-  Value prev = memref::LoadOp::create(b, l, out2, ValueRange{m, n});
-  memref::StoreOp::create(b, l, arith::AddFOp::create(b, l, prev, acc), out2,
-                          ValueRange{m, n});
+  LinearOperands o;
+  o.x = collapseTo2D(b, l, x);
+  o.out = collapseTo2D(b, l, out);
+  o.codes = codes;
+  o.scales = scales;
+  o.M = memref::DimOp::create(b, l, o.x, 0);
+  o.N = codesT.getDimSize(0);
+  o.rowBytes = codesT.getDimSize(1);
+  o.K = cast<MemRefType>(x.getType()).getShape().back();
+  emitLinearLaunch(
+      b, l, o,
+      [&](KernelBuilder &kb, Value n, Value m, Value lane) {
+        emitGemvBody(kb, o, n, m, lane, bits, group);
+      },
+      [&](KernelBuilder &kb, Value n0, Value m0, MmaLane ml) {
+        emitMmaA16Body(kb, o, n0, m0, ml, bits, group);
+      });
   g.erase();
   return success();
 }
@@ -240,7 +411,7 @@ struct GPUFusedKernelsPass
   void getDependentDialects(DialectRegistry &r) const override {
     r.insert<mlir::gpu::GPUDialect, scf::SCFDialect, arith::ArithDialect,
              math::MathDialect, memref::MemRefDialect, vector::VectorDialect,
-             LLVM::LLVMDialect>();
+             LLVM::LLVMDialect, NVVM::NVVMDialect>();
   }
   void runOnOperation() override {
     SmallVector<linalg::GenericOp> tagged;
@@ -250,7 +421,7 @@ struct GPUFusedKernelsPass
     });
     OpBuilder b(&getContext());
     for (linalg::GenericOp g : tagged)
-      (void)emitWeightOnlyGemv(b, g);
+      (void)emitWeightOnlyLinear(b, g);
   }
 };
 
