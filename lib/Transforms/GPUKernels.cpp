@@ -362,6 +362,9 @@ void emitLinearLaunch(OpBuilder &b, Location l, const LinearOperands &o,
   Value bx = launch.getBlockIds().x, by = launch.getBlockIds().y;
   auto ifOp = scf::IfOp::create(b, l, kb.lt(o.M, kb.c(kMmaMinTokens)), /*withElse=*/true);
   b.setInsertionPointToStart(ifOp.thenBlock());
+  // No token (M = 0) still launches one block row: it does nothing.
+  auto hasToken = scf::IfOp::create(b, l, kb.lt(by, o.M), /*withElse=*/false);
+  b.setInsertionPointToStart(hasToken.thenBlock());
   gemv(kb, kb.add(kb.mul(bx, kb.c(kGemvWarps)), warp), by, lane);
   b.setInsertionPointToStart(ifOp.elseBlock());
   mma(kb, kb.add(kb.mul(bx, kb.c(8 * kGemvWarps)), kb.mul(warp, kb.c(8))), kb.mul(by, kb.c(16)),
@@ -400,6 +403,156 @@ LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g) {
   return success();
 }
 
+/// Whether `g` is the i8 x i8 -> i32 matmul of dynamic / static int8
+/// activations (LowerONNXToLinalg.cpp, linearDynI8): ins(qx [..., K] i8,
+/// qw [N, K] i8) outs(acc [..., N] i32), maps (t.., n, k) -> (t.., k),
+/// (n, k), (t.., n), body acc + extsi(a) * extsi(b).
+bool isInt8Matmul(linalg::GenericOp g) {
+  if (g.getNumDpsInputs() != 2 || g.getNumDpsInits() != 1 || !g.hasPureBufferSemantics())
+    return false;
+  auto xt = dyn_cast<MemRefType>(g.getDpsInputs()[0].getType());
+  auto wt = dyn_cast<MemRefType>(g.getDpsInputs()[1].getType());
+  auto ot = dyn_cast<MemRefType>(g.getDpsInits()[0].getType());
+  if (!xt || !wt || !ot || !xt.getElementType().isInteger(8) ||
+      !wt.getElementType().isInteger(8) || !ot.getElementType().isInteger(32) ||
+      wt.getRank() != 2 || !wt.hasStaticShape() || xt.getRank() < 2 ||
+      ot.getRank() != xt.getRank() || xt.getShape().back() != wt.getDimSize(1))
+    return false;
+  int64_t r = xt.getRank();
+  MLIRContext *ctx = g.getContext();
+  SmallVector<AffineExpr> xe, oe;
+  for (int64_t i = 0; i + 1 < r; ++i) {
+    xe.push_back(getAffineDimExpr(i, ctx));
+    oe.push_back(getAffineDimExpr(i, ctx));
+  }
+  AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
+  xe.push_back(k);
+  oe.push_back(n);
+  SmallVector<AffineMap> want = {AffineMap::get(r + 1, 0, xe, ctx),
+                                 AffineMap::get(r + 1, 0, {n, k}, ctx),
+                                 AffineMap::get(r + 1, 0, oe, ctx)};
+  if (g.getIndexingMapsArray() != want || g.getNumReductionLoops() != 1 ||
+      g.getIteratorTypesArray().back() != utils::IteratorType::reduction)
+    return false;
+  Block &body = g.getRegion().front();
+  auto ops = llvm::map_to_vector(body.without_terminator(), [](Operation &op) { return &op; });
+  if (ops.size() != 4)
+    return false;
+  auto e0 = dyn_cast<arith::ExtSIOp>(ops[0]), e1 = dyn_cast<arith::ExtSIOp>(ops[1]);
+  auto mul = dyn_cast<arith::MulIOp>(ops[2]);
+  auto add = dyn_cast<arith::AddIOp>(ops[3]);
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  return e0 && e1 && mul && add && e0.getIn() == body.getArgument(0) &&
+         e1.getIn() == body.getArgument(1) &&
+         ((mul.getLhs() == e0 && mul.getRhs() == e1) || (mul.getLhs() == e1 && mul.getRhs() == e0)) &&
+         ((add.getLhs() == body.getArgument(2) && add.getRhs() == mul) ||
+          (add.getRhs() == body.getArgument(2) && add.getLhs() == mul)) &&
+         yield.getValues().size() == 1 && yield.getValues()[0] == add;
+}
+
+/// Decode, int8 activations: one warp per output channel n of token m; each
+/// lane takes 16-byte blocks of q_x[m, :] and of the codes q_w[n, :]
+/// (ld.global.nc.v4) and accumulates four dp4a (s8 x s8 -> s32); a warp
+/// shuffle reduction; lane 0 adds into acc[m, n].
+void emitGemvI8Body(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
+                    Value lane) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  Type i32 = b.getI32Type();
+  auto ifOp = scf::IfOp::create(b, l, kb.lt(n, kb.c(o.N)), /*withElse=*/false);
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  Value wBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x);
+  Value wRow = kb.mul(n, kb.c(o.K)), xRow = kb.mul(m, kb.c(o.K));
+  auto loop = scf::ForOp::create(b, l, kb.mul(lane, kb.c(kLaneBytes)), kb.c(o.K),
+                                 kb.c(kLaneBytes * kWarp),
+                                 ValueRange{arith::ConstantIntOp::create(b, l, i32, 0)});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    auto v4 = VectorType::get({4}, i32), b4 = VectorType::get({4}, b.getI8Type());
+    Value wv = kb.load(wBase, kb.add(wRow, k0), v4, 16);
+    Value xv = kb.load(xBase, kb.add(xRow, k0), v4, 16);
+    Value acc = loop.getRegionIterArgs()[0];
+    auto s8 = NVVM::DotAccumulateTypeAttr::get(b.getContext(), NVVM::DotAccumulateType::SIGNED);
+    for (int64_t w = 0; w < 4; ++w) {
+      Value a = LLVM::BitcastOp::create(b, l, b4, vector::ExtractOp::create(b, l, xv, w));
+      Value c = LLVM::BitcastOp::create(b, l, b4, vector::ExtractOp::create(b, l, wv, w));
+      acc = NVVM::DotAccumulate4WayOp::create(b, l, i32, a, s8, c, s8, acc);
+    }
+    scf::YieldOp::create(b, l, acc);
+  }
+  Value acc = warpSum(b, l, loop.getResult(0));
+  auto store = scf::IfOp::create(b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+                                 /*withElse=*/false);
+  b.setInsertionPointToStart(store.thenBlock());
+  accumulateOut(b, l, o.out, m, n, acc);
+}
+
+/// Prefill, int8 activations on tensor cores: a warp per 16-token x
+/// 8-channel tile, mma.sync.aligned.m16n8k32 s8 x s8 -> s32 (exact). The
+/// fragments are 32-bit loads of 4 consecutive bytes (PTX ISA layouts):
+/// A = q_x rows gid / gid + 8 at columns 4 tig (+16), B = q_w row n0 + gid at
+/// the same columns.
+void emitMmaI8Body(KernelBuilder &kb, const LinearOperands &o, Value n0, Value m0,
+                   MmaLane ml) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  Type i32 = b.getI32Type();
+  Value wBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x);
+  Value mLast = arith::SubIOp::create(b, l, o.M, kb.c(1));
+  Value rowA[2] = {kb.min(kb.add(m0, ml.gid), mLast),
+                   kb.min(kb.add(m0, kb.add(ml.gid, kb.c(8))), mLast)};
+  Value nB = kb.min(kb.add(n0, ml.gid), kb.c(o.N - 1));
+  Value zero = arith::ConstantIntOp::create(b, l, i32, 0);
+  auto loop = scf::ForOp::create(b, l, kb.c(0), kb.c(o.K), kb.c(32),
+                                 ValueRange{zero, zero, zero, zero});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value col = kb.add(loop.getInductionVar(), kb.mul(ml.tig, kb.c(4)));
+    SmallVector<Value> a, bf;
+    for (int64_t r = 0; r < 4; ++r)
+      a.push_back(kb.load(xBase, kb.add(kb.mul(rowA[r & 1], kb.c(o.K)), kb.add(col, kb.c(r >= 2 ? 16 : 0))),
+                          i32, 4));
+    for (int64_t r = 0; r < 2; ++r)
+      bf.push_back(kb.load(wBase, kb.add(kb.mul(nB, kb.c(o.K)), kb.add(col, kb.c(r * 16))), i32, 4));
+    auto resT = LLVM::LLVMStructType::getLiteral(b.getContext(), {i32, i32, i32, i32});
+    Value d = NVVM::MmaOp::create(b, l, resT, a, bf, loop.getRegionIterArgs(), {16, 8, 32},
+                                  std::nullopt, NVVM::MMAIntOverflow::wrapped,
+                                  std::array{NVVM::MMATypes::s8, NVVM::MMATypes::s8},
+                                  std::array{NVVM::MMALayout::row, NVVM::MMALayout::col});
+    scf::YieldOp::create(b, l, mmaResults(b, l, d));
+  }
+  SmallVector<Value> accs(loop.getResults());
+  storeMmaTile(kb, o, ml, m0, n0, accs, [](Value, Value v) { return v; });
+}
+
+/// The int8 matmul as the GEMV / tensor-core launch (K a multiple of 32 and
+/// identity layouts; else the generic stays).
+LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g) {
+  Value x = g.getDpsInputs()[0], w = g.getDpsInputs()[1], out = g.getDpsInits()[0];
+  auto wt = cast<MemRefType>(w.getType());
+  if (!llvm::all_of(ValueRange{x, w, out}, isIdentityMemRef) || wt.getDimSize(1) % 32 != 0)
+    return failure();
+  Location l = g.getLoc();
+  b.setInsertionPoint(g);
+  LinearOperands o;
+  o.x = collapseTo2D(b, l, x);
+  o.out = collapseTo2D(b, l, out);
+  o.codes = w;
+  o.M = memref::DimOp::create(b, l, o.x, 0);
+  o.N = wt.getDimSize(0);
+  o.K = o.rowBytes = wt.getDimSize(1);
+  emitLinearLaunch(
+      b, l, o,
+      [&](KernelBuilder &kb, Value n, Value m, Value lane) { emitGemvI8Body(kb, o, n, m, lane); },
+      [&](KernelBuilder &kb, Value n0, Value m0, MmaLane ml) { emitMmaI8Body(kb, o, n0, m0, ml); });
+  g.erase();
+  return success();
+}
+
 struct GPUFusedKernelsPass
     : PassWrapper<GPUFusedKernelsPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GPUFusedKernelsPass)
@@ -414,14 +567,18 @@ struct GPUFusedKernelsPass
              LLVM::LLVMDialect, NVVM::NVVMDialect>();
   }
   void runOnOperation() override {
-    SmallVector<linalg::GenericOp> tagged;
+    SmallVector<linalg::GenericOp> tagged, int8;
     getOperation().walk([&](linalg::GenericOp g) {
       if (g->hasAttr(kKernelAttrName) && g.hasPureBufferSemantics())
         tagged.push_back(g);
+      else if (isInt8Matmul(g))
+        int8.push_back(g);
     });
     OpBuilder b(&getContext());
     for (linalg::GenericOp g : tagged)
       (void)emitWeightOnlyLinear(b, g);
+    for (linalg::GenericOp g : int8)
+      (void)emitInt8Matmul(b, g);
   }
 };
 
