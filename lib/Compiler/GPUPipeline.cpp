@@ -121,8 +121,7 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, llvm::StringRef arch,
     return failure();
   pm.addPass(qwen::gpu::createGPUFusedKernelsPass());
   if (failed(add("func.func(scf-forall-to-parallel),"
-                 "func.func(convert-linalg-to-parallel-loops),"
-                 "canonicalize")))
+                 "func.func(convert-linalg-to-parallel-loops)")))
     return failure();
   pm.addPass(qwen::gpu::createGPUMapKernelsPass());
   if (failed(add("gpu-launch-sink-index-computations,gpu-kernel-outlining")))

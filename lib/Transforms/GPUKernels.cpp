@@ -553,6 +553,8 @@ LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g) {
   return success();
 }
 
+void wrapSingleThread(Operation *op);
+
 struct GPUFusedKernelsPass
     : PassWrapper<GPUFusedKernelsPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GPUFusedKernelsPass)
@@ -574,6 +576,17 @@ struct GPUFusedKernelsPass
       else if (isInt8Matmul(g))
         int8.push_back(g);
     });
+    // Ops without parallel loops (rank-0 arithmetic on shapes, full
+    // reductions) would lower to loose loads and stores in host code: each
+    // runs in a one-thread kernel.
+    SmallVector<linalg::LinalgOp> serial;
+    getOperation().walk([&](linalg::LinalgOp op) {
+      if (op.hasPureBufferSemantics() && op.getNumParallelLoops() == 0 &&
+          !op->getParentOfType<mlir::gpu::LaunchOp>())
+        serial.push_back(op);
+    });
+    for (linalg::LinalgOp op : serial)
+      wrapSingleThread(op);
     OpBuilder b(&getContext());
     for (linalg::GenericOp g : tagged)
       (void)emitWeightOnlyLinear(b, g);
@@ -660,6 +673,38 @@ void wrapSingleThread(Operation *op) {
   parallelToFors(launch);
 }
 
+/// A host-level memref.store (a rank-0 op lowered without loops) as a
+/// one-thread kernel together with the loads and pure ops of its block it
+/// depends on (cloned; the originals go when nothing else uses them).
+void wrapStore(memref::StoreOp store) {
+  Block *blk = store->getBlock();
+  llvm::SetVector<Operation *> slice;
+  SmallVector<Value> work(store->getOperands());
+  while (!work.empty()) {
+    Operation *def = work.pop_back_val().getDefiningOp();
+    // A global stays on the host (mapMemory gives it a device copy).
+    if (!def || def->getBlock() != blk || slice.contains(def) || def->getNumRegions() ||
+        isa<memref::GetGlobalOp>(def) || !(isPure(def) || isa<memref::LoadOp>(def)))
+      continue;
+    slice.insert(def);
+    llvm::append_range(work, def->getOperands());
+  }
+  OpBuilder b(store);
+  Value one = idx(b, store.getLoc(), 1);
+  mlir::gpu::LaunchOp launch = makeLaunch(b, store.getLoc(), {one, one, one}, {one, one, one});
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  IRMapping map;
+  SmallVector<Operation *> ordered(slice.begin(), slice.end());
+  llvm::sort(ordered, [](Operation *a, Operation *c) { return a->isBeforeInBlock(c); });
+  for (Operation *op : ordered)
+    b.clone(*op, map);
+  b.clone(*store, map);
+  store.erase();
+  for (Operation *op : llvm::reverse(ordered))
+    if (op->use_empty())
+      op->erase();
+}
+
 /// Whether `op` reads or writes memref contents (not just metadata).
 bool accessesMemory(Operation *op) {
   return isa<memref::LoadOp, memref::StoreOp, memref::CopyOp,
@@ -684,6 +729,10 @@ LogicalResult mapBlock(Block &blk) {
     if (auto p = dyn_cast<scf::ParallelOp>(op)) {
       if (failed(mapParallel(p)))
         return failure();
+      continue;
+    }
+    if (auto st = dyn_cast<memref::StoreOp>(op)) {
+      wrapStore(st);
       continue;
     }
     if (!containsMemoryAccess(&op) || op.getNumResults() != 0)
