@@ -7,6 +7,7 @@
 #include "qwen/Transforms/GPUKernels.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -553,6 +554,161 @@ LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g) {
   return success();
 }
 
+/// Warps per block of a mapped reduction (one output element per warp).
+constexpr int64_t kReduceWarps = 8;
+
+/// The combiner of a reduction generic: the yielded value is
+/// `comb(out, expr)` with `out` (the init's block argument) used nowhere
+/// else, and comb one of add / max / min; its identity element.
+struct Combiner {
+  Operation *op = nullptr;
+  Value expr;
+  TypedAttr identity;
+};
+
+std::optional<Combiner> matchCombiner(linalg::GenericOp g) {
+  Block &body = g.getRegion().front();
+  BlockArgument out = body.getArgument(g.getNumDpsInputs());
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  if (yield.getValues().size() != 1 || !out.hasOneUse())
+    return std::nullopt;
+  Operation *op = yield.getValues()[0].getDefiningOp();
+  if (!op || op->getBlock() != &body || op->getNumOperands() != 2 ||
+      !llvm::is_contained(op->getOperands(), Value(out)))
+    return std::nullopt;
+  Type t = out.getType();
+  Builder b(g.getContext());
+  Combiner c;
+  c.op = op;
+  c.expr = op->getOperand(0) == out ? op->getOperand(1) : op->getOperand(0);
+  if (t.isF32()) {
+    const llvm::fltSemantics &sem = APFloat::IEEEsingle();
+    if (isa<arith::AddFOp>(op))
+      c.identity = b.getF32FloatAttr(0);
+    else if (isa<arith::MaximumFOp, arith::MaxNumFOp>(op))
+      c.identity = b.getFloatAttr(t, APFloat::getInf(sem, /*Negative=*/true));
+    else if (isa<arith::MinimumFOp, arith::MinNumFOp>(op))
+      c.identity = b.getFloatAttr(t, APFloat::getInf(sem, /*Negative=*/false));
+  } else if (t.isSignlessInteger(32)) {
+    if (isa<arith::AddIOp>(op))
+      c.identity = b.getI32IntegerAttr(0);
+    else if (isa<arith::MaxSIOp>(op))
+      c.identity = b.getI32IntegerAttr(INT32_MIN);
+    else if (isa<arith::MinSIOp>(op))
+      c.identity = b.getI32IntegerAttr(INT32_MAX);
+  }
+  if (!c.identity)
+    return std::nullopt;
+  return c;
+}
+
+/// comb(a, b) as a clone of the combiner op.
+Value combine(OpBuilder &b, const Combiner &c, Value x, Value y) {
+  IRMapping map;
+  map.map(c.op->getOperand(0), x);
+  map.map(c.op->getOperand(1), y);
+  return b.clone(*c.op, map)->getResult(0);
+}
+
+/// A generic whose only reduction is its innermost loop (matmuls, norms,
+/// softmax sums and maxima, attention scores): one warp per output element.
+/// The lanes stride over the reduction (neighbouring lanes read neighbouring
+/// elements of row-major operands), each folds its share into a private
+/// accumulator starting at the combiner's identity, a butterfly shuffle
+/// combines the warp, and lane 0 folds in the output's initial value. The
+/// float sum is reassociated (as the CPU path does with --fp-reassociate).
+LogicalResult emitWarpReduction(OpBuilder &b, linalg::GenericOp g) {
+  int64_t nLoops = g.getNumLoops();
+  if (g.getNumDpsInits() != 1 || g.getNumReductionLoops() != 1 || nLoops < 2 ||
+      g.getIteratorTypesArray().back() != utils::IteratorType::reduction ||
+      g.getMatchingIndexingMap(g.getDpsInitOperand(0)).isFunctionOfDim(nLoops - 1))
+    return failure();
+  SmallVector<int64_t> static_ = g.getStaticLoopRanges();
+  if (!ShapedType::isDynamic(static_.back()) && static_.back() < kWarp)
+    return failure(); // too short to share among 32 lanes
+  std::optional<Combiner> comb = matchCombiner(g);
+  if (!comb)
+    return failure();
+  Location l = g.getLoc();
+  b.setInsertionPoint(g);
+  KernelBuilder hk{b, l};
+  SmallVector<Value> sizes;
+  for (Range r : cast<linalg::LinalgOp>(g.getOperation()).createLoopRanges(b, l))
+    sizes.push_back(getValueOrCreateConstantIndexOp(b, l, r.size));
+  Value outputs = hk.c(1);
+  for (int64_t i = 0; i + 1 < nLoops; ++i)
+    outputs = hk.mul(outputs, sizes[i]);
+  Value grid = arith::MaxUIOp::create(b, l, ceilDiv(b, l, outputs, hk.c(kReduceWarps)), hk.c(1));
+  Value one = hk.c(1);
+  mlir::gpu::LaunchOp launch =
+      makeLaunch(b, l, {grid, one, one}, {hk.c(kReduceWarps * kWarp), one, one});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  KernelBuilder kb{b, l};
+  Value tid = launch.getThreadIds().x;
+  Value lane = kb.rem(tid, kb.c(kWarp));
+  Value lin = kb.add(kb.mul(launch.getBlockIds().x, kb.c(kReduceWarps)), kb.div(tid, kb.c(kWarp)));
+  auto ifOp = scf::IfOp::create(b, l, kb.lt(lin, outputs), /*withElse=*/false);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  SmallVector<Value> ivs(nLoops);
+  Value rest = lin;
+  for (int64_t i = nLoops - 2; i >= 0; --i) {
+    ivs[i] = i == 0 ? rest : kb.rem(rest, sizes[i]);
+    if (i > 0)
+      rest = kb.div(rest, sizes[i]);
+  }
+  auto at = [&](OpBuilder &nb, AffineMap map, ValueRange all) {
+    SmallVector<Value> ix;
+    for (AffineExpr e : map.getResults())
+      ix.push_back(affine::AffineApplyOp::create(nb, l, AffineMap::get(nLoops, 0, e), all));
+    return ix;
+  };
+  Value init = arith::ConstantOp::create(b, l, comb->identity);
+  auto loop = scf::ForOp::create(b, l, lane, sizes.back(), kb.c(kWarp), ValueRange{init});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    SmallVector<Value> all(ivs);
+    all.back() = loop.getInductionVar();
+    Block &body = g.getRegion().front();
+    IRMapping map;
+    for (OpOperand *in : g.getDpsInputOperands()) {
+      Value v = in->get();
+      if (isa<MemRefType>(v.getType()))
+        v = memref::LoadOp::create(b, l, v, at(b, g.getMatchingIndexingMap(in), all));
+      map.map(body.getArgument(in->getOperandNumber()), v);
+    }
+    for (Operation &op : body.without_terminator()) {
+      if (&op == comb->op)
+        continue;
+      if (auto ix = dyn_cast<linalg::IndexOp>(op)) {
+        map.map(ix.getResult(), all[ix.getDim()]);
+        continue;
+      }
+      b.clone(op, map);
+    }
+    scf::YieldOp::create(b, l, combine(b, *comb, loop.getRegionIterArgs()[0],
+                                       map.lookupOrDefault(comb->expr)));
+  }
+  Value acc = loop.getResult(0);
+  for (int32_t off = kWarp / 2; off >= 1; off /= 2) {
+    auto sh = mlir::gpu::ShuffleOp::create(b, l, acc, i32c(b, l, off), i32c(b, l, kWarp),
+                                           mlir::gpu::ShuffleMode::XOR);
+    acc = combine(b, *comb, acc, sh.getShuffleResult());
+  }
+  auto store = scf::IfOp::create(b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+                                 /*withElse=*/false);
+  b.setInsertionPointToStart(store.thenBlock());
+  SmallVector<Value> all(ivs);
+  all.back() = kb.c(0);
+  Value out = g.getDpsInits()[0];
+  SmallVector<Value> oix = at(b, g.getMatchingIndexingMap(g.getDpsInitOperand(0)), all);
+  Value prev = memref::LoadOp::create(b, l, out, oix);
+  memref::StoreOp::create(b, l, combine(b, *comb, prev, acc), out, oix);
+  g.erase();
+  return success();
+}
+
 void wrapSingleThread(Operation *op);
 
 struct GPUFusedKernelsPass
@@ -592,6 +748,13 @@ struct GPUFusedKernelsPass
       (void)emitWeightOnlyLinear(b, g);
     for (linalg::GenericOp g : int8)
       (void)emitInt8Matmul(b, g);
+    SmallVector<linalg::GenericOp> reductions;
+    getOperation().walk([&](linalg::GenericOp g) {
+      if (g.hasPureBufferSemantics() && !g->getParentOfType<mlir::gpu::LaunchOp>())
+        reductions.push_back(g);
+    });
+    for (linalg::GenericOp g : reductions)
+      (void)emitWarpReduction(b, g);
   }
 };
 

@@ -86,20 +86,50 @@ func.func @int8(%x: memref<?x64xi8>, %w: memref<16x64xi8>, %y: memref<?x16xi32>)
 
 // -----
 
-// Anything else stays a generic (here: a float matmul).
-// CHECK-LABEL: func.func @other
-// CHECK: linalg.generic
-// CHECK-NOT: gpu.launch
+// Any other generic whose only reduction is innermost (a float matmul here;
+// norms, softmax, attention scores): one warp per output element, lanes
+// striding over k, a shuffle reduction, lane 0 folds in the initial value.
+// CHECK-LABEL: func.func @warp_reduce
+// CHECK: gpu.launch blocks({{.*}}) threads({{.*}}) in ({{.*}} = %c256{{.*}},
+// CHECK:   %[[LANE:.*]] = arith.remui %{{.*}}, %c32
+// CHECK:   scf.for %{{.*}} = %[[LANE]] to %c64 step %c32{{.*}} iter_args(%[[ACC:.*]] = %cst)
+// CHECK:     memref.load %arg0
+// CHECK:     memref.load %arg1
+// CHECK:     arith.mulf
+// CHECK:     arith.addf %[[ACC]]
+// CHECK:   gpu.shuffle xor
+// CHECK:   memref.load %arg2
+// CHECK:   memref.store
+// CHECK-NOT: linalg.generic
 #x = affine_map<(d0, d1, d2) -> (d0, d2)>
 #w = affine_map<(d0, d1, d2) -> (d1, d2)>
 #o = affine_map<(d0, d1, d2) -> (d0, d1)>
-func.func @other(%x: memref<?x64xf32>, %w: memref<16x64xf32>, %y: memref<?x16xf32>) {
+func.func @warp_reduce(%x: memref<?x64xf32>, %w: memref<16x64xf32>, %y: memref<?x16xf32>) {
   linalg.generic {indexing_maps = [#x, #w, #o],
                   iterator_types = ["parallel", "parallel", "reduction"]}
       ins(%x, %w : memref<?x64xf32>, memref<16x64xf32>) outs(%y : memref<?x16xf32>) {
   ^bb0(%a: f32, %b: f32, %acc: f32):
     %m = arith.mulf %a, %b : f32
     %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// A reduction that is not the innermost loop stays a generic (its loops
+// are mapped later, by --qwen-gpu-map-kernels).
+// CHECK-LABEL: func.func @column_sum
+// CHECK: linalg.generic
+// CHECK-NOT: gpu.launch
+#i = affine_map<(d0, d1) -> (d0, d1)>
+#c = affine_map<(d0, d1) -> (d1)>
+func.func @column_sum(%x: memref<?x64xf32>, %y: memref<64xf32>) {
+  linalg.generic {indexing_maps = [#i, #c], iterator_types = ["reduction", "parallel"]}
+      ins(%x : memref<?x64xf32>) outs(%y : memref<64xf32>) {
+  ^bb0(%a: f32, %acc: f32):
+    %r = arith.addf %acc, %a : f32
     linalg.yield %r : f32
   }
   return
