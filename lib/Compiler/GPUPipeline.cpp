@@ -62,7 +62,8 @@ std::optional<std::string> findPtxas(llvm::StringRef explicitPath,
   if (llvm::ErrorOr<std::string> p = llvm::sys::findProgramByName("ptxas"))
     return *p;
   searched.push_back("ptxas on PATH");
-  err = "ptxas (CUDA toolkit) not found (searched " + llvm::join(searched, ", ") +
+  err = "ptxas (CUDA toolkit) not found (searched " +
+        llvm::join(searched, ", ") +
         "): a CUDA bundle needs it to assemble model.cubin; set CUDA_HOME or "
         "--ptxas, or use --emit=ptx, which needs no CUDA toolkit";
   return std::nullopt;
@@ -87,7 +88,8 @@ struct MergeGPUModulesPass
     auto into = mlir::gpu::GPUModuleOp::create(b, m.getLoc(), "qwen_kernels");
     Block &dst = into.getBodyRegion().front();
     for (mlir::gpu::GPUModuleOp mod : mods) {
-      for (Operation &op : llvm::make_early_inc_range(mod.getBodyRegion().front())) {
+      for (Operation &op :
+           llvm::make_early_inc_range(mod.getBodyRegion().front())) {
         if (auto f = dyn_cast<mlir::gpu::GPUFuncOp>(op))
           f.setName(mod.getName());
         op.moveBefore(&dst, dst.end());
@@ -129,7 +131,9 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, llvm::StringRef arch,
   pm.addPass(std::make_unique<MergeGPUModulesPass>());
   std::string o = std::to_string(std::clamp(optLevel, 0, 3));
   return add("func.func(gpu-async-region),"
-             "nvvm-attach-target{chip=" + arch.str() + " O=" + o + "},"
+             "nvvm-attach-target{chip=" +
+             arch.str() + " O=" + o +
+             "},"
              "convert-vector-to-scf,expand-strided-metadata,lower-affine,"
              "convert-scf-to-cf,convert-math-to-llvm,"
              "gpu.module(convert-gpu-to-nvvm,canonicalize,cse),"
@@ -176,8 +180,8 @@ bool assembleCubin(ModuleOp m, llvm::StringRef ptxas, llvm::StringRef arch,
     os << *ptx;
   }
   std::string archFlag = "-arch=" + arch.str();
-  llvm::SmallVector<llvm::StringRef> args = {ptxas, archFlag, "-O3", ptxPath,
-                                             "-o", cubinPath};
+  llvm::SmallVector<llvm::StringRef> args = {ptxas,   archFlag, "-O3",
+                                             ptxPath, "-o",     cubinPath};
   std::optional<llvm::StringRef> redirects[] = {std::nullopt, log, log};
   std::string execErr;
   int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects, 0, 0,

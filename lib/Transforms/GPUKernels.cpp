@@ -7,8 +7,8 @@
 #include "qwen/Transforms/GPUKernels.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
-#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -56,10 +56,11 @@ Value ceilDiv(OpBuilder &b, Location l, Value a, Value d) {
 
 /// A gpu.launch of grid x block, its body ready for ops (before the
 /// terminator).
-mlir::gpu::LaunchOp makeLaunch(OpBuilder &b, Location l, std::array<Value, 3> grid,
-                         std::array<Value, 3> block) {
+mlir::gpu::LaunchOp makeLaunch(OpBuilder &b, Location l,
+                               std::array<Value, 3> grid,
+                               std::array<Value, 3> block) {
   auto launch = mlir::gpu::LaunchOp::create(b, l, grid[0], grid[1], grid[2],
-                                      block[0], block[1], block[2]);
+                                            block[0], block[1], block[2]);
   Block &body = launch.getBody().front();
   if (body.empty() || !body.back().hasTrait<OpTrait::IsTerminator>()) {
     OpBuilder::InsertionGuard g(b);
@@ -118,7 +119,9 @@ struct KernelBuilder {
   Value lt(Value x, Value y) {
     return arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, x, y);
   }
-  Value i64(Value x) { return arith::IndexCastOp::create(b, l, b.getI64Type(), x); }
+  Value i64(Value x) {
+    return arith::IndexCastOp::create(b, l, b.getI64Type(), x);
+  }
   /// A load of `t` at byte offset `off` (index) from a global base.
   Value load(Value base, Value off, Type t, unsigned align) {
     Value p = LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
@@ -128,13 +131,15 @@ struct KernelBuilder {
   }
   /// Element `i` of a 32-bit word as a sign-extended `bits`-wide field.
   Value field(Value word, int64_t i, int64_t bits) {
-    Value v = arith::ShLIOp::create(b, l, word, i32c(b, l, 32 - bits - bits * i));
+    Value v =
+        arith::ShLIOp::create(b, l, word, i32c(b, l, 32 - bits - bits * i));
     return arith::ShRSIOp::create(b, l, v, i32c(b, l, 32 - bits));
   }
 };
 
-/// The operands of a fused kernel as 2-D views: x [M, K], codes [N, bytes],
-/// out [M, N], and the kernel's warp coordinates.
+/// The operands of a fused linear kernel as 2-D views: x [M, K] (f32, or
+/// i8 for int8 activations), codes [N, rowBytes] (packed codes, or i8),
+/// scales (weight-only), out [M, N]; M is dynamic, N and K static.
 struct LinearOperands {
   Value x, codes, scales, out, M;
   int64_t N, K, rowBytes;
@@ -149,11 +154,14 @@ Value loadScale(OpBuilder &b, Location l, Value scales, Value n, Value col) {
   else
     ix = {n, col};
   Value s = memref::LoadOp::create(b, l, scales, ix);
-  return s.getType().isF32() ? s : arith::ExtFOp::create(b, l, b.getF32Type(), s).getResult();
+  return s.getType().isF32()
+             ? s
+             : arith::ExtFOp::create(b, l, b.getF32Type(), s).getResult();
 }
 
 /// out[m, n] += v (out holds the bias or zero).
-void accumulateOut(OpBuilder &b, Location l, Value out, Value m, Value n, Value v) {
+void accumulateOut(OpBuilder &b, Location l, Value out, Value m, Value n,
+                   Value v) {
   Value prev = memref::LoadOp::create(b, l, out, ValueRange{m, n});
   Value sum = isa<FloatType>(v.getType())
                   ? arith::AddFOp::create(b, l, prev, v).getResult()
@@ -165,7 +173,8 @@ void accumulateOut(OpBuilder &b, Location l, Value out, Value m, Value n, Value 
 /// ends with the total.
 Value warpSum(OpBuilder &b, Location l, Value v) {
   for (int32_t off = kWarp / 2; off >= 1; off /= 2) {
-    auto sh = mlir::gpu::ShuffleOp::create(b, l, v, i32c(b, l, off), i32c(b, l, kWarp),
+    auto sh = mlir::gpu::ShuffleOp::create(b, l, v, i32c(b, l, off),
+                                           i32c(b, l, kWarp),
                                            mlir::gpu::ShuffleMode::XOR);
     v = isa<FloatType>(v.getType())
             ? arith::AddFOp::create(b, l, v, sh.getShuffleResult()).getResult()
@@ -192,14 +201,16 @@ void emitGemvBody(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
   Value codeRow = kb.mul(n, kb.c(o.rowBytes));
   Value xRow = kb.mul(m, kb.c(o.K * 4));
   int64_t perLane = kLaneBytes * 8 / bits;
-  auto loop = scf::ForOp::create(b, l, kb.mul(lane, kb.c(perLane)), kb.c(o.K),
-                                 kb.c(perLane * kWarp), ValueRange{f32c(b, l, 0)});
+  auto loop =
+      scf::ForOp::create(b, l, kb.mul(lane, kb.c(perLane)), kb.c(o.K),
+                         kb.c(perLane * kWarp), ValueRange{f32c(b, l, 0)});
   {
     OpBuilder::InsertionGuard ig(b);
     b.setInsertionPointToStart(loop.getBody());
     Value k0 = loop.getInductionVar();
-    Value words = kb.load(codeBase, kb.add(codeRow, kb.div(kb.mul(k0, kb.c(bits)), kb.c(8))),
-                          VectorType::get({4}, i32), 16);
+    Value words = kb.load(
+        codeBase, kb.add(codeRow, kb.div(kb.mul(k0, kb.c(bits)), kb.c(8))),
+        VectorType::get({4}, i32), 16);
     Value xOff = kb.add(xRow, kb.mul(k0, kb.c(4)));
     int64_t perWord = 32 / bits;
     // Two partial sums so consecutive FMAs do not wait on each other.
@@ -210,7 +221,8 @@ void emitGemvBody(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
         Value xv = kb.load(xBase, kb.add(xOff, kb.c((w * perWord + q) * 4)),
                            VectorType::get({4}, f32), 16);
         for (int64_t j = q; j < q + 4; ++j) {
-          Value cf = arith::SIToFPOp::create(b, l, f32, kb.field(word, j, bits));
+          Value cf =
+              arith::SIToFPOp::create(b, l, f32, kb.field(word, j, bits));
           Value xs = vector::ExtractOp::create(b, l, xv, j - q);
           part[j & 1] = math::FmaOp::create(b, l, cf, xs, part[j & 1]);
         }
@@ -218,19 +230,23 @@ void emitGemvBody(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
     }
     Value sum = arith::AddFOp::create(b, l, part[0], part[1]);
     Value acc = loop.getRegionIterArgs()[0];
-    acc = group > 0 ? math::FmaOp::create(b, l, sum,
-                                          loadScale(b, l, o.scales, n, kb.div(k0, kb.c(group))),
-                                          acc)
-                          .getResult()
-                    : arith::AddFOp::create(b, l, acc, sum).getResult();
+    acc = group > 0
+              ? math::FmaOp::create(
+                    b, l, sum,
+                    loadScale(b, l, o.scales, n, kb.div(k0, kb.c(group))), acc)
+                    .getResult()
+              : arith::AddFOp::create(b, l, acc, sum).getResult();
     scf::YieldOp::create(b, l, acc);
   }
   Value acc = warpSum(b, l, loop.getResult(0));
-  auto store = scf::IfOp::create(b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
-                                 /*withElse=*/false);
+  auto store = scf::IfOp::create(
+      b, l,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+      /*withElse=*/false);
   b.setInsertionPointToStart(store.thenBlock());
   if (group == 0)
-    acc = arith::MulFOp::create(b, l, acc, loadScale(b, l, o.scales, n, kb.c(0)));
+    acc =
+        arith::MulFOp::create(b, l, acc, loadScale(b, l, o.scales, n, kb.c(0)));
   accumulateOut(b, l, o.out, m, n, acc);
 }
 
@@ -242,14 +258,15 @@ struct MmaLane {
 
 /// The rows of the 16 x 8 accumulator tile a thread holds (c0, c1: row
 /// gid; c2, c3: gid + 8) and its columns (2 tig + {0, 1}).
-void storeMmaTile(KernelBuilder &kb, const LinearOperands &o, MmaLane ml, Value m0,
-                  Value n0, ArrayRef<Value> acc,
+void storeMmaTile(KernelBuilder &kb, const LinearOperands &o, MmaLane ml,
+                  Value m0, Value n0, ArrayRef<Value> acc,
                   llvm::function_ref<Value(Value n, Value v)> epilogue) {
   OpBuilder &b = kb.b;
   for (int64_t i = 0; i < 4; ++i) {
     Value m = kb.add(m0, kb.add(ml.gid, kb.c(i >= 2 ? 8 : 0)));
     Value n = kb.add(n0, kb.add(kb.mul(ml.tig, kb.c(2)), kb.c(i & 1)));
-    Value ok = arith::AndIOp::create(b, kb.l, kb.lt(m, o.M), kb.lt(n, kb.c(o.N)));
+    Value ok =
+        arith::AndIOp::create(b, kb.l, kb.lt(m, o.M), kb.lt(n, kb.c(o.N)));
     auto ifOp = scf::IfOp::create(b, kb.l, ok, /*withElse=*/false);
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPointToStart(ifOp.thenBlock());
@@ -274,8 +291,8 @@ SmallVector<Value> mmaResults(OpBuilder &b, Location l, Value d) {
 /// step is scaled by the step's group scale per column (a step lies in one
 /// group), per-channel / per-tensor scales at the end. Out-of-range tokens
 /// and channels read a clamped row (finite) and are not stored.
-void emitMmaA16Body(KernelBuilder &kb, const LinearOperands &o, Value n0, Value m0,
-                    MmaLane ml, int64_t bits, int64_t group) {
+void emitMmaA16Body(KernelBuilder &kb, const LinearOperands &o, Value n0,
+                    Value m0, MmaLane ml, int64_t bits, int64_t group) {
   OpBuilder &b = kb.b;
   Location l = kb.l;
   MLIRContext *ctx = b.getContext();
@@ -287,7 +304,8 @@ void emitMmaA16Body(KernelBuilder &kb, const LinearOperands &o, Value n0, Value 
                    kb.min(kb.add(m0, kb.add(ml.gid, kb.c(8))), mLast)};
   Value nB = kb.min(kb.add(n0, ml.gid), kb.c(o.N - 1));
   Value nCol[2] = {kb.min(kb.add(n0, kb.mul(ml.tig, kb.c(2))), kb.c(o.N - 1)),
-                   kb.min(kb.add(n0, kb.add(kb.mul(ml.tig, kb.c(2)), kb.c(1))), kb.c(o.N - 1))};
+                   kb.min(kb.add(n0, kb.add(kb.mul(ml.tig, kb.c(2)), kb.c(1))),
+                          kb.c(o.N - 1))};
   Value zero = f32c(b, l, 0);
   auto loop = scf::ForOp::create(b, l, kb.c(0), kb.c(o.K), kb.c(16),
                                  ValueRange{zero, zero, zero, zero});
@@ -297,9 +315,11 @@ void emitMmaA16Body(KernelBuilder &kb, const LinearOperands &o, Value n0, Value 
     Value k0 = loop.getInductionVar();
     Value col = kb.add(k0, kb.mul(ml.tig, kb.c(2)));
     SmallVector<Value> a, bf;
-    // a0: (gid, col), a1: (gid + 8, col), a2: (gid, col + 8), a3: (gid + 8, col + 8)
+    // a0: (gid, col), a1: (gid + 8, col), a2: (gid, col + 8), a3: (gid + 8, col
+    // + 8)
     for (int64_t r = 0; r < 4; ++r) {
-      Value off = kb.mul(kb.add(kb.mul(rowA[r & 1], kb.c(o.K)), kb.add(col, kb.c(r >= 2 ? 8 : 0))),
+      Value off = kb.mul(kb.add(kb.mul(rowA[r & 1], kb.c(o.K)),
+                                kb.add(col, kb.c(r >= 2 ? 8 : 0))),
                          kb.c(4));
       Value xv = kb.load(xBase, off, VectorType::get({2}, f32), 8);
       a.push_back(arith::TruncFOp::create(b, l, h2, xv));
@@ -307,35 +327,44 @@ void emitMmaA16Body(KernelBuilder &kb, const LinearOperands &o, Value n0, Value 
     // b0: rows (k) col, col + 1 of channel nB; b1: col + 8, col + 9.
     for (int64_t r = 0; r < 2; ++r) {
       Value k = kb.add(col, kb.c(r * 8));
-      Value off = kb.add(kb.mul(nB, kb.c(o.rowBytes)), kb.div(kb.mul(k, kb.c(bits)), kb.c(8)));
+      Value off = kb.add(kb.mul(nB, kb.c(o.rowBytes)),
+                         kb.div(kb.mul(k, kb.c(bits)), kb.c(8)));
       // Both codes in one byte (4-bit, k even) or two bytes (8-bit).
       Type t = bits == 4 ? Type(b.getI8Type()) : Type(b.getI16Type());
-      Value word = arith::ExtUIOp::create(b, l, i32, kb.load(codeBase, off, t, bits == 4 ? 1 : 2));
+      Value word = arith::ExtUIOp::create(
+          b, l, i32, kb.load(codeBase, off, t, bits == 4 ? 1 : 2));
       Value c0 = kb.field(word, 0, bits), c1 = kb.field(word, 1, bits);
       Value pair = vector::FromElementsOp::create(
-          b, l, h2, ValueRange{arith::SIToFPOp::create(b, l, f16, c0), arith::SIToFPOp::create(b, l, f16, c1)});
+          b, l, h2,
+          ValueRange{arith::SIToFPOp::create(b, l, f16, c0),
+                     arith::SIToFPOp::create(b, l, f16, c1)});
       bf.push_back(pair);
     }
     SmallVector<Value> c0(4, zero);
     auto resT = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
-    Value d = NVVM::MmaOp::create(b, l, resT, a, bf, c0, {16, 8, 16}, std::nullopt,
-                                  std::nullopt, std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16},
-                                  std::array{NVVM::MMALayout::row, NVVM::MMALayout::col});
+    Value d = NVVM::MmaOp::create(
+        b, l, resT, a, bf, c0, {16, 8, 16}, std::nullopt, std::nullopt,
+        std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16},
+        std::array{NVVM::MMALayout::row, NVVM::MMALayout::col});
     SmallVector<Value> part = mmaResults(b, l, d), acc;
     for (int64_t i = 0; i < 4; ++i) {
       Value prev = loop.getRegionIterArgs()[i];
-      acc.push_back(group > 0
-                        ? math::FmaOp::create(b, l, part[i],
-                                              loadScale(b, l, o.scales, nCol[i & 1], kb.div(k0, kb.c(group))),
-                                              prev)
-                              .getResult()
-                        : arith::AddFOp::create(b, l, prev, part[i]).getResult());
+      acc.push_back(
+          group > 0 ? math::FmaOp::create(b, l, part[i],
+                                          loadScale(b, l, o.scales, nCol[i & 1],
+                                                    kb.div(k0, kb.c(group))),
+                                          prev)
+                          .getResult()
+                    : arith::AddFOp::create(b, l, prev, part[i]).getResult());
     }
     scf::YieldOp::create(b, l, acc);
   }
   SmallVector<Value> accs(loop.getResults());
   storeMmaTile(kb, o, ml, m0, n0, accs, [&](Value n, Value v) {
-    return group > 0 ? v : arith::MulFOp::create(b, l, v, loadScale(b, l, o.scales, n, kb.c(0))).getResult();
+    return group > 0 ? v
+                     : arith::MulFOp::create(
+                           b, l, v, loadScale(b, l, o.scales, n, kb.c(0)))
+                           .getResult();
   });
 }
 
@@ -343,14 +372,19 @@ void emitMmaA16Body(KernelBuilder &kb, const LinearOperands &o, Value n0, Value 
 /// [ceil(N / 4), M]) or the tensor-core GEMM (grid [ceil(N / 32),
 /// ceil(M / 16)]): the branch is uniform, chosen on the host for the grid
 /// and again in the kernel, so decode pays for one launch.
-void emitLinearLaunch(OpBuilder &b, Location l, const LinearOperands &o,
-                      llvm::function_ref<void(KernelBuilder &, Value n, Value m, Value lane)> gemv,
-                      llvm::function_ref<void(KernelBuilder &, Value n0, Value m0, MmaLane)> mma) {
+void emitLinearLaunch(
+    OpBuilder &b, Location l, const LinearOperands &o,
+    llvm::function_ref<void(KernelBuilder &, Value n, Value m, Value lane)>
+        gemv,
+    llvm::function_ref<void(KernelBuilder &, Value n0, Value m0, MmaLane)>
+        mma) {
   KernelBuilder hk{b, l};
   Value small = hk.lt(o.M, hk.c(kMmaMinTokens));
-  Value gx = arith::SelectOp::create(b, l, small, hk.c((o.N + kGemvWarps - 1) / kGemvWarps),
-                                     hk.c((o.N + 8 * kGemvWarps - 1) / (8 * kGemvWarps)));
-  Value gy = arith::SelectOp::create(b, l, small, o.M, ceilDiv(b, l, o.M, hk.c(16)));
+  Value gx = arith::SelectOp::create(
+      b, l, small, hk.c((o.N + kGemvWarps - 1) / kGemvWarps),
+      hk.c((o.N + 8 * kGemvWarps - 1) / (8 * kGemvWarps)));
+  Value gy =
+      arith::SelectOp::create(b, l, small, o.M, ceilDiv(b, l, o.M, hk.c(16)));
   gy = arith::MaxUIOp::create(b, l, gy, hk.c(1));
   Value one = hk.c(1);
   mlir::gpu::LaunchOp launch =
@@ -361,14 +395,16 @@ void emitLinearLaunch(OpBuilder &b, Location l, const LinearOperands &o,
   Value tid = launch.getThreadIds().x;
   Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
   Value bx = launch.getBlockIds().x, by = launch.getBlockIds().y;
-  auto ifOp = scf::IfOp::create(b, l, kb.lt(o.M, kb.c(kMmaMinTokens)), /*withElse=*/true);
+  auto ifOp = scf::IfOp::create(b, l, kb.lt(o.M, kb.c(kMmaMinTokens)),
+                                /*withElse=*/true);
   b.setInsertionPointToStart(ifOp.thenBlock());
   // No token (M = 0) still launches one block row: it does nothing.
   auto hasToken = scf::IfOp::create(b, l, kb.lt(by, o.M), /*withElse=*/false);
   b.setInsertionPointToStart(hasToken.thenBlock());
   gemv(kb, kb.add(kb.mul(bx, kb.c(kGemvWarps)), warp), by, lane);
   b.setInsertionPointToStart(ifOp.elseBlock());
-  mma(kb, kb.add(kb.mul(bx, kb.c(8 * kGemvWarps)), kb.mul(warp, kb.c(8))), kb.mul(by, kb.c(16)),
+  mma(kb, kb.add(kb.mul(bx, kb.c(8 * kGemvWarps)), kb.mul(warp, kb.c(8))),
+      kb.mul(by, kb.c(16)),
       MmaLane{kb.div(lane, kb.c(4)), kb.rem(lane, kb.c(4))});
 }
 
@@ -409,7 +445,8 @@ LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g) {
 /// qw [N, K] i8) outs(acc [..., N] i32), maps (t.., n, k) -> (t.., k),
 /// (n, k), (t.., n), body acc + extsi(a) * extsi(b).
 bool isInt8Matmul(linalg::GenericOp g) {
-  if (g.getNumDpsInputs() != 2 || g.getNumDpsInits() != 1 || !g.hasPureBufferSemantics())
+  if (g.getNumDpsInputs() != 2 || g.getNumDpsInits() != 1 ||
+      !g.hasPureBufferSemantics())
     return false;
   auto xt = dyn_cast<MemRefType>(g.getDpsInputs()[0].getType());
   auto wt = dyn_cast<MemRefType>(g.getDpsInputs()[1].getType());
@@ -436,16 +473,19 @@ bool isInt8Matmul(linalg::GenericOp g) {
       g.getIteratorTypesArray().back() != utils::IteratorType::reduction)
     return false;
   Block &body = g.getRegion().front();
-  auto ops = llvm::map_to_vector(body.without_terminator(), [](Operation &op) { return &op; });
+  auto ops = llvm::map_to_vector(body.without_terminator(),
+                                 [](Operation &op) { return &op; });
   if (ops.size() != 4)
     return false;
-  auto e0 = dyn_cast<arith::ExtSIOp>(ops[0]), e1 = dyn_cast<arith::ExtSIOp>(ops[1]);
+  auto e0 = dyn_cast<arith::ExtSIOp>(ops[0]),
+       e1 = dyn_cast<arith::ExtSIOp>(ops[1]);
   auto mul = dyn_cast<arith::MulIOp>(ops[2]);
   auto add = dyn_cast<arith::AddIOp>(ops[3]);
   auto yield = cast<linalg::YieldOp>(body.getTerminator());
   return e0 && e1 && mul && add && e0.getIn() == body.getArgument(0) &&
          e1.getIn() == body.getArgument(1) &&
-         ((mul.getLhs() == e0 && mul.getRhs() == e1) || (mul.getLhs() == e1 && mul.getRhs() == e0)) &&
+         ((mul.getLhs() == e0 && mul.getRhs() == e1) ||
+          (mul.getLhs() == e1 && mul.getRhs() == e0)) &&
          ((add.getLhs() == body.getArgument(2) && add.getRhs() == mul) ||
           (add.getRhs() == body.getArgument(2) && add.getLhs() == mul)) &&
          yield.getValues().size() == 1 && yield.getValues()[0] == add;
@@ -455,8 +495,8 @@ bool isInt8Matmul(linalg::GenericOp g) {
 /// lane takes 16-byte blocks of q_x[m, :] and of the codes q_w[n, :]
 /// (ld.global.nc.v4) and accumulates four dp4a (s8 x s8 -> s32); a warp
 /// shuffle reduction; lane 0 adds into acc[m, n].
-void emitGemvI8Body(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
-                    Value lane) {
+void emitGemvI8Body(KernelBuilder &kb, const LinearOperands &o, Value n,
+                    Value m, Value lane) {
   OpBuilder &b = kb.b;
   Location l = kb.l;
   Type i32 = b.getI32Type();
@@ -465,28 +505,34 @@ void emitGemvI8Body(KernelBuilder &kb, const LinearOperands &o, Value n, Value m
   b.setInsertionPointToStart(ifOp.thenBlock());
   Value wBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x);
   Value wRow = kb.mul(n, kb.c(o.K)), xRow = kb.mul(m, kb.c(o.K));
-  auto loop = scf::ForOp::create(b, l, kb.mul(lane, kb.c(kLaneBytes)), kb.c(o.K),
-                                 kb.c(kLaneBytes * kWarp),
-                                 ValueRange{arith::ConstantIntOp::create(b, l, i32, 0)});
+  auto loop = scf::ForOp::create(
+      b, l, kb.mul(lane, kb.c(kLaneBytes)), kb.c(o.K), kb.c(kLaneBytes * kWarp),
+      ValueRange{arith::ConstantIntOp::create(b, l, i32, 0)});
   {
     OpBuilder::InsertionGuard ig(b);
     b.setInsertionPointToStart(loop.getBody());
     Value k0 = loop.getInductionVar();
-    auto v4 = VectorType::get({4}, i32), b4 = VectorType::get({4}, b.getI8Type());
+    auto v4 = VectorType::get({4}, i32),
+         b4 = VectorType::get({4}, b.getI8Type());
     Value wv = kb.load(wBase, kb.add(wRow, k0), v4, 16);
     Value xv = kb.load(xBase, kb.add(xRow, k0), v4, 16);
     Value acc = loop.getRegionIterArgs()[0];
-    auto s8 = NVVM::DotAccumulateTypeAttr::get(b.getContext(), NVVM::DotAccumulateType::SIGNED);
+    auto s8 = NVVM::DotAccumulateTypeAttr::get(b.getContext(),
+                                               NVVM::DotAccumulateType::SIGNED);
     for (int64_t w = 0; w < 4; ++w) {
-      Value a = LLVM::BitcastOp::create(b, l, b4, vector::ExtractOp::create(b, l, xv, w));
-      Value c = LLVM::BitcastOp::create(b, l, b4, vector::ExtractOp::create(b, l, wv, w));
+      Value a = LLVM::BitcastOp::create(b, l, b4,
+                                        vector::ExtractOp::create(b, l, xv, w));
+      Value c = LLVM::BitcastOp::create(b, l, b4,
+                                        vector::ExtractOp::create(b, l, wv, w));
       acc = NVVM::DotAccumulate4WayOp::create(b, l, i32, a, s8, c, s8, acc);
     }
     scf::YieldOp::create(b, l, acc);
   }
   Value acc = warpSum(b, l, loop.getResult(0));
-  auto store = scf::IfOp::create(b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
-                                 /*withElse=*/false);
+  auto store = scf::IfOp::create(
+      b, l,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+      /*withElse=*/false);
   b.setInsertionPointToStart(store.thenBlock());
   accumulateOut(b, l, o.out, m, n, acc);
 }
@@ -496,8 +542,8 @@ void emitGemvI8Body(KernelBuilder &kb, const LinearOperands &o, Value n, Value m
 /// fragments are 32-bit loads of 4 consecutive bytes (PTX ISA layouts):
 /// A = q_x rows gid / gid + 8 at columns 4 tig (+16), B = q_w row n0 + gid at
 /// the same columns.
-void emitMmaI8Body(KernelBuilder &kb, const LinearOperands &o, Value n0, Value m0,
-                   MmaLane ml) {
+void emitMmaI8Body(KernelBuilder &kb, const LinearOperands &o, Value n0,
+                   Value m0, MmaLane ml) {
   OpBuilder &b = kb.b;
   Location l = kb.l;
   Type i32 = b.getI32Type();
@@ -515,15 +561,21 @@ void emitMmaI8Body(KernelBuilder &kb, const LinearOperands &o, Value n0, Value m
     Value col = kb.add(loop.getInductionVar(), kb.mul(ml.tig, kb.c(4)));
     SmallVector<Value> a, bf;
     for (int64_t r = 0; r < 4; ++r)
-      a.push_back(kb.load(xBase, kb.add(kb.mul(rowA[r & 1], kb.c(o.K)), kb.add(col, kb.c(r >= 2 ? 16 : 0))),
+      a.push_back(kb.load(xBase,
+                          kb.add(kb.mul(rowA[r & 1], kb.c(o.K)),
+                                 kb.add(col, kb.c(r >= 2 ? 16 : 0))),
                           i32, 4));
     for (int64_t r = 0; r < 2; ++r)
-      bf.push_back(kb.load(wBase, kb.add(kb.mul(nB, kb.c(o.K)), kb.add(col, kb.c(r * 16))), i32, 4));
-    auto resT = LLVM::LLVMStructType::getLiteral(b.getContext(), {i32, i32, i32, i32});
-    Value d = NVVM::MmaOp::create(b, l, resT, a, bf, loop.getRegionIterArgs(), {16, 8, 32},
-                                  std::nullopt, NVVM::MMAIntOverflow::wrapped,
-                                  std::array{NVVM::MMATypes::s8, NVVM::MMATypes::s8},
-                                  std::array{NVVM::MMALayout::row, NVVM::MMALayout::col});
+      bf.push_back(kb.load(
+          wBase, kb.add(kb.mul(nB, kb.c(o.K)), kb.add(col, kb.c(r * 16))), i32,
+          4));
+    auto resT =
+        LLVM::LLVMStructType::getLiteral(b.getContext(), {i32, i32, i32, i32});
+    Value d = NVVM::MmaOp::create(
+        b, l, resT, a, bf, loop.getRegionIterArgs(), {16, 8, 32}, std::nullopt,
+        NVVM::MMAIntOverflow::wrapped,
+        std::array{NVVM::MMATypes::s8, NVVM::MMATypes::s8},
+        std::array{NVVM::MMALayout::row, NVVM::MMALayout::col});
     scf::YieldOp::create(b, l, mmaResults(b, l, d));
   }
   SmallVector<Value> accs(loop.getResults());
@@ -533,9 +585,11 @@ void emitMmaI8Body(KernelBuilder &kb, const LinearOperands &o, Value n0, Value m
 /// The int8 matmul as the GEMV / tensor-core launch (K a multiple of 32 and
 /// identity layouts; else the generic stays).
 LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g) {
-  Value x = g.getDpsInputs()[0], w = g.getDpsInputs()[1], out = g.getDpsInits()[0];
+  Value x = g.getDpsInputs()[0], w = g.getDpsInputs()[1],
+        out = g.getDpsInits()[0];
   auto wt = cast<MemRefType>(w.getType());
-  if (!llvm::all_of(ValueRange{x, w, out}, isIdentityMemRef) || wt.getDimSize(1) % 32 != 0)
+  if (!llvm::all_of(ValueRange{x, w, out}, isIdentityMemRef) ||
+      wt.getDimSize(1) % 32 != 0)
     return failure();
   Location l = g.getLoc();
   b.setInsertionPoint(g);
@@ -548,8 +602,12 @@ LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g) {
   o.K = o.rowBytes = wt.getDimSize(1);
   emitLinearLaunch(
       b, l, o,
-      [&](KernelBuilder &kb, Value n, Value m, Value lane) { emitGemvI8Body(kb, o, n, m, lane); },
-      [&](KernelBuilder &kb, Value n0, Value m0, MmaLane ml) { emitMmaI8Body(kb, o, n0, m0, ml); });
+      [&](KernelBuilder &kb, Value n, Value m, Value lane) {
+        emitGemvI8Body(kb, o, n, m, lane);
+      },
+      [&](KernelBuilder &kb, Value n0, Value m0, MmaLane ml) {
+        emitMmaI8Body(kb, o, n0, m0, ml);
+      });
   g.erase();
   return success();
 }
@@ -621,7 +679,8 @@ LogicalResult emitWarpReduction(OpBuilder &b, linalg::GenericOp g) {
   int64_t nLoops = g.getNumLoops();
   if (g.getNumDpsInits() != 1 || g.getNumReductionLoops() != 1 || nLoops < 2 ||
       g.getIteratorTypesArray().back() != utils::IteratorType::reduction ||
-      g.getMatchingIndexingMap(g.getDpsInitOperand(0)).isFunctionOfDim(nLoops - 1))
+      g.getMatchingIndexingMap(g.getDpsInitOperand(0))
+          .isFunctionOfDim(nLoops - 1))
     return failure();
   SmallVector<int64_t> static_ = g.getStaticLoopRanges();
   if (!ShapedType::isDynamic(static_.back()) && static_.back() < kWarp)
@@ -633,21 +692,24 @@ LogicalResult emitWarpReduction(OpBuilder &b, linalg::GenericOp g) {
   b.setInsertionPoint(g);
   KernelBuilder hk{b, l};
   SmallVector<Value> sizes;
-  for (Range r : cast<linalg::LinalgOp>(g.getOperation()).createLoopRanges(b, l))
+  for (Range r :
+       cast<linalg::LinalgOp>(g.getOperation()).createLoopRanges(b, l))
     sizes.push_back(getValueOrCreateConstantIndexOp(b, l, r.size));
   Value outputs = hk.c(1);
   for (int64_t i = 0; i + 1 < nLoops; ++i)
     outputs = hk.mul(outputs, sizes[i]);
-  Value grid = arith::MaxUIOp::create(b, l, ceilDiv(b, l, outputs, hk.c(kReduceWarps)), hk.c(1));
+  Value grid = arith::MaxUIOp::create(
+      b, l, ceilDiv(b, l, outputs, hk.c(kReduceWarps)), hk.c(1));
   Value one = hk.c(1);
-  mlir::gpu::LaunchOp launch =
-      makeLaunch(b, l, {grid, one, one}, {hk.c(kReduceWarps * kWarp), one, one});
+  mlir::gpu::LaunchOp launch = makeLaunch(
+      b, l, {grid, one, one}, {hk.c(kReduceWarps * kWarp), one, one});
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(launch.getBody().front().getTerminator());
   KernelBuilder kb{b, l};
   Value tid = launch.getThreadIds().x;
   Value lane = kb.rem(tid, kb.c(kWarp));
-  Value lin = kb.add(kb.mul(launch.getBlockIds().x, kb.c(kReduceWarps)), kb.div(tid, kb.c(kWarp)));
+  Value lin = kb.add(kb.mul(launch.getBlockIds().x, kb.c(kReduceWarps)),
+                     kb.div(tid, kb.c(kWarp)));
   auto ifOp = scf::IfOp::create(b, l, kb.lt(lin, outputs), /*withElse=*/false);
   b.setInsertionPointToStart(ifOp.thenBlock());
   SmallVector<Value> ivs(nLoops);
@@ -660,11 +722,13 @@ LogicalResult emitWarpReduction(OpBuilder &b, linalg::GenericOp g) {
   auto at = [&](OpBuilder &nb, AffineMap map, ValueRange all) {
     SmallVector<Value> ix;
     for (AffineExpr e : map.getResults())
-      ix.push_back(affine::AffineApplyOp::create(nb, l, AffineMap::get(nLoops, 0, e), all));
+      ix.push_back(affine::AffineApplyOp::create(
+          nb, l, AffineMap::get(nLoops, 0, e), all));
     return ix;
   };
   Value init = arith::ConstantOp::create(b, l, comb->identity);
-  auto loop = scf::ForOp::create(b, l, lane, sizes.back(), kb.c(kWarp), ValueRange{init});
+  auto loop = scf::ForOp::create(b, l, lane, sizes.back(), kb.c(kWarp),
+                                 ValueRange{init});
   {
     OpBuilder::InsertionGuard ig(b);
     b.setInsertionPointToStart(loop.getBody());
@@ -675,7 +739,8 @@ LogicalResult emitWarpReduction(OpBuilder &b, linalg::GenericOp g) {
     for (OpOperand *in : g.getDpsInputOperands()) {
       Value v = in->get();
       if (isa<MemRefType>(v.getType()))
-        v = memref::LoadOp::create(b, l, v, at(b, g.getMatchingIndexingMap(in), all));
+        v = memref::LoadOp::create(b, l, v,
+                                   at(b, g.getMatchingIndexingMap(in), all));
       map.map(body.getArgument(in->getOperandNumber()), v);
     }
     for (Operation &op : body.without_terminator()) {
@@ -687,22 +752,27 @@ LogicalResult emitWarpReduction(OpBuilder &b, linalg::GenericOp g) {
       }
       b.clone(op, map);
     }
-    scf::YieldOp::create(b, l, combine(b, *comb, loop.getRegionIterArgs()[0],
-                                       map.lookupOrDefault(comb->expr)));
+    scf::YieldOp::create(b, l,
+                         combine(b, *comb, loop.getRegionIterArgs()[0],
+                                 map.lookupOrDefault(comb->expr)));
   }
   Value acc = loop.getResult(0);
   for (int32_t off = kWarp / 2; off >= 1; off /= 2) {
-    auto sh = mlir::gpu::ShuffleOp::create(b, l, acc, i32c(b, l, off), i32c(b, l, kWarp),
+    auto sh = mlir::gpu::ShuffleOp::create(b, l, acc, i32c(b, l, off),
+                                           i32c(b, l, kWarp),
                                            mlir::gpu::ShuffleMode::XOR);
     acc = combine(b, *comb, acc, sh.getShuffleResult());
   }
-  auto store = scf::IfOp::create(b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
-                                 /*withElse=*/false);
+  auto store = scf::IfOp::create(
+      b, l,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+      /*withElse=*/false);
   b.setInsertionPointToStart(store.thenBlock());
   SmallVector<Value> all(ivs);
   all.back() = kb.c(0);
   Value out = g.getDpsInits()[0];
-  SmallVector<Value> oix = at(b, g.getMatchingIndexingMap(g.getDpsInitOperand(0)), all);
+  SmallVector<Value> oix =
+      at(b, g.getMatchingIndexingMap(g.getDpsInitOperand(0)), all);
   Value prev = memref::LoadOp::create(b, l, out, oix);
   memref::StoreOp::create(b, l, combine(b, *comb, prev, acc), out, oix);
   g.erase();
@@ -716,7 +786,8 @@ struct GPUFusedKernelsPass
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GPUFusedKernelsPass)
   StringRef getArgument() const final { return "qwen-gpu-fused-kernels"; }
   StringRef getDescription() const final {
-    return "Implement the linalg.generic ops tagged qwen.gpu_kernel (weight-only "
+    return "Implement the linalg.generic ops tagged qwen.gpu_kernel "
+           "(weight-only "
            "linear layers) with hand-written CUDA kernels (bufferized IR)";
   }
   void getDependentDialects(DialectRegistry &r) const override {
@@ -750,7 +821,8 @@ struct GPUFusedKernelsPass
       (void)emitInt8Matmul(b, g);
     SmallVector<linalg::GenericOp> reductions;
     getOperation().walk([&](linalg::GenericOp g) {
-      if (g.hasPureBufferSemantics() && !g->getParentOfType<mlir::gpu::LaunchOp>())
+      if (g.hasPureBufferSemantics() &&
+          !g->getParentOfType<mlir::gpu::LaunchOp>())
         reductions.push_back(g);
     });
     for (linalg::GenericOp g : reductions)
@@ -794,30 +866,36 @@ LogicalResult mapParallel(scf::ParallelOp p) {
   Location l = p.getLoc();
   SmallVector<Value> trips;
   Value total = idx(b, l, 1);
-  for (auto [lb, ub, st] : llvm::zip(p.getLowerBound(), p.getUpperBound(), p.getStep())) {
+  for (auto [lb, ub, st] :
+       llvm::zip(p.getLowerBound(), p.getUpperBound(), p.getStep())) {
     Value n = ceilDiv(b, l, arith::SubIOp::create(b, l, ub, lb), st);
     trips.push_back(n);
     total = arith::MulIOp::create(b, l, total, n);
   }
   Value bs = idx(b, l, kBlockThreads);
-  Value grid = arith::MaxUIOp::create(b, l, ceilDiv(b, l, total, bs), idx(b, l, 1));
+  Value grid =
+      arith::MaxUIOp::create(b, l, ceilDiv(b, l, total, bs), idx(b, l, 1));
   Value one = idx(b, l, 1);
-  mlir::gpu::LaunchOp launch = makeLaunch(b, l, {grid, one, one}, {bs, one, one});
+  mlir::gpu::LaunchOp launch =
+      makeLaunch(b, l, {grid, one, one}, {bs, one, one});
   b.setInsertionPoint(launch.getBody().front().getTerminator());
   Value lin = arith::AddIOp::create(
       b, l, arith::MulIOp::create(b, l, launch.getBlockIds().x, bs),
       launch.getThreadIds().x);
-  Value inRange = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, lin, total);
+  Value inRange =
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, lin, total);
   auto ifOp = scf::IfOp::create(b, l, inRange, /*withElse=*/false);
   b.setInsertionPointToStart(ifOp.thenBlock());
   IRMapping map;
   Value rest = lin;
   for (int64_t i = trips.size() - 1; i >= 0; --i) {
-    Value r = i == 0 ? rest : arith::RemUIOp::create(b, l, rest, trips[i]).getResult();
+    Value r = i == 0 ? rest
+                     : arith::RemUIOp::create(b, l, rest, trips[i]).getResult();
     if (i > 0)
       rest = arith::DivUIOp::create(b, l, rest, trips[i]);
-    Value iv = arith::AddIOp::create(
-        b, l, p.getLowerBound()[i], arith::MulIOp::create(b, l, r, p.getStep()[i]));
+    Value iv =
+        arith::AddIOp::create(b, l, p.getLowerBound()[i],
+                              arith::MulIOp::create(b, l, r, p.getStep()[i]));
     map.map(p.getInductionVars()[i], iv);
   }
   for (Operation &op : p.getBody()->without_terminator())
@@ -831,7 +909,8 @@ LogicalResult mapParallel(scf::ParallelOp p) {
 void wrapSingleThread(Operation *op) {
   OpBuilder b(op);
   Value one = idx(b, op->getLoc(), 1);
-  mlir::gpu::LaunchOp launch = makeLaunch(b, op->getLoc(), {one, one, one}, {one, one, one});
+  mlir::gpu::LaunchOp launch =
+      makeLaunch(b, op->getLoc(), {one, one, one}, {one, one, one});
   op->moveBefore(launch.getBody().front().getTerminator());
   parallelToFors(launch);
 }
@@ -846,19 +925,22 @@ void wrapStore(memref::StoreOp store) {
   while (!work.empty()) {
     Operation *def = work.pop_back_val().getDefiningOp();
     // A global stays on the host (mapMemory gives it a device copy).
-    if (!def || def->getBlock() != blk || slice.contains(def) || def->getNumRegions() ||
-        isa<memref::GetGlobalOp>(def) || !(isPure(def) || isa<memref::LoadOp>(def)))
+    if (!def || def->getBlock() != blk || slice.contains(def) ||
+        def->getNumRegions() || isa<memref::GetGlobalOp>(def) ||
+        !(isPure(def) || isa<memref::LoadOp>(def)))
       continue;
     slice.insert(def);
     llvm::append_range(work, def->getOperands());
   }
   OpBuilder b(store);
   Value one = idx(b, store.getLoc(), 1);
-  mlir::gpu::LaunchOp launch = makeLaunch(b, store.getLoc(), {one, one, one}, {one, one, one});
+  mlir::gpu::LaunchOp launch =
+      makeLaunch(b, store.getLoc(), {one, one, one}, {one, one, one});
   b.setInsertionPoint(launch.getBody().front().getTerminator());
   IRMapping map;
   SmallVector<Operation *> ordered(slice.begin(), slice.end());
-  llvm::sort(ordered, [](Operation *a, Operation *c) { return a->isBeforeInBlock(c); });
+  llvm::sort(ordered,
+             [](Operation *a, Operation *c) { return a->isBeforeInBlock(c); });
   for (Operation *op : ordered)
     b.clone(*op, map);
   b.clone(*store, map);
@@ -876,13 +958,17 @@ bool accessesMemory(Operation *op) {
              vector::StoreOp>(op);
 }
 bool containsMemoryAccess(Operation *op) {
-  return op->walk([](Operation *o) {
-             return accessesMemory(o) ? WalkResult::interrupt() : WalkResult::advance();
-           }).wasInterrupted();
+  return op
+      ->walk([](Operation *o) {
+        return accessesMemory(o) ? WalkResult::interrupt()
+                                 : WalkResult::advance();
+      })
+      .wasInterrupted();
 }
 
 bool insideKernel(Operation *op) {
-  return op->getParentOfType<mlir::gpu::LaunchOp>() || op->getParentOfType<mlir::gpu::GPUModuleOp>();
+  return op->getParentOfType<mlir::gpu::LaunchOp>() ||
+         op->getParentOfType<mlir::gpu::GPUModuleOp>();
 }
 
 LogicalResult mapBlock(Block &blk) {
@@ -900,8 +986,9 @@ LogicalResult mapBlock(Block &blk) {
     }
     if (!containsMemoryAccess(&op) || op.getNumResults() != 0)
       continue; // a host value (a load feeding host code) is the check's error
-    bool hasParallel = op.walk([](scf::ParallelOp) { return WalkResult::interrupt(); })
-                           .wasInterrupted();
+    bool hasParallel = op.walk([](scf::ParallelOp) {
+                           return WalkResult::interrupt();
+                         }).wasInterrupted();
     if (!hasParallel) {
       wrapSingleThread(&op);
       continue;
@@ -933,33 +1020,38 @@ void mapMemory(func::FuncOp f) {
   OpBuilder b(f.getContext());
   for (memref::AllocOp a : allocs) {
     b.setInsertionPoint(a);
-    auto ga = mlir::gpu::AllocOp::create(b, a.getLoc(), a.getType(), Type(), ValueRange{},
-                                   a.getDynamicSizes(), a.getSymbolOperands(),
-                                   /*hostShared=*/false);
+    auto ga = mlir::gpu::AllocOp::create(b, a.getLoc(), a.getType(), Type(),
+                                         ValueRange{}, a.getDynamicSizes(),
+                                         a.getSymbolOperands(),
+                                         /*hostShared=*/false);
     a.replaceAllUsesWith(ga.getMemref());
     a.erase();
   }
   for (memref::DeallocOp d : deallocs) {
     b.setInsertionPoint(d);
-    mlir::gpu::DeallocOp::create(b, d.getLoc(), Type(), ValueRange{}, d.getMemref());
+    mlir::gpu::DeallocOp::create(b, d.getLoc(), Type(), ValueRange{},
+                                 d.getMemref());
     d.erase();
   }
   SmallVector<Operation *> returns;
   f.walk([&](func::ReturnOp r) { returns.push_back(r); });
   for (memref::GetGlobalOp g : globals) {
     b.setInsertionPointAfter(g);
-    auto ga = mlir::gpu::AllocOp::create(b, g.getLoc(), g.getType(), Type(), ValueRange{},
-                                   ValueRange{}, ValueRange{}, /*hostShared=*/false);
-    auto cp = mlir::gpu::MemcpyOp::create(b, g.getLoc(), Type(), ValueRange{}, ga.getMemref(),
-                                    g.getResult());
+    auto ga = mlir::gpu::AllocOp::create(b, g.getLoc(), g.getType(), Type(),
+                                         ValueRange{}, ValueRange{},
+                                         ValueRange{}, /*hostShared=*/false);
+    auto cp = mlir::gpu::MemcpyOp::create(b, g.getLoc(), Type(), ValueRange{},
+                                          ga.getMemref(), g.getResult());
     g.getResult().replaceAllUsesExcept(ga.getMemref(), cp);
-    bool returned = llvm::any_of(ga.getMemref().getUsers(),
-                                 [](Operation *u) { return isa<func::ReturnOp>(u); });
+    bool returned = llvm::any_of(ga.getMemref().getUsers(), [](Operation *u) {
+      return isa<func::ReturnOp>(u);
+    });
     if (returned)
       continue; // the caller owns it
     for (Operation *r : returns) {
       b.setInsertionPoint(r);
-      mlir::gpu::DeallocOp::create(b, g.getLoc(), Type(), ValueRange{}, ga.getMemref());
+      mlir::gpu::DeallocOp::create(b, g.getLoc(), Type(), ValueRange{},
+                                   ga.getMemref());
     }
   }
 }
@@ -975,7 +1067,9 @@ LogicalResult approximateMath(mlir::gpu::LaunchOp launch) {
   // No folding: it would hoist the kernel's constants out of the launch,
   // and outlining would pass them as parameters.
   GreedyRewriteConfig config;
-  config.setScope(&launch.getBody()).enableFolding(false).enableConstantCSE(false);
+  config.setScope(&launch.getBody())
+      .enableFolding(false)
+      .enableConstantCSE(false);
   return applyPatternsGreedily(launch.getBody(), std::move(patterns), config);
 }
 
@@ -996,7 +1090,8 @@ void mathToIntrinsics(Operation *root) {
     Location l = op->getLoc();
     Type f32 = b.getF32Type();
     auto call = [&](StringRef name, ValueRange args) {
-      return LLVM::CallIntrinsicOp::create(b, l, f32, b.getStringAttr(name), args)
+      return LLVM::CallIntrinsicOp::create(b, l, f32, b.getStringAttr(name),
+                                           args)
           .getResult(0);
     };
     StringRef name =
@@ -1018,7 +1113,8 @@ void mathToIntrinsics(Operation *root) {
   }
 }
 
-struct GPUMapKernelsPass : PassWrapper<GPUMapKernelsPass, OperationPass<ModuleOp>> {
+struct GPUMapKernelsPass
+    : PassWrapper<GPUMapKernelsPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GPUMapKernelsPass)
   StringRef getArgument() const final { return "qwen-gpu-map-kernels"; }
   StringRef getDescription() const final {
@@ -1032,7 +1128,8 @@ struct GPUMapKernelsPass : PassWrapper<GPUMapKernelsPass, OperationPass<ModuleOp
   }
   void runOnOperation() override {
     ModuleOp m = getOperation();
-    m->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(), UnitAttr::get(&getContext()));
+    m->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
+               UnitAttr::get(&getContext()));
     for (func::FuncOp f : m.getOps<func::FuncOp>()) {
       if (f.isDeclaration())
         continue;
@@ -1048,19 +1145,21 @@ struct GPUMapKernelsPass : PassWrapper<GPUMapKernelsPass, OperationPass<ModuleOp
       ok &= succeeded(approximateMath(l));
       mathToIntrinsics(l);
     }
-    m.walk<WalkOrder::PreOrder>([&](Operation *op) {
-      if (isa<mlir::gpu::LaunchOp>(op))
-        return WalkResult::skip();
-      if (accessesMemory(op)) {
-        op->emitError() << "'" << op->getName()
-                        << "' reads or writes memory on the host: no GPU kernel "
-                           "covers it (CUDA bundles keep every buffer in device "
-                           "memory)";
-        ok = false;
-        return WalkResult::interrupt(); // one error: the first such op
-      }
-      return WalkResult::advance();
-    });
+    m.walk<WalkOrder::PreOrder>(
+        [&](Operation *op) {
+          if (isa<mlir::gpu::LaunchOp>(op))
+            return WalkResult::skip();
+          if (accessesMemory(op)) {
+            op->emitError()
+                << "'" << op->getName()
+                << "' reads or writes memory on the host: no GPU kernel "
+                   "covers it (CUDA bundles keep every buffer in device "
+                   "memory)";
+            ok = false;
+            return WalkResult::interrupt(); // one error: the first such op
+          }
+          return WalkResult::advance();
+        });
     if (!ok)
       signalPassFailure();
   }
@@ -1071,14 +1170,16 @@ struct GPUMapKernelsPass : PassWrapper<GPUMapKernelsPass, OperationPass<ModuleOp
 Value codeOf(OpBuilder &b, Location l, Value byte, Value k, int64_t bits) {
   Type i32 = b.getI32Type();
   if (!byte.getType().isSignlessInteger()) // the store's ui8: same bits
-    byte = UnrealizedConversionCastOp::create(b, l, TypeRange{b.getI8Type()}, ValueRange{byte})
+    byte = UnrealizedConversionCastOp::create(b, l, TypeRange{b.getI8Type()},
+                                              ValueRange{byte})
                .getResult(0);
   Value v = arith::ExtSIOp::create(b, l, i32, byte);
   if (bits == 8)
     return v;
   Value kk = arith::IndexCastOp::create(b, l, i32, k);
   Value shift = arith::MulIOp::create(
-      b, l, arith::RemUIOp::create(b, l, kk, i32c(b, l, 8 / bits)), i32c(b, l, bits));
+      b, l, arith::RemUIOp::create(b, l, kk, i32c(b, l, 8 / bits)),
+      i32c(b, l, bits));
   Value up = arith::SubIOp::create(b, l, i32c(b, l, 32 - bits), shift);
   v = arith::ShLIOp::create(b, l, v, up);
   return arith::ShRSIOp::create(b, l, v, i32c(b, l, 32 - bits));
@@ -1096,8 +1197,8 @@ bool targetsGPU(Operation *op) {
 bool weightOnlyGPUSupports(const WeightOnlyDesc &q) {
   return (q.bits == 4 || q.bits == 8) && q.isSigned && q.symmetric &&
          !q.hasZeros && q.cols % kWarp == 0 &&
-         (q.gran != 2 || (q.group >= kWarp && q.group % kWarp == 0 &&
-                          q.cols % q.group == 0));
+         (q.gran != 2 ||
+          (q.group >= kWarp && q.group % kWarp == 0 && q.cols % q.group == 0));
 }
 
 FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
@@ -1134,13 +1235,15 @@ FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
   SmallVector<utils::IteratorType> par(r, utils::IteratorType::parallel);
   AffineMap id = AffineMap::getMultiDimIdentityMap(r, ctx);
   if (bias) {
-    init = linalg::GenericOp::create(
-               b, l, TypeRange{init.getType()}, ValueRange{bias}, ValueRange{init},
-               {AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx), id}, par,
-               [](OpBuilder &nb, Location nl, ValueRange a) {
-                 linalg::YieldOp::create(nb, nl, a[0]);
-               })
-               .getResult(0);
+    init =
+        linalg::GenericOp::create(
+            b, l, TypeRange{init.getType()}, ValueRange{bias}, ValueRange{init},
+            {AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx), id},
+            par,
+            [](OpBuilder &nb, Location nl, ValueRange a) {
+              linalg::YieldOp::create(nb, nl, a[0]);
+            })
+            .getResult(0);
   } else {
     init = linalg::FillOp::create(b, l, f32c(b, l, 0), init).getResult(0);
   }
@@ -1154,10 +1257,11 @@ FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
   xe.push_back(k);
   oe.push_back(n);
   AffineExpr zero = getAffineConstantExpr(0, ctx);
-  AffineMap sm = st.getRank() == 1
-                     ? AffineMap::get(r + 1, 0, {zero}, ctx)
-                     : AffineMap::get(r + 1, 0,
-                                      {n, q.gran == 2 ? k.floorDiv(q.group) : zero}, ctx);
+  AffineMap sm =
+      st.getRank() == 1
+          ? AffineMap::get(r + 1, 0, {zero}, ctx)
+          : AffineMap::get(r + 1, 0,
+                           {n, q.gran == 2 ? k.floorDiv(q.group) : zero}, ctx);
   SmallVector<utils::IteratorType> it(r, utils::IteratorType::parallel);
   it.push_back(utils::IteratorType::reduction);
   int64_t bits = q.bits;
@@ -1169,17 +1273,22 @@ FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
        AffineMap::get(r + 1, 0, oe, ctx)},
       it, [&](OpBuilder &nb, Location nl, ValueRange a) {
         Value kk = linalg::IndexOp::create(nb, nl, r);
-        Value c = arith::SIToFPOp::create(nb, nl, f32, codeOf(nb, nl, a[1], kk, bits));
-        Value s = a[2].getType().isF32() ? a[2] : arith::ExtFOp::create(nb, nl, f32, a[2]).getResult();
+        Value c = arith::SIToFPOp::create(nb, nl, f32,
+                                          codeOf(nb, nl, a[1], kk, bits));
+        Value s = a[2].getType().isF32()
+                      ? a[2]
+                      : arith::ExtFOp::create(nb, nl, f32, a[2]).getResult();
         Value w = arith::MulFOp::create(nb, nl, c, s);
         Value p = arith::MulFOp::create(nb, nl, a[0], w);
-        linalg::YieldOp::create(nb, nl, arith::AddFOp::create(nb, nl, a[3], p).getResult());
+        linalg::YieldOp::create(
+            nb, nl, arith::AddFOp::create(nb, nl, a[3], p).getResult());
       });
   g->setAttr(kKernelAttrName,
-             b.getDictionaryAttr({b.getNamedAttr("kind", b.getStringAttr("woq_gemv")),
-                                  b.getNamedAttr("bits", b.getI64IntegerAttr(bits)),
-                                  b.getNamedAttr("group", b.getI64IntegerAttr(
-                                                              q.gran == 2 ? q.group : 0))}));
+             b.getDictionaryAttr(
+                 {b.getNamedAttr("kind", b.getStringAttr("woq_gemv")),
+                  b.getNamedAttr("bits", b.getI64IntegerAttr(bits)),
+                  b.getNamedAttr("group", b.getI64IntegerAttr(
+                                              q.gran == 2 ? q.group : 0))}));
   Value y = g.getResult(0);
   if (y.getType() != rt)
     y = tensor::CastOp::create(b, l, rt, y);
