@@ -6,6 +6,7 @@
 #include "qwen/Dialect/QQuant/QQuantDialect.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
 #include "qwen/Compiler/Passes.h"
+#include "qwen/Transforms/GPUKernels.h"
 #include "qwen/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -17,4 +18,5 @@ void qwen::registerQwenDialects(mlir::DialectRegistry &registry) {
 void qwen::registerAllQwenPasses() {
   registerQwenPasses();
   registerQwenCompilerPasses();
+  gpu::registerGPUKernelPasses();
 }

@@ -63,3 +63,12 @@ if "avx512_fp16" not in _flags:
 # regenerates it deterministically. Tests on it run where it exists.
 if os.path.exists(os.path.join(config.qwen_src_root, "models", "tiny-qwen2-docs", "model.onnx")):
     config.available_features.add("trained-model")
+
+# CUDA bundles (qwen-compile --target sm_XY) need ptxas; --emit=ptx does not.
+import shutil
+_ptxas = next((p for p in [os.path.join(os.environ.get("CUDA_HOME", ""), "bin", "ptxas"),
+                           "/usr/local/cuda/bin/ptxas", shutil.which("ptxas") or ""]
+               if p and os.access(p, os.X_OK)), None)
+if _ptxas:
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", _ptxas))

@@ -59,6 +59,7 @@ def EmitModelABI : Pass<"qwen-emit-model-abi", "::mlir::ModuleOp"> {
 
       i64  qwen_model_abi_version()            returns the ABI version (1)
       void qwen_model_set_num_threads(i32)     calls omp_set_num_threads
+                                               (a no-op with openmp=false)
       void qwen_model_forward(ptr args)        args[i] -> input descriptor i,
                                                args[n] -> output descriptors
 
@@ -70,6 +71,9 @@ def EmitModelABI : Pass<"qwen-emit-model-abi", "::mlir::ModuleOp"> {
            "Name of the entry function (before the C interface prefix)">,
     Option<"numInputs", "num-inputs", "int64_t", /*default=*/"-1",
            "Number of entry arguments (-1: take it from the wrapper)">,
+    Option<"openmp", "openmp", "bool", /*default=*/"true",
+           "qwen_model_set_num_threads calls omp_set_num_threads (false: a "
+           "no-op, for CUDA bundles, which run no OpenMP)">,
   ];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }

@@ -18,9 +18,11 @@
 
 #include "qwen/Compiler/Compiler.h"
 #include "qwen/Export/ONNXExporter.h"
+#include "qwen/Compiler/GPUPipeline.h"
 #include "qwen/Compiler/Passes.h"
 #include "qwen/Compiler/Recipe.h"
 #include "qwen/Transforms/Executor.h"
+#include "qwen/Transforms/GPUKernels.h"
 #include "qwen/Transforms/MixedPrecision.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Dialect/QQuant/QQuantDialect.h"
@@ -611,7 +613,31 @@ int compile(const Options &o) {
     error("'" + o.input + "': no such file");
     return 1;
   }
-  std::optional<Target> target = makeTarget(o.target, o.optLevel);
+  // CUDA (--target sm_XY): kernels for that arch, host code for generic
+  // x86-64; a bundle needs ptxas, found before any work.
+  bool cuda = gpu::isCudaTarget(o.target);
+  std::string ptxas;
+  if (cuda) {
+    if (!gpu::isSupportedArch(o.target)) {
+      error("--target '" + o.target +
+            "': unsupported CUDA architecture (supported: " +
+            gpu::kSupportedArchs + ")");
+      return 1;
+    }
+    if (o.emit == Emit::Bundle) {
+      std::string err;
+      std::optional<std::string> p = gpu::findPtxas(o.ptxas, err);
+      if (!p) {
+        error(err);
+        return 1;
+      }
+      ptxas = *p;
+    }
+  } else if (o.emit == Emit::PTX) {
+    error("--emit=ptx needs a CUDA --target (" + std::string(gpu::kSupportedArchs) + ")");
+    return 1;
+  }
+  std::optional<Target> target = makeTarget(cuda ? "x86-64" : o.target, o.optLevel);
   if (!target)
     return 1;
 
@@ -937,6 +963,13 @@ int compile(const Options &o) {
       }
     }
     Builder bb(&ctx);
+    // CUDA: the weight-only linears become the generics the fused GPU kernel
+    // implements (GPUKernels.h); other forms keep the reference lowering,
+    // whose loops map onto kernels (the CPU kernel's vector code does not).
+    if (cuda) {
+      fused = false;
+      (*module)->setAttr(qwen::gpu::kTargetAttrName, bb.getStringAttr(o.target));
+    }
     (*module)->setAttr("qwen.quant_kernel",
                        bb.getDictionaryAttr({bb.getNamedAttr("fused", bb.getBoolAttr(fused)),
                                              bb.getNamedAttr("tile_m", bb.getI64IntegerAttr(tileM)),
@@ -950,6 +983,7 @@ int compile(const Options &o) {
       })))
     return 1;
   (*module)->removeAttr("qwen.quant_kernel");
+  (*module)->removeAttr(qwen::gpu::kTargetAttrName);
   if (failed(checkFullyLowered(*module)))
     return 1;
   if (failed(runPasses(*module, [&](OpPassManager &pm) {
@@ -984,6 +1018,15 @@ int compile(const Options &o) {
   entry->setAttr("llvm.emit_c_interface", UnitAttr::get(&ctx));
   int64_t numInputs = entry.getNumArguments();
   if (failed(runPasses(*module, [&](OpPassManager &pm) {
+        qwen::EmitModelABIOptions ao;
+        ao.numInputs = numInputs;
+        if (cuda) {
+          if (failed(gpu::buildGPULoweringPipeline(pm, o.target, o.optLevel)))
+            return failure();
+          ao.openmp = false;
+          pm.addPass(qwen::createEmitModelABI(ao));
+          return success();
+        }
         pm.addPass(qwen::createBufferize());
         if (failed(addPipeline(
                 pm, "buffer-deallocation-pipeline,"
@@ -1009,8 +1052,6 @@ int compile(const Options &o) {
                     "convert-vector-to-llvm,"
                     "convert-to-llvm,reconcile-unrealized-casts")))
           return failure();
-        qwen::EmitModelABIOptions ao;
-        ao.numInputs = numInputs;
         pm.addPass(qwen::createEmitModelABI(ao));
         return success();
       })))
@@ -1018,6 +1059,25 @@ int compile(const Options &o) {
   sw.lap("lower to LLVM dialect");
   if (o.emit == Emit::LLVMMLIR)
     return emitModule(*module);
+  if (o.emit == Emit::PTX) {
+    std::optional<std::string> ptx = gpu::getPTX(*module);
+    if (!ptx) {
+      error("internal: no PTX was generated");
+      return 1;
+    }
+    return writeOutput(o.output, [&](llvm::raw_ostream &os) { os << *ptx; }) ? 0 : 1;
+  }
+  // The cubin: assembled here, embedded in model.so, shipped beside it
+  // (--emit=llvm/asm/obj embed the PTX, which the driver compiles at load).
+  std::string cubin = work.path + "/model.cubin";
+  if (cuda && o.emit == Emit::Bundle) {
+    std::string err;
+    if (!gpu::assembleCubin(*module, ptxas, o.target, work.path, cubin, err)) {
+      error(err);
+      return 1;
+    }
+    sw.lap("ptxas");
+  }
 
   // codegen
   llvm::LLVMContext lctx;
@@ -1141,9 +1201,12 @@ int compile(const Options &o) {
     std::string rpath = std::string("-Wl,-rpath,") + QWEN_OPENMP_LIB_DIR;
     std::string libdir = std::string("-L") + QWEN_OPENMP_LIB_DIR;
     std::string log = work.path + "/link.log";
-    llvm::SmallVector<llvm::StringRef> args = {
-        driver, "-shared", "-o", so, obj, libdir, rpath, "-lomp", "-lm",
-        "-Wl,--build-id=sha1", "-Wl,-z,noexecstack", "-Wl,-z,now"};
+    // CUDA host code runs no OpenMP; its mgpu* references are resolved by
+    // libqwen_runtime at load time (no -lcuda).
+    llvm::SmallVector<llvm::StringRef> args = {driver, "-shared", "-o", so, obj};
+    if (!cuda)
+      args.append({libdir, rpath, "-lomp"});
+    args.append({"-lm", "-Wl,--build-id=sha1", "-Wl,-z,noexecstack", "-Wl,-z,now"});
     std::optional<llvm::StringRef> redirects[] = {std::nullopt, log, log};
     std::string err;
     int rc = llvm::sys::ExecuteAndWait(driver, args, std::nullopt, redirects,
@@ -1220,6 +1283,13 @@ int compile(const Options &o) {
   }
   sw.lap("weights.bin");
   std::vector<std::string> files = {"model.so", "weights.bin"};
+  if (cuda) {
+    if (std::error_code ec = fs::copy_file(cubin, stage.path + "/model.cubin")) {
+      error("model.cubin: " + ec.message());
+      return 1;
+    }
+    files.insert(files.begin() + 1, "model.cubin");
+  }
   if (!o.tokenizer.empty()) {
     if (std::error_code ec =
             fs::copy_file(o.tokenizer, stage.path + "/tokenizer.json")) {
@@ -1325,6 +1395,15 @@ int compile(const Options &o) {
           });
       });
       j.attributeObject("target", [&] {
+        if (cuda) {
+          j.attribute("name", o.target);
+          j.attribute("kind", "cuda");
+          j.attribute("arch", o.target);
+          j.attribute("triple", kTriple);
+          j.attribute("device_triple", "nvptx64-nvidia-cuda");
+          j.attribute("binary", "model.cubin");
+          return;
+        }
         j.attribute("name", target->name);
         j.attribute("triple", kTriple);
         j.attribute("cpu", target->cpu);

@@ -81,8 +81,14 @@ struct EmitModelABIPass : qwen::impl::EmitModelABIBase<EmitModelABIPass> {
     }
 
     // void qwen_model_set_num_threads(i32) -> omp_set_num_threads, clamped
-    // to at least one thread.
-    {
+    // to at least one thread; a no-op without OpenMP (CUDA bundles).
+    if (!openmp) {
+      auto fn = LLVM::LLVMFuncOp::create(b, loc, QWEN_MODEL_SET_THREADS_SYMBOL,
+                                         LLVM::LLVMFunctionType::get(voidTy, {i32}));
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(fn.addEntryBlock(b));
+      LLVM::ReturnOp::create(b, loc, ValueRange{});
+    } else {
       auto ompTy = LLVM::LLVMFunctionType::get(voidTy, {i32});
       auto omp = module.lookupSymbol<LLVM::LLVMFuncOp>("omp_set_num_threads");
       if (!omp)

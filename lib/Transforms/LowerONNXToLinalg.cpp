@@ -18,6 +18,7 @@
 
 #include "qwen/Transforms/LowerONNXToLinalg.h"
 #include "qwen/Transforms/Passes.h"
+#include "qwen/Transforms/GPUKernels.h"
 #include "qwen/Transforms/QuantKernels.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
@@ -2803,6 +2804,14 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     d.symmetric = q.symmetric;
     d.hasZeros = bool(q.zeros);
     Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
+    // CUDA targets: the generic that --qwen-gpu-fused-kernels implements
+    // with the fused GEMV (GPUKernels.cpp); the CPU kernel's vector code
+    // has no GPU mapping.
+    if (qwen::gpu::targetsGPU(op)) {
+      FailureOr<Value> y = qwen::gpu::lowerWeightOnlyLinearGPU(b, l, d, op->getOperand(0), bias, rt);
+      if (succeeded(y))
+        return one(*y);
+    }
     FailureOr<Value> y = lowerWeightOnlyLinear(b, l, d, op->getOperand(0), bias, rt, weightOnlyParamsFor(op));
     if (succeeded(y))
       return one(*y);

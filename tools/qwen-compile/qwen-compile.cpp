@@ -42,7 +42,8 @@ int main(int argc, char **argv) {
       "target",
       cl::desc("CPU to compile for: host (this machine's CPU and features), "
                "x86-64-v3 (AVX2), x86-64-v4 (AVX-512), or any LLVM x86 CPU "
-               "name"),
+               "name; or an NVIDIA GPU: sm_80, sm_86, sm_89, sm_90 (CUDA "
+               "bundle: x86-64 host code + model.cubin)"),
       cl::init("host"), cl::cat(cat));
   cl::opt<std::string> recipe("recipe", cl::desc("Quantization recipe: fp32, w8a16, w4a16-g128, "
                                        "w4a16-g32, w3a16-g128, w2a16-g64, "
@@ -82,6 +83,11 @@ int main(int argc, char **argv) {
       "calib-max-tokens",
       cl::desc("Calibration tokens used at most (16384)"), cl::init(16384),
       cl::cat(cat));
+  cl::opt<std::string> ptxas(
+      "ptxas",
+      cl::desc("CUDA targets: the ptxas that assembles model.cubin (default: "
+               "$CUDA_HOME/bin, /usr/local/cuda/bin, then PATH)"),
+      cl::value_desc("path"), cl::cat(cat));
   cl::opt<std::string> tokenizer(
       "tokenizer", cl::desc("HF tokenizer.json to put into the bundle"),
       cl::value_desc("file"), cl::cat(cat));
@@ -98,7 +104,9 @@ int main(int argc, char **argv) {
           clEnumValN(Emit::LLVMMLIR, "llvm-mlir", "MLIR in the LLVM dialect"),
           clEnumValN(Emit::LLVMIR, "llvm", "optimized LLVM IR"),
           clEnumValN(Emit::Asm, "asm", "target assembly"),
-          clEnumValN(Emit::Obj, "obj", "target object file")),
+          clEnumValN(Emit::Obj, "obj", "target object file"),
+          clEnumValN(Emit::PTX, "ptx",
+                     "CUDA targets: the kernels' PTX (needs no CUDA toolkit)")),
       cl::init(Emit::Bundle), cl::cat(cat));
   cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level (0-3)"),
                              cl::init(3), cl::Prefix, cl::cat(cat));
@@ -151,6 +159,7 @@ int main(int argc, char **argv) {
   o.calibMaxTokens = calibMaxTokens;
   o.printAssignment = printAssignment;
   o.emit = emit;
+  o.ptxas = ptxas;
   o.optLevel = optLevel;
   o.keepWork = keepWork;
   o.reassociate = reassoc;

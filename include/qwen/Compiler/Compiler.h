@@ -25,12 +25,16 @@ enum class Emit {
   LLVMIR,     // optimized LLVM IR for the target
   Asm,        // target assembly
   Obj,        // target object file
+  PTX,        // CUDA targets: the kernels' PTX (no CUDA toolkit needed)
 };
 
 struct Options {
   std::string input;          // model.onnx
   std::string output;         // bundle dir, or file ("-" = stdout) for --emit
-  std::string target = "host";
+  std::string target = "host"; // an x86 CPU, or sm_80/86/89/90 (CUDA)
+  /// CUDA targets: the ptxas to assemble model.cubin with (empty: search
+  /// $CUDA_HOME/bin, /usr/local/cuda/bin, PATH).
+  std::string ptxas;
   std::string recipe = "fp32";
   std::string tokenizer;      // optional tokenizer.json copied into the bundle
   Emit emit = Emit::Bundle;

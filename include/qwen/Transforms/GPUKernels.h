@@ -1,0 +1,65 @@
+//===- GPUKernels.h - the model function onto CUDA kernels ------*- C++ -*-===//
+//
+// The GPU side of code generation (qwen-compile --target sm_XY):
+//
+//  * On tensors, --qwen-lower-model-to-linalg emits a weight-only quantized
+//    linear / logits (signed symmetric 4/8-bit codes, see QuantKernels.h) as
+//    ONE linalg.generic that dequantizes inside the reduction and carries
+//    `qwen.gpu_kernel`: it is the op's meaning (and what any other lowering
+//    of it computes), and tells --qwen-gpu-fused-kernels to implement it by
+//    hand.
+//  * --qwen-gpu-fused-kernels (bufferized IR) replaces each such generic by a
+//    gpu.launch of the fused GEMV: one warp per output channel, 128-bit
+//    read-only loads of the packed codes, dequantization in registers, f32
+//    accumulation, a butterfly warp-shuffle reduction.
+//  * --qwen-gpu-map-kernels maps every remaining top-level scf.parallel (the
+//    linalg ops after convert-linalg-to-parallel-loops) onto a gpu.launch of
+//    256-thread blocks over its flattened iteration space, memref.alloc /
+//    dealloc onto device memory, constant globals onto device copies, and
+//    errors naming any memref access left in host code.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QWEN_TRANSFORMS_GPUKERNELS_H
+#define QWEN_TRANSFORMS_GPUKERNELS_H
+
+#include "qwen/Transforms/QuantKernels.h"
+
+#include "mlir/Pass/Pass.h"
+
+namespace qwen::gpu {
+
+/// Module attribute (a string, "sm_80") that qwen-compile sets for a CUDA
+/// target before lowering to linalg.
+inline constexpr llvm::StringLiteral kTargetAttrName = "qwen.gpu_target";
+/// Attribute of the linalg.generic of a weight-only linear (a dictionary:
+/// kind = "woq_gemv", bits, group (0 = per channel / tensor)).
+inline constexpr llvm::StringLiteral kKernelAttrName = "qwen.gpu_kernel";
+
+/// Whether `op` is in a module lowered for a CUDA target.
+bool targetsGPU(mlir::Operation *op);
+
+/// Whether the fused GPU kernel handles this weight: signed symmetric 4- or
+/// 8-bit codes per tensor, channel or group of >= 32 (a multiple of 32),
+/// no zero points, K a multiple of 32.
+bool weightOnlyGPUSupports(const WeightOnlyDesc &q);
+
+/// y[..., n] = sum_k x[..., k] * dequant(W)[n, k] (+ bias[n]) as the tagged
+/// linalg.generic described above; fails (creating nothing) on forms it does
+/// not handle (x must be ranked f32 of rank >= 2 with last dim = cols, bias
+/// 1-D [rows] f32 or absent).
+mlir::FailureOr<mlir::Value>
+lowerWeightOnlyLinearGPU(mlir::OpBuilder &b, mlir::Location l,
+                         const WeightOnlyDesc &q, mlir::Value x,
+                         mlir::Value bias, mlir::RankedTensorType rt);
+
+/// --qwen-gpu-fused-kernels (module; bufferized IR).
+std::unique_ptr<mlir::Pass> createGPUFusedKernelsPass();
+/// --qwen-gpu-map-kernels (module; after convert-linalg-to-parallel-loops).
+std::unique_ptr<mlir::Pass> createGPUMapKernelsPass();
+/// Registers both for qwen-opt.
+void registerGPUKernelPasses();
+
+} // namespace qwen::gpu
+
+#endif // QWEN_TRANSFORMS_GPUKERNELS_H

@@ -1,0 +1,1309 @@
+//===- GPUKernels.cpp - the model function onto CUDA kernels --------------===//
+//
+// See include/qwen/Transforms/GPUKernels.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qwen/Transforms/GPUKernels.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Utils/Utils.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+
+namespace qwen::gpu {
+
+namespace {
+
+/// Threads per block of a mapped loop nest, and warps per block (one output
+/// channel each) of the fused GEMV.
+constexpr int64_t kBlockThreads = 256;
+constexpr int64_t kGemvWarps = 4;
+constexpr int64_t kWarp = 32;
+/// Bytes of packed codes one lane reads per step: one 128-bit load.
+constexpr int64_t kLaneBytes = 16;
+
+Value idx(OpBuilder &b, Location l, int64_t v) {
+  return arith::ConstantIndexOp::create(b, l, v);
+}
+Value i32c(OpBuilder &b, Location l, int32_t v) {
+  return arith::ConstantIntOp::create(b, l, b.getI32Type(), v);
+}
+Value f32c(OpBuilder &b, Location l, float v) {
+  return arith::ConstantFloatOp::create(b, l, b.getF32Type(), APFloat(v));
+}
+Value ceilDiv(OpBuilder &b, Location l, Value a, Value d) {
+  return arith::CeilDivUIOp::create(b, l, a, d);
+}
+
+/// A gpu.launch of grid x block, its body ready for ops (before the
+/// terminator).
+mlir::gpu::LaunchOp makeLaunch(OpBuilder &b, Location l,
+                               std::array<Value, 3> grid,
+                               std::array<Value, 3> block) {
+  auto launch = mlir::gpu::LaunchOp::create(b, l, grid[0], grid[1], grid[2],
+                                            block[0], block[1], block[2]);
+  Block &body = launch.getBody().front();
+  if (body.empty() || !body.back().hasTrait<OpTrait::IsTerminator>()) {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToEnd(&body);
+    mlir::gpu::TerminatorOp::create(b, l);
+  }
+  return launch;
+}
+
+/// The global-memory address of element 0 of an identity-layout memref, in
+/// a kernel: read-only loads through it become ld.global.nc.
+Value globalBase(OpBuilder &b, Location l, Value memref) {
+  MLIRContext *ctx = b.getContext();
+  Value p = memref::ExtractAlignedPointerAsIndexOp::create(b, l, memref);
+  p = arith::IndexCastOp::create(b, l, b.getI64Type(), p);
+  p = LLVM::IntToPtrOp::create(b, l, LLVM::LLVMPointerType::get(ctx), p);
+  return LLVM::AddrSpaceCastOp::create(b, l, LLVM::LLVMPointerType::get(ctx, 1),
+                                       p);
+}
+
+bool isIdentityMemRef(Value v) {
+  auto t = dyn_cast<MemRefType>(v.getType());
+  return t && t.getLayout().isIdentity();
+}
+
+/// Collapses an identity-layout memref [d0, ..., dn-1, last] to [M, last].
+Value collapseTo2D(OpBuilder &b, Location l, Value v) {
+  auto t = cast<MemRefType>(v.getType());
+  if (t.getRank() == 2)
+    return v;
+  ReassociationIndices lead;
+  for (int64_t i = 0; i + 1 < t.getRank(); ++i)
+    lead.push_back(i);
+  return memref::CollapseShapeOp::create(
+      b, l, v, SmallVector<ReassociationIndices>{lead, {t.getRank() - 1}});
+}
+
+//===----------------------------------------------------------------------===//
+// Fused quantized linear kernels
+//===----------------------------------------------------------------------===//
+
+/// Token counts from which the tensor-core GEMM replaces the GEMV (which
+/// reads the weight once per token).
+constexpr int64_t kMmaMinTokens = 16;
+
+/// Index / address arithmetic inside a kernel.
+struct KernelBuilder {
+  OpBuilder &b;
+  Location l;
+  Value c(int64_t v) { return idx(b, l, v); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, l, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, l, x, y); }
+  Value div(Value x, Value y) { return arith::DivUIOp::create(b, l, x, y); }
+  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, l, x, y); }
+  Value min(Value x, Value y) { return arith::MinUIOp::create(b, l, x, y); }
+  Value lt(Value x, Value y) {
+    return arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, x, y);
+  }
+  Value i64(Value x) {
+    return arith::IndexCastOp::create(b, l, b.getI64Type(), x);
+  }
+  /// A load of `t` at byte offset `off` (index) from a global base.
+  Value load(Value base, Value off, Type t, unsigned align) {
+    Value p = LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
+                                  ValueRange{i64(off)});
+    return LLVM::LoadOp::create(b, l, t, p, align, /*isVolatile=*/false,
+                                /*isNonTemporal=*/false, /*isInvariant=*/true);
+  }
+  /// Element `i` of a 32-bit word as a sign-extended `bits`-wide field.
+  Value field(Value word, int64_t i, int64_t bits) {
+    Value v =
+        arith::ShLIOp::create(b, l, word, i32c(b, l, 32 - bits - bits * i));
+    return arith::ShRSIOp::create(b, l, v, i32c(b, l, 32 - bits));
+  }
+};
+
+/// The operands of a fused linear kernel as 2-D views: x [M, K] (f32, or
+/// i8 for int8 activations), codes [N, rowBytes] (packed codes, or i8),
+/// scales (weight-only), out [M, N]; M is dynamic, N and K static.
+struct LinearOperands {
+  Value x, codes, scales, out, M;
+  int64_t N, K, rowBytes;
+};
+
+/// A scale of the weight for output channel `n` and input column block
+/// `col` (ignored per tensor), as f32.
+Value loadScale(OpBuilder &b, Location l, Value scales, Value n, Value col) {
+  SmallVector<Value> ix;
+  if (cast<MemRefType>(scales.getType()).getRank() == 1)
+    ix.push_back(idx(b, l, 0));
+  else
+    ix = {n, col};
+  Value s = memref::LoadOp::create(b, l, scales, ix);
+  return s.getType().isF32()
+             ? s
+             : arith::ExtFOp::create(b, l, b.getF32Type(), s).getResult();
+}
+
+/// out[m, n] += v (out holds the bias or zero).
+void accumulateOut(OpBuilder &b, Location l, Value out, Value m, Value n,
+                   Value v) {
+  Value prev = memref::LoadOp::create(b, l, out, ValueRange{m, n});
+  Value sum = isa<FloatType>(v.getType())
+                  ? arith::AddFOp::create(b, l, prev, v).getResult()
+                  : arith::AddIOp::create(b, l, prev, v).getResult();
+  memref::StoreOp::create(b, l, sum, out, ValueRange{m, n});
+}
+
+/// Sum over the warp by butterfly shuffles (shfl.sync.bfly): every lane
+/// ends with the total.
+Value warpSum(OpBuilder &b, Location l, Value v) {
+  for (int32_t off = kWarp / 2; off >= 1; off /= 2) {
+    auto sh = mlir::gpu::ShuffleOp::create(b, l, v, i32c(b, l, off),
+                                           i32c(b, l, kWarp),
+                                           mlir::gpu::ShuffleMode::XOR);
+    v = isa<FloatType>(v.getType())
+            ? arith::AddFOp::create(b, l, v, sh.getShuffleResult()).getResult()
+            : arith::AddIOp::create(b, l, v, sh.getShuffleResult()).getResult();
+  }
+  return v;
+}
+
+/// Decode (few tokens): one warp per output channel n of token m. Each lane
+/// owns 16-byte blocks of W[n, :] (32 4-bit / 16 8-bit codes, all in one
+/// scale group since groups are multiples of 32): ld.global.nc.v4 of the
+/// codes, v4 loads of the matching x, sign extension in registers (bfe),
+/// f32 FMAs into a partial sum scaled by its group's scale; then a warp
+/// shuffle reduction, and lane 0 applies a per-channel / per-tensor scale.
+void emitGemvBody(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
+                  Value lane, int64_t bits, int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  auto ifOp = scf::IfOp::create(b, l, kb.lt(n, kb.c(o.N)), /*withElse=*/false);
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  Value codeBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x);
+  Value codeRow = kb.mul(n, kb.c(o.rowBytes));
+  Value xRow = kb.mul(m, kb.c(o.K * 4));
+  int64_t perLane = kLaneBytes * 8 / bits;
+  auto loop =
+      scf::ForOp::create(b, l, kb.mul(lane, kb.c(perLane)), kb.c(o.K),
+                         kb.c(perLane * kWarp), ValueRange{f32c(b, l, 0)});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    Value words = kb.load(
+        codeBase, kb.add(codeRow, kb.div(kb.mul(k0, kb.c(bits)), kb.c(8))),
+        VectorType::get({4}, i32), 16);
+    Value xOff = kb.add(xRow, kb.mul(k0, kb.c(4)));
+    int64_t perWord = 32 / bits;
+    // Two partial sums so consecutive FMAs do not wait on each other.
+    Value part[2] = {f32c(b, l, 0), f32c(b, l, 0)};
+    for (int64_t w = 0; w < 4; ++w) {
+      Value word = vector::ExtractOp::create(b, l, words, w);
+      for (int64_t q = 0; q < perWord; q += 4) {
+        Value xv = kb.load(xBase, kb.add(xOff, kb.c((w * perWord + q) * 4)),
+                           VectorType::get({4}, f32), 16);
+        for (int64_t j = q; j < q + 4; ++j) {
+          Value cf =
+              arith::SIToFPOp::create(b, l, f32, kb.field(word, j, bits));
+          Value xs = vector::ExtractOp::create(b, l, xv, j - q);
+          part[j & 1] = math::FmaOp::create(b, l, cf, xs, part[j & 1]);
+        }
+      }
+    }
+    Value sum = arith::AddFOp::create(b, l, part[0], part[1]);
+    Value acc = loop.getRegionIterArgs()[0];
+    acc = group > 0
+              ? math::FmaOp::create(
+                    b, l, sum,
+                    loadScale(b, l, o.scales, n, kb.div(k0, kb.c(group))), acc)
+                    .getResult()
+              : arith::AddFOp::create(b, l, acc, sum).getResult();
+    scf::YieldOp::create(b, l, acc);
+  }
+  Value acc = warpSum(b, l, loop.getResult(0));
+  auto store = scf::IfOp::create(
+      b, l,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+      /*withElse=*/false);
+  b.setInsertionPointToStart(store.thenBlock());
+  if (group == 0)
+    acc =
+        arith::MulFOp::create(b, l, acc, loadScale(b, l, o.scales, n, kb.c(0)));
+  accumulateOut(b, l, o.out, m, n, acc);
+}
+
+/// Coordinates of a thread in an mma.sync m16n8kK tile: groupID (lane / 4)
+/// and threadID_in_group (lane % 4) of the PTX ISA's fragment layouts.
+struct MmaLane {
+  Value gid, tig;
+};
+
+/// The rows of the 16 x 8 accumulator tile a thread holds (c0, c1: row
+/// gid; c2, c3: gid + 8) and its columns (2 tig + {0, 1}).
+void storeMmaTile(KernelBuilder &kb, const LinearOperands &o, MmaLane ml,
+                  Value m0, Value n0, ArrayRef<Value> acc,
+                  llvm::function_ref<Value(Value n, Value v)> epilogue) {
+  OpBuilder &b = kb.b;
+  for (int64_t i = 0; i < 4; ++i) {
+    Value m = kb.add(m0, kb.add(ml.gid, kb.c(i >= 2 ? 8 : 0)));
+    Value n = kb.add(n0, kb.add(kb.mul(ml.tig, kb.c(2)), kb.c(i & 1)));
+    Value ok =
+        arith::AndIOp::create(b, kb.l, kb.lt(m, o.M), kb.lt(n, kb.c(o.N)));
+    auto ifOp = scf::IfOp::create(b, kb.l, ok, /*withElse=*/false);
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    accumulateOut(b, kb.l, o.out, m, n, epilogue(n, acc[i]));
+  }
+}
+
+/// The four results of an mma.sync (an LLVM struct) as values.
+SmallVector<Value> mmaResults(OpBuilder &b, Location l, Value d) {
+  SmallVector<Value> r;
+  for (int64_t i = 0; i < 4; ++i)
+    r.push_back(LLVM::ExtractValueOp::create(b, l, d, i));
+  return r;
+}
+
+/// Prefill (many tokens), W4A16 / W8A16 on tensor cores: each warp computes
+/// a 16-token x 8-channel tile with mma.sync.aligned.m16n8k16 (f16 inputs,
+/// f32 accumulation). Per k step of 16 a thread builds its fragments in
+/// registers (PTX ISA fragment layouts): A = x rows gid / gid + 8, columns
+/// 2 tig (+1, +8, +9), rounded to f16; B = the codes of channel n0 + gid at
+/// the same columns, exact in f16 (|code| <= 127). The f32 result of each
+/// step is scaled by the step's group scale per column (a step lies in one
+/// group), per-channel / per-tensor scales at the end. Out-of-range tokens
+/// and channels read a clamped row (finite) and are not stored.
+void emitMmaA16Body(KernelBuilder &kb, const LinearOperands &o, Value n0,
+                    Value m0, MmaLane ml, int64_t bits, int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  MLIRContext *ctx = b.getContext();
+  Type f16 = b.getF16Type(), f32 = b.getF32Type(), i32 = b.getI32Type();
+  auto h2 = VectorType::get({2}, f16);
+  Value codeBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x);
+  Value mLast = arith::SubIOp::create(b, l, o.M, kb.c(1));
+  Value rowA[2] = {kb.min(kb.add(m0, ml.gid), mLast),
+                   kb.min(kb.add(m0, kb.add(ml.gid, kb.c(8))), mLast)};
+  Value nB = kb.min(kb.add(n0, ml.gid), kb.c(o.N - 1));
+  Value nCol[2] = {kb.min(kb.add(n0, kb.mul(ml.tig, kb.c(2))), kb.c(o.N - 1)),
+                   kb.min(kb.add(n0, kb.add(kb.mul(ml.tig, kb.c(2)), kb.c(1))),
+                          kb.c(o.N - 1))};
+  Value zero = f32c(b, l, 0);
+  auto loop = scf::ForOp::create(b, l, kb.c(0), kb.c(o.K), kb.c(16),
+                                 ValueRange{zero, zero, zero, zero});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    Value col = kb.add(k0, kb.mul(ml.tig, kb.c(2)));
+    SmallVector<Value> a, bf;
+    // a0: (gid, col), a1: (gid + 8, col), a2: (gid, col + 8), a3: (gid + 8, col
+    // + 8)
+    for (int64_t r = 0; r < 4; ++r) {
+      Value off = kb.mul(kb.add(kb.mul(rowA[r & 1], kb.c(o.K)),
+                                kb.add(col, kb.c(r >= 2 ? 8 : 0))),
+                         kb.c(4));
+      Value xv = kb.load(xBase, off, VectorType::get({2}, f32), 8);
+      a.push_back(arith::TruncFOp::create(b, l, h2, xv));
+    }
+    // b0: rows (k) col, col + 1 of channel nB; b1: col + 8, col + 9.
+    for (int64_t r = 0; r < 2; ++r) {
+      Value k = kb.add(col, kb.c(r * 8));
+      Value off = kb.add(kb.mul(nB, kb.c(o.rowBytes)),
+                         kb.div(kb.mul(k, kb.c(bits)), kb.c(8)));
+      // Both codes in one byte (4-bit, k even) or two bytes (8-bit).
+      Type t = bits == 4 ? Type(b.getI8Type()) : Type(b.getI16Type());
+      Value word = arith::ExtUIOp::create(
+          b, l, i32, kb.load(codeBase, off, t, bits == 4 ? 1 : 2));
+      Value c0 = kb.field(word, 0, bits), c1 = kb.field(word, 1, bits);
+      Value pair = vector::FromElementsOp::create(
+          b, l, h2,
+          ValueRange{arith::SIToFPOp::create(b, l, f16, c0),
+                     arith::SIToFPOp::create(b, l, f16, c1)});
+      bf.push_back(pair);
+    }
+    SmallVector<Value> c0(4, zero);
+    auto resT = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+    Value d = NVVM::MmaOp::create(
+        b, l, resT, a, bf, c0, {16, 8, 16}, std::nullopt, std::nullopt,
+        std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16},
+        std::array{NVVM::MMALayout::row, NVVM::MMALayout::col});
+    SmallVector<Value> part = mmaResults(b, l, d), acc;
+    for (int64_t i = 0; i < 4; ++i) {
+      Value prev = loop.getRegionIterArgs()[i];
+      acc.push_back(
+          group > 0 ? math::FmaOp::create(b, l, part[i],
+                                          loadScale(b, l, o.scales, nCol[i & 1],
+                                                    kb.div(k0, kb.c(group))),
+                                          prev)
+                          .getResult()
+                    : arith::AddFOp::create(b, l, prev, part[i]).getResult());
+    }
+    scf::YieldOp::create(b, l, acc);
+  }
+  SmallVector<Value> accs(loop.getResults());
+  storeMmaTile(kb, o, ml, m0, n0, accs, [&](Value n, Value v) {
+    return group > 0 ? v
+                     : arith::MulFOp::create(
+                           b, l, v, loadScale(b, l, o.scales, n, kb.c(0)))
+                           .getResult();
+  });
+}
+
+/// One launch of 4-warp blocks that runs the GEMV (M < kMmaMinTokens, grid
+/// [ceil(N / 4), M]) or the tensor-core GEMM (grid [ceil(N / 32),
+/// ceil(M / 16)]): the branch is uniform, chosen on the host for the grid
+/// and again in the kernel, so decode pays for one launch.
+void emitLinearLaunch(
+    OpBuilder &b, Location l, const LinearOperands &o,
+    llvm::function_ref<void(KernelBuilder &, Value n, Value m, Value lane)>
+        gemv,
+    llvm::function_ref<void(KernelBuilder &, Value n0, Value m0, MmaLane)>
+        mma) {
+  KernelBuilder hk{b, l};
+  Value small = hk.lt(o.M, hk.c(kMmaMinTokens));
+  Value gx = arith::SelectOp::create(
+      b, l, small, hk.c((o.N + kGemvWarps - 1) / kGemvWarps),
+      hk.c((o.N + 8 * kGemvWarps - 1) / (8 * kGemvWarps)));
+  Value gy =
+      arith::SelectOp::create(b, l, small, o.M, ceilDiv(b, l, o.M, hk.c(16)));
+  gy = arith::MaxUIOp::create(b, l, gy, hk.c(1));
+  Value one = hk.c(1);
+  mlir::gpu::LaunchOp launch =
+      makeLaunch(b, l, {gx, gy, one}, {hk.c(kGemvWarps * kWarp), one, one});
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  KernelBuilder kb{b, l};
+  Value tid = launch.getThreadIds().x;
+  Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
+  Value bx = launch.getBlockIds().x, by = launch.getBlockIds().y;
+  auto ifOp = scf::IfOp::create(b, l, kb.lt(o.M, kb.c(kMmaMinTokens)),
+                                /*withElse=*/true);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  // No token (M = 0) still launches one block row: it does nothing.
+  auto hasToken = scf::IfOp::create(b, l, kb.lt(by, o.M), /*withElse=*/false);
+  b.setInsertionPointToStart(hasToken.thenBlock());
+  gemv(kb, kb.add(kb.mul(bx, kb.c(kGemvWarps)), warp), by, lane);
+  b.setInsertionPointToStart(ifOp.elseBlock());
+  mma(kb, kb.add(kb.mul(bx, kb.c(8 * kGemvWarps)), kb.mul(warp, kb.c(8))),
+      kb.mul(by, kb.c(16)),
+      MmaLane{kb.div(lane, kb.c(4)), kb.rem(lane, kb.c(4))});
+}
+
+LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g) {
+  Location l = g.getLoc();
+  auto attr = g->getAttrOfType<DictionaryAttr>(kKernelAttrName);
+  int64_t bits = cast<IntegerAttr>(attr.get("bits")).getInt();
+  int64_t group = cast<IntegerAttr>(attr.get("group")).getInt();
+  Value x = g.getDpsInputs()[0], codes = g.getDpsInputs()[1],
+        scales = g.getDpsInputs()[2], out = g.getDpsInits()[0];
+  if (!llvm::all_of(ValueRange{x, codes, scales, out}, isIdentityMemRef))
+    return failure(); // the generic itself stays (correct, slower)
+  auto codesT = cast<MemRefType>(codes.getType());
+  b.setInsertionPoint(g);
+  LinearOperands o;
+  o.x = collapseTo2D(b, l, x);
+  o.out = collapseTo2D(b, l, out);
+  o.codes = codes;
+  o.scales = scales;
+  o.M = memref::DimOp::create(b, l, o.x, 0);
+  o.N = codesT.getDimSize(0);
+  o.rowBytes = codesT.getDimSize(1);
+  o.K = cast<MemRefType>(x.getType()).getShape().back();
+  emitLinearLaunch(
+      b, l, o,
+      [&](KernelBuilder &kb, Value n, Value m, Value lane) {
+        emitGemvBody(kb, o, n, m, lane, bits, group);
+      },
+      [&](KernelBuilder &kb, Value n0, Value m0, MmaLane ml) {
+        emitMmaA16Body(kb, o, n0, m0, ml, bits, group);
+      });
+  g.erase();
+  return success();
+}
+
+/// Whether `g` is the i8 x i8 -> i32 matmul of dynamic / static int8
+/// activations (LowerONNXToLinalg.cpp, linearDynI8): ins(qx [..., K] i8,
+/// qw [N, K] i8) outs(acc [..., N] i32), maps (t.., n, k) -> (t.., k),
+/// (n, k), (t.., n), body acc + extsi(a) * extsi(b).
+bool isInt8Matmul(linalg::GenericOp g) {
+  if (g.getNumDpsInputs() != 2 || g.getNumDpsInits() != 1 ||
+      !g.hasPureBufferSemantics())
+    return false;
+  auto xt = dyn_cast<MemRefType>(g.getDpsInputs()[0].getType());
+  auto wt = dyn_cast<MemRefType>(g.getDpsInputs()[1].getType());
+  auto ot = dyn_cast<MemRefType>(g.getDpsInits()[0].getType());
+  if (!xt || !wt || !ot || !xt.getElementType().isInteger(8) ||
+      !wt.getElementType().isInteger(8) || !ot.getElementType().isInteger(32) ||
+      wt.getRank() != 2 || !wt.hasStaticShape() || xt.getRank() < 2 ||
+      ot.getRank() != xt.getRank() || xt.getShape().back() != wt.getDimSize(1))
+    return false;
+  int64_t r = xt.getRank();
+  MLIRContext *ctx = g.getContext();
+  SmallVector<AffineExpr> xe, oe;
+  for (int64_t i = 0; i + 1 < r; ++i) {
+    xe.push_back(getAffineDimExpr(i, ctx));
+    oe.push_back(getAffineDimExpr(i, ctx));
+  }
+  AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
+  xe.push_back(k);
+  oe.push_back(n);
+  SmallVector<AffineMap> want = {AffineMap::get(r + 1, 0, xe, ctx),
+                                 AffineMap::get(r + 1, 0, {n, k}, ctx),
+                                 AffineMap::get(r + 1, 0, oe, ctx)};
+  if (g.getIndexingMapsArray() != want || g.getNumReductionLoops() != 1 ||
+      g.getIteratorTypesArray().back() != utils::IteratorType::reduction)
+    return false;
+  Block &body = g.getRegion().front();
+  auto ops = llvm::map_to_vector(body.without_terminator(),
+                                 [](Operation &op) { return &op; });
+  if (ops.size() != 4)
+    return false;
+  auto e0 = dyn_cast<arith::ExtSIOp>(ops[0]),
+       e1 = dyn_cast<arith::ExtSIOp>(ops[1]);
+  auto mul = dyn_cast<arith::MulIOp>(ops[2]);
+  auto add = dyn_cast<arith::AddIOp>(ops[3]);
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  return e0 && e1 && mul && add && e0.getIn() == body.getArgument(0) &&
+         e1.getIn() == body.getArgument(1) &&
+         ((mul.getLhs() == e0 && mul.getRhs() == e1) ||
+          (mul.getLhs() == e1 && mul.getRhs() == e0)) &&
+         ((add.getLhs() == body.getArgument(2) && add.getRhs() == mul) ||
+          (add.getRhs() == body.getArgument(2) && add.getLhs() == mul)) &&
+         yield.getValues().size() == 1 && yield.getValues()[0] == add;
+}
+
+/// Decode, int8 activations: one warp per output channel n of token m; each
+/// lane takes 16-byte blocks of q_x[m, :] and of the codes q_w[n, :]
+/// (ld.global.nc.v4) and accumulates four dp4a (s8 x s8 -> s32); a warp
+/// shuffle reduction; lane 0 adds into acc[m, n].
+void emitGemvI8Body(KernelBuilder &kb, const LinearOperands &o, Value n,
+                    Value m, Value lane) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  Type i32 = b.getI32Type();
+  auto ifOp = scf::IfOp::create(b, l, kb.lt(n, kb.c(o.N)), /*withElse=*/false);
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  Value wBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x);
+  Value wRow = kb.mul(n, kb.c(o.K)), xRow = kb.mul(m, kb.c(o.K));
+  auto loop = scf::ForOp::create(
+      b, l, kb.mul(lane, kb.c(kLaneBytes)), kb.c(o.K), kb.c(kLaneBytes * kWarp),
+      ValueRange{arith::ConstantIntOp::create(b, l, i32, 0)});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    auto v4 = VectorType::get({4}, i32),
+         b4 = VectorType::get({4}, b.getI8Type());
+    Value wv = kb.load(wBase, kb.add(wRow, k0), v4, 16);
+    Value xv = kb.load(xBase, kb.add(xRow, k0), v4, 16);
+    Value acc = loop.getRegionIterArgs()[0];
+    auto s8 = NVVM::DotAccumulateTypeAttr::get(b.getContext(),
+                                               NVVM::DotAccumulateType::SIGNED);
+    for (int64_t w = 0; w < 4; ++w) {
+      Value a = LLVM::BitcastOp::create(b, l, b4,
+                                        vector::ExtractOp::create(b, l, xv, w));
+      Value c = LLVM::BitcastOp::create(b, l, b4,
+                                        vector::ExtractOp::create(b, l, wv, w));
+      acc = NVVM::DotAccumulate4WayOp::create(b, l, i32, a, s8, c, s8, acc);
+    }
+    scf::YieldOp::create(b, l, acc);
+  }
+  Value acc = warpSum(b, l, loop.getResult(0));
+  auto store = scf::IfOp::create(
+      b, l,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+      /*withElse=*/false);
+  b.setInsertionPointToStart(store.thenBlock());
+  accumulateOut(b, l, o.out, m, n, acc);
+}
+
+/// Prefill, int8 activations on tensor cores: a warp per 16-token x
+/// 8-channel tile, mma.sync.aligned.m16n8k32 s8 x s8 -> s32 (exact). The
+/// fragments are 32-bit loads of 4 consecutive bytes (PTX ISA layouts):
+/// A = q_x rows gid / gid + 8 at columns 4 tig (+16), B = q_w row n0 + gid at
+/// the same columns.
+void emitMmaI8Body(KernelBuilder &kb, const LinearOperands &o, Value n0,
+                   Value m0, MmaLane ml) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  Type i32 = b.getI32Type();
+  Value wBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x);
+  Value mLast = arith::SubIOp::create(b, l, o.M, kb.c(1));
+  Value rowA[2] = {kb.min(kb.add(m0, ml.gid), mLast),
+                   kb.min(kb.add(m0, kb.add(ml.gid, kb.c(8))), mLast)};
+  Value nB = kb.min(kb.add(n0, ml.gid), kb.c(o.N - 1));
+  Value zero = arith::ConstantIntOp::create(b, l, i32, 0);
+  auto loop = scf::ForOp::create(b, l, kb.c(0), kb.c(o.K), kb.c(32),
+                                 ValueRange{zero, zero, zero, zero});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value col = kb.add(loop.getInductionVar(), kb.mul(ml.tig, kb.c(4)));
+    SmallVector<Value> a, bf;
+    for (int64_t r = 0; r < 4; ++r)
+      a.push_back(kb.load(xBase,
+                          kb.add(kb.mul(rowA[r & 1], kb.c(o.K)),
+                                 kb.add(col, kb.c(r >= 2 ? 16 : 0))),
+                          i32, 4));
+    for (int64_t r = 0; r < 2; ++r)
+      bf.push_back(kb.load(
+          wBase, kb.add(kb.mul(nB, kb.c(o.K)), kb.add(col, kb.c(r * 16))), i32,
+          4));
+    auto resT =
+        LLVM::LLVMStructType::getLiteral(b.getContext(), {i32, i32, i32, i32});
+    Value d = NVVM::MmaOp::create(
+        b, l, resT, a, bf, loop.getRegionIterArgs(), {16, 8, 32}, std::nullopt,
+        NVVM::MMAIntOverflow::wrapped,
+        std::array{NVVM::MMATypes::s8, NVVM::MMATypes::s8},
+        std::array{NVVM::MMALayout::row, NVVM::MMALayout::col});
+    scf::YieldOp::create(b, l, mmaResults(b, l, d));
+  }
+  SmallVector<Value> accs(loop.getResults());
+  storeMmaTile(kb, o, ml, m0, n0, accs, [](Value, Value v) { return v; });
+}
+
+/// The int8 matmul as the GEMV / tensor-core launch (K a multiple of 32 and
+/// identity layouts; else the generic stays).
+LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g) {
+  Value x = g.getDpsInputs()[0], w = g.getDpsInputs()[1],
+        out = g.getDpsInits()[0];
+  auto wt = cast<MemRefType>(w.getType());
+  if (!llvm::all_of(ValueRange{x, w, out}, isIdentityMemRef) ||
+      wt.getDimSize(1) % 32 != 0)
+    return failure();
+  Location l = g.getLoc();
+  b.setInsertionPoint(g);
+  LinearOperands o;
+  o.x = collapseTo2D(b, l, x);
+  o.out = collapseTo2D(b, l, out);
+  o.codes = w;
+  o.M = memref::DimOp::create(b, l, o.x, 0);
+  o.N = wt.getDimSize(0);
+  o.K = o.rowBytes = wt.getDimSize(1);
+  emitLinearLaunch(
+      b, l, o,
+      [&](KernelBuilder &kb, Value n, Value m, Value lane) {
+        emitGemvI8Body(kb, o, n, m, lane);
+      },
+      [&](KernelBuilder &kb, Value n0, Value m0, MmaLane ml) {
+        emitMmaI8Body(kb, o, n0, m0, ml);
+      });
+  g.erase();
+  return success();
+}
+
+/// Warps per block of a mapped reduction (one output element per warp).
+constexpr int64_t kReduceWarps = 8;
+
+/// The combiner of a reduction generic: the yielded value is
+/// `comb(out, expr)` with `out` (the init's block argument) used nowhere
+/// else, and comb one of add / max / min; its identity element.
+struct Combiner {
+  Operation *op = nullptr;
+  Value expr;
+  TypedAttr identity;
+};
+
+std::optional<Combiner> matchCombiner(linalg::GenericOp g) {
+  Block &body = g.getRegion().front();
+  BlockArgument out = body.getArgument(g.getNumDpsInputs());
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  if (yield.getValues().size() != 1 || !out.hasOneUse())
+    return std::nullopt;
+  Operation *op = yield.getValues()[0].getDefiningOp();
+  if (!op || op->getBlock() != &body || op->getNumOperands() != 2 ||
+      !llvm::is_contained(op->getOperands(), Value(out)))
+    return std::nullopt;
+  Type t = out.getType();
+  Builder b(g.getContext());
+  Combiner c;
+  c.op = op;
+  c.expr = op->getOperand(0) == out ? op->getOperand(1) : op->getOperand(0);
+  if (t.isF32()) {
+    const llvm::fltSemantics &sem = APFloat::IEEEsingle();
+    if (isa<arith::AddFOp>(op))
+      c.identity = b.getF32FloatAttr(0);
+    else if (isa<arith::MaximumFOp, arith::MaxNumFOp>(op))
+      c.identity = b.getFloatAttr(t, APFloat::getInf(sem, /*Negative=*/true));
+    else if (isa<arith::MinimumFOp, arith::MinNumFOp>(op))
+      c.identity = b.getFloatAttr(t, APFloat::getInf(sem, /*Negative=*/false));
+  } else if (t.isSignlessInteger(32)) {
+    if (isa<arith::AddIOp>(op))
+      c.identity = b.getI32IntegerAttr(0);
+    else if (isa<arith::MaxSIOp>(op))
+      c.identity = b.getI32IntegerAttr(INT32_MIN);
+    else if (isa<arith::MinSIOp>(op))
+      c.identity = b.getI32IntegerAttr(INT32_MAX);
+  }
+  if (!c.identity)
+    return std::nullopt;
+  return c;
+}
+
+/// comb(a, b) as a clone of the combiner op.
+Value combine(OpBuilder &b, const Combiner &c, Value x, Value y) {
+  IRMapping map;
+  map.map(c.op->getOperand(0), x);
+  map.map(c.op->getOperand(1), y);
+  return b.clone(*c.op, map)->getResult(0);
+}
+
+/// A generic whose only reduction is its innermost loop (matmuls, norms,
+/// softmax sums and maxima, attention scores): one warp per output element.
+/// The lanes stride over the reduction (neighbouring lanes read neighbouring
+/// elements of row-major operands), each folds its share into a private
+/// accumulator starting at the combiner's identity, a butterfly shuffle
+/// combines the warp, and lane 0 folds in the output's initial value. The
+/// float sum is reassociated (as the CPU path does with --fp-reassociate).
+LogicalResult emitWarpReduction(OpBuilder &b, linalg::GenericOp g) {
+  int64_t nLoops = g.getNumLoops();
+  if (g.getNumDpsInits() != 1 || g.getNumReductionLoops() != 1 || nLoops < 2 ||
+      g.getIteratorTypesArray().back() != utils::IteratorType::reduction ||
+      g.getMatchingIndexingMap(g.getDpsInitOperand(0))
+          .isFunctionOfDim(nLoops - 1))
+    return failure();
+  SmallVector<int64_t> static_ = g.getStaticLoopRanges();
+  if (!ShapedType::isDynamic(static_.back()) && static_.back() < kWarp)
+    return failure(); // too short to share among 32 lanes
+  std::optional<Combiner> comb = matchCombiner(g);
+  if (!comb)
+    return failure();
+  Location l = g.getLoc();
+  b.setInsertionPoint(g);
+  KernelBuilder hk{b, l};
+  SmallVector<Value> sizes;
+  for (Range r :
+       cast<linalg::LinalgOp>(g.getOperation()).createLoopRanges(b, l))
+    sizes.push_back(getValueOrCreateConstantIndexOp(b, l, r.size));
+  Value outputs = hk.c(1);
+  for (int64_t i = 0; i + 1 < nLoops; ++i)
+    outputs = hk.mul(outputs, sizes[i]);
+  Value grid = arith::MaxUIOp::create(
+      b, l, ceilDiv(b, l, outputs, hk.c(kReduceWarps)), hk.c(1));
+  Value one = hk.c(1);
+  mlir::gpu::LaunchOp launch = makeLaunch(
+      b, l, {grid, one, one}, {hk.c(kReduceWarps * kWarp), one, one});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  KernelBuilder kb{b, l};
+  Value tid = launch.getThreadIds().x;
+  Value lane = kb.rem(tid, kb.c(kWarp));
+  Value lin = kb.add(kb.mul(launch.getBlockIds().x, kb.c(kReduceWarps)),
+                     kb.div(tid, kb.c(kWarp)));
+  auto ifOp = scf::IfOp::create(b, l, kb.lt(lin, outputs), /*withElse=*/false);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  SmallVector<Value> ivs(nLoops);
+  Value rest = lin;
+  for (int64_t i = nLoops - 2; i >= 0; --i) {
+    ivs[i] = i == 0 ? rest : kb.rem(rest, sizes[i]);
+    if (i > 0)
+      rest = kb.div(rest, sizes[i]);
+  }
+  auto at = [&](OpBuilder &nb, AffineMap map, ValueRange all) {
+    SmallVector<Value> ix;
+    for (AffineExpr e : map.getResults())
+      ix.push_back(affine::AffineApplyOp::create(
+          nb, l, AffineMap::get(nLoops, 0, e), all));
+    return ix;
+  };
+  Value init = arith::ConstantOp::create(b, l, comb->identity);
+  auto loop = scf::ForOp::create(b, l, lane, sizes.back(), kb.c(kWarp),
+                                 ValueRange{init});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    SmallVector<Value> all(ivs);
+    all.back() = loop.getInductionVar();
+    Block &body = g.getRegion().front();
+    IRMapping map;
+    for (OpOperand *in : g.getDpsInputOperands()) {
+      Value v = in->get();
+      if (isa<MemRefType>(v.getType()))
+        v = memref::LoadOp::create(b, l, v,
+                                   at(b, g.getMatchingIndexingMap(in), all));
+      map.map(body.getArgument(in->getOperandNumber()), v);
+    }
+    for (Operation &op : body.without_terminator()) {
+      if (&op == comb->op)
+        continue;
+      if (auto ix = dyn_cast<linalg::IndexOp>(op)) {
+        map.map(ix.getResult(), all[ix.getDim()]);
+        continue;
+      }
+      b.clone(op, map);
+    }
+    scf::YieldOp::create(b, l,
+                         combine(b, *comb, loop.getRegionIterArgs()[0],
+                                 map.lookupOrDefault(comb->expr)));
+  }
+  Value acc = loop.getResult(0);
+  for (int32_t off = kWarp / 2; off >= 1; off /= 2) {
+    auto sh = mlir::gpu::ShuffleOp::create(b, l, acc, i32c(b, l, off),
+                                           i32c(b, l, kWarp),
+                                           mlir::gpu::ShuffleMode::XOR);
+    acc = combine(b, *comb, acc, sh.getShuffleResult());
+  }
+  auto store = scf::IfOp::create(
+      b, l,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+      /*withElse=*/false);
+  b.setInsertionPointToStart(store.thenBlock());
+  SmallVector<Value> all(ivs);
+  all.back() = kb.c(0);
+  Value out = g.getDpsInits()[0];
+  SmallVector<Value> oix =
+      at(b, g.getMatchingIndexingMap(g.getDpsInitOperand(0)), all);
+  Value prev = memref::LoadOp::create(b, l, out, oix);
+  memref::StoreOp::create(b, l, combine(b, *comb, prev, acc), out, oix);
+  g.erase();
+  return success();
+}
+
+void wrapSingleThread(Operation *op);
+
+struct GPUFusedKernelsPass
+    : PassWrapper<GPUFusedKernelsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GPUFusedKernelsPass)
+  StringRef getArgument() const final { return "qwen-gpu-fused-kernels"; }
+  StringRef getDescription() const final {
+    return "Implement the linalg.generic ops tagged qwen.gpu_kernel "
+           "(weight-only "
+           "linear layers) with hand-written CUDA kernels (bufferized IR)";
+  }
+  void getDependentDialects(DialectRegistry &r) const override {
+    r.insert<mlir::gpu::GPUDialect, scf::SCFDialect, arith::ArithDialect,
+             math::MathDialect, memref::MemRefDialect, vector::VectorDialect,
+             LLVM::LLVMDialect, NVVM::NVVMDialect>();
+  }
+  void runOnOperation() override {
+    SmallVector<linalg::GenericOp> tagged, int8;
+    getOperation().walk([&](linalg::GenericOp g) {
+      if (g->hasAttr(kKernelAttrName) && g.hasPureBufferSemantics())
+        tagged.push_back(g);
+      else if (isInt8Matmul(g))
+        int8.push_back(g);
+    });
+    // Ops without parallel loops (rank-0 arithmetic on shapes, full
+    // reductions) would lower to loose loads and stores in host code: each
+    // runs in a one-thread kernel.
+    SmallVector<linalg::LinalgOp> serial;
+    getOperation().walk([&](linalg::LinalgOp op) {
+      if (op.hasPureBufferSemantics() && op.getNumParallelLoops() == 0 &&
+          !op->getParentOfType<mlir::gpu::LaunchOp>())
+        serial.push_back(op);
+    });
+    for (linalg::LinalgOp op : serial)
+      wrapSingleThread(op);
+    OpBuilder b(&getContext());
+    for (linalg::GenericOp g : tagged)
+      (void)emitWeightOnlyLinear(b, g);
+    for (linalg::GenericOp g : int8)
+      (void)emitInt8Matmul(b, g);
+    SmallVector<linalg::GenericOp> reductions;
+    getOperation().walk([&](linalg::GenericOp g) {
+      if (g.hasPureBufferSemantics() &&
+          !g->getParentOfType<mlir::gpu::LaunchOp>())
+        reductions.push_back(g);
+    });
+    for (linalg::GenericOp g : reductions)
+      (void)emitWarpReduction(b, g);
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Mapping the rest of the function
+//===----------------------------------------------------------------------===//
+
+/// Nested scf.parallel loops (inside a kernel) as scf.for nests.
+void parallelToFors(mlir::gpu::LaunchOp launch) {
+  SmallVector<scf::ParallelOp> inner;
+  launch.getBody().walk([&](scf::ParallelOp p) { inner.push_back(p); });
+  // Innermost first (walk is post-order), so each body is loop-free of
+  // scf.parallel when cloned.
+  for (scf::ParallelOp p : inner) {
+    OpBuilder b(p);
+    scf::buildLoopNest(b, p.getLoc(), p.getLowerBound(), p.getUpperBound(),
+                       p.getStep(),
+                       [&](OpBuilder &nb, Location, ValueRange ivs) {
+                         IRMapping map;
+                         map.map(p.getInductionVars(), ivs);
+                         for (Operation &op : p.getBody()->without_terminator())
+                           nb.clone(op, map);
+                       });
+    p.erase();
+  }
+}
+
+/// A top-level scf.parallel (no reductions) as one gpu.launch over its
+/// flattened iteration space: thread t of the grid runs iteration t
+/// (delinearized, last dimension fastest, so neighbouring threads touch
+/// neighbouring elements). The grid has at least one block: an empty loop
+/// (a zero-sized dynamic dim) launches one block that does nothing.
+LogicalResult mapParallel(scf::ParallelOp p) {
+  if (p.getNumResults() != 0)
+    return p.emitOpError("with reductions has no GPU mapping");
+  OpBuilder b(p);
+  Location l = p.getLoc();
+  SmallVector<Value> trips;
+  Value total = idx(b, l, 1);
+  for (auto [lb, ub, st] :
+       llvm::zip(p.getLowerBound(), p.getUpperBound(), p.getStep())) {
+    Value n = ceilDiv(b, l, arith::SubIOp::create(b, l, ub, lb), st);
+    trips.push_back(n);
+    total = arith::MulIOp::create(b, l, total, n);
+  }
+  Value bs = idx(b, l, kBlockThreads);
+  Value grid =
+      arith::MaxUIOp::create(b, l, ceilDiv(b, l, total, bs), idx(b, l, 1));
+  Value one = idx(b, l, 1);
+  mlir::gpu::LaunchOp launch =
+      makeLaunch(b, l, {grid, one, one}, {bs, one, one});
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  Value lin = arith::AddIOp::create(
+      b, l, arith::MulIOp::create(b, l, launch.getBlockIds().x, bs),
+      launch.getThreadIds().x);
+  Value inRange =
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, lin, total);
+  auto ifOp = scf::IfOp::create(b, l, inRange, /*withElse=*/false);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  IRMapping map;
+  Value rest = lin;
+  for (int64_t i = trips.size() - 1; i >= 0; --i) {
+    Value r = i == 0 ? rest
+                     : arith::RemUIOp::create(b, l, rest, trips[i]).getResult();
+    if (i > 0)
+      rest = arith::DivUIOp::create(b, l, rest, trips[i]);
+    Value iv =
+        arith::AddIOp::create(b, l, p.getLowerBound()[i],
+                              arith::MulIOp::create(b, l, r, p.getStep()[i]));
+    map.map(p.getInductionVars()[i], iv);
+  }
+  for (Operation &op : p.getBody()->without_terminator())
+    b.clone(op, map);
+  p.erase();
+  parallelToFors(launch);
+  return success();
+}
+
+/// Moves `op` (no results) into a one-thread kernel.
+void wrapSingleThread(Operation *op) {
+  OpBuilder b(op);
+  Value one = idx(b, op->getLoc(), 1);
+  mlir::gpu::LaunchOp launch =
+      makeLaunch(b, op->getLoc(), {one, one, one}, {one, one, one});
+  op->moveBefore(launch.getBody().front().getTerminator());
+  parallelToFors(launch);
+}
+
+/// A host-level memref.store (a rank-0 op lowered without loops) as a
+/// one-thread kernel together with the loads and pure ops of its block it
+/// depends on (cloned; the originals go when nothing else uses them).
+void wrapStore(memref::StoreOp store) {
+  Block *blk = store->getBlock();
+  llvm::SetVector<Operation *> slice;
+  SmallVector<Value> work(store->getOperands());
+  while (!work.empty()) {
+    Operation *def = work.pop_back_val().getDefiningOp();
+    // A global stays on the host (mapMemory gives it a device copy).
+    if (!def || def->getBlock() != blk || slice.contains(def) ||
+        def->getNumRegions() || isa<memref::GetGlobalOp>(def) ||
+        !(isPure(def) || isa<memref::LoadOp>(def)))
+      continue;
+    slice.insert(def);
+    llvm::append_range(work, def->getOperands());
+  }
+  OpBuilder b(store);
+  Value one = idx(b, store.getLoc(), 1);
+  mlir::gpu::LaunchOp launch =
+      makeLaunch(b, store.getLoc(), {one, one, one}, {one, one, one});
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  IRMapping map;
+  SmallVector<Operation *> ordered(slice.begin(), slice.end());
+  llvm::sort(ordered,
+             [](Operation *a, Operation *c) { return a->isBeforeInBlock(c); });
+  for (Operation *op : ordered)
+    b.clone(*op, map);
+  b.clone(*store, map);
+  store.erase();
+  for (Operation *op : llvm::reverse(ordered))
+    if (op->use_empty())
+      op->erase();
+}
+
+/// Whether `op` reads or writes memref contents (not just metadata).
+bool accessesMemory(Operation *op) {
+  return isa<memref::LoadOp, memref::StoreOp, memref::CopyOp,
+             affine::AffineLoadOp, affine::AffineStoreOp, linalg::LinalgOp,
+             vector::TransferReadOp, vector::TransferWriteOp, vector::LoadOp,
+             vector::StoreOp>(op);
+}
+bool containsMemoryAccess(Operation *op) {
+  return op
+      ->walk([](Operation *o) {
+        return accessesMemory(o) ? WalkResult::interrupt()
+                                 : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
+bool insideKernel(Operation *op) {
+  return op->getParentOfType<mlir::gpu::LaunchOp>() ||
+         op->getParentOfType<mlir::gpu::GPUModuleOp>();
+}
+
+LogicalResult mapBlock(Block &blk) {
+  for (Operation &op : llvm::make_early_inc_range(blk)) {
+    if (isa<mlir::gpu::LaunchOp>(op))
+      continue;
+    if (auto p = dyn_cast<scf::ParallelOp>(op)) {
+      if (failed(mapParallel(p)))
+        return failure();
+      continue;
+    }
+    if (auto st = dyn_cast<memref::StoreOp>(op)) {
+      wrapStore(st);
+      continue;
+    }
+    if (!containsMemoryAccess(&op) || op.getNumResults() != 0)
+      continue; // a host value (a load feeding host code) is the check's error
+    bool hasParallel = op.walk([](scf::ParallelOp) {
+                           return WalkResult::interrupt();
+                         }).wasInterrupted();
+    if (!hasParallel) {
+      wrapSingleThread(&op);
+      continue;
+    }
+    for (Region &r : op.getRegions())
+      for (Block &inner : r)
+        if (failed(mapBlock(inner)))
+          return failure();
+  }
+  return success();
+}
+
+/// Device memory: allocations and their deallocations, and a device copy
+/// of each constant global (copied in at entry, freed before returning).
+void mapMemory(func::FuncOp f) {
+  SmallVector<memref::AllocOp> allocs;
+  SmallVector<memref::DeallocOp> deallocs;
+  SmallVector<memref::GetGlobalOp> globals;
+  f.walk([&](Operation *op) {
+    if (insideKernel(op))
+      return;
+    if (auto a = dyn_cast<memref::AllocOp>(op))
+      allocs.push_back(a);
+    else if (auto d = dyn_cast<memref::DeallocOp>(op))
+      deallocs.push_back(d);
+    else if (auto g = dyn_cast<memref::GetGlobalOp>(op))
+      globals.push_back(g);
+  });
+  OpBuilder b(f.getContext());
+  for (memref::AllocOp a : allocs) {
+    b.setInsertionPoint(a);
+    auto ga = mlir::gpu::AllocOp::create(b, a.getLoc(), a.getType(), Type(),
+                                         ValueRange{}, a.getDynamicSizes(),
+                                         a.getSymbolOperands(),
+                                         /*hostShared=*/false);
+    a.replaceAllUsesWith(ga.getMemref());
+    a.erase();
+  }
+  for (memref::DeallocOp d : deallocs) {
+    b.setInsertionPoint(d);
+    mlir::gpu::DeallocOp::create(b, d.getLoc(), Type(), ValueRange{},
+                                 d.getMemref());
+    d.erase();
+  }
+  SmallVector<Operation *> returns;
+  f.walk([&](func::ReturnOp r) { returns.push_back(r); });
+  for (memref::GetGlobalOp g : globals) {
+    b.setInsertionPointAfter(g);
+    auto ga = mlir::gpu::AllocOp::create(b, g.getLoc(), g.getType(), Type(),
+                                         ValueRange{}, ValueRange{},
+                                         ValueRange{}, /*hostShared=*/false);
+    auto cp = mlir::gpu::MemcpyOp::create(b, g.getLoc(), Type(), ValueRange{},
+                                          ga.getMemref(), g.getResult());
+    g.getResult().replaceAllUsesExcept(ga.getMemref(), cp);
+    bool returned = llvm::any_of(ga.getMemref().getUsers(), [](Operation *u) {
+      return isa<func::ReturnOp>(u);
+    });
+    if (returned)
+      continue; // the caller owns it
+    for (Operation *r : returns) {
+      b.setInsertionPoint(r);
+      mlir::gpu::DeallocOp::create(b, g.getLoc(), Type(), ValueRange{},
+                                   ga.getMemref());
+    }
+  }
+}
+
+/// exp, sin, cos, tanh, log, erf, ... in kernels as polynomials: the PTX
+/// must not call libdevice (--emit=ptx needs no CUDA toolkit).
+LogicalResult approximateMath(mlir::gpu::LaunchOp launch) {
+  RewritePatternSet patterns(launch.getContext());
+  populateMathF32ExpansionPatterns(patterns, [](StringRef) { return true; });
+  populateMathPolynomialApproximationPatterns(patterns, [](StringRef name) {
+    return name != "rsqrt"; // 1/sqrt by convert-math-to-llvm (sqrt.rn)
+  });
+  // No folding: it would hoist the kernel's constants out of the launch,
+  // and outlining would pass them as parameters.
+  GreedyRewriteConfig config;
+  config.setScope(&launch.getBody())
+      .enableFolding(false)
+      .enableConstantCSE(false);
+  return applyPatternsGreedily(launch.getBody(), std::move(patterns), config);
+}
+
+/// Math ops NVPTX implements in hardware (sqrt.rn, cvt.rmi, abs, ...) as
+/// direct LLVM intrinsic calls: convert-gpu-to-nvvm would call libdevice's
+/// __nv_* functions for them instead.
+void mathToIntrinsics(Operation *root) {
+  SmallVector<Operation *> ops;
+  root->walk([&](Operation *op) {
+    if (isa<math::SqrtOp, math::RsqrtOp, math::FloorOp, math::CeilOp,
+            math::AbsFOp, math::RoundEvenOp, math::RoundOp, math::TruncOp,
+            math::CopySignOp>(op) &&
+        op->getResult(0).getType().isF32())
+      ops.push_back(op);
+  });
+  for (Operation *op : ops) {
+    OpBuilder b(op);
+    Location l = op->getLoc();
+    Type f32 = b.getF32Type();
+    auto call = [&](StringRef name, ValueRange args) {
+      return LLVM::CallIntrinsicOp::create(b, l, f32, b.getStringAttr(name),
+                                           args)
+          .getResult(0);
+    };
+    StringRef name =
+        llvm::TypeSwitch<Operation *, StringRef>(op)
+            .Case([](math::SqrtOp) { return "llvm.sqrt.f32"; })
+            .Case([](math::RsqrtOp) { return "llvm.sqrt.f32"; })
+            .Case([](math::FloorOp) { return "llvm.floor.f32"; })
+            .Case([](math::CeilOp) { return "llvm.ceil.f32"; })
+            .Case([](math::AbsFOp) { return "llvm.fabs.f32"; })
+            .Case([](math::RoundEvenOp) { return "llvm.roundeven.f32"; })
+            .Case([](math::RoundOp) { return "llvm.round.f32"; })
+            .Case([](math::TruncOp) { return "llvm.trunc.f32"; })
+            .Case([](math::CopySignOp) { return "llvm.copysign.f32"; });
+    Value r = call(name, op->getOperands());
+    if (isa<math::RsqrtOp>(op))
+      r = arith::DivFOp::create(b, l, f32c(b, l, 1), r);
+    op->getResult(0).replaceAllUsesWith(r);
+    op->erase();
+  }
+}
+
+struct GPUMapKernelsPass
+    : PassWrapper<GPUMapKernelsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GPUMapKernelsPass)
+  StringRef getArgument() const final { return "qwen-gpu-map-kernels"; }
+  StringRef getDescription() const final {
+    return "Map the loop nests of the model function onto gpu.launch kernels, "
+           "its buffers onto device memory; error on host memory accesses";
+  }
+  void getDependentDialects(DialectRegistry &r) const override {
+    r.insert<mlir::gpu::GPUDialect, scf::SCFDialect, arith::ArithDialect,
+             math::MathDialect, memref::MemRefDialect, vector::VectorDialect,
+             LLVM::LLVMDialect>();
+  }
+  void runOnOperation() override {
+    ModuleOp m = getOperation();
+    m->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
+               UnitAttr::get(&getContext()));
+    for (func::FuncOp f : m.getOps<func::FuncOp>()) {
+      if (f.isDeclaration())
+        continue;
+      for (Block &blk : f.getBody())
+        if (failed(mapBlock(blk)))
+          return signalPassFailure();
+      mapMemory(f);
+    }
+    bool ok = true;
+    SmallVector<mlir::gpu::LaunchOp> launches;
+    m.walk([&](mlir::gpu::LaunchOp l) { launches.push_back(l); });
+    for (mlir::gpu::LaunchOp l : launches) {
+      ok &= succeeded(approximateMath(l));
+      mathToIntrinsics(l);
+    }
+    m.walk<WalkOrder::PreOrder>(
+        [&](Operation *op) {
+          if (isa<mlir::gpu::LaunchOp>(op))
+            return WalkResult::skip();
+          if (accessesMemory(op)) {
+            op->emitError()
+                << "'" << op->getName()
+                << "' reads or writes memory on the host: no GPU kernel "
+                   "covers it (CUDA bundles keep every buffer in device "
+                   "memory)";
+            ok = false;
+            return WalkResult::interrupt(); // one error: the first such op
+          }
+          return WalkResult::advance();
+        });
+    if (!ok)
+      signalPassFailure();
+  }
+};
+
+/// The code of a weight-only quantized weight at (n, k), sign-extended to
+/// i32: byte k*bits/8 of row n, the bits-wide field at (k % (8/bits)) * bits.
+Value codeOf(OpBuilder &b, Location l, Value byte, Value k, int64_t bits) {
+  Type i32 = b.getI32Type();
+  if (!byte.getType().isSignlessInteger()) // the store's ui8: same bits
+    byte = UnrealizedConversionCastOp::create(b, l, TypeRange{b.getI8Type()},
+                                              ValueRange{byte})
+               .getResult(0);
+  Value v = arith::ExtSIOp::create(b, l, i32, byte);
+  if (bits == 8)
+    return v;
+  Value kk = arith::IndexCastOp::create(b, l, i32, k);
+  Value shift = arith::MulIOp::create(
+      b, l, arith::RemUIOp::create(b, l, kk, i32c(b, l, 8 / bits)),
+      i32c(b, l, bits));
+  Value up = arith::SubIOp::create(b, l, i32c(b, l, 32 - bits), shift);
+  v = arith::ShLIOp::create(b, l, v, up);
+  return arith::ShRSIOp::create(b, l, v, i32c(b, l, 32 - bits));
+}
+
+} // namespace
+
+bool targetsGPU(Operation *op) {
+  for (Operation *p = op; p; p = p->getParentOp())
+    if (p->hasAttr(kTargetAttrName))
+      return true;
+  return false;
+}
+
+bool weightOnlyGPUSupports(const WeightOnlyDesc &q) {
+  return (q.bits == 4 || q.bits == 8) && q.isSigned && q.symmetric &&
+         !q.hasZeros && q.cols % kWarp == 0 &&
+         (q.gran != 2 ||
+          (q.group >= kWarp && q.group % kWarp == 0 && q.cols % q.group == 0));
+}
+
+FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
+                                          const WeightOnlyDesc &q, Value x,
+                                          Value bias, RankedTensorType rt) {
+  if (!weightOnlyGPUSupports(q))
+    return failure();
+  auto xt = dyn_cast<RankedTensorType>(x.getType());
+  auto ct = dyn_cast<RankedTensorType>(q.codes.getType());
+  auto st = dyn_cast<RankedTensorType>(q.scales.getType());
+  if (!xt || !xt.getElementType().isF32() || xt.getRank() < 2 ||
+      xt.getShape().back() != q.cols || !ct ||
+      !ct.getElementType().isInteger(8) || ct.getRank() != 2 ||
+      ct.getDimSize(1) * 8 != q.cols * q.bits || !st ||
+      !(st.getElementType().isF32() || st.getElementType().isF16()) ||
+      rt.getRank() != xt.getRank() || !rt.getElementType().isF32())
+    return failure();
+  if (bias) {
+    auto bt = dyn_cast<RankedTensorType>(bias.getType());
+    if (!bt || bt.getRank() != 1 || bt.getDimSize(0) != q.rows ||
+        !bt.getElementType().isF32())
+      return failure();
+  }
+  MLIRContext *ctx = b.getContext();
+  int64_t r = xt.getRank();
+  Type f32 = b.getF32Type();
+  SmallVector<int64_t> shape(xt.getShape().drop_back());
+  shape.push_back(q.rows);
+  SmallVector<Value> dyn;
+  for (int64_t i = 0; i + 1 < r; ++i)
+    if (xt.isDynamicDim(i))
+      dyn.push_back(tensor::DimOp::create(b, l, x, i));
+  Value init = tensor::EmptyOp::create(b, l, shape, f32, dyn);
+  SmallVector<utils::IteratorType> par(r, utils::IteratorType::parallel);
+  AffineMap id = AffineMap::getMultiDimIdentityMap(r, ctx);
+  if (bias) {
+    init =
+        linalg::GenericOp::create(
+            b, l, TypeRange{init.getType()}, ValueRange{bias}, ValueRange{init},
+            {AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx), id},
+            par,
+            [](OpBuilder &nb, Location nl, ValueRange a) {
+              linalg::YieldOp::create(nb, nl, a[0]);
+            })
+            .getResult(0);
+  } else {
+    init = linalg::FillOp::create(b, l, f32c(b, l, 0), init).getResult(0);
+  }
+  // dims: tokens (r-1), n, k
+  SmallVector<AffineExpr> xe, oe;
+  for (int64_t i = 0; i + 1 < r; ++i) {
+    xe.push_back(getAffineDimExpr(i, ctx));
+    oe.push_back(getAffineDimExpr(i, ctx));
+  }
+  AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
+  xe.push_back(k);
+  oe.push_back(n);
+  AffineExpr zero = getAffineConstantExpr(0, ctx);
+  AffineMap sm =
+      st.getRank() == 1
+          ? AffineMap::get(r + 1, 0, {zero}, ctx)
+          : AffineMap::get(r + 1, 0,
+                           {n, q.gran == 2 ? k.floorDiv(q.group) : zero}, ctx);
+  SmallVector<utils::IteratorType> it(r, utils::IteratorType::parallel);
+  it.push_back(utils::IteratorType::reduction);
+  int64_t bits = q.bits;
+  auto g = linalg::GenericOp::create(
+      b, l, TypeRange{init.getType()}, ValueRange{x, q.codes, q.scales},
+      ValueRange{init},
+      {AffineMap::get(r + 1, 0, xe, ctx),
+       AffineMap::get(r + 1, 0, {n, k.floorDiv(8 / bits)}, ctx), sm,
+       AffineMap::get(r + 1, 0, oe, ctx)},
+      it, [&](OpBuilder &nb, Location nl, ValueRange a) {
+        Value kk = linalg::IndexOp::create(nb, nl, r);
+        Value c = arith::SIToFPOp::create(nb, nl, f32,
+                                          codeOf(nb, nl, a[1], kk, bits));
+        Value s = a[2].getType().isF32()
+                      ? a[2]
+                      : arith::ExtFOp::create(nb, nl, f32, a[2]).getResult();
+        Value w = arith::MulFOp::create(nb, nl, c, s);
+        Value p = arith::MulFOp::create(nb, nl, a[0], w);
+        linalg::YieldOp::create(
+            nb, nl, arith::AddFOp::create(nb, nl, a[3], p).getResult());
+      });
+  g->setAttr(kKernelAttrName,
+             b.getDictionaryAttr(
+                 {b.getNamedAttr("kind", b.getStringAttr("woq_gemv")),
+                  b.getNamedAttr("bits", b.getI64IntegerAttr(bits)),
+                  b.getNamedAttr("group", b.getI64IntegerAttr(
+                                              q.gran == 2 ? q.group : 0))}));
+  Value y = g.getResult(0);
+  if (y.getType() != rt)
+    y = tensor::CastOp::create(b, l, rt, y);
+  return y;
+}
+
+std::unique_ptr<Pass> createGPUFusedKernelsPass() {
+  return std::make_unique<GPUFusedKernelsPass>();
+}
+std::unique_ptr<Pass> createGPUMapKernelsPass() {
+  return std::make_unique<GPUMapKernelsPass>();
+}
+void registerGPUKernelPasses() {
+  PassRegistration<GPUFusedKernelsPass>();
+  PassRegistration<GPUMapKernelsPass>();
+}
+
+} // namespace qwen::gpu

@@ -1,0 +1,136 @@
+// RUN: qwen-opt %s --qwen-gpu-fused-kernels -split-input-file | FileCheck %s
+
+// A weight-only linear tagged by --qwen-lower-model-to-linalg (4-bit codes,
+// groups of 32): one launch of 4-warp blocks whose grid and body pick the
+// GEMV (fewer than 16 tokens) or the tensor-core GEMM.
+#x = affine_map<(d0, d1, d2) -> (d0, d2)>
+#w = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 2)>
+#s = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 32)>
+#o = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @woq
+// CHECK: %[[M:.*]] = memref.dim %arg0, %c0
+// CHECK: %[[SMALL:.*]] = arith.cmpi ult, %[[M]], %c16
+// CHECK: arith.select %[[SMALL]]
+// CHECK: gpu.launch
+// CHECK:   scf.if
+// GEMV: 128-bit invariant loads of the codes and of x, sign extension by
+// shifts, FMAs, scaled per group, butterfly shuffles.
+// CHECK:     llvm.load {{.*}} invariant {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xi32>
+// CHECK:     llvm.load {{.*}} invariant {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xf32>
+// CHECK:     arith.shli
+// CHECK:     arith.shrsi
+// CHECK:     math.fma
+// CHECK:     memref.load %arg2
+// CHECK:     gpu.shuffle xor
+// CHECK:   } else {
+// CHECK:     arith.truncf {{.*}} : vector<2xf32> to vector<2xf16>
+// CHECK:     arith.sitofp {{.*}} : i32 to f16
+// CHECK:     nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
+// CHECK-NOT: linalg.generic
+func.func @woq(%x: memref<?x64xf32>, %c: memref<16x32xui8>, %s: memref<16x2xf32>,
+               %y: memref<?x16xf32>) {
+  linalg.generic {indexing_maps = [#x, #w, #s, #o],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %c, %s : memref<?x64xf32>, memref<16x32xui8>, memref<16x2xf32>)
+      outs(%y : memref<?x16xf32>)
+      attrs = {qwen.gpu_kernel = {kind = "woq_gemv", bits = 4 : i64, group = 32 : i64}} {
+  // The meaning (lowerWeightOnlyLinearGPU writes the nibble selection); the
+  // pass reads only the attribute and the operands.
+  ^bb0(%a: f32, %b: ui8, %sc: f32, %acc: f32):
+    %bi = builtin.unrealized_conversion_cast %b : ui8 to i8
+    %k = linalg.index 2 : index
+    %ki = arith.index_cast %k : index to i32
+    %c2 = arith.constant 2 : i32
+    %c4 = arith.constant 4 : i32
+    %c28 = arith.constant 28 : i32
+    %odd = arith.remui %ki, %c2 : i32
+    %sh = arith.muli %odd, %c4 : i32
+    %up = arith.subi %c28, %sh : i32
+    %v = arith.extsi %bi : i8 to i32
+    %l = arith.shli %v, %up : i32
+    %code = arith.shrsi %l, %c28 : i32
+    %cf = arith.sitofp %code : i32 to f32
+    %wv = arith.mulf %cf, %sc : f32
+    %p = arith.mulf %a, %wv : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// The int8 matmul of int8 activations: dp4a GEMV / mma.sync m16n8k32 s8.
+#x = affine_map<(d0, d1, d2) -> (d0, d2)>
+#w = affine_map<(d0, d1, d2) -> (d1, d2)>
+#o = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @int8
+// CHECK: gpu.launch
+// CHECK:   nvvm.dot.accumulate.4way {{.*}} <signed>, {{.*}} <signed>
+// CHECK:   gpu.shuffle xor
+// CHECK:   nvvm.mma.sync {{.*}} {intOverflowBehavior = #nvvm.mma_int_overflow<wrapped>, layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<s8>, multiplicandBPtxType = #nvvm.mma_type<s8>, shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// CHECK-NOT: linalg.generic
+func.func @int8(%x: memref<?x64xi8>, %w: memref<16x64xi8>, %y: memref<?x16xi32>) {
+  linalg.generic {indexing_maps = [#x, #w, #o],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xi8>, memref<16x64xi8>) outs(%y : memref<?x16xi32>) {
+  ^bb0(%a: i8, %b: i8, %acc: i32):
+    %u = arith.extsi %a : i8 to i32
+    %v = arith.extsi %b : i8 to i32
+    %m = arith.muli %u, %v : i32
+    %r = arith.addi %acc, %m : i32
+    linalg.yield %r : i32
+  }
+  return
+}
+
+// -----
+
+// Any other generic whose only reduction is innermost (a float matmul here;
+// norms, softmax, attention scores): one warp per output element, lanes
+// striding over k, a shuffle reduction, lane 0 folds in the initial value.
+// CHECK-LABEL: func.func @warp_reduce
+// CHECK: gpu.launch blocks({{.*}}) threads({{.*}}) in ({{.*}} = %c256{{.*}},
+// CHECK:   %[[LANE:.*]] = arith.remui %{{.*}}, %c32
+// CHECK:   scf.for %{{.*}} = %[[LANE]] to %c64 step %c32{{.*}} iter_args(%[[ACC:.*]] = %cst)
+// CHECK:     memref.load %arg0
+// CHECK:     memref.load %arg1
+// CHECK:     arith.mulf
+// CHECK:     arith.addf %[[ACC]]
+// CHECK:   gpu.shuffle xor
+// CHECK:   memref.load %arg2
+// CHECK:   memref.store
+// CHECK-NOT: linalg.generic
+#x = affine_map<(d0, d1, d2) -> (d0, d2)>
+#w = affine_map<(d0, d1, d2) -> (d1, d2)>
+#o = affine_map<(d0, d1, d2) -> (d0, d1)>
+func.func @warp_reduce(%x: memref<?x64xf32>, %w: memref<16x64xf32>, %y: memref<?x16xf32>) {
+  linalg.generic {indexing_maps = [#x, #w, #o],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xf32>, memref<16x64xf32>) outs(%y : memref<?x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// A reduction that is not the innermost loop stays a generic (its loops
+// are mapped later, by --qwen-gpu-map-kernels).
+// CHECK-LABEL: func.func @column_sum
+// CHECK: linalg.generic
+// CHECK-NOT: gpu.launch
+#i = affine_map<(d0, d1) -> (d0, d1)>
+#c = affine_map<(d0, d1) -> (d1)>
+func.func @column_sum(%x: memref<?x64xf32>, %y: memref<64xf32>) {
+  linalg.generic {indexing_maps = [#i, #c], iterator_types = ["reduction", "parallel"]}
+      ins(%x : memref<?x64xf32>) outs(%y : memref<64xf32>) {
+  ^bb0(%a: f32, %acc: f32):
+    %r = arith.addf %acc, %a : f32
+    linalg.yield %r : f32
+  }
+  return
+}
