@@ -1034,16 +1034,18 @@ int compile(const Options &o) {
                     "func.func(convert-linalg-to-parallel-loops),"
                     "convert-scf-to-openmp")))
           return failure();
-        // Dynamic scheduling of the parallel loops (--qwen-omp-schedule);
-        // QWEN_OMP_SCHEDULE="static" or "guided[,chunk]" for measurements.
-        qwen::OmpScheduleOptions so;
+        // The worksharing loops keep OpenMP's static schedule: dynamic (chunk
+        // 1) and guided were slower on 2 threads of a loaded 2-core machine
+        // (README, "Threads"). QWEN_OMP_SCHEDULE="dynamic|guided[,chunk]"
+        // runs --qwen-omp-schedule for measurements.
         if (const char *env = std::getenv("QWEN_OMP_SCHEDULE")) {
+          qwen::OmpScheduleOptions so;
           auto [k, c] = llvm::StringRef(env).split(',');
           so.kind = k.trim().str();
           if (!c.empty() && c.trim().getAsInteger(10, so.chunk))
             so.chunk = -1; // refused by the pass with its message
+          pm.addPass(qwen::createOmpSchedule(so));
         }
-        pm.addPass(qwen::createOmpSchedule(so));
         if (failed(addPipeline(
                 pm, "convert-vector-to-scf,"
                     "convert-math-to-llvm,convert-math-to-libm,"
