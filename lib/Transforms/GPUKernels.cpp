@@ -58,9 +58,12 @@ Value ceilDiv(OpBuilder &b, Location l, Value a, Value d) {
 /// terminator).
 mlir::gpu::LaunchOp makeLaunch(OpBuilder &b, Location l,
                                std::array<Value, 3> grid,
-                               std::array<Value, 3> block) {
-  auto launch = mlir::gpu::LaunchOp::create(b, l, grid[0], grid[1], grid[2],
-                                            block[0], block[1], block[2]);
+                               std::array<Value, 3> block,
+                               TypeRange workgroup = {}) {
+  auto launch = mlir::gpu::LaunchOp::create(
+      b, l, grid[0], grid[1], grid[2], block[0], block[1], block[2],
+      /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr,
+      /*asyncDependencies=*/{}, workgroup);
   Block &body = launch.getBody().front();
   if (body.empty() || !body.back().hasTrait<OpTrait::IsTerminator>()) {
     OpBuilder::InsertionGuard g(b);
@@ -128,6 +131,12 @@ struct KernelBuilder {
                                   ValueRange{i64(off)});
     return LLVM::LoadOp::create(b, l, t, p, align, /*isVolatile=*/false,
                                 /*isNonTemporal=*/false, /*isInvariant=*/true);
+  }
+  /// A store of `v` at byte offset `off` (index) from a global base.
+  void store(Value v, Value base, Value off, unsigned align) {
+    Value p = LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
+                                  ValueRange{i64(off)});
+    LLVM::StoreOp::create(b, l, v, p, align);
   }
   /// Element `i` of a 32-bit word as a sign-extended `bits`-wide field.
   Value field(Value word, int64_t i, int64_t bits) {
@@ -779,6 +788,186 @@ LogicalResult emitWarpReduction(OpBuilder &b, linalg::GenericOp g) {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Fused RMSNorm
+//===----------------------------------------------------------------------===//
+
+/// Threads per block of the RMSNorm kernel at most, and the most 16-byte
+/// chunks of a row one thread keeps in registers between the two phases.
+constexpr int64_t kNormMaxThreads = 256;
+constexpr int64_t kNormMaxChunks = 8;
+
+/// The fill and the reduction that only produce `ss` for the fused norm
+/// `norm` (which computes the sum itself), then ss's deallocations and
+/// allocation, to erase in this order once `norm` is gone; none when any
+/// other op reads or writes ss (they stay: correct, redundant).
+SmallVector<Operation *> sumOfSquaresOnlyFor(linalg::GenericOp norm,
+                                             Value ss) {
+  auto alloc = ss.getDefiningOp<memref::AllocOp>();
+  if (!alloc)
+    return {};
+  SmallVector<Operation *> producers, deallocs;
+  for (Operation *u : alloc->getUsers()) {
+    if (u == norm.getOperation())
+      continue;
+    auto lop = dyn_cast<linalg::LinalgOp>(u);
+    if (lop && lop.getNumDpsInits() == 1 && lop.getDpsInits()[0] == ss &&
+        !llvm::is_contained(lop.getDpsInputs(), ss) &&
+        lop->getBlock() == norm->getBlock() && lop->isBeforeInBlock(norm))
+      producers.push_back(u);
+    else if (isa<memref::DeallocOp>(u))
+      deallocs.push_back(u);
+    else
+      return {};
+  }
+  // Users come newest first: the reduction before the fill reading nothing.
+  llvm::sort(producers,
+             [](Operation *a, Operation *c) { return c->isBeforeInBlock(a); });
+  llvm::append_range(producers, deallocs);
+  producers.push_back(alloc);
+  return producers;
+}
+
+/// The RMSNorm tagged by tagRMSNormGPU as one launch, a block per token
+/// row m of x [M, K]: each thread loads its 16-byte chunks of the row
+/// (ld.global.nc.v4, kept in registers), sums their squares, the warp sums
+/// by butterfly shuffles, lane 0 of each warp writes its sum to shared
+/// memory, and after a barrier every thread adds the warps' sums (the same
+/// order in every thread) and stores x * rsqrt(ss / K + eps) * gamma as v4.
+/// K must be a multiple of 4 with at most kNormMaxChunks chunks per thread,
+/// and the operands identity-layout f32; else the generics stay.
+LogicalResult emitRMSNorm(OpBuilder &b, linalg::GenericOp g) {
+  auto attr = g->getAttrOfType<DictionaryAttr>(kKernelAttrName);
+  auto epsAttr = dyn_cast_or_null<FloatAttr>(attr.get("eps"));
+  if (!epsAttr || g.getNumDpsInputs() != 3 || g.getNumDpsInits() != 1)
+    return failure();
+  Value x = g.getDpsInputs()[0], ss = g.getDpsInputs()[1],
+        gamma = g.getDpsInputs()[2], out = g.getDpsInits()[0];
+  if (!llvm::all_of(ValueRange{x, gamma, out}, isIdentityMemRef))
+    return failure();
+  auto xt = cast<MemRefType>(x.getType());
+  auto gt = cast<MemRefType>(gamma.getType());
+  int64_t K = xt.getShape().back();
+  if (ShapedType::isDynamic(K) || K % 4 != 0 || xt.getRank() < 2 ||
+      !xt.getElementType().isF32() || gt.getRank() != 1 ||
+      gt.getDimSize(0) != K || !gt.getElementType().isF32())
+    return failure();
+  int64_t chunks = K / 4;
+  int64_t threads =
+      std::min(kNormMaxThreads, (chunks + kWarp - 1) / kWarp * kWarp);
+  int64_t perThread = (chunks + threads - 1) / threads;
+  if (perThread > kNormMaxChunks)
+    return failure();
+  int64_t warps = threads / kWarp;
+  Location l = g.getLoc();
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type();
+  auto v4 = VectorType::get({4}, f32);
+  b.setInsertionPoint(g);
+  KernelBuilder hk{b, l};
+  Value x2 = collapseTo2D(b, l, x), out2 = collapseTo2D(b, l, out);
+  Value M = memref::DimOp::create(b, l, x2, 0);
+  Value one = hk.c(1);
+  auto shared = MemRefType::get(
+      {warps}, f32, MemRefLayoutAttrInterface(),
+      mlir::gpu::AddressSpaceAttr::get(ctx,
+                                       mlir::gpu::AddressSpace::Workgroup));
+  mlir::gpu::LaunchOp launch =
+      makeLaunch(b, l, {arith::MaxUIOp::create(b, l, M, one), one, one},
+                 {hk.c(threads), one, one}, TypeRange{shared});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  KernelBuilder kb{b, l};
+  Value partial = launch.getWorkgroupAttributions()[0];
+  Value tid = launch.getThreadIds().x, m = launch.getBlockIds().x;
+  // Uniform per block (an empty input launches one idle block): the
+  // barrier below is reached by all or none of a block's threads.
+  auto hasRow = scf::IfOp::create(b, l, kb.lt(m, M), /*withElse=*/false);
+  b.setInsertionPointToStart(hasRow.thenBlock());
+  Value xBase = globalBase(b, l, x2), gBase = globalBase(b, l, gamma),
+        oBase = globalBase(b, l, out2);
+  Value rowOff = kb.mul(m, kb.c(K * 4));
+  // Chunk i of this thread: c = tid + i * threads, bytes [16 c, 16 c + 16).
+  // Only the last one may lie past the row (a guarded load of zeros).
+  SmallVector<Value> colOff, valid, xs;
+  Value sum = f32c(b, l, 0);
+  for (int64_t i = 0; i < perThread; ++i) {
+    Value c = kb.add(tid, kb.c(i * threads));
+    colOff.push_back(kb.mul(c, kb.c(16)));
+    bool full = (i + 1) * threads <= chunks;
+    valid.push_back(full ? Value() : kb.lt(c, kb.c(chunks)));
+    // The then-builder is `b` itself, at the then-block.
+    auto load = [&] {
+      return kb.load(xBase, kb.add(rowOff, colOff.back()), v4, 16);
+    };
+    Value v;
+    if (full) {
+      v = load();
+    } else {
+      auto ifOp = scf::IfOp::create(
+          b, l, valid.back(),
+          [&](OpBuilder &nb, Location nl) {
+            scf::YieldOp::create(nb, nl, load());
+          },
+          [&](OpBuilder &nb, Location nl) {
+            Value z = arith::ConstantOp::create(
+                nb, nl, DenseElementsAttr::get(v4, 0.0f));
+            scf::YieldOp::create(nb, nl, z);
+          });
+      v = ifOp.getResult(0);
+    }
+    xs.push_back(v);
+    for (int64_t j = 0; j < 4; ++j) {
+      Value e = vector::ExtractOp::create(b, l, v, j);
+      sum = math::FmaOp::create(b, l, e, e, sum);
+    }
+  }
+  sum = warpSum(b, l, sum);
+  Value lane = kb.rem(tid, kb.c(kWarp)), warp = kb.div(tid, kb.c(kWarp));
+  auto first = scf::IfOp::create(
+      b, l,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+      /*withElse=*/false);
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(first.thenBlock());
+    memref::StoreOp::create(b, l, sum, partial, ValueRange{warp});
+  }
+  mlir::gpu::BarrierOp::create(b, l);
+  Value total = memref::LoadOp::create(b, l, partial, ValueRange{kb.c(0)});
+  for (int64_t w = 1; w < warps; ++w)
+    total = arith::AddFOp::create(
+        b, l, total, memref::LoadOp::create(b, l, partial, ValueRange{kb.c(w)}));
+  // As the generic: rsqrt(ss / K + eps), then (x * inv) * gamma.
+  Value mean = arith::DivFOp::create(b, l, total, f32c(b, l, (float)K));
+  Value inv = math::RsqrtOp::create(
+      b, l,
+      arith::AddFOp::create(
+          b, l, mean,
+          arith::ConstantOp::create(b, l, f32, epsAttr).getResult()));
+  for (int64_t i = 0; i < perThread; ++i) {
+    OpBuilder::InsertionGuard ig(b);
+    if (valid[i])
+      b.setInsertionPointToStart(
+          scf::IfOp::create(b, l, valid[i], /*withElse=*/false).thenBlock());
+    Value gv = kb.load(gBase, colOff[i], v4, 16);
+    SmallVector<Value> ys;
+    for (int64_t j = 0; j < 4; ++j) {
+      Value xe = vector::ExtractOp::create(b, l, xs[i], j);
+      Value ge = vector::ExtractOp::create(b, l, gv, j);
+      ys.push_back(arith::MulFOp::create(
+          b, l, arith::MulFOp::create(b, l, xe, inv), ge));
+    }
+    kb.store(vector::FromElementsOp::create(b, l, v4, ys), oBase,
+             kb.add(rowOff, colOff[i]), 16);
+  }
+  SmallVector<Operation *> dead = sumOfSquaresOnlyFor(g, ss);
+  g.erase();
+  for (Operation *op : dead)
+    op->erase();
+  return success();
+}
+
 void wrapSingleThread(Operation *op);
 
 struct GPUFusedKernelsPass
@@ -815,8 +1004,14 @@ struct GPUFusedKernelsPass
     for (linalg::LinalgOp op : serial)
       wrapSingleThread(op);
     OpBuilder b(&getContext());
-    for (linalg::GenericOp g : tagged)
-      (void)emitWeightOnlyLinear(b, g);
+    for (linalg::GenericOp g : tagged) {
+      StringAttr kind = dyn_cast_or_null<StringAttr>(
+          g->getAttrOfType<DictionaryAttr>(kKernelAttrName).get("kind"));
+      if (kind && kind.getValue() == "rms_norm")
+        (void)emitRMSNorm(b, g);
+      else
+        (void)emitWeightOnlyLinear(b, g);
+    }
     for (linalg::GenericOp g : int8)
       (void)emitInt8Matmul(b, g);
     SmallVector<linalg::GenericOp> reductions;
@@ -1293,6 +1488,17 @@ FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
   if (y.getType() != rt)
     y = tensor::CastOp::create(b, l, rt, y);
   return y;
+}
+
+void tagRMSNormGPU(OpBuilder &b, Operation *normalise, const APFloat &eps) {
+  APFloat e = eps;
+  bool lost;
+  e.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
+  normalise->setAttr(
+      kKernelAttrName,
+      b.getDictionaryAttr({b.getNamedAttr("kind", b.getStringAttr("rms_norm")),
+                           b.getNamedAttr("eps", b.getF32FloatAttr(
+                                                     e.convertToFloat()))}));
 }
 
 std::unique_ptr<Pass> createGPUFusedKernelsPass() {

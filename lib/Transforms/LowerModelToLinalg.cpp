@@ -12,6 +12,7 @@
 #include "qwen/Transforms/Passes.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Transforms/DenseKernels.h"
+#include "qwen/Transforms/GPUKernels.h"
 #include "qwen/Transforms/LowerONNXToLinalg.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
@@ -249,7 +250,7 @@ FailureOr<Value> lowerRMSNorm(OpBuilder &b, Location loc, qwen::RMSNormOp op) {
   if (!perHead) {
     AffineMap sm = AffineMap::get(r, 0, be, ctx);
     AffineMap wm = AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx);
-    return generic(b, loc, rt, {x, ss, w}, init, {id, sm, wm, id}, parallel(r),
+    Value y = generic(b, loc, rt, {x, ss, w}, init, {id, sm, wm, id}, parallel(r),
                    [&](OpBuilder &nb, Location l, ValueRange a) {
                      Value mean = arith::DivFOp::create(nb, l, a[1], n);
                      Value v = arith::AddFOp::create(nb, l, mean, eps);
@@ -258,6 +259,11 @@ FailureOr<Value> lowerRMSNorm(OpBuilder &b, Location loc, qwen::RMSNormOp op) {
                      y = arith::MulFOp::create(nb, l, y, a[2]);
                      linalg::YieldOp::create(nb, l, y);
                    });
+    // On a CUDA target --qwen-gpu-fused-kernels implements the norm (this
+    // generic and the sum of squares it reads) as one kernel per token.
+    if (qwen::gpu::targetsGPU(op))
+      qwen::gpu::tagRMSNormGPU(b, y.getDefiningOp(), op.getEpsilon());
+    return y;
   }
   // Per head: loops (b..., j); h = j / D, d = j % D read with tensor.extract.
   return generic(b, loc, rt, {x}, init, {id, id}, parallel(r),

@@ -134,3 +134,111 @@ func.func @column_sum(%x: memref<?x64xf32>, %y: memref<64xf32>) {
   }
   return
 }
+
+// -----
+
+// An RMSNorm over the last dim (K = 1000 = 250 16-byte chunks: 256 threads,
+// the only chunk of a thread guarded) tagged by
+// --qwen-lower-model-to-linalg on its normalising generic: one kernel, a
+// block per token. The sum of squares the generic reads is computed in the
+// kernel (warp shuffles, shared memory across the 8 warps, a barrier); its
+// separate fill, reduction and buffer go.
+// CHECK-LABEL: func.func @rms_norm
+// CHECK-NOT: memref.alloc
+// CHECK-NOT: linalg.fill
+// CHECK: %[[G:.*]] = arith.maxui %{{.*}}, %c1
+// CHECK: gpu.launch blocks(%[[B:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[G]], {{.*}} threads({{.*}}) in ({{.*}} = %c256{{.*}}) workgroup(%[[SH:.*]] : memref<8xf32, #gpu.address_space<workgroup>>)
+// CHECK:   scf.if
+// CHECK:     scf.if
+// CHECK:       llvm.load {{.*}} invariant {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xf32>
+// CHECK:     math.fma
+// CHECK:     gpu.shuffle xor
+// CHECK:     memref.store %{{.*}}, %[[SH]]
+// CHECK:     gpu.barrier
+// CHECK:     memref.load %[[SH]][%c7]
+// CHECK:     arith.constant 9.99999997E-7 : f32
+// CHECK:     math.rsqrt
+// CHECK:     scf.if
+// CHECK:       llvm.load {{.*}} invariant {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xf32>
+// CHECK:       arith.mulf
+// CHECK:       arith.mulf
+// CHECK:       llvm.store {{.*}} {alignment = 16 : i64} : vector<4xf32>, !llvm.ptr<1>
+// CHECK-NOT: linalg.generic
+// CHECK-NOT: memref.dealloc
+#i = affine_map<(d0, d1) -> (d0, d1)>
+#r = affine_map<(d0, d1) -> (d0)>
+#c = affine_map<(d0, d1) -> (d1)>
+func.func @rms_norm(%x: memref<?x1000xf32>, %g: memref<1000xf32>, %y: memref<?x1000xf32>) {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %n = arith.constant 1000.0 : f32
+  %eps = arith.constant 1.0e-6 : f32
+  %m = memref.dim %x, %c0 : memref<?x1000xf32>
+  %ss = memref.alloc(%m) : memref<?xf32>
+  linalg.fill ins(%zero : f32) outs(%ss : memref<?xf32>)
+  linalg.generic {indexing_maps = [#i, #r], iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<?x1000xf32>) outs(%ss : memref<?xf32>) {
+  ^bb0(%a: f32, %acc: f32):
+    %sq = arith.mulf %a, %a : f32
+    %s = arith.addf %acc, %sq : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [#i, #r, #c, #i],
+                  iterator_types = ["parallel", "parallel"]}
+      ins(%x, %ss, %g : memref<?x1000xf32>, memref<?xf32>, memref<1000xf32>)
+      outs(%y : memref<?x1000xf32>)
+      attrs = {qwen.gpu_kernel = {kind = "rms_norm", eps = 1.0e-6 : f32}} {
+  ^bb0(%a: f32, %s: f32, %w: f32, %o: f32):
+    %mean = arith.divf %s, %n : f32
+    %v = arith.addf %mean, %eps : f32
+    %inv = math.rsqrt %v : f32
+    %t = arith.mulf %a, %inv : f32
+    %r = arith.mulf %t, %w : f32
+    linalg.yield %r : f32
+  }
+  memref.dealloc %ss : memref<?xf32>
+  return
+}
+
+// -----
+
+// A norm whose sum of squares is read elsewhere too: the kernel still
+// computes its own, the reduction into ss stays (a warp per row).
+// CHECK-LABEL: func.func @rms_norm_shared_ss
+// CHECK: memref.alloc
+// CHECK: gpu.launch
+// CHECK:   gpu.shuffle xor
+// CHECK: gpu.launch {{.*}} workgroup
+// CHECK: memref.copy
+#i = affine_map<(d0, d1) -> (d0, d1)>
+#r = affine_map<(d0, d1) -> (d0)>
+#c = affine_map<(d0, d1) -> (d1)>
+func.func @rms_norm_shared_ss(%x: memref<?x64xf32>, %g: memref<64xf32>, %y: memref<?x64xf32>, %keep: memref<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %n = arith.constant 64.0 : f32
+  %eps = arith.constant 1.0e-6 : f32
+  %m = memref.dim %x, %c0 : memref<?x64xf32>
+  %ss = memref.alloc(%m) : memref<?xf32>
+  linalg.generic {indexing_maps = [#i, #r], iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<?x64xf32>) outs(%ss : memref<?xf32>) {
+  ^bb0(%a: f32, %acc: f32):
+    %sq = arith.mulf %a, %a : f32
+    %s = arith.addf %acc, %sq : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [#i, #r, #c, #i],
+                  iterator_types = ["parallel", "parallel"]}
+      ins(%x, %ss, %g : memref<?x64xf32>, memref<?xf32>, memref<64xf32>)
+      outs(%y : memref<?x64xf32>)
+      attrs = {qwen.gpu_kernel = {kind = "rms_norm", eps = 1.0e-6 : f32}} {
+  ^bb0(%a: f32, %s: f32, %w: f32, %o: f32):
+    %mean = arith.divf %s, %n : f32
+    %v = arith.addf %mean, %eps : f32
+    %inv = math.rsqrt %v : f32
+    %t = arith.mulf %a, %inv : f32
+    %r = arith.mulf %t, %w : f32
+    linalg.yield %r : f32
+  }
+  memref.copy %ss, %keep : memref<?xf32> to memref<?xf32>
+  return
+}

@@ -12,6 +12,10 @@
 //    gpu.launch of the fused GEMV: one warp per output channel, 128-bit
 //    read-only loads of the packed codes, dequantization in registers, f32
 //    accumulation, a butterfly warp-shuffle reduction.
+//  * An RMSNorm over the last dim (tagged {kind = "rms_norm"} on its
+//    normalising generic) becomes one kernel: a block per token, 128-bit
+//    loads kept in registers, the sum of squares by warp shuffles and shared
+//    memory across warps, then x * rsqrt(mean + eps) * gamma stored as v4.
 //  * --qwen-gpu-map-kernels maps every remaining top-level scf.parallel (the
 //    linalg ops after convert-linalg-to-parallel-loops) onto a gpu.launch of
 //    256-thread blocks over its flattened iteration space, memref.alloc /
@@ -33,7 +37,8 @@ namespace qwen::gpu {
 /// target before lowering to linalg.
 inline constexpr llvm::StringLiteral kTargetAttrName = "qwen.gpu_target";
 /// Attribute of the linalg.generic of a weight-only linear (a dictionary:
-/// kind = "woq_gemv", bits, group (0 = per channel / tensor)).
+/// kind = "woq_gemv", bits, group (0 = per channel / tensor)), or of the
+/// normalising generic of an RMSNorm ({kind = "rms_norm", eps}).
 inline constexpr llvm::StringLiteral kKernelAttrName = "qwen.gpu_kernel";
 
 /// Whether `op` is in a module lowered for a CUDA target.
@@ -52,6 +57,15 @@ mlir::FailureOr<mlir::Value>
 lowerWeightOnlyLinearGPU(mlir::OpBuilder &b, mlir::Location l,
                          const WeightOnlyDesc &q, mlir::Value x,
                          mlir::Value bias, mlir::RankedTensorType rt);
+
+/// Tags `normalise`, the elementwise generic y = x * rsqrt(ss / K + eps) *
+/// gamma of a (not per-head) RMSNorm over the last dim whose ins are (x,
+/// ss, gamma), with {kind = "rms_norm", eps}: --qwen-gpu-fused-kernels then
+/// computes the sum of squares and the normalisation in one kernel (a block
+/// per token) and drops the separate reduction into ss when nothing else
+/// reads it.
+void tagRMSNormGPU(mlir::OpBuilder &b, mlir::Operation *normalise,
+                   const llvm::APFloat &eps);
 
 /// --qwen-gpu-fused-kernels (module; bufferized IR).
 std::unique_ptr<mlir::Pass> createGPUFusedKernelsPass();
