@@ -242,3 +242,62 @@ func.func @rms_norm_shared_ss(%x: memref<?x64xf32>, %g: memref<64xf32>, %y: memr
   memref.copy %ss, %keep : memref<?xf32> to memref<?xf32>
   return
 }
+
+// -----
+
+// SwiGLU, silu(gate) * up (and any elementwise generic on f32 buffers with
+// identity maps and a last dim a multiple of 4): a thread per 4 elements,
+// v4 loads of each input (not invariant: the output may reuse an input's
+// buffer), the body four times, one v4 store.
+// CHECK-LABEL: func.func @silu_mul
+// CHECK: %[[Q:.*]] = arith.muli %c8, %{{.*}} : index
+// CHECK: %[[G:.*]] = arith.ceildivui %[[Q]], %c256
+// CHECK: gpu.launch
+// CHECK:   arith.cmpi ult, %{{.*}}, %[[Q]]
+// CHECK:   llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xf32>
+// CHECK:   llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xf32>
+// CHECK-COUNT-4: math.exp
+// CHECK:   vector.from_elements
+// CHECK:   llvm.store {{.*}} {alignment = 16 : i64} : vector<4xf32>, !llvm.ptr<1>
+// CHECK-NOT: linalg.generic
+#i = affine_map<(d0, d1) -> (d0, d1)>
+func.func @silu_mul(%g: memref<?x32xf32>, %u: memref<?x32xf32>, %y: memref<?x32xf32>) {
+  linalg.generic {indexing_maps = [#i, #i, #i], iterator_types = ["parallel", "parallel"]}
+      ins(%g, %u : memref<?x32xf32>, memref<?x32xf32>) outs(%y : memref<?x32xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %one = arith.constant 1.0 : f32
+    %n = arith.negf %a : f32
+    %e = math.exp %n : f32
+    %d = arith.addf %one, %e : f32
+    %s = arith.divf %a, %d : f32
+    %r = arith.mulf %s, %b : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// A broadcast operand (a bias) or a last dim not a multiple of 4: the
+// generic stays (mapped later, a thread per element).
+// CHECK-LABEL: func.func @not_vectorized
+// CHECK-NOT: gpu.launch
+// CHECK: linalg.generic
+// CHECK: linalg.generic
+#i = affine_map<(d0, d1) -> (d0, d1)>
+#c = affine_map<(d0, d1) -> (d1)>
+func.func @not_vectorized(%x: memref<?x32xf32>, %b: memref<32xf32>, %y: memref<?x32xf32>,
+                          %p: memref<?x6xf32>, %q: memref<?x6xf32>) {
+  linalg.generic {indexing_maps = [#i, #c, #i], iterator_types = ["parallel", "parallel"]}
+      ins(%x, %b : memref<?x32xf32>, memref<32xf32>) outs(%y : memref<?x32xf32>) {
+  ^bb0(%a: f32, %c: f32, %o: f32):
+    %r = arith.addf %a, %c : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [#i, #i], iterator_types = ["parallel", "parallel"]}
+      ins(%p : memref<?x6xf32>) outs(%q : memref<?x6xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    linalg.yield %a : f32
+  }
+  return
+}
