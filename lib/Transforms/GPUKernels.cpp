@@ -971,6 +971,103 @@ LogicalResult emitRMSNorm(OpBuilder &b, linalg::GenericOp g) {
 }
 
 //===----------------------------------------------------------------------===//
+// Fused RoPE
+//===----------------------------------------------------------------------===//
+
+/// The RoPE tagged by tagRoPEGPU (half-split pairs (i, i + D/2) of each head,
+/// D/2 a multiple of 4) as one launch of 256-thread blocks, a thread per 4
+/// consecutive pairs of a head of a token: v4 loads of x[i..i+3] and
+/// x[i+D/2..], of inv_freq[i..i+3] (the generic's folded table), one sin and
+/// one cos per pair (the generic computes them per element), v4 stores of
+/// x_lo * cos - x_hi * sin and x_hi * cos + x_lo * sin. x is read without
+/// the invariant mark (the output may reuse its buffer; a thread reads its
+/// elements before it writes them). Other forms keep the generic.
+LogicalResult emitRoPE(OpBuilder &b, linalg::GenericOp g) {
+  auto attr = g->getAttrOfType<DictionaryAttr>(kKernelAttrName);
+  auto dAttr = dyn_cast_or_null<IntegerAttr>(attr.get("head_dim"));
+  if (!dAttr || g.getNumDpsInputs() != 2 || g.getNumDpsInits() != 1)
+    return failure();
+  int64_t D = dAttr.getInt(), half = D / 2;
+  Value x = g.getDpsInputs()[0], pos = g.getDpsInputs()[1],
+        out = g.getDpsInits()[0];
+  // The inv_freq table: the body's one load from a buffer other than x.
+  Value table;
+  for (auto ld : g.getRegion().getOps<memref::LoadOp>())
+    if (ld.getMemRef() != x)
+      table = ld.getMemRef();
+  auto xt = dyn_cast<MemRefType>(x.getType());
+  auto pt = dyn_cast<MemRefType>(pos.getType());
+  if (!table || !xt || !pt || D % 8 != 0 ||
+      !llvm::all_of(ValueRange{x, pos, out, table}, isIdentityMemRef) ||
+      !xt.getElementType().isF32() ||
+      !isa<IntegerType>(pt.getElementType()) ||
+      pt.getRank() + 1 != xt.getRank() ||
+      ShapedType::isDynamic(xt.getShape().back()) ||
+      xt.getShape().back() % D != 0 ||
+      cast<MemRefType>(table.getType()).getNumElements() != half)
+    return failure();
+  int64_t heads = xt.getShape().back() / D, quads = half / 4;
+  Location l = g.getLoc();
+  Type f32 = b.getF32Type();
+  auto v4 = VectorType::get({4}, f32);
+  b.setInsertionPoint(g);
+  KernelBuilder hk{b, l};
+  Value x2 = collapseTo2D(b, l, x), out2 = collapseTo2D(b, l, out);
+  Value pos1 = pos;
+  if (pt.getRank() > 1) {
+    ReassociationIndices all;
+    for (int64_t i = 0; i < pt.getRank(); ++i)
+      all.push_back(i);
+    pos1 = memref::CollapseShapeOp::create(
+        b, l, pos, SmallVector<ReassociationIndices>{all});
+  }
+  Value M = memref::DimOp::create(b, l, x2, 0);
+  Value items = hk.mul(M, hk.c(heads * quads));
+  Value one = hk.c(1);
+  Value grid = arith::MaxUIOp::create(
+      b, l, ceilDiv(b, l, items, hk.c(kBlockThreads)), one);
+  mlir::gpu::LaunchOp launch =
+      makeLaunch(b, l, {grid, one, one}, {hk.c(kBlockThreads), one, one});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  KernelBuilder kb{b, l};
+  Value lin = kb.add(kb.mul(launch.getBlockIds().x, kb.c(kBlockThreads)),
+                     launch.getThreadIds().x);
+  b.setInsertionPointToStart(
+      scf::IfOp::create(b, l, kb.lt(lin, items), /*withElse=*/false)
+          .thenBlock());
+  // lin = (m * heads + h) * quads + q: pairs 4 q .. 4 q + 3 of head h.
+  Value q = kb.rem(lin, kb.c(quads)), mh = kb.div(lin, kb.c(quads));
+  Value m = kb.div(mh, kb.c(heads));
+  Value i0 = kb.mul(q, kb.c(4));
+  Value lo = kb.mul(kb.add(kb.mul(mh, kb.c(D)), i0), kb.c(4));
+  Value hi = kb.add(lo, kb.c(half * 4));
+  Value xBase = globalBase(b, l, x2), oBase = globalBase(b, l, out2);
+  Value xl = kb.load(xBase, lo, v4, 16, /*invariant=*/false);
+  Value xh = kb.load(xBase, hi, v4, 16, /*invariant=*/false);
+  Value f = kb.load(globalBase(b, l, table), kb.mul(i0, kb.c(4)), v4, 16);
+  Value p = arith::SIToFPOp::create(
+      b, l, f32, memref::LoadOp::create(b, l, pos1, ValueRange{m}));
+  SmallVector<Value> yl, yh;
+  for (int64_t j = 0; j < 4; ++j) {
+    Value a = vector::ExtractOp::create(b, l, xl, j);
+    Value c = vector::ExtractOp::create(b, l, xh, j);
+    Value ang =
+        arith::MulFOp::create(b, l, p, vector::ExtractOp::create(b, l, f, j));
+    Value cs = math::CosOp::create(b, l, ang), sn = math::SinOp::create(b, l, ang);
+    auto mul = [&](Value u, Value v) {
+      return arith::MulFOp::create(b, l, u, v).getResult();
+    };
+    yl.push_back(arith::SubFOp::create(b, l, mul(a, cs), mul(c, sn)));
+    yh.push_back(arith::AddFOp::create(b, l, mul(c, cs), mul(a, sn)));
+  }
+  kb.store(vector::FromElementsOp::create(b, l, v4, yl), oBase, lo, 16);
+  kb.store(vector::FromElementsOp::create(b, l, v4, yh), oBase, hi, 16);
+  g.erase();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // Vectorized elementwise kernels
 //===----------------------------------------------------------------------===//
 
@@ -1088,6 +1185,8 @@ struct GPUFusedKernelsPass
           g->getAttrOfType<DictionaryAttr>(kKernelAttrName).get("kind"));
       if (kind && kind.getValue() == "rms_norm")
         (void)emitRMSNorm(b, g);
+      else if (kind && kind.getValue() == "rope")
+        (void)emitRoPE(b, g);
       else
         (void)emitWeightOnlyLinear(b, g);
     }
@@ -1579,6 +1678,13 @@ void tagRMSNormGPU(OpBuilder &b, Operation *normalise, const APFloat &eps) {
       b.getDictionaryAttr({b.getNamedAttr("kind", b.getStringAttr("rms_norm")),
                            b.getNamedAttr("eps", b.getF32FloatAttr(
                                                      e.convertToFloat()))}));
+}
+
+void tagRoPEGPU(OpBuilder &b, Operation *rope, int64_t headDim) {
+  rope->setAttr(kKernelAttrName,
+                b.getDictionaryAttr(
+                    {b.getNamedAttr("kind", b.getStringAttr("rope")),
+                     b.getNamedAttr("head_dim", b.getI64IntegerAttr(headDim))}));
 }
 
 std::unique_ptr<Pass> createGPUFusedKernelsPass() {

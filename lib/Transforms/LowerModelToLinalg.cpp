@@ -343,7 +343,7 @@ Value lowerRoPE(OpBuilder &b, Location loc, qwen::RoPEOp op) {
     pe.push_back(getAffineDimExpr(i, ctx));
   AffineMap pm = AffineMap::get(r, 0, pe, ctx);
   AffineMap id = b.getMultiDimIdentityMap(r);
-  return generic(
+  Value y = generic(
       b, loc, rt, {x, pos}, init, {id, pm, id}, parallel(r),
       [&](OpBuilder &nb, Location l, ValueRange a) {
         SmallVector<Value> idx;
@@ -391,6 +391,11 @@ Value lowerRoPE(OpBuilder &b, Location loc, qwen::RoPEOp op) {
         Value y = arith::SelectOp::create(nb, l, inRot, rot, a[0]);
         linalg::YieldOp::create(nb, l, y);
       });
+  // On a CUDA target --qwen-gpu-fused-kernels implements the half-split
+  // style over the whole head as a kernel of 4 pairs per thread.
+  if (qwen::gpu::targetsGPU(op) && !interleaved && rd == D)
+    qwen::gpu::tagRoPEGPU(b, y.getDefiningOp(), D);
+  return y;
 }
 
 //===----------------------------------------------------------------------===//

@@ -301,3 +301,63 @@ func.func @not_vectorized(%x: memref<?x32xf32>, %b: memref<32xf32>, %y: memref<?
   }
   return
 }
+
+// -----
+
+// A half-split RoPE over heads of 16 (tagged by --qwen-lower-model-to-linalg
+// on a CUDA target): a thread per 4 pairs (i, i + 8) of a head of a token
+// (2 heads x 2 threads per token), v4 loads of both halves and of the
+// inv_freq table the generic reads, one cos and one sin per pair, two v4
+// stores.
+// CHECK-LABEL: func.func @rope
+// CHECK: %[[POS:.*]] = memref.collapse_shape %arg1 {{\[\[}}0, 1]]
+// CHECK: %[[N:.*]] = arith.muli %{{.*}}, %c4 : index
+// CHECK: gpu.launch
+// CHECK:   arith.cmpi ult, %{{.*}}, %[[N]]
+// CHECK:   llvm.load {{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xf32>
+// CHECK:   llvm.load {{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xf32>
+// CHECK:   llvm.load {{.*}} invariant {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xf32>
+// CHECK:   memref.load %[[POS]]
+// CHECK:   arith.sitofp {{.*}} : i64 to f32
+// CHECK-COUNT-4: math.sin
+// CHECK:   llvm.store {{.*}} {alignment = 16 : i64} : vector<4xf32>, !llvm.ptr<1>
+// CHECK:   llvm.store {{.*}} {alignment = 16 : i64} : vector<4xf32>, !llvm.ptr<1>
+// CHECK-NOT: linalg.generic
+memref.global "private" constant @inv_freq : memref<8xf32> = dense<[1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003]>
+#i = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+#p = affine_map<(d0, d1, d2) -> (d0, d1)>
+func.func @rope(%x: memref<?x?x32xf32>, %pos: memref<?x?xi64>, %y: memref<?x?x32xf32>) {
+  %t = memref.get_global @inv_freq : memref<8xf32>
+  %c0 = arith.constant 0 : index
+  %c8 = arith.constant 8 : index
+  %c16 = arith.constant 16 : index
+  linalg.generic {indexing_maps = [#i, #p, #i], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%x, %pos : memref<?x?x32xf32>, memref<?x?xi64>) outs(%y : memref<?x?x32xf32>)
+      attrs = {qwen.gpu_kernel = {head_dim = 16 : i64, kind = "rope"}} {
+  ^bb0(%in: f32, %pi: i64, %out: f32):
+    %b = linalg.index 0 : index
+    %s = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %d = arith.remui %j, %c16 : index
+    %base = arith.subi %j, %d : index
+    %first = arith.cmpi ult, %d, %c8 : index
+    %fi = arith.remui %d, %c8 : index
+    %up = arith.addi %d, %c8 : index
+    %dn = arith.subi %d, %c8 : index
+    %partner = arith.select %first, %up, %dn : index
+    %pj = arith.addi %base, %partner : index
+    %xp = memref.load %x[%b, %s, %pj] : memref<?x?x32xf32>
+    %f = memref.load %t[%fi] : memref<8xf32>
+    %pf = arith.sitofp %pi : i64 to f32
+    %ang = arith.mulf %pf, %f : f32
+    %cs = math.cos %ang : f32
+    %sn = math.sin %ang : f32
+    %xc = arith.mulf %in, %cs : f32
+    %ps = arith.mulf %xp, %sn : f32
+    %r1 = arith.subf %xc, %ps : f32
+    %r2 = arith.addf %xc, %ps : f32
+    %r = arith.select %first, %r1, %r2 : f32
+    linalg.yield %r : f32
+  }
+  return
+}

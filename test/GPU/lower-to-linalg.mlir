@@ -38,3 +38,24 @@ func.func @rms_norm_cpu(%x: tensor<1x8x64xf32>, %w: tensor<64xf32>) -> tensor<1x
   return %0 : tensor<1x8x64xf32>
 }
 }
+
+// -----
+
+// RoPE, half-split over whole heads: tagged {kind = "rope", head_dim}.
+// Interleaved pairs or a partial rotary dim are not.
+// CHECK-LABEL: func @rope
+// CHECK: linalg.generic
+// CHECK-SAME: attrs = {qwen.gpu_kernel = {head_dim = 8 : i64, kind = "rope"}}
+// CHECK-LABEL: func @rope_interleaved
+// CHECK-NOT: qwen.gpu_kernel
+// CHECK: return
+module attributes {qwen.gpu_target = "sm_80"} {
+func.func @rope(%q: tensor<1x8x64xf32>, %pos: tensor<1x8xi64>) -> tensor<1x8x64xf32> {
+  %0 = qwen.rope %q, %pos {num_heads = 8 : i64, head_dim = 8 : i64, theta = 1.0e+04 : f64} : (tensor<1x8x64xf32>, tensor<1x8xi64>) -> tensor<1x8x64xf32>
+  return %0 : tensor<1x8x64xf32>
+}
+func.func @rope_interleaved(%q: tensor<1x8x64xf32>, %pos: tensor<1x8xi64>) -> tensor<1x8x64xf32> {
+  %0 = qwen.rope %q, %pos {num_heads = 8 : i64, head_dim = 8 : i64, theta = 1.0e+04 : f64, style = #qwen.rope_style<interleaved>} : (tensor<1x8x64xf32>, tensor<1x8xi64>) -> tensor<1x8x64xf32>
+  return %0 : tensor<1x8x64xf32>
+}
+}

@@ -38,7 +38,8 @@ namespace qwen::gpu {
 inline constexpr llvm::StringLiteral kTargetAttrName = "qwen.gpu_target";
 /// Attribute of the linalg.generic of a weight-only linear (a dictionary:
 /// kind = "woq_gemv", bits, group (0 = per channel / tensor)), or of the
-/// normalising generic of an RMSNorm ({kind = "rms_norm", eps}).
+/// normalising generic of an RMSNorm ({kind = "rms_norm", eps}), or of a
+/// RoPE ({kind = "rope", head_dim}).
 inline constexpr llvm::StringLiteral kKernelAttrName = "qwen.gpu_kernel";
 
 /// Whether `op` is in a module lowered for a CUDA target.
@@ -66,6 +67,13 @@ lowerWeightOnlyLinearGPU(mlir::OpBuilder &b, mlir::Location l,
 /// reads it.
 void tagRMSNormGPU(mlir::OpBuilder &b, mlir::Operation *normalise,
                    const llvm::APFloat &eps);
+
+/// Tags `rope`, the generic of a half-split RoPE over whole heads of
+/// `headDim` (ins (x [..., H * D], positions [...]), the folded inv_freq
+/// table read inside its body), with {kind = "rope", head_dim}:
+/// --qwen-gpu-fused-kernels then rotates 4 pairs per thread with 128-bit
+/// loads and one sin / cos per pair.
+void tagRoPEGPU(mlir::OpBuilder &b, mlir::Operation *rope, int64_t headDim);
 
 /// --qwen-gpu-fused-kernels (module; bufferized IR).
 std::unique_ptr<mlir::Pass> createGPUFusedKernelsPass();
