@@ -451,6 +451,135 @@ LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g) {
   return success();
 }
 
+/// Shared memory of one block of the codebook GEMV at most (the books of
+/// its warps' rows).
+constexpr int64_t kLutMaxSharedBytes = 32 * 1024;
+
+/// The codebook linear tagged by lowerCodebookLinearGPU as one launch of
+/// 4-warp blocks, a warp per output channel n of token m (grid [ceil(N /
+/// 4), M]): the warp copies its row's books (one, or one per group) into
+/// its slice of shared memory as f32 and syncs (bar.warp.sync); each lane
+/// then takes 16-byte blocks of the row's codes (ld.global.nc.v4, 32
+/// codes, in one group) and of x, looks each nibble up in shared memory
+/// and accumulates with FMAs; a butterfly shuffle reduction, lane 0 adds
+/// into out[m, n] (the bias or zero). Prefill runs the same GEMV per token.
+LogicalResult emitLutGemv(OpBuilder &b, linalg::GenericOp g) {
+  auto attr = g->getAttrOfType<DictionaryAttr>(kKernelAttrName);
+  auto get = [&](StringRef name) {
+    auto a = dyn_cast_or_null<IntegerAttr>(attr.get(name));
+    return a ? a.getInt() : int64_t(-1);
+  };
+  int64_t gran = get("gran"), group = get("group"), perRow = get("books_per_row");
+  if (gran < 0 || g.getNumDpsInputs() != 2 || g.getNumDpsInits() != 1)
+    return failure();
+  Value x = g.getDpsInputs()[0], codes = g.getDpsInputs()[1],
+        out = g.getDpsInits()[0];
+  Value table;
+  for (auto ld : g.getRegion().getOps<memref::LoadOp>())
+    table = ld.getMemRef();
+  int64_t books = gran == 2 ? perRow : 1;
+  int64_t entries = books * 16;
+  if (!table || entries * 4 * kGemvWarps > kLutMaxSharedBytes ||
+      !llvm::all_of(ValueRange{x, codes, out, table}, isIdentityMemRef))
+    return failure();
+  Location l = g.getLoc();
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
+  auto codesT = cast<MemRefType>(codes.getType());
+  int64_t N = codesT.getDimSize(0), rowBytes = codesT.getDimSize(1),
+          K = rowBytes * 2;
+  b.setInsertionPoint(g);
+  KernelBuilder hk{b, l};
+  Value x2 = collapseTo2D(b, l, x), out2 = collapseTo2D(b, l, out);
+  Value M = memref::DimOp::create(b, l, x2, 0);
+  Value one = hk.c(1);
+  auto shared = MemRefType::get(
+      {kGemvWarps, entries}, f32, MemRefLayoutAttrInterface(),
+      mlir::gpu::AddressSpaceAttr::get(ctx,
+                                       mlir::gpu::AddressSpace::Workgroup));
+  mlir::gpu::LaunchOp launch = makeLaunch(
+      b, l,
+      {hk.c((N + kGemvWarps - 1) / kGemvWarps),
+       arith::MaxUIOp::create(b, l, M, one), one},
+      {hk.c(kGemvWarps * kWarp), one, one}, TypeRange{shared});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  KernelBuilder kb{b, l};
+  Value lut = launch.getWorkgroupAttributions()[0];
+  Value tid = launch.getThreadIds().x;
+  Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
+  Value n = kb.add(kb.mul(launch.getBlockIds().x, kb.c(kGemvWarps)), warp);
+  Value m = launch.getBlockIds().y;
+  // Warp-uniform: the warp sync below is reached by all lanes or none.
+  Value ok = arith::AndIOp::create(b, l, kb.lt(m, M), kb.lt(n, kb.c(N)));
+  b.setInsertionPointToStart(
+      scf::IfOp::create(b, l, ok, /*withElse=*/false).thenBlock());
+  Value firstBook = gran == 0   ? kb.c(0)
+                    : gran == 1 ? n
+                                : kb.mul(n, kb.c(perRow));
+  auto stage = scf::ForOp::create(b, l, lane, kb.c(entries), kb.c(kWarp));
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(stage.getBody());
+    Value e = stage.getInductionVar();
+    Value v = memref::LoadOp::create(
+        b, l, table,
+        ValueRange{kb.add(firstBook, kb.div(e, kb.c(16))),
+                   kb.rem(e, kb.c(16))});
+    if (!v.getType().isF32())
+      v = arith::ExtFOp::create(b, l, f32, v);
+    memref::StoreOp::create(b, l, v, lut, ValueRange{warp, e});
+  }
+  NVVM::SyncWarpOp::create(b, l, i32c(b, l, -1));
+  Value codeBase = globalBase(b, l, codes), xBase = globalBase(b, l, x2);
+  Value codeRow = kb.mul(n, kb.c(rowBytes)), xRow = kb.mul(m, kb.c(K * 4));
+  auto loop = scf::ForOp::create(b, l, kb.mul(lane, kb.c(32)), kb.c(K),
+                                 kb.c(32 * kWarp), ValueRange{f32c(b, l, 0)});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    Value words = kb.load(codeBase, kb.add(codeRow, kb.div(k0, kb.c(2))),
+                          VectorType::get({4}, i32), 16);
+    Value bookOff =
+        gran == 2 ? kb.mul(kb.div(k0, kb.c(group)), kb.c(16)) : kb.c(0);
+    Value xOff = kb.add(xRow, kb.mul(k0, kb.c(4)));
+    // Two partial sums so consecutive FMAs do not wait on each other.
+    Value part[2] = {f32c(b, l, 0), f32c(b, l, 0)};
+    for (int64_t w = 0; w < 4; ++w) {
+      Value word = vector::ExtractOp::create(b, l, words, w);
+      for (int64_t q = 0; q < 8; q += 4) {
+        Value xv = kb.load(xBase, kb.add(xOff, kb.c((w * 8 + q) * 4)),
+                           VectorType::get({4}, f32), 16);
+        for (int64_t j = q; j < q + 4; ++j) {
+          Value code = arith::AndIOp::create(
+              b, l, arith::ShRUIOp::create(b, l, word, i32c(b, l, 4 * j)),
+              i32c(b, l, 15));
+          Value ci = arith::IndexCastOp::create(b, l, b.getIndexType(), code);
+          Value wv = memref::LoadOp::create(b, l, lut,
+                                            ValueRange{warp, kb.add(bookOff, ci)});
+          Value xs = vector::ExtractOp::create(b, l, xv, j - q);
+          part[j & 1] = math::FmaOp::create(b, l, wv, xs, part[j & 1]);
+        }
+      }
+    }
+    Value sum = arith::AddFOp::create(b, l, part[0], part[1]);
+    scf::YieldOp::create(
+        b, l, arith::AddFOp::create(b, l, loop.getRegionIterArgs()[0], sum)
+                  .getResult());
+  }
+  Value acc = warpSum(b, l, loop.getResult(0));
+  b.setInsertionPointToStart(
+      scf::IfOp::create(
+          b, l,
+          arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+          /*withElse=*/false)
+          .thenBlock());
+  accumulateOut(b, l, out2, m, n, acc);
+  g.erase();
+  return success();
+}
+
 /// Whether `g` is the i8 x i8 -> i32 matmul of dynamic / static int8
 /// activations (LowerONNXToLinalg.cpp, linearDynI8): ins(qx [..., K] i8,
 /// qw [N, K] i8) outs(acc [..., N] i32), maps (t.., n, k) -> (t.., k),
@@ -1187,6 +1316,8 @@ struct GPUFusedKernelsPass
         (void)emitRMSNorm(b, g);
       else if (kind && kind.getValue() == "rope")
         (void)emitRoPE(b, g);
+      else if (kind && kind.getValue() == "lut_gemv")
+        (void)emitLutGemv(b, g);
       else
         (void)emitWeightOnlyLinear(b, g);
     }
@@ -1559,6 +1690,77 @@ Value codeOf(OpBuilder &b, Location l, Value byte, Value k, int64_t bits) {
   return arith::ShRSIOp::create(b, l, v, i32c(b, l, 32 - bits));
 }
 
+/// The result and loops of a linear y[..., n] = sum_k x[..., k] * W[n, k]
+/// (+ bias[n]) as one generic over (tokens..., n, k): its init (the bias
+/// broadcast, or zeros), the maps of x and y, the iterator types.
+struct LinearInit {
+  Value init;
+  AffineMap xMap, outMap;
+  SmallVector<utils::IteratorType> iterators;
+};
+
+LinearInit linearInit(OpBuilder &b, Location l, Value x, Value bias,
+                      int64_t rows) {
+  auto xt = cast<RankedTensorType>(x.getType());
+  MLIRContext *ctx = b.getContext();
+  int64_t r = xt.getRank();
+  Type f32 = b.getF32Type();
+  SmallVector<int64_t> shape(xt.getShape().drop_back());
+  shape.push_back(rows);
+  SmallVector<Value> dyn;
+  for (int64_t i = 0; i + 1 < r; ++i)
+    if (xt.isDynamicDim(i))
+      dyn.push_back(tensor::DimOp::create(b, l, x, i));
+  LinearInit li;
+  li.init = tensor::EmptyOp::create(b, l, shape, f32, dyn);
+  SmallVector<utils::IteratorType> par(r, utils::IteratorType::parallel);
+  AffineMap id = AffineMap::getMultiDimIdentityMap(r, ctx);
+  if (bias) {
+    li.init =
+        linalg::GenericOp::create(
+            b, l, TypeRange{li.init.getType()}, ValueRange{bias},
+            ValueRange{li.init},
+            {AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx), id},
+            par,
+            [](OpBuilder &nb, Location nl, ValueRange a) {
+              linalg::YieldOp::create(nb, nl, a[0]);
+            })
+            .getResult(0);
+  } else {
+    li.init = linalg::FillOp::create(b, l, f32c(b, l, 0), li.init).getResult(0);
+  }
+  // dims: tokens (r-1), n, k
+  SmallVector<AffineExpr> xe, oe;
+  for (int64_t i = 0; i + 1 < r; ++i) {
+    xe.push_back(getAffineDimExpr(i, ctx));
+    oe.push_back(getAffineDimExpr(i, ctx));
+  }
+  xe.push_back(getAffineDimExpr(r, ctx));
+  oe.push_back(getAffineDimExpr(r - 1, ctx));
+  li.xMap = AffineMap::get(r + 1, 0, xe, ctx);
+  li.outMap = AffineMap::get(r + 1, 0, oe, ctx);
+  li.iterators = par;
+  li.iterators.push_back(utils::IteratorType::reduction);
+  return li;
+}
+
+/// Whether a linear's x, bias and result suit the GPU kernels: x ranked f32
+/// of rank >= 2 with last dim `cols`, bias 1-D [rows] f32 or absent, the
+/// result f32 of x's rank.
+bool gpuLinearOperandsOk(Value x, Value bias, RankedTensorType rt,
+                         int64_t rows, int64_t cols) {
+  auto xt = dyn_cast<RankedTensorType>(x.getType());
+  if (!xt || !xt.getElementType().isF32() || xt.getRank() < 2 ||
+      xt.getShape().back() != cols || rt.getRank() != xt.getRank() ||
+      !rt.getElementType().isF32())
+    return false;
+  if (!bias)
+    return true;
+  auto bt = dyn_cast<RankedTensorType>(bias.getType());
+  return bt && bt.getRank() == 1 && bt.getDimSize(0) == rows &&
+         bt.getElementType().isF32();
+}
+
 } // namespace
 
 bool targetsGPU(Operation *op) {
@@ -1580,72 +1782,33 @@ FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
                                           Value bias, RankedTensorType rt) {
   if (!weightOnlyGPUSupports(q))
     return failure();
-  auto xt = dyn_cast<RankedTensorType>(x.getType());
   auto ct = dyn_cast<RankedTensorType>(q.codes.getType());
   auto st = dyn_cast<RankedTensorType>(q.scales.getType());
-  if (!xt || !xt.getElementType().isF32() || xt.getRank() < 2 ||
-      xt.getShape().back() != q.cols || !ct ||
+  if (!gpuLinearOperandsOk(x, bias, rt, q.rows, q.cols) || !ct ||
       !ct.getElementType().isInteger(8) || ct.getRank() != 2 ||
       ct.getDimSize(1) * 8 != q.cols * q.bits || !st ||
-      !(st.getElementType().isF32() || st.getElementType().isF16()) ||
-      rt.getRank() != xt.getRank() || !rt.getElementType().isF32())
+      !(st.getElementType().isF32() || st.getElementType().isF16()))
     return failure();
-  if (bias) {
-    auto bt = dyn_cast<RankedTensorType>(bias.getType());
-    if (!bt || bt.getRank() != 1 || bt.getDimSize(0) != q.rows ||
-        !bt.getElementType().isF32())
-      return failure();
-  }
+  auto xt = cast<RankedTensorType>(x.getType());
   MLIRContext *ctx = b.getContext();
   int64_t r = xt.getRank();
   Type f32 = b.getF32Type();
-  SmallVector<int64_t> shape(xt.getShape().drop_back());
-  shape.push_back(q.rows);
-  SmallVector<Value> dyn;
-  for (int64_t i = 0; i + 1 < r; ++i)
-    if (xt.isDynamicDim(i))
-      dyn.push_back(tensor::DimOp::create(b, l, x, i));
-  Value init = tensor::EmptyOp::create(b, l, shape, f32, dyn);
-  SmallVector<utils::IteratorType> par(r, utils::IteratorType::parallel);
-  AffineMap id = AffineMap::getMultiDimIdentityMap(r, ctx);
-  if (bias) {
-    init =
-        linalg::GenericOp::create(
-            b, l, TypeRange{init.getType()}, ValueRange{bias}, ValueRange{init},
-            {AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx), id},
-            par,
-            [](OpBuilder &nb, Location nl, ValueRange a) {
-              linalg::YieldOp::create(nb, nl, a[0]);
-            })
-            .getResult(0);
-  } else {
-    init = linalg::FillOp::create(b, l, f32c(b, l, 0), init).getResult(0);
-  }
-  // dims: tokens (r-1), n, k
-  SmallVector<AffineExpr> xe, oe;
-  for (int64_t i = 0; i + 1 < r; ++i) {
-    xe.push_back(getAffineDimExpr(i, ctx));
-    oe.push_back(getAffineDimExpr(i, ctx));
-  }
+  LinearInit li = linearInit(b, l, x, bias, q.rows);
+  Value init = li.init;
   AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
-  xe.push_back(k);
-  oe.push_back(n);
   AffineExpr zero = getAffineConstantExpr(0, ctx);
   AffineMap sm =
       st.getRank() == 1
           ? AffineMap::get(r + 1, 0, {zero}, ctx)
           : AffineMap::get(r + 1, 0,
                            {n, q.gran == 2 ? k.floorDiv(q.group) : zero}, ctx);
-  SmallVector<utils::IteratorType> it(r, utils::IteratorType::parallel);
-  it.push_back(utils::IteratorType::reduction);
   int64_t bits = q.bits;
   auto g = linalg::GenericOp::create(
       b, l, TypeRange{init.getType()}, ValueRange{x, q.codes, q.scales},
       ValueRange{init},
-      {AffineMap::get(r + 1, 0, xe, ctx),
-       AffineMap::get(r + 1, 0, {n, k.floorDiv(8 / bits)}, ctx), sm,
-       AffineMap::get(r + 1, 0, oe, ctx)},
-      it, [&](OpBuilder &nb, Location nl, ValueRange a) {
+      {li.xMap, AffineMap::get(r + 1, 0, {n, k.floorDiv(8 / bits)}, ctx), sm,
+       li.outMap},
+      li.iterators, [&](OpBuilder &nb, Location nl, ValueRange a) {
         Value kk = linalg::IndexOp::create(nb, nl, r);
         Value c = arith::SIToFPOp::create(nb, nl, f32,
                                           codeOf(nb, nl, a[1], kk, bits));
@@ -1663,6 +1826,80 @@ FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
                   b.getNamedAttr("bits", b.getI64IntegerAttr(bits)),
                   b.getNamedAttr("group", b.getI64IntegerAttr(
                                               q.gran == 2 ? q.group : 0))}));
+  Value y = g.getResult(0);
+  if (y.getType() != rt)
+    y = tensor::CastOp::create(b, l, rt, y);
+  return y;
+}
+
+FailureOr<Value> lowerCodebookLinearGPU(OpBuilder &b, Location l, Value codes,
+                                        Value table, int64_t gran,
+                                        int64_t group, int64_t booksPerRow,
+                                        Value x, Value bias,
+                                        RankedTensorType rt) {
+  auto ct = dyn_cast<RankedTensorType>(codes.getType());
+  auto tt = dyn_cast<RankedTensorType>(table.getType());
+  if (!ct || !ct.hasStaticShape() || ct.getRank() != 2 ||
+      !ct.getElementType().isInteger(8) || !tt || tt.getRank() != 2 ||
+      !tt.hasStaticShape() || tt.getDimSize(1) != 16 ||
+      !(tt.getElementType().isF32() || tt.getElementType().isF16()))
+    return failure();
+  int64_t rows = ct.getDimSize(0), cols = ct.getDimSize(1) * 2;
+  if (cols % kWarp != 0 ||
+      (gran == 2 && (group % kWarp != 0 || cols % group != 0 ||
+                     booksPerRow != cols / group)) ||
+      !gpuLinearOperandsOk(x, bias, rt, rows, cols))
+    return failure();
+  MLIRContext *ctx = b.getContext();
+  int64_t r = rt.getRank();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
+  LinearInit li = linearInit(b, l, x, bias, rows);
+  AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
+  auto g = linalg::GenericOp::create(
+      b, l, TypeRange{li.init.getType()}, ValueRange{x, codes},
+      ValueRange{li.init},
+      {li.xMap, AffineMap::get(r + 1, 0, {n, k.floorDiv(2)}, ctx), li.outMap},
+      li.iterators, [&](OpBuilder &nb, Location nl, ValueRange a) {
+        Value nn = linalg::IndexOp::create(nb, nl, r - 1);
+        Value kk = linalg::IndexOp::create(nb, nl, r);
+        // The unsigned nibble of k: low for even k.
+        Value byte = a[1];
+        if (!byte.getType().isSignlessInteger())
+          byte = UnrealizedConversionCastOp::create(
+                     nb, nl, TypeRange{nb.getI8Type()}, ValueRange{byte})
+                     .getResult(0);
+        Value v = arith::ExtUIOp::create(nb, nl, i32, byte);
+        Value odd = arith::IndexCastOp::create(
+            nb, nl, i32, arith::RemUIOp::create(nb, nl, kk, idx(nb, nl, 2)));
+        v = arith::ShRUIOp::create(
+            nb, nl, v, arith::MulIOp::create(nb, nl, odd, i32c(nb, nl, 4)));
+        v = arith::AndIOp::create(nb, nl, v, i32c(nb, nl, 15));
+        Value code = arith::IndexCastOp::create(nb, nl, nb.getIndexType(), v);
+        Value book =
+            gran == 0   ? idx(nb, nl, 0)
+            : gran == 1 ? nn
+                        : arith::AddIOp::create(
+                              nb, nl,
+                              arith::MulIOp::create(nb, nl, nn,
+                                                    idx(nb, nl, booksPerRow)),
+                              arith::DivUIOp::create(nb, nl, kk,
+                                                     idx(nb, nl, group)))
+                              .getResult();
+        Value w = tensor::ExtractOp::create(nb, nl, table,
+                                            ValueRange{book, code});
+        if (!w.getType().isF32())
+          w = arith::ExtFOp::create(nb, nl, f32, w);
+        Value p = arith::MulFOp::create(nb, nl, a[0], w);
+        linalg::YieldOp::create(
+            nb, nl, arith::AddFOp::create(nb, nl, a[2], p).getResult());
+      });
+  g->setAttr(kKernelAttrName,
+             b.getDictionaryAttr(
+                 {b.getNamedAttr("kind", b.getStringAttr("lut_gemv")),
+                  b.getNamedAttr("gran", b.getI64IntegerAttr(gran)),
+                  b.getNamedAttr("group", b.getI64IntegerAttr(group)),
+                  b.getNamedAttr("books_per_row",
+                                 b.getI64IntegerAttr(booksPerRow))}));
   Value y = g.getResult(0);
   if (y.getType() != rt)
     y = tensor::CastOp::create(b, l, rt, y);

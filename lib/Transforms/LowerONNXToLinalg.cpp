@@ -2816,6 +2816,16 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     if (succeeded(y))
       return one(*y);
   }
+  // CUDA targets: 4-bit codebooks as the tagged generic of the fused
+  // codebook GEMV (GPUKernels.cpp) where it handles the form.
+  if (isa<qq::LinearOp, qq::LogitsOp>(op) && q.codebook && q.bits == 4 &&
+      !sparse24 && qwen::gpu::targetsGPU(op)) {
+    Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
+    FailureOr<Value> y = qwen::gpu::lowerCodebookLinearGPU(
+        b, l, q.codes, q.scales, q.gran, q.group, q.perRow, op->getOperand(0), bias, rt);
+    if (succeeded(y))
+      return one(*y);
+  }
   Value w = dequantAll(b, l, q, rows, cols);
   if (isa<qq::DequantizeWeightOp>(op))
     return one(castTo(b, l, w, rt));

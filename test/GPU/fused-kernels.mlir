@@ -361,3 +361,63 @@ func.func @rope(%x: memref<?x?x32xf32>, %pos: memref<?x?xi64>, %y: memref<?x?x32
   }
   return
 }
+
+// -----
+
+// A codebook linear (4-bit codes, a 16-entry book per group of 32 inputs:
+// 2 books a row) tagged by lowerCodebookLinearGPU: a warp per output
+// channel, the row's books copied to the warp's slice of shared memory
+// (f16 -> f32) and a warp sync, then 128-bit loads of the codes, a
+// shared-memory lookup per nibble, FMAs, a shuffle reduction.
+#x = affine_map<(d0, d1, d2) -> (d0, d2)>
+#w = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 2)>
+#o = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @lut
+// CHECK: gpu.launch {{.*}} threads({{.*}}) in ({{.*}} = %c128{{.*}}) workgroup(%[[LUT:.*]] : memref<4x32xf32, #gpu.address_space<workgroup>>)
+// CHECK:   scf.for
+// CHECK:     memref.load %arg2
+// CHECK:     arith.extf
+// CHECK:     memref.store %{{.*}}, %[[LUT]]
+// CHECK:   nvvm.bar.warp.sync
+// CHECK:   scf.for
+// CHECK:     llvm.load {{.*}} invariant {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xi32>
+// CHECK:     arith.divui %{{.*}}, %c32
+// CHECK:     arith.shrui
+// CHECK:     arith.andi
+// CHECK:     memref.load %[[LUT]]
+// CHECK:     math.fma
+// CHECK:   gpu.shuffle xor
+// CHECK-NOT: linalg.generic
+func.func @lut(%x: memref<?x64xf32>, %c: memref<16x32xui8>, %t: memref<32x16xf16>,
+               %y: memref<?x16xf32>) {
+  linalg.generic {indexing_maps = [#x, #w, #o],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %c : memref<?x64xf32>, memref<16x32xui8>)
+      outs(%y : memref<?x16xf32>)
+      attrs = {qwen.gpu_kernel = {books_per_row = 2 : i64, gran = 2 : i64, group = 32 : i64, kind = "lut_gemv"}} {
+  ^bb0(%a: f32, %b: ui8, %acc: f32):
+    %n = linalg.index 1 : index
+    %k = linalg.index 2 : index
+    %c2 = arith.constant 2 : index
+    %c32 = arith.constant 32 : index
+    %c4 = arith.constant 4 : i32
+    %c15 = arith.constant 15 : i32
+    %bi = builtin.unrealized_conversion_cast %b : ui8 to i8
+    %v = arith.extui %bi : i8 to i32
+    %odd = arith.remui %k, %c2 : index
+    %oi = arith.index_cast %odd : index to i32
+    %sh = arith.muli %oi, %c4 : i32
+    %s = arith.shrui %v, %sh : i32
+    %code = arith.andi %s, %c15 : i32
+    %ci = arith.index_cast %code : i32 to index
+    %n2 = arith.muli %n, %c2 : index
+    %g = arith.divui %k, %c32 : index
+    %book = arith.addi %n2, %g : index
+    %e = memref.load %t[%book, %ci] : memref<32x16xf16>
+    %ef = arith.extf %e : f16 to f32
+    %p = arith.mulf %a, %ef : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  }
+  return
+}

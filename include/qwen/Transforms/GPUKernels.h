@@ -39,7 +39,8 @@ inline constexpr llvm::StringLiteral kTargetAttrName = "qwen.gpu_target";
 /// Attribute of the linalg.generic of a weight-only linear (a dictionary:
 /// kind = "woq_gemv", bits, group (0 = per channel / tensor)), or of the
 /// normalising generic of an RMSNorm ({kind = "rms_norm", eps}), or of a
-/// RoPE ({kind = "rope", head_dim}).
+/// RoPE ({kind = "rope", head_dim}), or a codebook linear ({kind =
+/// "lut_gemv", ...}).
 inline constexpr llvm::StringLiteral kKernelAttrName = "qwen.gpu_kernel";
 
 /// Whether `op` is in a module lowered for a CUDA target.
@@ -74,6 +75,22 @@ void tagRMSNormGPU(mlir::OpBuilder &b, mlir::Operation *normalise,
 /// --qwen-gpu-fused-kernels then rotates 4 pairs per thread with 128-bit
 /// loads and one sin / cos per pair.
 void tagRoPEGPU(mlir::OpBuilder &b, mlir::Operation *rope, int64_t headDim);
+
+/// y[..., n] = sum_k x[..., k] * table[book(n, k), code(n, k)] (+ bias[n])
+/// for a codebook weight: unsigned 4-bit codes packed two per byte (low
+/// nibble first) in `codes` [rows, cols / 2], `table` [books, 16] f32 / f16
+/// with one book per tensor (gran 0), output channel (1) or group of
+/// `group` inputs (2, booksPerRow per row). One linalg.generic reading the
+/// table inside its body, tagged {kind = "lut_gemv", gran, group,
+/// books_per_row}: --qwen-gpu-fused-kernels implements it as a warp per
+/// output channel with the row's books in shared memory. Fails (creating
+/// nothing) unless cols is a multiple of 32, a group a multiple of 32, x
+/// f32 of rank >= 2, bias 1-D f32 or absent.
+mlir::FailureOr<mlir::Value>
+lowerCodebookLinearGPU(mlir::OpBuilder &b, mlir::Location l, mlir::Value codes,
+                       mlir::Value table, int64_t gran, int64_t group,
+                       int64_t booksPerRow, mlir::Value x, mlir::Value bias,
+                       mlir::RankedTensorType rt);
 
 /// --qwen-gpu-fused-kernels (module; bufferized IR).
 std::unique_ptr<mlir::Pass> createGPUFusedKernelsPass();
