@@ -250,7 +250,7 @@ FailureOr<Value> lowerRMSNorm(OpBuilder &b, Location loc, qwen::RMSNormOp op) {
   if (!perHead) {
     AffineMap sm = AffineMap::get(r, 0, be, ctx);
     AffineMap wm = AffineMap::get(r, 0, {getAffineDimExpr(r - 1, ctx)}, ctx);
-    Value y = generic(b, loc, rt, {x, ss, w}, init, {id, sm, wm, id}, parallel(r),
+    Value norm = generic(b, loc, rt, {x, ss, w}, init, {id, sm, wm, id}, parallel(r),
                    [&](OpBuilder &nb, Location l, ValueRange a) {
                      Value mean = arith::DivFOp::create(nb, l, a[1], n);
                      Value v = arith::AddFOp::create(nb, l, mean, eps);
@@ -262,8 +262,8 @@ FailureOr<Value> lowerRMSNorm(OpBuilder &b, Location loc, qwen::RMSNormOp op) {
     // On a CUDA target --qwen-gpu-fused-kernels implements the norm (this
     // generic and the sum of squares it reads) as one kernel per token.
     if (qwen::gpu::targetsGPU(op))
-      qwen::gpu::tagRMSNormGPU(b, y.getDefiningOp(), op.getEpsilon());
-    return y;
+      qwen::gpu::tagRMSNormGPU(b, norm.getDefiningOp(), op.getEpsilon());
+    return norm;
   }
   // Per head: loops (b..., j); h = j / D, d = j % D read with tensor.extract.
   return generic(b, loc, rt, {x}, init, {id, id}, parallel(r),
@@ -343,7 +343,7 @@ Value lowerRoPE(OpBuilder &b, Location loc, qwen::RoPEOp op) {
     pe.push_back(getAffineDimExpr(i, ctx));
   AffineMap pm = AffineMap::get(r, 0, pe, ctx);
   AffineMap id = b.getMultiDimIdentityMap(r);
-  Value y = generic(
+  Value rotated = generic(
       b, loc, rt, {x, pos}, init, {id, pm, id}, parallel(r),
       [&](OpBuilder &nb, Location l, ValueRange a) {
         SmallVector<Value> idx;
@@ -394,8 +394,8 @@ Value lowerRoPE(OpBuilder &b, Location loc, qwen::RoPEOp op) {
   // On a CUDA target --qwen-gpu-fused-kernels implements the half-split
   // style over the whole head as a kernel of 4 pairs per thread.
   if (qwen::gpu::targetsGPU(op) && !interleaved && rd == D)
-    qwen::gpu::tagRoPEGPU(b, y.getDefiningOp(), D);
-  return y;
+    qwen::gpu::tagRoPEGPU(b, rotated.getDefiningOp(), D);
+  return rotated;
 }
 
 //===----------------------------------------------------------------------===//
