@@ -358,10 +358,65 @@ FailureOr<Value> lowerFusedRoPE(OpBuilder &b, Location l, RoPEOp op, const Weigh
 
 bool fusedAttentionApplies(AttentionOp op, const WeightOnlyParams &p) {
   const int64_t NH = op.getNumHeads(), KV = op.getNumKvHeads(), D = op.getHeadDim();
-  auto qt = dyn_cast<RankedTensorType>(op.getQuery().getType());
+  auto rows = [](Value v, int64_t width) {
+    auto t = dyn_cast<RankedTensorType>(v.getType());
+    return t && t.getRank() == 3 && t.getElementType().isF32() && t.getShape()[2] == width;
+  };
+  auto past = [&](Value v) {
+    auto t = v ? dyn_cast<RankedTensorType>(v.getType()) : RankedTensorType();
+    return !v || (t && t.getRank() == 4 && t.getElementType().isF32());
+  };
   auto mt = op.getMask() ? dyn_cast<RankedTensorType>(op.getMask().getType()) : RankedTensorType();
-  return p.fused && KV > 0 && D > 0 && NH % KV == 0 && qt && qt.getRank() == 3 && qt.getElementType().isF32() &&
-         qt.getShape()[2] == NH * D && (!op.getMask() || (mt && mt.getRank() == 2));
+  return p.fused && KV > 0 && D > 0 && NH % KV == 0 && rows(op.getQuery(), NH * D) && rows(op.getKey(), KV * D) &&
+         rows(op.getValue(), KV * D) && past(op.getPastKey()) && past(op.getPastValue()) &&
+         (!op.getMask() || (mt && mt.getRank() == 2));
+}
+
+Value lowerFusedPresentKV(OpBuilder &b, Location l, Value past, Value nw, int64_t KV, int64_t D,
+                          RankedTensorType rt) {
+  Emitter e(b, l);
+  const int64_t NC = (D + kLanes - 1) / kLanes;
+  auto lanes = [&](int64_t c) { return std::min(kLanes, D - c * kLanes); };
+  Value Bv = e.dim(nw, 0), Tv = e.dim(nw, 1), Pv = past ? e.dim(past, 2) : e.ci(0);
+  Value Sv = e.add(Pv, Tv);
+  SmallVector<Value> dyn;
+  for (int64_t i = 0; i < 4; ++i)
+    if (rt.isDynamicDim(i))
+      dyn.push_back(i == 0 ? Bv : i == 1 ? e.ci(KV) : i == 2 ? Sv : e.ci(D));
+  Value init = tensor::EmptyOp::create(b, l, rt, dyn);
+  auto headOf = [&](Value i) {
+    return std::pair<Value, Value>{arith::DivUIOp::create(b, l, i, e.ci(KV)),
+                                   arith::RemUIOp::create(b, l, i, e.ci(KV))};
+  };
+  auto tileOf = [&](Value i) -> Emitter::Tile {
+    auto [bb, h] = headOf(i);
+    return {{bb, h, b.getIndexAttr(0), b.getIndexAttr(0)},
+            {b.getIndexAttr(1), b.getIndexAttr(1), Sv, b.getIndexAttr(D)}};
+  };
+  return e.forall(e.mul(Bv, e.ci(KV)), init, tileOf, [&](Value i, ArrayRef<Value> tiles) {
+    Value bb, h;
+    std::tie(bb, h) = headOf(i);
+    Value z = e.ci(0);
+    // Row by row: D contiguous floats from the past, then from the new
+    // token's head slice.
+    auto copyRows = [&](Value t, Value n, function_ref<SmallVector<Value>(Value, Value)> src, Value dst0) {
+      return e.loop1(z, n, t, [&](Value r, Value tt) {
+        for (int64_t c = 0; c < NC; ++c) {
+          SmallVector<Value> si = src(r, e.ci(c * kLanes));
+          tt = e.write(e.read(si[0], ArrayRef<Value>(si).drop_front(), lanes(c)), tt,
+                       {z, z, e.add(dst0, r), e.ci(c * kLanes)}, lanes(c));
+        }
+        return tt;
+      });
+    };
+    Value t = tiles[0];
+    if (past)
+      t = copyRows(t, Pv, [&](Value r, Value c) { return SmallVector<Value>{past, bb, h, r, c}; }, z);
+    t = copyRows(t, Tv, [&](Value r, Value c) {
+      return SmallVector<Value>{nw, bb, r, e.add(e.mul(h, e.ci(D)), c)};
+    }, Pv);
+    return SmallVector<Value>{t};
+  })[0];
 }
 
 Value lowerFusedAttention(OpBuilder &b, Location l, AttentionOp op, Value K, Value V, Value P) {

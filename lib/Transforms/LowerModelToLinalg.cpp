@@ -581,7 +581,12 @@ FailureOr<SmallVector<Value>> lowerAttentionOp(OpBuilder &b, Location loc,
                                                qwen::AttentionOp op) {
   if (!qwen::fusedAttentionApplies(op, qwen::weightOnlyParamsFor(op)))
     return lowerAttention(b, loc, op);
-  auto [K, V, P] = presentKV(b, loc, op);
+  int64_t KV = op.getNumKvHeads(), D = op.getHeadDim();
+  Value K = qwen::lowerFusedPresentKV(b, loc, op.getPastKey(), op.getKey(), KV, D,
+                                      cast<RankedTensorType>(op.getPresentKey().getType()));
+  Value V = qwen::lowerFusedPresentKV(b, loc, op.getPastValue(), op.getValue(), KV, D,
+                                      cast<RankedTensorType>(op.getPresentValue().getType()));
+  Value P = op.getPastKey() ? dimOf(b, loc, op.getPastKey(), 2) : cIdx(b, loc, 0);
   return SmallVector<Value>{qwen::lowerFusedAttention(b, loc, op, K, V, P), K, V};
 }
 

@@ -22,9 +22,16 @@ namespace qwen {
 /// both RoPE lowerings.
 llvm::SmallVector<float> ropeInvFreq(RoPEOp op);
 
-/// Whether lowerFusedAttention handles `op` (f32 query [B, T, NH*D], a
-/// [B, S] mask if any, p.fused).
+/// Whether lowerFusedAttention / lowerFusedPresentKV handle `op` (f32 query
+/// [B, T, NH*D], key/value [B, T, KV*D], rank-4 past, a [B, S] mask if any;
+/// p.fused).
 bool fusedAttentionApplies(AttentionOp op, const WeightOnlyParams &p);
+
+/// The present key or value [B, KV, P+T, D] (type `rt`): `past` [B, KV, P,
+/// D] (or none) followed by `nw` [B, T, KV*D] split into heads, copied in one
+/// vectorized pass per (batch, kv head).
+mlir::Value lowerFusedPresentKV(mlir::OpBuilder &b, mlir::Location l, mlir::Value past, mlir::Value nw,
+                                int64_t KV, int64_t D, mlir::RankedTensorType rt);
 
 /// Attention output [B, T, num_heads * head_dim] of `op` from its query and
 /// the present key/value `k`, `v` [B, KV, S, D] (past then new; `past` = the
