@@ -14,6 +14,7 @@
 #include "qwen/Transforms/LowerONNXToLinalg.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -822,11 +823,11 @@ struct LowerModelToLinalgPass
     : qwen::impl::LowerModelToLinalgBase<LowerModelToLinalgPass> {
   using Base::Base;
 
-  // The fused weight-only kernels (QuantKernels.cpp) emit scf.forall/for and
-  // vector ops besides the dialects of Passes.td.
+  // The fused kernels (QuantKernels.cpp) emit scf.forall/for and vector ops
+  // besides the dialects of Passes.td, and llvm.call_intrinsic (vpdpbusd).
   void getDependentDialects(DialectRegistry &registry) const override {
     Base::getDependentDialects(registry);
-    registry.insert<scf::SCFDialect, vector::VectorDialect>();
+    registry.insert<scf::SCFDialect, vector::VectorDialect, LLVM::LLVMDialect>();
   }
 
   static bool isModelDialect(Operation *op) {
