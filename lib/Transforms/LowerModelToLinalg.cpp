@@ -12,9 +12,9 @@
 #include "qwen/Transforms/Passes.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Transforms/LowerONNXToLinalg.h"
+#include "qwen/Transforms/QuantKernels.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
-#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -827,7 +827,8 @@ struct LowerModelToLinalgPass
   // besides the dialects of Passes.td, and llvm.call_intrinsic (vpdpbusd).
   void getDependentDialects(DialectRegistry &registry) const override {
     Base::getDependentDialects(registry);
-    registry.insert<scf::SCFDialect, vector::VectorDialect, LLVM::LLVMDialect>();
+    registry.insert<scf::SCFDialect, vector::VectorDialect>();
+    qwen::registerQuantKernelExtensions(registry);
   }
 
   static bool isModelDialect(Operation *op) {

@@ -38,6 +38,8 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 using namespace mlir;
 
@@ -538,10 +540,40 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
 //===----------------------------------------------------------------------===//
 
 namespace {
-/// Int8 elements per inner step: 64 (a zmm of bytes; vpdpbusd.512), or 32
-/// (vpdpbusd.256) for groups that are not a multiple of 64.
+constexpr const char *kVpdpbusd512 = "llvm.x86.avx512.vpdpbusd.512";
+constexpr const char *kVpdpbusd256 = "llvm.x86.avx512.vpdpbusd.256";
+
+/// The memory effects of llvm.call_intrinsic, which declares none (unknown
+/// effects: the buffer deallocation pipeline of qwen-compile refuses such
+/// ops): vpdpbusd is pure; any other intrinsic conservatively reads and
+/// writes memory.
+struct CallIntrinsicEffects
+    : public MemoryEffectOpInterface::ExternalModel<CallIntrinsicEffects, LLVM::CallIntrinsicOp> {
+  void getEffects(Operation *op, SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>> &effects) const {
+    StringRef name = cast<LLVM::CallIntrinsicOp>(op).getIntrin();
+    if (name == kVpdpbusd512 || name == kVpdpbusd256)
+      return;
+    effects.emplace_back(MemoryEffects::Read::get());
+    effects.emplace_back(MemoryEffects::Write::get());
+  }
+};
+
+struct Int8KernelExtension : public DialectExtension<Int8KernelExtension, LLVM::LLVMDialect> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(Int8KernelExtension)
+  void apply(MLIRContext *ctx, LLVM::LLVMDialect *) const final {
+    LLVM::CallIntrinsicOp::attachInterface<CallIntrinsicEffects>(*ctx);
+  }
+};
+
+/// Int8 elements per inner step: 64 (a zmm of bytes), or 32
+/// (a ymm) for groups that are not a multiple of 64.
 int64_t int8ChunkOf(const WeightOnlyDesc &q) { return q.gran == 2 && q.group % 64 != 0 ? 32 : 64; }
 } // namespace
+
+void registerQuantKernelExtensions(DialectRegistry &registry) {
+  registry.insert<LLVM::LLVMDialect>();
+  registry.addExtensions<Int8KernelExtension>();
+}
 
 bool int8ActKernelSupports(const WeightOnlyDesc &q) {
   if (!q.isSigned || !q.symmetric || q.hasZeros || q.rows <= 0 || q.cols <= 0)
@@ -683,8 +715,8 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
   auto dot = [&](OpBuilder &nb, Location nl, Value acc, Value u, Value s) -> Value {
     if (p.vnni) {
       // (<L x i32> acc, <C x i8> unsigned, <C x i8> signed), LLVM 22's form.
-      StringRef name = L == 16 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256";
-      return LLVM::CallIntrinsicOp::create(nb, nl, vL32, nb.getStringAttr(name), ValueRange{acc, u, s})
+      return LLVM::CallIntrinsicOp::create(nb, nl, vL32, nb.getStringAttr(L == 16 ? kVpdpbusd512 : kVpdpbusd256),
+                                           ValueRange{acc, u, s})
           .getResult(0);
     }
     // Any x86-64: widened products (LLVM: vpmovzx/vpmovsx + vpmaddwd), the

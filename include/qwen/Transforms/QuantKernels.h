@@ -15,6 +15,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/DialectRegistry.h"
 #include "mlir/Support/LLVM.h"
 
 #include <optional>
@@ -48,9 +49,9 @@ struct WeightOnlyParams {
   /// stream of codes) instead of interleaved.
   bool rowwise = true;
   /// The target has AVX-512 VNNI (vpdpbusd): the int8-activation kernel's
-  /// inner product is the intrinsic; else portable vector ops that LLVM
-  /// lowers to vpmaddwd (any x86-64; `vnni = true` on a CPU without VNNI
-  /// fails instruction selection).
+  /// inner product is vpdpbusd (llvm.call_intrinsic); else portable vector
+  /// ops that LLVM lowers to vpmaddwd (any x86-64; `vnni = true` for a
+  /// target without VNNI fails instruction selection).
   bool vnni = false;
 };
 
@@ -67,6 +68,11 @@ mlir::FailureOr<mlir::Value>
 lowerWeightOnlyLinear(mlir::OpBuilder &b, mlir::Location l, const WeightOnlyDesc &q,
                       mlir::Value x, mlir::Value bias, mlir::RankedTensorType rt,
                       const WeightOnlyParams &p);
+
+/// What a pass emitting the kernels needs in its context: the LLVM dialect,
+/// and memory effects for llvm.call_intrinsic (vpdpbusd is pure) so that
+/// buffer deallocation accepts the int8 kernels.
+void registerQuantKernelExtensions(mlir::DialectRegistry &registry);
 
 /// Whether the fused int8-activation kernel handles this weight: signed
 /// symmetric 8-bit codes per tensor or channel (W8A8), 4-bit ones per
