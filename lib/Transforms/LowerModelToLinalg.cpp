@@ -14,6 +14,7 @@
 #include "qwen/Transforms/DenseKernels.h"
 #include "qwen/Transforms/FusedKernels.h"
 #include "qwen/Transforms/LowerONNXToLinalg.h"
+#include "qwen/Transforms/QuantKernels.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -836,11 +837,12 @@ struct LowerModelToLinalgPass
     : qwen::impl::LowerModelToLinalgBase<LowerModelToLinalgPass> {
   using Base::Base;
 
-  // The fused weight-only kernels (QuantKernels.cpp) emit scf.forall/for and
-  // vector ops besides the dialects of Passes.td.
+  // The fused kernels (QuantKernels.cpp) emit scf.forall/for and vector ops
+  // besides the dialects of Passes.td, and llvm.call_intrinsic (vpdpbusd).
   void getDependentDialects(DialectRegistry &registry) const override {
     Base::getDependentDialects(registry);
     registry.insert<scf::SCFDialect, vector::VectorDialect>();
+    qwen::registerQuantKernelExtensions(registry);
   }
 
   static bool isModelDialect(Operation *op) {

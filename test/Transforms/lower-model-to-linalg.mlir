@@ -29,7 +29,9 @@ func.func @silu_mul(%g: tensor<1x8x128xf32>, %u: tensor<1x8x128xf32>) -> tensor<
 
 // -----
 
-// Bias broadcast into the init, then a reduction over k with W read [n, k];
+// The reference lowering (the register-blocked kernel is tested by
+// dense-kernel-sweep.test): bias broadcast into the init, then a reduction
+// over k with W read [n, k];
 // the output feature n is the outermost loop (d0), k the innermost (d3);
 // dynamic batch dims come from tensor.dim of the input.
 // CHECK-DAG: #[[X:.*]] = affine_map<(d0, d1, d2, d3) -> (d1, d2, d3)>
@@ -42,9 +44,11 @@ func.func @silu_mul(%g: tensor<1x8x128xf32>, %u: tensor<1x8x128xf32>) -> tensor<
 // CHECK: linalg.generic {indexing_maps = [#[[X]], #[[W]], #[[Y]]], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} {{.*}} outs(%[[INIT]]
 // CHECK-NOT: qwen.linear
 // CHECK: return
+module attributes {qwen.quant_kernel = {fused = false}} {
 func.func @linear(%x: tensor<?x?x64xf32>, %w: tensor<96x64xf32>, %b: tensor<96xf32>) -> tensor<?x?x96xf32> {
   %0 = qwen.linear %x, %w, %b : (tensor<?x?x64xf32>, tensor<96x64xf32>, tensor<96xf32>) -> tensor<?x?x96xf32>
   return %0 : tensor<?x?x96xf32>
+}
 }
 
 // -----
@@ -54,9 +58,11 @@ func.func @linear(%x: tensor<?x?x64xf32>, %w: tensor<96x64xf32>, %b: tensor<96xf
 // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]
 // CHECK-NOT: qwen.logits
 // CHECK: return
+module attributes {qwen.quant_kernel = {fused = false}} {
 func.func @logits(%h: tensor<1x8x64xf32>, %t: tensor<256x64xf32>) -> tensor<1x8x256xf32> {
   %0 = qwen.logits %h, %t {tied} : (tensor<1x8x64xf32>, tensor<256x64xf32>) -> tensor<1x8x256xf32>
   return %0 : tensor<1x8x256xf32>
+}
 }
 
 // -----
