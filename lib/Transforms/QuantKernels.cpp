@@ -30,6 +30,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qwen/Transforms/QuantKernels.h"
+#include "qwen/Transforms/KernelSupport.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -72,71 +73,6 @@ namespace {
 constexpr int64_t kLanes = 16; // f32 lanes of every vector value
 
 int64_t chunkOf(const WeightOnlyDesc &q) { return q.bits == 4 ? 2 * kLanes : kLanes; }
-
-/// The tokens of x [..., K] as one flat index m over the leading dims, so the
-/// kernels index x and their [M, N] result without reshape ops.
-struct Tokens {
-  int64_t rank = 0;
-  SmallVector<Value> lead; ///< the leading dims (index values)
-  Value M;                 ///< their product
-  int64_t Ms = 1;          ///< M if static, else ShapedType::kDynamic
-
-  /// The leading indices of flat token m (row-major).
-  SmallVector<Value> unflatten(OpBuilder &b, Location l, Value m) const {
-    SmallVector<Value> iv(rank - 1);
-    for (int64_t i = rank - 2; i > 0; --i) {
-      iv[i] = arith::RemUIOp::create(b, l, m, lead[i]);
-      m = arith::DivUIOp::create(b, l, m, lead[i]);
-    }
-    iv[0] = m;
-    return iv;
-  }
-  SmallVector<Value> dynM() const {
-    return ShapedType::isDynamic(Ms) ? SmallVector<Value>{M} : SmallVector<Value>{};
-  }
-};
-
-Tokens flattenTokens(OpBuilder &b, Location l, Value x) {
-  auto xt = cast<RankedTensorType>(x.getType());
-  Tokens t;
-  t.rank = xt.getRank();
-  for (int64_t i = 0; i < t.rank - 1; ++i) {
-    t.lead.push_back(xt.isDynamicDim(i) ? tensor::DimOp::create(b, l, x, i).getResult()
-                                        : arith::ConstantIndexOp::create(b, l, xt.getDimSize(i)).getResult());
-    t.Ms = (t.Ms == ShapedType::kDynamic || xt.isDynamicDim(i)) ? ShapedType::kDynamic
-                                                                : t.Ms * xt.getDimSize(i);
-  }
-  t.M = t.lead[0];
-  for (int64_t i = 1; i < t.rank - 1; ++i)
-    t.M = arith::MulIOp::create(b, l, t.M, t.lead[i]);
-  return t;
-}
-
-/// y [M, N] back to the leading dims of x: out[i..., n] = y[flat(i...), n].
-Value restoreLeading(OpBuilder &b, Location l, Value y, RankedTensorType rt, const Tokens &t) {
-  if (t.rank <= 2)
-    return y;
-  MLIRContext *ctx = b.getContext();
-  const int64_t r = t.rank;
-  SmallVector<Value> dyn;
-  for (int64_t i = 0; i < r - 1; ++i)
-    if (rt.isDynamicDim(i))
-      dyn.push_back(t.lead[i]);
-  Value e = tensor::EmptyOp::create(b, l, rt, dyn);
-  return linalg::GenericOp::create(
-             b, l, TypeRange{rt}, ValueRange{}, ValueRange{e},
-             ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(r, ctx)},
-             SmallVector<utils::IteratorType>(r, utils::IteratorType::parallel),
-             [&](OpBuilder &nb, Location nl, ValueRange) {
-               Value m = linalg::IndexOp::create(nb, nl, 0);
-               for (int64_t i = 1; i < r - 1; ++i)
-                 m = arith::AddIOp::create(nb, nl, arith::MulIOp::create(nb, nl, m, t.lead[i]),
-                                           linalg::IndexOp::create(nb, nl, i));
-               Value n = linalg::IndexOp::create(nb, nl, r - 1);
-               linalg::YieldOp::create(nb, nl, tensor::ExtractOp::create(nb, nl, y, ValueRange{m, n}).getResult());
-             })
-      .getResult(0);
-}
 
 /// A block of `mr` tokens from m0 updating the [M, tile] result tile.
 using BlockFn = function_ref<Value(OpBuilder &, Location, Value m0, int64_t mr, Value tile)>;
@@ -285,25 +221,10 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     init = linalg::FillOp::create(b, l, ValueRange{cf(b, l, 0.0)}, ValueRange{yEmpty}).getResult(0);
   }
 
-  const int64_t tiles = (N + NR - 1) / NR;
-  auto forall = scf::ForallOp::create(b, l, ArrayRef<OpFoldResult>{b.getIndexAttr(tiles)}, ValueRange{init},
-                                      std::nullopt);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    Block *body = forall.getBody();
-    b.setInsertionPointToStart(body);
-    Value t = forall.getInductionVars()[0];
-    Value out = forall.getRegionIterArgs()[0];
-    Value n0 = arith::MulIOp::create(b, l, t, ci(b, l, NR));
-    Value sz = arith::MinSIOp::create(b, l, ci(b, l, NR), arith::SubIOp::create(b, l, ci(b, l, N), n0));
-    SmallVector<OpFoldResult> offs{b.getIndexAttr(0), n0}, sizes{M, sz}, strides{b.getIndexAttr(1), b.getIndexAttr(1)};
-    auto sliceT = RankedTensorType::get({ShapedType::kDynamic, ShapedType::kDynamic}, f32);
-    Value slice = tensor::ExtractSliceOp::create(b, l, sliceT, out, offs, sizes, strides);
-    // Rows of the tile, clamped into the weight (the extra lanes of a last
-    // partial tile recompute row N-1 and are not written).
-    SmallVector<Value> rows;
-    for (int64_t i = 0; i < NR; ++i)
-      rows.push_back(arith::MinSIOp::create(b, l, arith::AddIOp::create(b, l, n0, ci(b, l, i)), ci(b, l, N - 1)));
+  // Tiles of NR output channels; `rows` are the tile's rows clamped into
+  // the weight (a last partial tile recomputes row N-1, not written).
+  Value y = forEachChannelTile(b, l, init, M, N, NR, NR, [&](OpBuilder &b, Location l, Value slice, Value,
+                                                             ArrayRef<Value> rows) -> Value {
     auto scaleAt = [&](OpBuilder &nb, Location nl, Value row, Value g) -> Value {
       SmallVector<Value> si;
       if (scalesT.getRank() == 1)
@@ -529,10 +450,9 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     } else {
       tile = mLoops(b, l, tile, block);
     }
-    b.setInsertionPointToStart(forall.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(b, l, tile, out, offs, sizes, strides);
-  }
-  return restoreLeading(b, l, forall.getResult(0), rt, tk);
+    return tile;
+  });
+  return restoreLeading(b, l, y, rt, tk);
 }
 
 //===----------------------------------------------------------------------===//
@@ -733,26 +653,10 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
     return acc;
   };
 
-  const int64_t tiles = (N + NR - 1) / NR;
   auto yT = RankedTensorType::get({tk.Ms, N}, f32);
   Value yEmpty = tensor::EmptyOp::create(b, l, yT, dynM);
-  auto forall = scf::ForallOp::create(b, l, ArrayRef<OpFoldResult>{b.getIndexAttr(tiles)}, ValueRange{yEmpty},
-                                      std::nullopt);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(forall.getBody());
-    Value t = forall.getInductionVars()[0];
-    Value out = forall.getRegionIterArgs()[0];
-    Value n0 = arith::MulIOp::create(b, l, t, ci(b, l, NR));
-    Value sz = arith::MinSIOp::create(b, l, ci(b, l, NR), arith::SubIOp::create(b, l, ci(b, l, N), n0));
-    SmallVector<OpFoldResult> offs{b.getIndexAttr(0), n0}, sizes{M, sz}, strides{b.getIndexAttr(1), b.getIndexAttr(1)};
-    auto sliceT = RankedTensorType::get({ShapedType::kDynamic, ShapedType::kDynamic}, f32);
-    Value slice = tensor::ExtractSliceOp::create(b, l, sliceT, out, offs, sizes, strides);
-    // Rows of the tile, clamped into the weight (a last partial tile
-    // recomputes row N-1 in its extra lanes, which are not written).
-    SmallVector<Value> rows;
-    for (int64_t i = 0; i < NR; ++i)
-      rows.push_back(arith::MinSIOp::create(b, l, arith::AddIOp::create(b, l, n0, ci(b, l, i)), ci(b, l, N - 1)));
+  Value y = forEachChannelTile(b, l, yEmpty, M, N, NR, NR, [&](OpBuilder &b, Location l, Value slice, Value,
+                                                               ArrayRef<Value> rows) -> Value {
     auto swAt = [&](OpBuilder &nb, Location nl, Value row, Value g) -> Value {
       SmallVector<Value> si;
       if (scalesT.getRank() == 1)
@@ -892,11 +796,9 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
       }
       return tile;
     };
-    Value tile = tokenBlocks(b, l, M, MR, slice, block);
-    b.setInsertionPointToStart(forall.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(b, l, tile, out, offs, sizes, strides);
-  }
-  return restoreLeading(b, l, forall.getResult(0), rt, tk);
+    return tokenBlocks(b, l, M, MR, slice, block);
+  });
+  return restoreLeading(b, l, y, rt, tk);
 }
 
 } // namespace qwen
