@@ -58,6 +58,8 @@ except (OSError, StopIteration):
     _flags = []
 if "avx512_fp16" not in _flags:
     config.available_features.add("cpu-lacks-avx512fp16")
+if "avx512_vnni" in _flags:
+    config.available_features.add("cpu-has-avx512vnni")
 
 # The trained model is not in git (19.9 MB); python/train/train_tiny_qwen.py
 # regenerates it deterministically. Tests on it run where it exists.

@@ -940,6 +940,9 @@ int compile(const Options &o) {
   {
     const llvm::MCSubtargetInfo *sti = target->tm->getMCSubtargetInfo();
     bool avx512 = sti->checkFeatures("+avx512f");
+    // vpdpbusd for the int8-activation kernels (znver4, Ice Lake and later;
+    // x86-64-v4 itself has no VNNI).
+    bool vnni = sti->checkFeatures("+avx512vnni");
     int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16;
     bool fused = true, rowwise = true;
     if (const char *env = std::getenv("QWEN_QUANT_KERNEL")) {
@@ -975,6 +978,7 @@ int compile(const Options &o) {
                                              bb.getNamedAttr("tile_m", bb.getI64IntegerAttr(tileM)),
                                              bb.getNamedAttr("buffer_m", bb.getI64IntegerAttr(bufferM)),
                                              bb.getNamedAttr("rowwise", bb.getBoolAttr(rowwise)),
+                                             bb.getNamedAttr("vnni", bb.getBoolAttr(vnni)),
                                              bb.getNamedAttr("tile_n", bb.getI64IntegerAttr(tileN))}));
   }
   if (failed(runPasses(*module, [&](OpPassManager &pm) {

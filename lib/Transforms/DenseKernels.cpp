@@ -28,6 +28,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qwen/Transforms/DenseKernels.h"
+#include "qwen/Transforms/KernelSupport.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -78,34 +79,18 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
   auto vnr = VectorType::get({NR}, f32);
 
   // Tokens: M = the product of x's leading dims; token m's indices into x.
-  int64_t r = xt.getRank();
-  SmallVector<Value> lead;
-  int64_t Ms = 1;
-  for (int64_t i = 0; i < r - 1; ++i) {
-    lead.push_back(xt.isDynamicDim(i) ? tensor::DimOp::create(b, l, x, i).getResult()
-                                      : ci(b, l, xt.getDimSize(i)));
-    Ms = (Ms == ShapedType::kDynamic || xt.isDynamicDim(i)) ? ShapedType::kDynamic : Ms * xt.getDimSize(i);
-  }
-  Value M = lead[0];
-  for (int64_t i = 1; i < r - 1; ++i)
-    M = arith::MulIOp::create(b, l, M, lead[i]);
+  Tokens tk = flattenTokens(b, l, x);
+  const int64_t Ms = tk.Ms;
+  Value M = tk.M;
   auto xIndex = [&](OpBuilder &nb, Location nl, Value m, Value k) {
-    SmallVector<Value> iv(r);
-    for (int64_t i = r - 2; i > 0; --i) {
-      iv[i] = arith::RemUIOp::create(nb, nl, m, lead[i]);
-      m = arith::DivUIOp::create(nb, nl, m, lead[i]);
-    }
-    iv[0] = m;
-    iv[r - 1] = k;
+    SmallVector<Value> iv = tk.unflatten(nb, nl, m);
+    iv.push_back(k);
     return iv;
   };
 
   // init: [M, N] = bias (broadcast over tokens) or 0.
   auto yT = RankedTensorType::get({Ms, N}, f32);
-  SmallVector<Value> dynM;
-  if (ShapedType::isDynamic(Ms))
-    dynM.push_back(M);
-  Value yEmpty = tensor::EmptyOp::create(b, l, yT, dynM);
+  Value yEmpty = tensor::EmptyOp::create(b, l, yT, tk.dynM());
   AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
   Value init;
   if (bias)
@@ -118,18 +103,8 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
   else
     init = linalg::FillOp::create(b, l, ValueRange{cf(b, l, 0.0)}, ValueRange{yEmpty}).getResult(0);
 
-  const int64_t tiles = (N + NT - 1) / NT;
-  auto forall = scf::ForallOp::create(b, l, ArrayRef<OpFoldResult>{b.getIndexAttr(tiles)}, ValueRange{init},
-                                      std::nullopt);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(forall.getBody());
-    Value out = forall.getRegionIterArgs()[0];
-    Value n0 = arith::MulIOp::create(b, l, forall.getInductionVars()[0], ci(b, l, NT));
-    Value sz = arith::MinSIOp::create(b, l, ci(b, l, NT), arith::SubIOp::create(b, l, ci(b, l, N), n0));
-    SmallVector<OpFoldResult> offs{b.getIndexAttr(0), n0}, sizes{M, sz}, strides{b.getIndexAttr(1), b.getIndexAttr(1)};
-    auto sliceT = RankedTensorType::get({ShapedType::kDynamic, ShapedType::kDynamic}, f32);
-    Value tile = tensor::ExtractSliceOp::create(b, l, sliceT, out, offs, sizes, strides);
+  Value y = forEachChannelTile(b, l, init, M, N, NT, 0, [&](OpBuilder &b, Location l, Value tile, Value n0,
+                                                            ArrayRef<Value>) -> Value {
 
     // Row i of group g, clamped into W: the lanes of a last partial tile
     // recompute row N-1 and are masked off when written.
@@ -232,36 +207,13 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
                                 scf::YieldOp::create(nb, nl, block(nb, nl, m0, it[0]));
                               })
                .getResult(0);
-    tile = scf::ForOp::create(b, l, mFull, M, ci(b, l, 1), ValueRange{tile},
+    return scf::ForOp::create(b, l, mFull, M, ci(b, l, 1), ValueRange{tile},
                               [&](OpBuilder &nb, Location nl, Value m, ValueRange it) {
                                 scf::YieldOp::create(nb, nl, single(nb, nl, m, it[0]));
                               })
-               .getResult(0);
-    b.setInsertionPointToStart(forall.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(b, l, tile, out, offs, sizes, strides);
-  }
-  Value y = forall.getResult(0);
-  if (r == 2)
-    return y;
-  // Back to x's leading dims: y[i..., n] = y2[flat(i...), n].
-  SmallVector<Value> dyn;
-  for (int64_t i = 0; i < r - 1; ++i)
-    if (rt.isDynamicDim(i))
-      dyn.push_back(lead[i]);
-  Value e = tensor::EmptyOp::create(b, l, rt, dyn);
-  return linalg::GenericOp::create(
-             b, l, TypeRange{rt}, ValueRange{}, ValueRange{e},
-             ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(r, ctx)},
-             SmallVector<utils::IteratorType>(r, utils::IteratorType::parallel),
-             [&](OpBuilder &nb, Location nl, ValueRange) {
-               Value m = linalg::IndexOp::create(nb, nl, 0);
-               for (int64_t i = 1; i < r - 1; ++i)
-                 m = arith::AddIOp::create(nb, nl, arith::MulIOp::create(nb, nl, m, lead[i]),
-                                           linalg::IndexOp::create(nb, nl, i));
-               Value n = linalg::IndexOp::create(nb, nl, r - 1);
-               linalg::YieldOp::create(nb, nl, tensor::ExtractOp::create(nb, nl, y, ValueRange{m, n}).getResult());
-             })
-      .getResult(0);
+        .getResult(0);
+  });
+  return restoreLeading(b, l, y, rt, tk);
 }
 
 } // namespace qwen

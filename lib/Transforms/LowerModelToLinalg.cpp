@@ -12,8 +12,10 @@
 #include "qwen/Transforms/Passes.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Transforms/DenseKernels.h"
+#include "qwen/Transforms/FusedKernels.h"
 #include "qwen/Transforms/GPUKernels.h"
 #include "qwen/Transforms/LowerONNXToLinalg.h"
+#include "qwen/Transforms/QuantKernels.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -73,6 +75,11 @@ Value dimOf(OpBuilder &b, Location loc, Value v, int64_t i) {
   if (!t.isDynamicDim(i))
     return cIdx(b, loc, t.getDimSize(i));
   return tensor::DimOp::create(b, loc, v, i);
+}
+
+/// Casts `v` to `t` when the (compatible) types differ.
+Value castTo(OpBuilder &b, Location loc, Value v, Type t) {
+  return v.getType() == t ? v : tensor::CastOp::create(b, loc, t, v).getResult();
 }
 
 /// tensor.empty of type `t`; `size(i)` gives dim i where it is dynamic.
@@ -326,11 +333,8 @@ Value lowerRoPE(OpBuilder &b, Location loc, qwen::RoPEOp op) {
   int64_t rd = op.getEffectiveRotaryDim();
   int64_t half = rd / 2;
   bool interleaved = op.getStyle() == qwen::RoPEStyle::interleaved;
-  double theta = op.getTheta().convertToDouble();
   // inv_freq[i] = theta^(-2i/rd), folded at compile time.
-  SmallVector<float> invFreq;
-  for (int64_t i = 0; i < half; ++i)
-    invFreq.push_back((float)std::pow(theta, -2.0 * (double)i / (double)rd));
+  SmallVector<float> invFreq = qwen::ropeInvFreq(op);
   auto ifType = RankedTensorType::get({std::max<int64_t>(half, 1)}, b.getF32Type());
   if (invFreq.empty())
     invFreq.push_back(0.0f);
@@ -444,6 +448,26 @@ Value concatKV(OpBuilder &b, Location loc, Value past, Value nw,
   return tensor::InsertSliceOp::create(b, loc, nw, r, off, sizes(nw), one);
 }
 
+/// The present key/value [B, KV, P+T, D] of an attention (past then new,
+/// with the op's result types) and P, the number of past positions.
+struct PresentKV {
+  Value K, V, P;
+};
+
+PresentKV presentKV(OpBuilder &b, Location loc, qwen::AttentionOp op) {
+  int64_t KV = op.getNumKvHeads(), D = op.getHeadDim();
+  auto pkType = cast<RankedTensorType>(op.getPresentKey().getType());
+  auto pvType = cast<RankedTensorType>(op.getPresentValue().getType());
+  Value kNew = splitHeads(b, loc, op.getKey(), KV, D);
+  Value vNew = splitHeads(b, loc, op.getValue(), KV, D);
+  if (op.getPastKey())
+    return {concatKV(b, loc, op.getPastKey(), kNew, pkType),
+            concatKV(b, loc, op.getPastValue(), vNew, pvType),
+            dimOf(b, loc, op.getPastKey(), 2)};
+  return {castTo(b, loc, kNew, pkType), castTo(b, loc, vNew, pvType), cIdx(b, loc, 0)};
+}
+
+/// The reference: scores [B, H, T, S], masked, softmax, times V.
 FailureOr<SmallVector<Value>> lowerAttention(OpBuilder &b, Location loc,
                                              qwen::AttentionOp op) {
   MLIRContext *ctx = b.getContext();
@@ -453,22 +477,9 @@ FailureOr<SmallVector<Value>> lowerAttention(OpBuilder &b, Location loc,
   int64_t G = NH / KV;
   Value q = op.getQuery();
   auto pkType = cast<RankedTensorType>(op.getPresentKey().getType());
-  auto pvType = cast<RankedTensorType>(op.getPresentValue().getType());
   auto oType = cast<RankedTensorType>(op.getResult().getType());
-  Value kNew = splitHeads(b, loc, op.getKey(), KV, D);
-  Value vNew = splitHeads(b, loc, op.getValue(), KV, D);
-  Value K = kNew, V = vNew;
-  Value P = cIdx(b, loc, 0);
-  if (op.getPastKey()) {
-    K = concatKV(b, loc, op.getPastKey(), kNew, pkType);
-    V = concatKV(b, loc, op.getPastValue(), vNew, pvType);
-    P = dimOf(b, loc, op.getPastKey(), 2);
-  } else {
-    if (K.getType() != pkType)
-      K = tensor::CastOp::create(b, loc, pkType, K);
-    if (V.getType() != pvType)
-      V = tensor::CastOp::create(b, loc, pvType, V);
-  }
+  PresentKV kv = presentKV(b, loc, op);
+  Value K = kv.K, V = kv.V, P = kv.P;
   Value Bv = dimOf(b, loc, q, 0), Tv = dimOf(b, loc, q, 1), Sv = dimOf(b, loc, K, 2);
   int64_t Bs = oType.getDimSize(0), Ts = oType.getDimSize(1), Ss = pkType.getDimSize(2);
   auto f32 = b.getF32Type();
@@ -574,13 +585,21 @@ FailureOr<SmallVector<Value>> lowerAttention(OpBuilder &b, Location loc,
       });
   Value out = tensor::CollapseShapeOp::create(
       b, loc, norm, SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}});
-  if (out.getType() != oType)
-    out = tensor::CastOp::create(b, loc, oType, out);
-  if (K.getType() != pkType)
-    K = tensor::CastOp::create(b, loc, pkType, K);
-  if (V.getType() != pvType)
-    V = tensor::CastOp::create(b, loc, pvType, V);
-  return SmallVector<Value>{out, K, V};
+  return SmallVector<Value>{castTo(b, loc, out, oType), K, V};
+}
+
+/// The fused kernel (FusedKernels.cpp) where it applies, else the reference.
+FailureOr<SmallVector<Value>> lowerAttentionOp(OpBuilder &b, Location loc,
+                                               qwen::AttentionOp op) {
+  if (!qwen::fusedAttentionApplies(op, qwen::weightOnlyParamsFor(op)))
+    return lowerAttention(b, loc, op);
+  int64_t KV = op.getNumKvHeads(), D = op.getHeadDim();
+  Value K = qwen::lowerFusedPresentKV(b, loc, op.getPastKey(), op.getKey(), KV, D,
+                                      cast<RankedTensorType>(op.getPresentKey().getType()));
+  Value V = qwen::lowerFusedPresentKV(b, loc, op.getPastValue(), op.getValue(), KV, D,
+                                      cast<RankedTensorType>(op.getPresentValue().getType()));
+  Value P = op.getPastKey() ? dimOf(b, loc, op.getPastKey(), 2) : cIdx(b, loc, 0);
+  return SmallVector<Value>{qwen::lowerFusedAttention(b, loc, op, K, V, P), K, V};
 }
 
 //===----------------------------------------------------------------------===//
@@ -603,11 +622,6 @@ FailureOr<SmallVector<int64_t>> constInts(Value v) {
   for (const APInt &x : d.getValues<APInt>())
     r.push_back(x.getSExtValue());
   return r;
-}
-
-/// Casts `v` to `t` when the (compatible) types differ.
-Value castTo(OpBuilder &b, Location loc, Value v, Type t) {
-  return v.getType() == t ? v : tensor::CastOp::create(b, loc, t, v).getResult();
 }
 
 /// Scalar (0-D) integer tensor element as index.
@@ -834,11 +848,12 @@ struct LowerModelToLinalgPass
     : qwen::impl::LowerModelToLinalgBase<LowerModelToLinalgPass> {
   using Base::Base;
 
-  // The fused weight-only kernels (QuantKernels.cpp) emit scf.forall/for and
-  // vector ops besides the dialects of Passes.td.
+  // The fused kernels (QuantKernels.cpp) emit scf.forall/for and vector ops
+  // besides the dialects of Passes.td, and llvm.call_intrinsic (vpdpbusd).
   void getDependentDialects(DialectRegistry &registry) const override {
     Base::getDependentDialects(registry);
     registry.insert<scf::SCFDialect, vector::VectorDialect>();
+    qwen::registerQuantKernelExtensions(registry);
   }
 
   static bool isModelDialect(Operation *op) {
@@ -900,9 +915,14 @@ struct LowerModelToLinalgPass
       } else if (auto o = dyn_cast<qwen::AddOp>(op))
         repl = one(lowerElementwise(rw, loc, o.getLhs(), o.getRhs(),
                                     cast<RankedTensorType>(o.getType()), false));
-      else if (auto o = dyn_cast<qwen::SiluMulOp>(op))
-        repl = one(lowerElementwise(rw, loc, o.getGate(), o.getUp(),
-                                    cast<RankedTensorType>(o.getType()), true));
+      else if (auto o = dyn_cast<qwen::SiluMulOp>(op)) {
+        // The fused kernels (FusedKernels.cpp) where they apply, else (and
+        // with qwen.quant_kernel = {fused = false}) the reference.
+        FailureOr<Value> v = qwen::lowerFusedSiluMul(rw, loc, o, qwen::weightOnlyParamsFor(op));
+        repl = one(succeeded(v) ? *v
+                                : lowerElementwise(rw, loc, o.getGate(), o.getUp(),
+                                                   cast<RankedTensorType>(o.getType()), true));
+      }
       else if (isa<qwen::LinearOp, qwen::LogitsOp>(op)) {
         // The register-blocked kernel (DenseKernels.cpp) where it applies,
         // else (and with qwen.quant_kernel = {fused = false}) the reference.
@@ -914,15 +934,18 @@ struct LowerModelToLinalgPass
         repl = one(succeeded(y) ? *y : lowerLinear(rw, loc, x, w, bias, rt));
       }
       else if (auto o = dyn_cast<qwen::RMSNormOp>(op)) {
-        FailureOr<Value> v = lowerRMSNorm(rw, loc, o);
+        FailureOr<Value> v = qwen::lowerFusedRMSNorm(rw, loc, o, qwen::weightOnlyParamsFor(op));
+        if (failed(v))
+          v = lowerRMSNorm(rw, loc, o);
         if (succeeded(v))
           repl = one(*v);
       } else if (auto o = dyn_cast<qwen::EmbeddingOp>(op))
         repl = one(lowerEmbedding(rw, loc, o));
-      else if (auto o = dyn_cast<qwen::RoPEOp>(op))
-        repl = one(lowerRoPE(rw, loc, o));
-      else if (auto o = dyn_cast<qwen::AttentionOp>(op))
-        repl = lowerAttention(rw, loc, o);
+      else if (auto o = dyn_cast<qwen::RoPEOp>(op)) {
+        FailureOr<Value> v = qwen::lowerFusedRoPE(rw, loc, o, qwen::weightOnlyParamsFor(op));
+        repl = one(succeeded(v) ? *v : lowerRoPE(rw, loc, o));
+      } else if (auto o = dyn_cast<qwen::AttentionOp>(op))
+        repl = lowerAttentionOp(rw, loc, o);
       if (failed(repl)) {
         eraseCreated(rw, prev, op);
         rw.setInsertionPoint(op);

@@ -2498,6 +2498,22 @@ Value requantizeScalar(OpBuilder &b, Location l, Value x, Value m, Value e, int3
   return arith::TruncIOp::create(b, l, b.getI8Type(), y);
 }
 
+/// The weight as the fused kernels (QuantKernels.h) see it.
+qwen::WeightOnlyDesc weightOnlyDesc(const QuantDesc &q, int64_t rows, int64_t cols) {
+  qwen::WeightOnlyDesc d;
+  d.codes = q.codes;
+  d.scales = q.scales;
+  d.bits = q.bits;
+  d.rows = rows;
+  d.cols = cols;
+  d.gran = q.gran;
+  d.group = q.group;
+  d.isSigned = q.isSigned;
+  d.symmetric = q.symmetric;
+  d.hasZeros = bool(q.zeros);
+  return d;
+}
+
 /// acc[..., n] = sum_k qx[..., k] * code(W[n, k]) in i32.
 Value intMatmul(OpBuilder &b, Location l, const QuantDesc &q, Value qx,
                 RankedTensorType accT, int64_t rows, int64_t cols) {
@@ -2776,6 +2792,14 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
     if (!ranked(x) || !eltOf(x).isF32() || (bias && !ranked(bias)))
       return failure();
+    // The fused kernel (QuantKernels.cpp: vpdpbusd where the target has
+    // VNNI) computes exactly what linearDynI8 does; linearDynI8 stays the
+    // reference (`qwen.quant_kernel = {fused = false}`) and takes the forms
+    // the kernel does not.
+    FailureOr<Value> y = lowerInt8ActLinear(b, l, weightOnlyDesc(q, rows, cols), x, bias, rt,
+                                            staticScale, weightOnlyParamsFor(op));
+    if (succeeded(y))
+      return one(*y);
     return one(linearDynI8(b, l, q, x, bias, rt, rows, cols, staticScale));
   }
   if (auto o = dyn_cast<qq::EmbeddingOp>(op))
@@ -2792,18 +2816,8 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   // of 32/64/128); it dequantizes in registers. Else, and with
   // `qwen.quant_kernel = {fused = false}` on the module, the reference below.
   if (isa<qq::LinearOp, qq::LogitsOp>(op) && !q.log2 && !q.codebook && !sparse24) {
-    WeightOnlyDesc d;
-    d.codes = q.codes;
-    d.scales = q.scales;
-    d.bits = q.bits;
-    d.rows = rows;
-    d.cols = cols;
-    d.gran = q.gran;
-    d.group = q.group;
-    d.isSigned = q.isSigned;
-    d.symmetric = q.symmetric;
-    d.hasZeros = bool(q.zeros);
     Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
+    WeightOnlyDesc d = weightOnlyDesc(q, rows, cols);
     // CUDA targets: the generic that --qwen-gpu-fused-kernels implements
     // with the fused GEMV (GPUKernels.cpp); the CPU kernel's vector code
     // has no GPU mapping.

@@ -30,12 +30,17 @@
 //===----------------------------------------------------------------------===//
 
 #include "qwen/Transforms/QuantKernels.h"
+#include "qwen/Transforms/KernelSupport.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 using namespace mlir;
 
@@ -59,6 +64,8 @@ WeightOnlyParams weightOnlyParamsFor(Operation *op) {
     p.rowwise = a.getValue();
   if (auto a = d.getAs<IntegerAttr>("buffer_m"))
     p.bufferM = std::max<int64_t>(0, a.getInt());
+  if (auto a = d.getAs<BoolAttr>("vnni"))
+    p.vnni = a.getValue();
   return p;
 }
 
@@ -66,6 +73,49 @@ namespace {
 constexpr int64_t kLanes = 16; // f32 lanes of every vector value
 
 int64_t chunkOf(const WeightOnlyDesc &q) { return q.bits == 4 ? 2 * kLanes : kLanes; }
+
+/// A block of `mr` tokens from m0 updating the [M, tile] result tile.
+using BlockFn = function_ref<Value(OpBuilder &, Location, Value m0, int64_t mr, Value tile)>;
+
+/// The tokens [0, M) in blocks of MR, then the remainder one by one.
+Value tokenBlocks(OpBuilder &b, Location l, Value M, int64_t MR, Value tile, BlockFn blk) {
+  auto ci = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, l, v); };
+  Value mFull = MR > 1 ? arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, M, ci(MR)), ci(MR)).getResult() : M;
+  if (MR > 1) {
+    auto main = scf::ForOp::create(b, l, ci(0), mFull, ci(MR), ValueRange{tile},
+                                   [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
+                                     scf::YieldOp::create(nb, nl, blk(nb, nl, m0, MR, it[0]));
+                                   });
+    tile = main.getResult(0);
+  }
+  auto rest = scf::ForOp::create(b, l, mFull, M, ci(1), ValueRange{tile},
+                                 [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
+                                   scf::YieldOp::create(nb, nl, blk(nb, nl, m0, 1, it[0]));
+                                 });
+  return rest.getResult(0);
+}
+
+/// The operand forms both kernels take: x ranked f32 of rank >= 2 with last
+/// dim = cols, codes [rows, bytes] of 8-bit elements, f32/f16 scales, bias
+/// 1-D [rows] f32/f16 or absent.
+bool operandsSupported(const WeightOnlyDesc &q, Value x, Value bias, RankedTensorType rt) {
+  auto xt = dyn_cast<RankedTensorType>(x.getType());
+  if (!xt || !xt.getElementType().isF32() || xt.getRank() < 2 || xt.getShape().back() != q.cols ||
+      rt.getRank() != xt.getRank() || rt.getShape().back() != q.rows)
+    return false;
+  auto codesT = dyn_cast<RankedTensorType>(q.codes.getType());
+  auto scalesT = dyn_cast<RankedTensorType>(q.scales.getType());
+  if (!codesT || !scalesT || codesT.getRank() != 2 || codesT.getElementType().getIntOrFloatBitWidth() != 8 ||
+      !(scalesT.getElementType().isF32() || scalesT.getElementType().isF16()))
+    return false;
+  if (bias) {
+    auto biasT = dyn_cast<RankedTensorType>(bias.getType());
+    if (!biasT || biasT.getRank() != 1 || biasT.getShape()[0] != q.rows ||
+        !(biasT.getElementType().isF32() || biasT.getElementType().isF16()))
+      return false;
+  }
+  return true;
+}
 } // namespace
 
 bool weightOnlyKernelSupports(const WeightOnlyDesc &q) {
@@ -83,25 +133,12 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                                        const WeightOnlyParams &p) {
   if (!p.fused || !weightOnlyKernelSupports(q))
     return failure();
-  auto xt = dyn_cast<RankedTensorType>(x.getType());
-  if (!xt || !xt.getElementType().isF32() || xt.getRank() < 2 || xt.getShape().back() != q.cols ||
-      rt.getRank() != xt.getRank() || rt.getShape().back() != q.rows)
+  if (!operandsSupported(q, x, bias, rt))
     return failure();
-  auto codesT = dyn_cast<RankedTensorType>(q.codes.getType());
-  auto scalesT = dyn_cast<RankedTensorType>(q.scales.getType());
-  if (!codesT || !scalesT || codesT.getRank() != 2 || codesT.getElementType().getIntOrFloatBitWidth() != 8 ||
-      !(scalesT.getElementType().isF32() || scalesT.getElementType().isF16()))
-    return failure();
-  RankedTensorType biasT;
-  if (bias) {
-    biasT = dyn_cast<RankedTensorType>(bias.getType());
-    if (!biasT || biasT.getRank() != 1 || biasT.getShape()[0] != q.rows ||
-        !(biasT.getElementType().isF32() || biasT.getElementType().isF16()))
-      return failure();
-  }
-
+  auto codesT = cast<RankedTensorType>(q.codes.getType());
+  auto scalesT = cast<RankedTensorType>(q.scales.getType());
   MLIRContext *ctx = b.getContext();
-  Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type(), idx = b.getIndexType();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
   const int64_t N = q.rows, K = q.cols, C = chunkOf(q), H = kLanes;
   const int64_t Kp = (K + C - 1) / C * C;
   const int64_t NR = std::min<int64_t>(p.tileN, N), MR = p.tileM;
@@ -122,36 +159,14 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
 
   // x as [M, K] (M = the product of the leading dims): no reshape ops, the
   // generics below index x and the result with the flattened token index.
-  int64_t r = xt.getRank();
-  SmallVector<Value> lead;
-  int64_t Ms = 1;
-  for (int64_t i = 0; i < r - 1; ++i) {
-    lead.push_back(xt.isDynamicDim(i) ? tensor::DimOp::create(b, l, x, i).getResult()
-                                      : ci(b, l, xt.getDimSize(i)));
-    Ms = (Ms == ShapedType::kDynamic || xt.isDynamicDim(i)) ? ShapedType::kDynamic : Ms * xt.getDimSize(i);
-  }
-  Value M = lead[0];
-  for (int64_t i = 1; i < r - 1; ++i)
-    M = arith::MulIOp::create(b, l, M, lead[i]);
-  // Leading indices of flat token m (row-major).
-  auto unflatten = [&](OpBuilder &nb, Location nl, Value m) {
-    SmallVector<Value> iv(r - 1);
-    for (int64_t i = r - 2; i >= 0; --i) {
-      if (i == 0) {
-        iv[0] = m;
-        break;
-      }
-      iv[i] = arith::RemUIOp::create(nb, nl, m, lead[i]);
-      m = arith::DivUIOp::create(nb, nl, m, lead[i]);
-    }
-    return iv;
-  };
+  Tokens tk = flattenTokens(b, l, x);
+  const int64_t Ms = tk.Ms;
+  Value M = tk.M;
+  auto unflatten = [&](OpBuilder &nb, Location nl, Value m) { return tk.unflatten(nb, nl, m); };
 
   // xp: [M, Kp], padded with 0 and (i4) each chunk reordered [even | odd].
   auto xpT = RankedTensorType::get({Ms, Kp}, f32);
-  SmallVector<Value> dynM;
-  if (ShapedType::isDynamic(Ms))
-    dynM.push_back(M);
+  SmallVector<Value> dynM = tk.dynM();
   Value xpInit = tensor::EmptyOp::create(b, l, xpT, dynM);
   AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
   Value xp = linalg::GenericOp::create(
@@ -206,25 +221,10 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     init = linalg::FillOp::create(b, l, ValueRange{cf(b, l, 0.0)}, ValueRange{yEmpty}).getResult(0);
   }
 
-  const int64_t tiles = (N + NR - 1) / NR;
-  auto forall = scf::ForallOp::create(b, l, ArrayRef<OpFoldResult>{b.getIndexAttr(tiles)}, ValueRange{init},
-                                      std::nullopt);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    Block *body = forall.getBody();
-    b.setInsertionPointToStart(body);
-    Value t = forall.getInductionVars()[0];
-    Value out = forall.getRegionIterArgs()[0];
-    Value n0 = arith::MulIOp::create(b, l, t, ci(b, l, NR));
-    Value sz = arith::MinSIOp::create(b, l, ci(b, l, NR), arith::SubIOp::create(b, l, ci(b, l, N), n0));
-    SmallVector<OpFoldResult> offs{b.getIndexAttr(0), n0}, sizes{M, sz}, strides{b.getIndexAttr(1), b.getIndexAttr(1)};
-    auto sliceT = RankedTensorType::get({ShapedType::kDynamic, ShapedType::kDynamic}, f32);
-    Value slice = tensor::ExtractSliceOp::create(b, l, sliceT, out, offs, sizes, strides);
-    // Rows of the tile, clamped into the weight (the extra lanes of a last
-    // partial tile recompute row N-1 and are not written).
-    SmallVector<Value> rows;
-    for (int64_t i = 0; i < NR; ++i)
-      rows.push_back(arith::MinSIOp::create(b, l, arith::AddIOp::create(b, l, n0, ci(b, l, i)), ci(b, l, N - 1)));
+  // Tiles of NR output channels; `rows` are the tile's rows clamped into
+  // the weight (a last partial tile recomputes row N-1, not written).
+  Value y = forEachChannelTile(b, l, init, M, N, NR, NR, [&](OpBuilder &b, Location l, Value slice, Value,
+                                                             ArrayRef<Value> rows) -> Value {
     auto scaleAt = [&](OpBuilder &nb, Location nl, Value row, Value g) -> Value {
       SmallVector<Value> si;
       if (scalesT.getRank() == 1)
@@ -374,23 +374,8 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
       return writeRows(ob, ol, accs, mrow, mr, tile, !scaleInLoop);
     };
 
-    auto mLoops = [&](OpBuilder &ob, Location ol, Value tile,
-                      function_ref<Value(OpBuilder &, Location, Value, int64_t, Value)> blk) -> Value {
-      Value mFull = MR > 1 ? arith::MulIOp::create(ob, ol, arith::DivUIOp::create(ob, ol, M, ci(ob, ol, MR)),
-                                                   ci(ob, ol, MR)).getResult()
-                           : M;
-      if (MR > 1) {
-        auto main = scf::ForOp::create(ob, ol, ci(ob, ol, 0), mFull, ci(ob, ol, MR), ValueRange{tile},
-                                       [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
-                                         scf::YieldOp::create(nb, nl, blk(nb, nl, m0, MR, it[0]));
-                                       });
-        tile = main.getResult(0);
-      }
-      auto rest = scf::ForOp::create(ob, ol, mFull, M, ci(ob, ol, 1), ValueRange{tile},
-                                     [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
-                                       scf::YieldOp::create(nb, nl, blk(nb, nl, m0, 1, it[0]));
-                                     });
-      return rest.getResult(0);
+    auto mLoops = [&](OpBuilder &ob, Location ol, Value tile, BlockFn blk) {
+      return tokenBlocks(ob, ol, M, MR, tile, blk);
     };
     Value tile = slice;
     if (p.bufferM > 0) {
@@ -465,33 +450,355 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     } else {
       tile = mLoops(b, l, tile, block);
     }
-    b.setInsertionPointToStart(forall.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(b, l, tile, out, offs, sizes, strides);
+    return tile;
+  });
+  return restoreLeading(b, l, y, rt, tk);
+}
+
+//===----------------------------------------------------------------------===//
+// Int8 activations (W8A8, W4A8)
+//===----------------------------------------------------------------------===//
+
+namespace {
+constexpr const char *kVpdpbusd512 = "llvm.x86.avx512.vpdpbusd.512";
+constexpr const char *kVpdpbusd256 = "llvm.x86.avx512.vpdpbusd.256";
+
+/// The memory effects of llvm.call_intrinsic, which declares none (unknown
+/// effects: the buffer deallocation pipeline of qwen-compile refuses such
+/// ops): vpdpbusd is pure; any other intrinsic conservatively reads and
+/// writes memory.
+struct CallIntrinsicEffects
+    : public MemoryEffectOpInterface::ExternalModel<CallIntrinsicEffects, LLVM::CallIntrinsicOp> {
+  void getEffects(Operation *op, SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>> &effects) const {
+    StringRef name = cast<LLVM::CallIntrinsicOp>(op).getIntrin();
+    if (name == kVpdpbusd512 || name == kVpdpbusd256)
+      return;
+    effects.emplace_back(MemoryEffects::Read::get());
+    effects.emplace_back(MemoryEffects::Write::get());
   }
-  Value y = forall.getResult(0);
-  if (r > 2) {
-    // Back to the leading dims of x: y[i..., n] = y2[flat(i...), n].
-    SmallVector<Value> dyn;
-    for (int64_t i = 0; i < r - 1; ++i)
-      if (rt.isDynamicDim(i))
-        dyn.push_back(lead[i]);
-    Value e = tensor::EmptyOp::create(b, l, rt, dyn);
-    Value y2 = y;
-    y = linalg::GenericOp::create(
-            b, l, TypeRange{rt}, ValueRange{}, ValueRange{e}, ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(r, ctx)},
-            SmallVector<utils::IteratorType>(r, utils::IteratorType::parallel),
-            [&](OpBuilder &nb, Location nl, ValueRange) {
-              Value m = linalg::IndexOp::create(nb, nl, 0);
-              for (int64_t i = 1; i < r - 1; ++i)
-                m = arith::AddIOp::create(nb, nl, arith::MulIOp::create(nb, nl, m, lead[i]),
-                                          linalg::IndexOp::create(nb, nl, i));
-              Value n = linalg::IndexOp::create(nb, nl, r - 1);
-              linalg::YieldOp::create(nb, nl, tensor::ExtractOp::create(nb, nl, y2, ValueRange{m, n}).getResult());
-            })
-            .getResult(0);
+};
+
+struct Int8KernelExtension : public DialectExtension<Int8KernelExtension, LLVM::LLVMDialect> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(Int8KernelExtension)
+  void apply(MLIRContext *ctx, LLVM::LLVMDialect *) const final {
+    LLVM::CallIntrinsicOp::attachInterface<CallIntrinsicEffects>(*ctx);
   }
-  (void)idx;
-  return y;
+};
+
+/// Int8 elements per inner step: 64 (a zmm of bytes), or 32
+/// (a ymm) for groups that are not a multiple of 64.
+int64_t int8ChunkOf(const WeightOnlyDesc &q) { return q.gran == 2 && q.group % 64 != 0 ? 32 : 64; }
+} // namespace
+
+void registerQuantKernelExtensions(DialectRegistry &registry) {
+  registry.insert<LLVM::LLVMDialect>();
+  registry.addExtensions<Int8KernelExtension>();
+}
+
+bool int8ActKernelSupports(const WeightOnlyDesc &q) {
+  if (!q.isSigned || !q.symmetric || q.hasZeros || q.rows <= 0 || q.cols <= 0)
+    return false;
+  if (q.bits == 8)
+    return q.gran != 2;
+  return q.bits == 4 && (q.gran != 2 || (q.group > 0 && q.group % 32 == 0 && q.cols % q.group == 0));
+}
+
+FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value x,
+                                    Value bias, RankedTensorType rt, std::optional<float> staticScale,
+                                    const WeightOnlyParams &p) {
+  if (!p.fused || !int8ActKernelSupports(q) || !operandsSupported(q, x, bias, rt))
+    return failure();
+  auto codesT = cast<RankedTensorType>(q.codes.getType());
+  auto scalesT = cast<RankedTensorType>(q.scales.getType());
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
+  const bool i4 = q.bits == 4, grouped = q.gran == 2;
+  const int64_t N = q.rows, K = q.cols, C = int8ChunkOf(q), L = C / 4;
+  const int64_t Kp = (K + C - 1) / C * C;
+  const int64_t G = grouped ? q.group : Kp, NG = grouped ? K / q.group : 1, CPG = G / C;
+  const int64_t NR = std::min<int64_t>(p.tileN, N), MR = p.tileM;
+  // The weights are vpdpbusd's unsigned operand: code + wb >= 0 (code ^ 0x80
+  // for i8 bytes; nibble ^ 8 for i4); x stays signed. Exactly
+  //   sum_k x_k code_k = sum_k x_k (code_k + wb) - wb * sum_k x_k.
+  const int64_t wb = i4 ? 8 : 128;
+  auto ci = [&](OpBuilder &nb, Location nl, int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(nb, nl, v);
+  };
+  auto cf = [&](OpBuilder &nb, Location nl, float v) -> Value {
+    return arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(v));
+  };
+  auto splat8 = [&](OpBuilder &nb, Location nl, int64_t n, int8_t v) -> Value {
+    auto t = VectorType::get({n}, i8);
+    return arith::ConstantOp::create(nb, nl, t, DenseElementsAttr::get(t, nb.getI8IntegerAttr(v)));
+  };
+  auto toF32 = [&](OpBuilder &nb, Location nl, Value v) -> Value {
+    return v.getType().isF32() ? v : arith::ExtFOp::create(nb, nl, f32, v).getResult();
+  };
+  auto vC8 = VectorType::get({C}, i8);
+  auto vL32 = VectorType::get({L}, i32);
+
+  Tokens tk = flattenTokens(b, l, x);
+  Value M = tk.M;
+  SmallVector<Value> dynM = tk.dynM();
+  AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
+  auto par = utils::IteratorType::parallel, red = utils::IteratorType::reduction;
+  auto xAt = [&](OpBuilder &nb, Location nl, Value m, Value k) -> Value {
+    SmallVector<Value> xi = tk.unflatten(nb, nl, m);
+    xi.push_back(k);
+    return tensor::ExtractOp::create(nb, nl, x, xi);
+  };
+
+  // amax[m] = max(0, max_k |x[m, k]|) (dynamic), as the reference reduces.
+  Value amax;
+  if (!staticScale) {
+    auto aT = RankedTensorType::get({tk.Ms}, f32);
+    Value a0 = linalg::FillOp::create(b, l, ValueRange{cf(b, l, 0.0f)},
+                                      ValueRange{tensor::EmptyOp::create(b, l, aT, dynM).getResult()})
+                   .getResult(0);
+    // The k extent comes from a dummy [K] operand.
+    Value kDummy = tensor::EmptyOp::create(b, l, ArrayRef<int64_t>{K}, i8);
+    amax = linalg::GenericOp::create(
+               b, l, TypeRange{aT}, ValueRange{kDummy}, ValueRange{a0},
+               ArrayRef<AffineMap>{AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx),
+                                   AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx)},
+               SmallVector<utils::IteratorType>{par, red},
+               [&](OpBuilder &nb, Location nl, ValueRange a) {
+                 Value v = xAt(nb, nl, linalg::IndexOp::create(nb, nl, 0), linalg::IndexOp::create(nb, nl, 1));
+                 Value av = math::AbsFOp::create(nb, nl, v);
+                 linalg::YieldOp::create(nb, nl, arith::MaximumFOp::create(nb, nl, a[1], av).getResult());
+               })
+               .getResult(0);
+  }
+  // s_x of token m: the reference's f32 ops (amax / 127, or the constant).
+  auto sxAt = [&](OpBuilder &nb, Location nl, Value m) -> Value {
+    if (staticScale)
+      return cf(nb, nl, *staticScale);
+    Value a = tensor::ExtractOp::create(nb, nl, amax, ValueRange{m});
+    return arith::DivFOp::create(nb, nl, a, cf(nb, nl, 127.0f));
+  };
+
+  // xq [M, Kp] i8: q_x, 0 past K; for i4 each chunk of C is reordered
+  // [even k | odd k] to meet the unpacked [low nibbles | high nibbles].
+  auto xqT = RankedTensorType::get({tk.Ms, Kp}, i8);
+  Value xq = linalg::GenericOp::create(
+                 b, l, TypeRange{xqT}, ValueRange{}, ValueRange{tensor::EmptyOp::create(b, l, xqT, dynM).getResult()},
+                 ArrayRef<AffineMap>{id2}, SmallVector<utils::IteratorType>{par, par},
+                 [&](OpBuilder &nb, Location nl, ValueRange) {
+                   Value m = linalg::IndexOp::create(nb, nl, 0);
+                   Value k = linalg::IndexOp::create(nb, nl, 1);
+                   Value src = k;
+                   if (i4) {
+                     Value w = arith::RemUIOp::create(nb, nl, k, ci(nb, nl, C));
+                     Value base = arith::SubIOp::create(nb, nl, k, w);
+                     Value isEven = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, w, ci(nb, nl, C / 2));
+                     Value ev = arith::MulIOp::create(nb, nl, w, ci(nb, nl, 2));
+                     Value od = arith::SubIOp::create(nb, nl, ev, ci(nb, nl, C - 1));
+                     src = arith::AddIOp::create(nb, nl, base, arith::SelectOp::create(nb, nl, isEven, ev, od));
+                   }
+                   Value in;
+                   if (Kp != K) {
+                     in = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, src, ci(nb, nl, K));
+                     src = arith::MinUIOp::create(nb, nl, src, ci(nb, nl, K - 1));
+                   }
+                   Value s = sxAt(nb, nl, m);
+                   Value zero = cf(nb, nl, 0.0f);
+                   Value isZero = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, s, zero);
+                   Value d = arith::DivFOp::create(nb, nl, xAt(nb, nl, m, src), s);
+                   d = arith::SelectOp::create(nb, nl, isZero, zero, d);
+                   d = math::RoundEvenOp::create(nb, nl, d);
+                   d = arith::MaximumFOp::create(nb, nl, d, cf(nb, nl, -127.0f));
+                   d = arith::MinimumFOp::create(nb, nl, d, cf(nb, nl, 127.0f));
+                   Value v = arith::FPToSIOp::create(nb, nl, i8, d);
+                   if (in)
+                     v = arith::SelectOp::create(nb, nl, in, v,
+                                                 arith::ConstantOp::create(nb, nl, nb.getI8IntegerAttr(0)));
+                   linalg::YieldOp::create(nb, nl, v);
+                 })
+                 .getResult(0);
+
+  // xsum [M, NG] i32: sum of q_x over each group (the whole row: NG = 1).
+  auto xsT = RankedTensorType::get({tk.Ms, NG}, i32);
+  Value xs0 = linalg::FillOp::create(b, l, ValueRange{arith::ConstantOp::create(b, l, b.getI32IntegerAttr(0)).getResult()},
+                                     ValueRange{tensor::EmptyOp::create(b, l, xsT, dynM).getResult()})
+                  .getResult(0);
+  Value xsum = linalg::GenericOp::create(
+                   b, l, TypeRange{xsT}, ValueRange{xq}, ValueRange{xs0},
+                   ArrayRef<AffineMap>{id2, AffineMap::get(2, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx).floorDiv(G)}, ctx)},
+                   SmallVector<utils::IteratorType>{par, red},
+                   [&](OpBuilder &nb, Location nl, ValueRange a) {
+                     Value v = arith::ExtSIOp::create(nb, nl, i32, a[0]);
+                     linalg::YieldOp::create(nb, nl, arith::AddIOp::create(nb, nl, a[1], v).getResult());
+                   })
+                   .getResult(0);
+
+  // acc + sum over each 4 bytes of u (unsigned) * s (signed), per i32 lane.
+  auto dot = [&](OpBuilder &nb, Location nl, Value acc, Value u, Value s) -> Value {
+    if (p.vnni) {
+      // (<L x i32> acc, <C x i8> unsigned, <C x i8> signed), LLVM 22's form.
+      return LLVM::CallIntrinsicOp::create(nb, nl, vL32, nb.getStringAttr(L == 16 ? kVpdpbusd512 : kVpdpbusd256),
+                                           ValueRange{acc, u, s})
+          .getResult(0);
+    }
+    // Any x86-64: widened products (LLVM: vpmovzx/vpmovsx + vpmaddwd), the
+    // C products folded into L lanes (another lane order than vpdpbusd's:
+    // only the lanes' total is used).
+    auto vC32 = VectorType::get({C}, i32);
+    Value prod = arith::MulIOp::create(nb, nl, arith::ExtUIOp::create(nb, nl, vC32, u),
+                                       arith::ExtSIOp::create(nb, nl, vC32, s));
+    for (int64_t t = 0; t < 4; ++t)
+      acc = arith::AddIOp::create(
+          nb, nl, acc,
+          vector::ExtractStridedSliceOp::create(nb, nl, prod, ArrayRef<int64_t>{t * L}, ArrayRef<int64_t>{L},
+                                                ArrayRef<int64_t>{1}));
+    return acc;
+  };
+
+  auto yT = RankedTensorType::get({tk.Ms, N}, f32);
+  Value yEmpty = tensor::EmptyOp::create(b, l, yT, dynM);
+  Value y = forEachChannelTile(b, l, yEmpty, M, N, NR, NR, [&](OpBuilder &b, Location l, Value slice, Value,
+                                                               ArrayRef<Value> rows) -> Value {
+    auto swAt = [&](OpBuilder &nb, Location nl, Value row, Value g) -> Value {
+      SmallVector<Value> si;
+      if (scalesT.getRank() == 1)
+        si.push_back(ci(nb, nl, 0));
+      else
+        si = {row, grouped ? g : ci(nb, nl, 0)};
+      return toF32(nb, nl, tensor::ExtractOp::create(nb, nl, q.scales, si));
+    };
+    // The unsigned weight operand of chunk k0 of `row`.
+    auto loadW = [&](OpBuilder &nb, Location nl, Value row, Value k0) -> Value {
+      Type et = codesT.getElementType();
+      Value pad = arith::ConstantOp::create(nb, nl, nb.getI8IntegerAttr(0));
+      if (et != i8)
+        pad = UnrealizedConversionCastOp::create(nb, nl, TypeRange{et}, ValueRange{pad}).getResult(0);
+      int64_t n = i4 ? C / 2 : C;
+      Value kb = i4 ? arith::DivUIOp::create(nb, nl, k0, ci(nb, nl, 2)).getResult() : k0;
+      Value by = vector::TransferReadOp::create(nb, nl, VectorType::get({n}, et), q.codes, ValueRange{row, kb}, pad,
+                                                ArrayRef<bool>{K % C == 0});
+      if (et != i8)
+        by = UnrealizedConversionCastOp::create(nb, nl, TypeRange{VectorType::get({n}, i8)}, ValueRange{by})
+                 .getResult(0);
+      if (!i4)
+        return arith::XOrIOp::create(nb, nl, by, splat8(nb, nl, C, int8_t(-128)));
+      // Both nibbles + 8 at once (0x88), then [low nibbles | high nibbles].
+      by = arith::XOrIOp::create(nb, nl, by, splat8(nb, nl, n, int8_t(0x88 - 256)));
+      Value lo = arith::AndIOp::create(nb, nl, by, splat8(nb, nl, n, 15));
+      Value hi = arith::ShRUIOp::create(nb, nl, by, splat8(nb, nl, n, 4));
+      SmallVector<int64_t> cat;
+      for (int64_t e = 0; e < C; ++e)
+        cat.push_back(e);
+      return vector::ShuffleOp::create(nb, nl, lo, hi, cat);
+    };
+
+    // The outputs y[mrow[j], rows[rs[i]]] (index i * mr + j) of the tile's
+    // rows `rs` for the tokens mrow.
+    auto rowsOut = [&](OpBuilder &ob, Location ol, ArrayRef<int64_t> rs, ArrayRef<Value> mrow) {
+      const int64_t nr = rs.size(), mr = mrow.size();
+      Value zacc = arith::ConstantOp::create(ob, ol, vL32, DenseElementsAttr::get(vL32, ob.getI32IntegerAttr(0)));
+      // Per group: f32 sums (grouped) or the i32 total (one group).
+      Value zsum = grouped ? cf(ob, ol, 0.0f) : arith::ConstantOp::create(ob, ol, ob.getI32IntegerAttr(0)).getResult();
+      auto gLoop = scf::ForOp::create(
+          ob, ol, ci(ob, ol, 0), ci(ob, ol, NG), ci(ob, ol, 1), SmallVector<Value>(nr * mr, zsum),
+          [&](OpBuilder &gb, Location gl, Value g, ValueRange sums) {
+            Value gk0 = arith::MulIOp::create(gb, gl, g, ci(gb, gl, G));
+            auto cLoop = scf::ForOp::create(
+                gb, gl, ci(gb, gl, 0), ci(gb, gl, CPG), ci(gb, gl, 1), SmallVector<Value>(nr * mr, zacc),
+                [&](OpBuilder &cb, Location cl, Value c, ValueRange accs) {
+                  Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, C)));
+                  SmallVector<Value> xv;
+                  for (int64_t j = 0; j < mr; ++j)
+                    xv.push_back(vector::TransferReadOp::create(
+                        cb, cl, vC8, xq, ValueRange{mrow[j], k0},
+                        arith::ConstantOp::create(cb, cl, cb.getI8IntegerAttr(0)).getResult(), ArrayRef<bool>{true}));
+                  SmallVector<Value> next(accs.begin(), accs.end());
+                  for (int64_t i = 0; i < nr; ++i) {
+                    Value w = loadW(cb, cl, rows[rs[i]], k0);
+                    for (int64_t j = 0; j < mr; ++j)
+                      next[i * mr + j] = dot(cb, cl, next[i * mr + j], w, xv[j]);
+                  }
+                  scf::YieldOp::create(cb, cl, next);
+                });
+            SmallVector<Value> corr;
+            for (int64_t j = 0; j < mr; ++j) {
+              Value s = tensor::ExtractOp::create(gb, gl, xsum, ValueRange{mrow[j], g});
+              corr.push_back(arith::MulIOp::create(gb, gl, s, arith::ConstantOp::create(gb, gl, gb.getI32IntegerAttr(wb))));
+            }
+            SmallVector<Value> next;
+            for (int64_t i = 0; i < nr; ++i) {
+              Value sw = grouped ? swAt(gb, gl, rows[rs[i]], g) : Value();
+              for (int64_t j = 0; j < mr; ++j) {
+                Value a = vector::ReductionOp::create(gb, gl, vector::CombiningKind::ADD, cLoop.getResult(i * mr + j));
+                a = arith::SubIOp::create(gb, gl, a, corr[j]);
+                Value prev = sums[i * mr + j];
+                next.push_back(grouped ? arith::AddFOp::create(
+                                             gb, gl, prev,
+                                             arith::MulFOp::create(gb, gl, arith::SIToFPOp::create(gb, gl, f32, a), sw))
+                                             .getResult()
+                                       : arith::AddIOp::create(gb, gl, prev, a).getResult());
+              }
+            }
+            scf::YieldOp::create(gb, gl, next);
+          });
+      // Epilogue: the reference's order of f32 operations.
+      SmallVector<Value> sx;
+      for (int64_t j = 0; j < mr; ++j)
+        sx.push_back(sxAt(ob, ol, mrow[j]));
+      SmallVector<Value> ys;
+      for (int64_t i = 0; i < nr; ++i) {
+        Value row = rows[rs[i]];
+        Value sw = grouped ? Value() : swAt(ob, ol, row, ci(ob, ol, 0));
+        Value bv = bias ? toF32(ob, ol, tensor::ExtractOp::create(ob, ol, bias, ValueRange{row})) : Value();
+        for (int64_t j = 0; j < mr; ++j) {
+          Value v = gLoop.getResult(i * mr + j);
+          Value y = grouped ? arith::MulFOp::create(ob, ol, v, sx[j]).getResult()
+                            : arith::MulFOp::create(
+                                  ob, ol, arith::MulFOp::create(ob, ol, arith::SIToFPOp::create(ob, ol, f32, v), sx[j]),
+                                  sw)
+                                  .getResult();
+          if (bv)
+            y = arith::AddFOp::create(ob, ol, y, bv);
+          ys.push_back(y);
+        }
+      }
+      return ys;
+    };
+
+    auto block = [&](OpBuilder &ob, Location ol, Value m0, int64_t mr, Value tile) -> Value {
+      SmallVector<Value> mrow;
+      for (int64_t j = 0; j < mr; ++j)
+        mrow.push_back(j == 0 ? m0 : arith::AddIOp::create(ob, ol, m0, ci(ob, ol, j)).getResult());
+      SmallVector<Value> ys(NR * mr);
+      auto place = [&](ArrayRef<int64_t> rs) {
+        SmallVector<Value> part = rowsOut(ob, ol, rs, mrow);
+        for (size_t i = 0; i < rs.size(); ++i)
+          for (int64_t j = 0; j < mr; ++j)
+            ys[rs[i] * mr + j] = part[i * mr + j];
+      };
+      if (mr == 1 && p.rowwise) {
+        // Decode: the rows one after the other (one stream of codes).
+        for (int64_t i = 0; i < NR; ++i)
+          place({i});
+      } else {
+        SmallVector<int64_t> all;
+        for (int64_t i = 0; i < NR; ++i)
+          all.push_back(i);
+        place(all);
+      }
+      auto vnr = VectorType::get({NR}, f32);
+      for (int64_t j = 0; j < mr; ++j) {
+        SmallVector<Value> vals;
+        for (int64_t i = 0; i < NR; ++i)
+          vals.push_back(ys[i * mr + j]);
+        Value vec = vector::FromElementsOp::create(ob, ol, vnr, vals);
+        tile = vector::TransferWriteOp::create(ob, ol, vec, tile, ValueRange{mrow[j], ci(ob, ol, 0)},
+                                               ArrayRef<bool>{false})
+                   .getResult();
+      }
+      return tile;
+    };
+    return tokenBlocks(b, l, M, MR, slice, block);
+  });
+  return restoreLeading(b, l, y, rt, tk);
 }
 
 } // namespace qwen

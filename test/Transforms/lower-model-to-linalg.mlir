@@ -19,14 +19,19 @@ func.func @add(%a: tensor<1x8x64xf32>, %b: tensor<1x8x64xf32>) -> tensor<1x8x64x
 // CHECK: arith.mulf
 // CHECK-NOT: qwen.silu_mul
 // CHECK: return
+// The reference lowering (the fused kernels: fused-kernel-sweep.test).
+module attributes {qwen.quant_kernel = {fused = false}} {
 func.func @silu_mul(%g: tensor<1x8x128xf32>, %u: tensor<1x8x128xf32>) -> tensor<1x8x128xf32> {
   %0 = qwen.silu_mul %g, %u : tensor<1x8x128xf32>
   return %0 : tensor<1x8x128xf32>
 }
+}
 
 // -----
 
-// Bias broadcast into the init, then a reduction over k with W read [n, k];
+// The reference lowering (the register-blocked kernel is tested by
+// dense-kernel-sweep.test): bias broadcast into the init, then a reduction
+// over k with W read [n, k];
 // the output feature n is the outermost loop (d0), k the innermost (d3);
 // dynamic batch dims come from tensor.dim of the input.
 // CHECK-DAG: #[[X:.*]] = affine_map<(d0, d1, d2, d3) -> (d1, d2, d3)>
@@ -39,9 +44,11 @@ func.func @silu_mul(%g: tensor<1x8x128xf32>, %u: tensor<1x8x128xf32>) -> tensor<
 // CHECK: linalg.generic {indexing_maps = [#[[X]], #[[W]], #[[Y]]], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} {{.*}} outs(%[[INIT]]
 // CHECK-NOT: qwen.linear
 // CHECK: return
+module attributes {qwen.quant_kernel = {fused = false}} {
 func.func @linear(%x: tensor<?x?x64xf32>, %w: tensor<96x64xf32>, %b: tensor<96xf32>) -> tensor<?x?x96xf32> {
   %0 = qwen.linear %x, %w, %b : (tensor<?x?x64xf32>, tensor<96x64xf32>, tensor<96xf32>) -> tensor<?x?x96xf32>
   return %0 : tensor<?x?x96xf32>
+}
 }
 
 // -----
@@ -51,9 +58,11 @@ func.func @linear(%x: tensor<?x?x64xf32>, %w: tensor<96x64xf32>, %b: tensor<96xf
 // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]
 // CHECK-NOT: qwen.logits
 // CHECK: return
+module attributes {qwen.quant_kernel = {fused = false}} {
 func.func @logits(%h: tensor<1x8x64xf32>, %t: tensor<256x64xf32>) -> tensor<1x8x256xf32> {
   %0 = qwen.logits %h, %t {tied} : (tensor<1x8x64xf32>, tensor<256x64xf32>) -> tensor<1x8x256xf32>
   return %0 : tensor<1x8x256xf32>
+}
 }
 
 // -----
@@ -65,9 +74,12 @@ func.func @logits(%h: tensor<1x8x64xf32>, %t: tensor<256x64xf32>) -> tensor<1x8x
 // CHECK: math.rsqrt
 // CHECK-NOT: qwen.rms_norm
 // CHECK: return
+// The reference lowering (the fused kernels: fused-kernel-sweep.test).
+module attributes {qwen.quant_kernel = {fused = false}} {
 func.func @rms_norm(%x: tensor<1x8x64xf32>, %w: tensor<64xf32>) -> tensor<1x8x64xf32> {
   %0 = qwen.rms_norm %x, %w {epsilon = 1.0e-06 : f32} : (tensor<1x8x64xf32>, tensor<64xf32>) -> tensor<1x8x64xf32>
   return %0 : tensor<1x8x64xf32>
+}
 }
 
 // -----
@@ -83,9 +95,12 @@ func.func @rms_norm(%x: tensor<1x8x64xf32>, %w: tensor<64xf32>) -> tensor<1x8x64
 // CHECK: math.rsqrt
 // CHECK-NOT: qwen.rms_norm
 // CHECK: return
+// The reference lowering (the fused kernels: fused-kernel-sweep.test).
+module attributes {qwen.quant_kernel = {fused = false}} {
 func.func @rms_norm_per_head(%x: tensor<1x8x64xf32>, %w: tensor<16xf32>) -> tensor<1x8x64xf32> {
   %0 = qwen.rms_norm %x, %w {epsilon = 1.0e-06 : f32, per_head} : (tensor<1x8x64xf32>, tensor<16xf32>) -> tensor<1x8x64xf32>
   return %0 : tensor<1x8x64xf32>
+}
 }
 
 // -----
@@ -112,9 +127,12 @@ func.func @embedding(%ids: tensor<1x8xi64>, %t: tensor<256x64xf32>) -> tensor<1x
 // CHECK: math.sin
 // CHECK-NOT: qwen.rope
 // CHECK: return
+// The reference lowering (the fused kernels: fused-kernel-sweep.test).
+module attributes {qwen.quant_kernel = {fused = false}} {
 func.func @rope(%q: tensor<1x8x64xf32>, %pos: tensor<1x8xi64>) -> tensor<1x8x64xf32> {
   %0 = qwen.rope %q, %pos {num_heads = 8 : i64, head_dim = 8 : i64, theta = 1.0e+04 : f64} : (tensor<1x8x64xf32>, tensor<1x8xi64>) -> tensor<1x8x64xf32>
   return %0 : tensor<1x8x64xf32>
+}
 }
 
 // -----
@@ -143,6 +161,8 @@ func.func @rope_interleaved(%q: tensor<1x8x64xf32>, %pos: tensor<1x8xi32>) -> te
 // CHECK: tensor.collapse_shape {{.*}} tensor<1x1x4x16xf32> into tensor<1x1x64xf32>
 // CHECK-NOT: qwen.attention
 // CHECK: return
+// The reference lowering (the fused kernels: fused-kernel-sweep.test).
+module attributes {qwen.quant_kernel = {fused = false}} {
 func.func @attention(%q: tensor<1x1x64xf32>, %k: tensor<1x1x32xf32>, %v: tensor<1x1x32xf32>,
                      %pk: tensor<1x2x7x16xf32>, %pv: tensor<1x2x7x16xf32>, %m: tensor<1x8xi64>)
     -> (tensor<1x1x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>) {
@@ -152,6 +172,7 @@ func.func @attention(%q: tensor<1x1x64xf32>, %k: tensor<1x1x32xf32>, %v: tensor<
          tensor<1x2x7x16xf32>, tensor<1x2x7x16xf32>, tensor<1x8xi64>)
       -> (tensor<1x1x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
   return %o, %pk1, %pv1 : tensor<1x1x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>
+}
 }
 
 // -----

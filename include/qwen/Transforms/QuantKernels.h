@@ -15,7 +15,10 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/DialectRegistry.h"
 #include "mlir/Support/LLVM.h"
+
+#include <optional>
 
 namespace qwen {
 
@@ -45,6 +48,11 @@ struct WeightOnlyParams {
   /// A single token (decode) reads the tile's rows one after the other (one
   /// stream of codes) instead of interleaved.
   bool rowwise = true;
+  /// The target has AVX-512 VNNI (vpdpbusd): the int8-activation kernel's
+  /// inner product is vpdpbusd (llvm.call_intrinsic); else portable vector
+  /// ops that LLVM lowers to vpmaddwd (any x86-64; `vnni = true` for a
+  /// target without VNNI fails instruction selection).
+  bool vnni = false;
 };
 
 WeightOnlyParams weightOnlyParamsFor(mlir::Operation *op);
@@ -60,6 +68,32 @@ mlir::FailureOr<mlir::Value>
 lowerWeightOnlyLinear(mlir::OpBuilder &b, mlir::Location l, const WeightOnlyDesc &q,
                       mlir::Value x, mlir::Value bias, mlir::RankedTensorType rt,
                       const WeightOnlyParams &p);
+
+/// What a pass emitting the kernels needs in its context: the LLVM dialect,
+/// and memory effects for llvm.call_intrinsic (vpdpbusd is pure) so that
+/// buffer deallocation accepts the int8 kernels.
+void registerQuantKernelExtensions(mlir::DialectRegistry &registry);
+
+/// Whether the fused int8-activation kernel handles this weight: signed
+/// symmetric 8-bit codes per tensor or channel (W8A8), 4-bit ones per
+/// tensor, channel or group of a multiple of 32 (W4A8).
+bool int8ActKernelSupports(const WeightOnlyDesc &q);
+
+/// y = x W^T (+ bias) with int8 activations, bit for bit the numerics of the
+/// reference lowering (LowerONNXToLinalg.cpp, linearDynI8): x quantized per
+/// token (dynamic: s_x = max|x| / 127; static: s_x = staticScale),
+/// q_x = clamp(roundeven(x / s_x), -127, 127); exact i32 sums of q_x * code
+/// (per group for W4A8-g); y = f32(acc) * s_x * s_w[n] (+ bias), or per group
+/// y = (sum_g f32(acc_g) * s_w[n, g]) * s_x (+ bias), g ascending. Emitted as
+/// an scf.forall over tiles of output channels whose inner product is
+/// vpdpbusd (u8 x s8 -> i32) with p.vnni: the weights are the unsigned
+/// operand, biased to code + 128 (i8) or code + 8 (i4 nibbles, unpacked in
+/// registers), and 128 (or 8) * sum_k q_x[m, k] per token and group is
+/// subtracted once. Fails (creating nothing) on forms it does not handle.
+mlir::FailureOr<mlir::Value>
+lowerInt8ActLinear(mlir::OpBuilder &b, mlir::Location l, const WeightOnlyDesc &q, mlir::Value x,
+                   mlir::Value bias, mlir::RankedTensorType rt, std::optional<float> staticScale,
+                   const WeightOnlyParams &p);
 
 } // namespace qwen
 

@@ -1,0 +1,55 @@
+//===- KernelSupport.h - pieces shared by the CPU linear kernels -*- C++ -*-===//
+//
+// The linear kernels (DenseKernels.cpp, QuantKernels.cpp) compute
+// y[..., n] = sum_k x[..., k] W[n, k] as an scf.forall over tiles of output
+// channels of a [M, N] result, M the tokens of x flattened, and give y back
+// the leading dims of x at the end. These are those common steps.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QWEN_TRANSFORMS_KERNELSUPPORT_H
+#define QWEN_TRANSFORMS_KERNELSUPPORT_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/Support/LLVM.h"
+
+namespace qwen {
+
+/// The tokens of x [..., K] as one flat index m over the leading dims, so the
+/// kernels index x and their [M, N] result without reshape ops.
+struct Tokens {
+  int64_t rank = 0;
+  mlir::SmallVector<mlir::Value> lead; ///< the leading dims (index values)
+  mlir::Value M;                       ///< their product
+  int64_t Ms = 1;                      ///< M if static, else ShapedType::kDynamic
+
+  /// The leading indices of flat token m (row-major).
+  mlir::SmallVector<mlir::Value> unflatten(mlir::OpBuilder &b, mlir::Location l, mlir::Value m) const;
+  /// M as the dynamic sizes of a [M, ...] tensor.empty.
+  mlir::SmallVector<mlir::Value> dynM() const;
+};
+
+Tokens flattenTokens(mlir::OpBuilder &b, mlir::Location l, mlir::Value x);
+
+/// y [M, N] back to the leading dims of x: out[i..., n] = y[flat(i...), n].
+mlir::Value restoreLeading(mlir::OpBuilder &b, mlir::Location l, mlir::Value y,
+                           mlir::RankedTensorType rt, const Tokens &t);
+
+/// The body of one tile: `tile` is the [M, sz] slice of the output for the
+/// channels n0 .. n0 + sz (sz <= the tile size; the last tile may be
+/// partial), `rows` the first `clampRows` channel indices n0 + i clamped to
+/// N - 1 (a partial tile recomputes row N - 1 in its extra lanes, which must
+/// not be written). Returns the updated tile.
+using ChannelTileBody = mlir::function_ref<mlir::Value(
+    mlir::OpBuilder &, mlir::Location, mlir::Value tile, mlir::Value n0, mlir::ArrayRef<mlir::Value> rows)>;
+
+/// scf.forall over ceil(N / tileRows) tiles of output channels of init
+/// [M, N] (shared_outs), each slice updated by `body` and inserted back;
+/// returns the forall's result.
+mlir::Value forEachChannelTile(mlir::OpBuilder &b, mlir::Location l, mlir::Value init, mlir::Value M,
+                               int64_t N, int64_t tileRows, int64_t clampRows, ChannelTileBody body);
+
+} // namespace qwen
+
+#endif // QWEN_TRANSFORMS_KERNELSUPPORT_H
