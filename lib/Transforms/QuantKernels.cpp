@@ -30,6 +30,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qwen/Transforms/QuantKernels.h"
+#include "qwen/Transforms/GPUKernels.h"
 #include "qwen/Transforms/KernelSupport.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -48,6 +49,12 @@ namespace qwen {
 
 WeightOnlyParams weightOnlyParamsFor(Operation *op) {
   WeightOnlyParams p;
+  // The CPU kernels' vector code has no GPU mapping: a module lowered for a
+  // CUDA target keeps the reference lowerings (GPUKernels.cpp fuses those).
+  if (gpu::targetsGPU(op)) {
+    p.fused = false;
+    return p;
+  }
   ModuleOp m = op->getParentOfType<ModuleOp>();
   while (m && !m->hasAttr("qwen.quant_kernel") && m->getParentOfType<ModuleOp>())
     m = m->getParentOfType<ModuleOp>();
