@@ -20,10 +20,10 @@
 // one thread). Here the MR tokens' rows of x stay in L1 across the GT groups
 // and the NT x K weight tile in L2 across the token blocks.
 //
-// A single token (decode) is a GEMV bound by reading W: each row is reduced
-// with 4 independent accumulators (64 elements per step), one row after the
-// other, so the hardware prefetcher sees one stream and the FMA latency is
-// hidden.
+// Fewer than MR tokens (decode, a GEMV bound by reading W) take the caller's
+// reference lowering, chosen at run time (see DenseKernels.h). The tokens
+// left over after the blocks of MR are reduced row by row with 4 independent
+// accumulators (64 elements per step).
 //
 //===----------------------------------------------------------------------===//
 
@@ -47,7 +47,8 @@ constexpr int64_t kUnroll = 4;   // GEMV accumulators per row
 } // namespace
 
 FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Value bias,
-                                  RankedTensorType rt, const WeightOnlyParams &p) {
+                                  RankedTensorType rt, const WeightOnlyParams &p,
+                                  function_ref<Value(OpBuilder &, Location)> fewTokens) {
   if (!p.fused)
     return failure();
   auto xt = dyn_cast<RankedTensorType>(x.getType());
@@ -80,6 +81,22 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
 
   // Tokens: M = the product of x's leading dims; token m's indices into x.
   Tokens tk = flattenTokens(b, l, x);
+  // Fewer than MR tokens (decode): `fewTokens` (see the header).
+  auto castTo = [&](OpBuilder &nb, Location nl, Value v) -> Value {
+    return v.getType() == rt ? v : tensor::CastOp::create(nb, nl, rt, v).getResult();
+  };
+  if (ShapedType::isStatic(tk.Ms) && tk.Ms < MR)
+    return castTo(b, l, fewTokens(b, l));
+  scf::IfOp dispatch;
+  OpBuilder::InsertionGuard dispatchGuard(b);
+  if (!ShapedType::isStatic(tk.Ms)) {
+    Value many = arith::CmpIOp::create(b, l, arith::CmpIPredicate::uge, tk.M,
+                                       arith::ConstantIndexOp::create(b, l, MR));
+    dispatch = scf::IfOp::create(b, l, TypeRange{rt}, many, /*withElseRegion=*/true);
+    b.setInsertionPointToStart(&dispatch.getElseRegion().front());
+    scf::YieldOp::create(b, l, castTo(b, l, fewTokens(b, l)));
+    b.setInsertionPointToStart(&dispatch.getThenRegion().front());
+  }
   const int64_t Ms = tk.Ms;
   Value M = tk.M;
   auto xIndex = [&](OpBuilder &nb, Location nl, Value m, Value k) {
@@ -213,7 +230,11 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
                               })
         .getResult(0);
   });
-  return restoreLeading(b, l, y, rt, tk);
+  y = castTo(b, l, restoreLeading(b, l, y, rt, tk));
+  if (!dispatch)
+    return y;
+  scf::YieldOp::create(b, l, y);
+  return dispatch.getResult(0);
 }
 
 } // namespace qwen

@@ -930,7 +930,9 @@ struct LowerModelToLinalgPass
         Value x = op->getOperand(0), bias = lo ? lo.getBias() : Value();
         Value w = lo ? lo.getWeight() : cast<qwen::LogitsOp>(op).getWeight();
         auto rt = cast<RankedTensorType>(op->getResult(0).getType());
-        FailureOr<Value> y = qwen::lowerDenseLinear(rw, loc, x, w, bias, rt, qwen::weightOnlyParamsFor(op));
+        FailureOr<Value> y = qwen::lowerDenseLinear(
+            rw, loc, x, w, bias, rt, qwen::weightOnlyParamsFor(op),
+            [&](OpBuilder &nb, Location nl) { return lowerLinear(nb, nl, x, w, bias, rt); });
         repl = one(succeeded(y) ? *y : lowerLinear(rw, loc, x, w, bias, rt));
       }
       else if (auto o = dyn_cast<qwen::RMSNormOp>(op)) {
