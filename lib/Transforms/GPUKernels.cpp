@@ -148,6 +148,20 @@ struct KernelBuilder {
   }
 };
 
+/// A 1-D launch of one thread per item, blocks of kBlockThreads: leaves `b`
+/// inside the kernel's `lin < items` guard and returns lin, the thread's
+/// item.
+Value launchPerItem(OpBuilder &b, Location l, Value items) {
+  Value one = idx(b, l, 1), block = idx(b, l, kBlockThreads);
+  Value grid = arith::MaxUIOp::create(b, l, ceilDiv(b, l, items, block), one);
+  mlir::gpu::LaunchOp launch = makeLaunch(b, l, {grid, one, one}, {block, one, one});
+  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  KernelBuilder kb{b, l};
+  Value lin = kb.add(kb.mul(launch.getBlockIds().x, kb.c(kBlockThreads)), launch.getThreadIds().x);
+  b.setInsertionPointToStart(scf::IfOp::create(b, l, kb.lt(lin, items), /*withElse=*/false).thenBlock());
+  return lin;
+}
+
 /// The operands of a fused linear kernel as 2-D views: x [M, K] (f32, or
 /// i8 for int8 activations), codes [N, rowBytes] (packed codes, or i8),
 /// scales (weight-only), out [M, N]; M is dynamic, N and K static.
@@ -1152,19 +1166,9 @@ LogicalResult emitRoPE(OpBuilder &b, linalg::GenericOp g) {
   }
   Value M = memref::DimOp::create(b, l, x2, 0);
   Value items = hk.mul(M, hk.c(heads * quads));
-  Value one = hk.c(1);
-  Value grid = arith::MaxUIOp::create(
-      b, l, ceilDiv(b, l, items, hk.c(kBlockThreads)), one);
-  mlir::gpu::LaunchOp launch =
-      makeLaunch(b, l, {grid, one, one}, {hk.c(kBlockThreads), one, one});
   OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  Value lin = launchPerItem(b, l, items);
   KernelBuilder kb{b, l};
-  Value lin = kb.add(kb.mul(launch.getBlockIds().x, kb.c(kBlockThreads)),
-                     launch.getThreadIds().x);
-  b.setInsertionPointToStart(
-      scf::IfOp::create(b, l, kb.lt(lin, items), /*withElse=*/false)
-          .thenBlock());
   // lin = (m * heads + h) * quads + q: pairs 4 q .. 4 q + 3 of head h.
   Value q = kb.rem(lin, kb.c(quads)), mh = kb.div(lin, kb.c(quads));
   Value m = kb.div(mh, kb.c(heads));
@@ -1238,19 +1242,9 @@ LogicalResult emitVectorElementwise(OpBuilder &b, linalg::GenericOp g) {
   Value quads = hk.c(last / 4);
   for (int64_t i = 0; i + 1 < nLoops; ++i)
     quads = hk.mul(quads, memref::DimOp::create(b, l, out, i));
-  Value one = hk.c(1);
-  Value grid = arith::MaxUIOp::create(
-      b, l, ceilDiv(b, l, quads, hk.c(kBlockThreads)), one);
-  mlir::gpu::LaunchOp launch =
-      makeLaunch(b, l, {grid, one, one}, {hk.c(kBlockThreads), one, one});
   OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(launch.getBody().front().getTerminator());
+  Value lin = launchPerItem(b, l, quads);
   KernelBuilder kb{b, l};
-  Value lin = kb.add(kb.mul(launch.getBlockIds().x, kb.c(kBlockThreads)),
-                     launch.getThreadIds().x);
-  b.setInsertionPointToStart(
-      scf::IfOp::create(b, l, kb.lt(lin, quads), /*withElse=*/false)
-          .thenBlock());
   Value off = kb.mul(lin, kb.c(16));
   auto v4 = VectorType::get({4}, b.getF32Type());
   SmallVector<Value> ins;

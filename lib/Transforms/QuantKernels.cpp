@@ -81,6 +81,19 @@ constexpr int64_t kLanes = 16; // f32 lanes of every vector value
 
 int64_t chunkOf(const WeightOnlyDesc &q) { return q.bits == 4 ? 2 * kLanes : kLanes; }
 
+/// The f32 scale of (row, group g) of q: scales [1] (per tensor) or
+/// [rows, groups] (one column per channel).
+Value scaleOf(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value row, Value g) {
+  auto st = cast<RankedTensorType>(q.scales.getType());
+  SmallVector<Value> si;
+  if (st.getRank() == 1)
+    si.push_back(arith::ConstantIndexOp::create(b, l, 0));
+  else
+    si = {row, st.getDimSize(1) == 1 ? arith::ConstantIndexOp::create(b, l, 0).getResult() : g};
+  Value s = tensor::ExtractOp::create(b, l, q.scales, si);
+  return s.getType().isF32() ? s : arith::ExtFOp::create(b, l, b.getF32Type(), s).getResult();
+}
+
 /// A block of `mr` tokens from m0 updating the [M, tile] result tile.
 using BlockFn = function_ref<Value(OpBuilder &, Location, Value m0, int64_t mr, Value tile)>;
 
@@ -143,7 +156,6 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   if (!operandsSupported(q, x, bias, rt))
     return failure();
   auto codesT = cast<RankedTensorType>(q.codes.getType());
-  auto scalesT = cast<RankedTensorType>(q.scales.getType());
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
   const int64_t N = q.rows, K = q.cols, C = chunkOf(q), H = kLanes;
@@ -232,15 +244,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   // the weight (a last partial tile recomputes row N-1, not written).
   Value y = forEachChannelTile(b, l, init, M, N, NR, NR, [&](OpBuilder &b, Location l, Value slice, Value,
                                                              ArrayRef<Value> rows) -> Value {
-    auto scaleAt = [&](OpBuilder &nb, Location nl, Value row, Value g) -> Value {
-      SmallVector<Value> si;
-      if (scalesT.getRank() == 1)
-        si.push_back(ci(nb, nl, 0));
-      else
-        si = {row, scalesT.getDimSize(1) == 1 ? ci(nb, nl, 0) : g};
-      Value s = tensor::ExtractOp::create(nb, nl, q.scales, si);
-      return s.getType().isF32() ? s : arith::ExtFOp::create(nb, nl, f32, s).getResult();
-    };
+    auto scaleAt = [&](OpBuilder &nb, Location nl, Value row, Value g) { return scaleOf(nb, nl, q, row, g); };
     // The scale of (row, group g) as the vectors the dequantization multiplies
     // by: i4, the low-nibble (v << 28) and high-nibble (v & -16) factors
     // 2^-28 and 2^-4 folded in (lo, hi); i8, the scale itself (lo).
@@ -516,7 +520,6 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
   if (!p.fused || !int8ActKernelSupports(q) || !operandsSupported(q, x, bias, rt))
     return failure();
   auto codesT = cast<RankedTensorType>(q.codes.getType());
-  auto scalesT = cast<RankedTensorType>(q.scales.getType());
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
   const bool i4 = q.bits == 4, grouped = q.gran == 2;
@@ -664,14 +667,7 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
   Value yEmpty = tensor::EmptyOp::create(b, l, yT, dynM);
   Value y = forEachChannelTile(b, l, yEmpty, M, N, NR, NR, [&](OpBuilder &b, Location l, Value slice, Value,
                                                                ArrayRef<Value> rows) -> Value {
-    auto swAt = [&](OpBuilder &nb, Location nl, Value row, Value g) -> Value {
-      SmallVector<Value> si;
-      if (scalesT.getRank() == 1)
-        si.push_back(ci(nb, nl, 0));
-      else
-        si = {row, grouped ? g : ci(nb, nl, 0)};
-      return toF32(nb, nl, tensor::ExtractOp::create(nb, nl, q.scales, si));
-    };
+    auto swAt = [&](OpBuilder &nb, Location nl, Value row, Value g) { return scaleOf(nb, nl, q, row, g); };
     // The unsigned weight operand of chunk k0 of `row`.
     auto loadW = [&](OpBuilder &nb, Location nl, Value row, Value k0) -> Value {
       Type et = codesT.getElementType();
