@@ -128,6 +128,13 @@ QWEN_API const float *qwen_session_logits_at(const qwen_session *session,
                                              int64_t i);
 /* Positions the most recent prefill/decode computed logits for. */
 QWEN_API int64_t qwen_session_num_logits(const qwen_session *session);
+/* all != 0 (the default): prefill computes the logits of every new position;
+ * 0: of the last one only (num_logits is then 1), which is all generation
+ * needs. Bundles with a "logits_rows" input (BundleABI.h) then skip the LM
+ * head for the other positions: for long prompts a large part of the
+ * prefill. Takes effect from the next prefill/decode. */
+QWEN_API qwen_status qwen_session_set_all_logits(qwen_session *session,
+                                                 int all);
 /* Tokens in the session so far. */
 QWEN_API int64_t qwen_session_length(const qwen_session *session);
 QWEN_API int64_t qwen_session_context_length(const qwen_session *session);

@@ -218,7 +218,7 @@ bool classify(IOEntry &e, bool isInput) {
   std::smatch m;
   if (isInput) {
     if (e.name == "input_ids" || e.name == "attention_mask" ||
-        e.name == "position_ids") {
+        e.name == "position_ids" || e.name == "logits_rows") {
       e.role = e.name;
       return true;
     }
@@ -994,6 +994,12 @@ int compile(const Options &o) {
                                              bb.getNamedAttr("tile_n", bb.getI64IntegerAttr(tileN))}));
   }
   if (failed(runPasses(*module, [&](OpPassManager &pm) {
+        // The runtime picks how many last positions get logits (generation:
+        // one; BundleABI.h "logits_rows"). CPU only: on CUDA the row count
+        // would be a host read of a device buffer; the GPU computes every
+        // row and the runtime copies back the ones it keeps.
+        if (!cuda)
+          pm.addPass(qwen::createLogitsRows());
         pm.nest<func::FuncOp>().addPass(qwen::createLowerModelToLinalg());
         return success();
       })))

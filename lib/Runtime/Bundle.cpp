@@ -147,6 +147,7 @@ bool parseRole(const std::string &s, bool input, Role &r) {
       {"position_ids", Role::PositionIds, true},
       {"past_key", Role::PastKey, true},
       {"past_value", Role::PastValue, true},
+      {"logits_rows", Role::LogitsRows, true},
       {"weight", Role::Weight, true},
       {"logits", Role::Logits, false},
       {"present_key", Role::PresentKey, false},
@@ -307,6 +308,15 @@ qwen_status checkSignature(ManifestReader &m, qwen_bundle &b) {
                           std::to_string(b.headDim));
       break;
     }
+    case Role::LogitsRows:
+      if (b.logitsRowsIn)
+        return bad(t, "second logits_rows input");
+      if (t.shape != std::vector<int64_t>{1} || t.dtype != ElemType::I64)
+        return bad(t, "expected i64 [1], found " +
+                          std::string(elemName(t.dtype)) + " " +
+                          shapeStr(t.shape));
+      b.logitsRowsIn = i;
+      break;
     case Role::Weight: {
       for (int64_t d : t.shape)
         if (d < 0)

@@ -181,6 +181,14 @@ const float *qwen_session_logits_at(const qwen_session *s, int64_t i) {
 int64_t qwen_session_num_logits(const qwen_session *s) {
   return sessionNumLogits(s);
 }
+qwen_status qwen_session_set_all_logits(qwen_session *s, int all) {
+  QWEN_GUARD_BEGIN
+  if (!s)
+    return fail(QWEN_ERR_INVALID_ARGUMENT, "session is null");
+  setAllLogits(s, all != 0);
+  return QWEN_OK;
+  QWEN_GUARD_END
+}
 int64_t qwen_session_length(const qwen_session *s) { return sessionLength(s); }
 int64_t qwen_session_context_length(const qwen_session *s) {
   return sessionContextLength(s);

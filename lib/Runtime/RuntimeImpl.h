@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -41,6 +42,7 @@ enum class Role {
   PositionIds,
   PastKey,
   PastValue,
+  LogitsRows, // [1] i64: how many last positions get logits (--qwen-logits-rows)
   Weight,
   Logits,
   PresentKey,
@@ -72,6 +74,7 @@ void resetSession(qwen_session *s);
 void freeSession(qwen_session *s);
 const float *sessionLogitsAt(const qwen_session *s, int64_t i);
 int64_t sessionNumLogits(const qwen_session *s);
+void setAllLogits(qwen_session *s, bool all);
 int64_t sessionLength(const qwen_session *s);
 int64_t sessionContextLength(const qwen_session *s);
 qwen_status sessionObserved(const qwen_session *s, int64_t i,
@@ -94,6 +97,8 @@ struct qwen_bundle {
   /// present_value output of each layer (kv-cache models).
   std::vector<size_t> pastKeyIn, pastValueIn, presentKeyOut, presentValueOut;
   size_t logitsOut = 0;
+  /// The logits_rows input, if the model has one (else logits of all S).
+  std::optional<size_t> logitsRowsIn;
   /// Indices of the outputs with role "observe", in manifest order.
   std::vector<size_t> observedOut;
 

@@ -148,6 +148,8 @@ struct qwen_session {
   std::vector<KvBuffer> pastKey, pastValue; // per layer, length tokens.size()
   float *logits = nullptr;                  // [numLogits, V]
   int64_t numLogits = 0;
+  /// Logits of every new position (default), or of the last one only.
+  bool allLogits = true;
   std::vector<ObservedBuf> observed; // per observe output, latest call
 
   void releaseObserved() {
@@ -185,6 +187,7 @@ const float *sessionLogitsAt(const qwen_session *s, int64_t i) {
   return s->logits + i * s->bundle->vocabSize;
 }
 int64_t sessionNumLogits(const qwen_session *s) { return s ? s->numLogits : 0; }
+void setAllLogits(qwen_session *s, bool all) { s->allLogits = all; }
 int64_t sessionLength(const qwen_session *s) {
   return s ? int64_t(s->tokens.size()) : 0;
 }
@@ -293,6 +296,11 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
   const int64_t S = b.kvCache ? n : have + n;
   const int64_t firstNew = S - n;
   const int64_t Hkv = b.numKvHeads, D = b.headDim;
+  // The positions that get logits: the last R of the n new ones. A model
+  // with a logits_rows input computes just those (its output is [1, R, V]);
+  // another computes all S and the rows are picked here.
+  const int64_t R = s->allLogits ? n : 1;
+  const int64_t outRows = b.logitsRowsIn ? R : S;
 
   // tokens.insert must not fail after forward: reserve first.
   s->tokens.reserve(size_t(have + n));
@@ -309,12 +317,13 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
     return fail(scope->status(), b.dir + ": " + scope->error());
   };
 
-  MallocBuf idsBuf, maskBuf, posBuf;
-  std::optional<cuda::DeviceBuffer> idsDev, maskDev, posDev;
+  MallocBuf idsBuf, maskBuf, posBuf, rowsBuf;
+  std::optional<cuda::DeviceBuffer> idsDev, maskDev, posDev, rowsDev;
   if (b.cuda) {
     idsDev.emplace(*b.cuda);
     maskDev.emplace(*b.cuda);
     posDev.emplace(*b.cuda);
+    rowsDev.emplace(*b.cuda);
   }
   // Host inputs are copied to the device for CUDA bundles.
   auto place = [&](MallocBuf &host, std::optional<cuda::DeviceBuffer> &dev,
@@ -379,6 +388,15 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
       for (int64_t j = 0; j < S; ++j)
         storeInt(posBuf.p, t.dtype, size_t(j), P + j);
       if (!place(posBuf, posDev, bytes, t, data))
+        return deviceError();
+      break;
+    }
+    case Role::LogitsRows: {
+      sizes = {1};
+      if (!rowsBuf.alloc(sizeof(int64_t)))
+        return fail(QWEN_ERR_OUT_OF_MEMORY, "out of memory for logits_rows");
+      storeInt(rowsBuf.p, t.dtype, 0, R);
+      if (!place(rowsBuf, rowsDev, sizeof(int64_t), t, data))
         return deviceError();
       break;
     }
@@ -478,7 +496,7 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
       continue;
     }
     std::vector<int64_t> want =
-        t.role == Role::Logits ? std::vector<int64_t>{1, S, V}
+        t.role == Role::Logits ? std::vector<int64_t>{1, outRows, V}
                                : std::vector<int64_t>{1, Hkv, P + S, D};
     if (o.sizes != want)
       return badOutput("'" + t.name + "' of shape " + sizesStr(o.sizes) +
@@ -537,11 +555,11 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
     return c;
   };
 
-  // The logits of the n new positions, row-major on the host.
+  // The logits of the last R new positions, row-major on the host.
   const OutTensor &lo = outs[b.logitsOut];
   float *newLogits =
-      hostCopy(lo.data + firstNew * lo.strides[1], {1, n, V}, lo.strides,
-               std::to_string(n) + " x " + std::to_string(V) + " logits");
+      hostCopy(lo.data + (outRows - R) * lo.strides[1], {1, R, V}, lo.strides,
+               std::to_string(R) + " x " + std::to_string(V) + " logits");
   if (!newLogits) {
     releaseCopies();
     return copyStatus;
@@ -619,7 +637,7 @@ qwen_status runTokens(qwen_session *s, const int64_t *ids, int64_t n) {
   s->observed = std::move(newObserved);
   std::free(s->logits);
   s->logits = newLogits;
-  s->numLogits = n;
+  s->numLogits = R;
   s->tokens.insert(s->tokens.end(), ids, ids + n);
   return QWEN_OK;
 }

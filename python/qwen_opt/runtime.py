@@ -66,6 +66,7 @@ def _load() -> ctypes.CDLL:
         "qwen_session_logits": (_c_float_p, [vp]),
         "qwen_session_logits_at": (_c_float_p, [vp, ctypes.c_int64]),
         "qwen_session_num_logits": (ctypes.c_int64, [vp]),
+        "qwen_session_set_all_logits": (ctypes.c_int, [vp, ctypes.c_int]),
         "qwen_session_length": (ctypes.c_int64, [vp]),
         "qwen_session_context_length": (ctypes.c_int64, [vp]),
         "qwen_session_reset": (None, [vp]),
@@ -212,8 +213,8 @@ class Bundle:
             out.append((self._lib.qwen_bundle_observed_name(h, i).decode(), layers))
         return out
 
-    def session(self, context_length: int = 4096) -> "Session":
-        return Session(self, context_length)
+    def session(self, context_length: int = 4096, all_logits: bool = True) -> "Session":
+        return Session(self, context_length, all_logits)
 
     def tokenize(self, text: str) -> List[int]:
         h, data = self._handle(), text.encode("utf-8")
@@ -244,13 +245,17 @@ class Bundle:
 class Session:
     """A batch-1 generation state; keeps its Bundle alive."""
 
-    def __init__(self, bundle: Bundle, context_length: int = 4096):
+    def __init__(self, bundle: Bundle, context_length: int = 4096,
+                 all_logits: bool = True):
+        """all_logits=False: prefill returns the last position's logits only,
+        [1, V] (qwen_session_set_all_logits: the LM head skips the others)."""
         self.bundle = bundle
         self._lib = bundle._lib
         self._h = ctypes.c_void_p()
         _check(self._lib.qwen_session_create(bundle._handle(), context_length,
                                              ctypes.byref(self._h)))
         self._vocab = bundle.vocab_size
+        _check(self._lib.qwen_session_set_all_logits(self._h, int(all_logits)))
 
     def close(self) -> None:
         if getattr(self, "_h", None) and self._h.value:
@@ -273,11 +278,12 @@ class Session:
         return out
 
     def prefill(self, ids: Sequence[int]) -> np.ndarray:
-        """Appends `ids`; returns the logits of the new positions, [n, V]."""
+        """Appends `ids`; returns the logits of the new positions, [n, V]
+        (of the last one, [1, V], for a session without all_logits)."""
         arr = _ids_array(ids)
         _check(self._lib.qwen_session_prefill(self._handle(),
                                               arr.ctypes.data_as(_c_int64_p), arr.size))
-        return self._rows(arr.size)
+        return self._rows(int(self._lib.qwen_session_num_logits(self._h)))
 
     def decode(self, token: int) -> np.ndarray:
         """Appends one token; returns the logits of its position, [V]."""

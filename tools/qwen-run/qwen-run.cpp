@@ -194,7 +194,9 @@ int main(int argc, char **argv) {
     runtimeError("the prompt has no tokens");
 
   qwen_session *s = nullptr;
-  if (qwen_session_create(b, o.ctx, &s) != QWEN_OK)
+  if (qwen_session_create(b, o.ctx, &s) != QWEN_OK ||
+      // Sampling reads the last position's logits only.
+      qwen_session_set_all_logits(s, 0) != QWEN_OK)
     runtimeError(qwen_last_error());
 
   auto t0 = std::chrono::steady_clock::now();

@@ -315,6 +315,41 @@ TEST(Bundle, PrefillAndDecodeGiveExpectedLogits) {
   qwen_session_free(s);
 }
 
+// Last logits only (qwen_session_set_all_logits 0): one row per call, the
+// last position's, also from a model without a logits_rows input (which
+// computes every row; the runtime keeps the last), with and without a KV
+// cache. A null session is an error.
+TEST(Bundle, LastLogitsOnly) {
+  EXPECT_EQ(qwen_session_set_all_logits(nullptr, 0), QWEN_ERR_INVALID_ARGUMENT);
+  for (bool kv : {true, false}) {
+    FakeBundle fb;
+    fb.kv = kv;
+    Opened h;
+    qwen_bundle *b = openOk(fb.write(kv ? "last-kv" : "last-nokv"), h);
+    ASSERT_TRUE(b);
+    qwen_session *s = nullptr;
+    ASSERT_EQ(qwen_session_create(b, 64, &s), QWEN_OK) << qwen_last_error();
+    ASSERT_EQ(qwen_session_set_all_logits(s, 0), QWEN_OK);
+    std::vector<int64_t> all = {3, 1, 4, 1, 5};
+    ASSERT_EQ(qwen_session_prefill(s, all.data(), 5), QWEN_OK)
+        << qwen_last_error();
+    ASSERT_EQ(qwen_session_num_logits(s), 1);
+    EXPECT_EQ(row(qwen_session_logits_at(s, 0), 16), reference(all, 16).back());
+    EXPECT_EQ(qwen_session_logits_at(s, 1), nullptr);
+    ASSERT_EQ(qwen_session_decode(s, 9), QWEN_OK) << qwen_last_error();
+    all.push_back(9);
+    EXPECT_EQ(row(qwen_session_logits(s), 16), reference(all, 16).back());
+    // Back to every position from the next call on.
+    ASSERT_EQ(qwen_session_set_all_logits(s, 1), QWEN_OK);
+    std::vector<int64_t> more = {2, 6};
+    ASSERT_EQ(qwen_session_prefill(s, more.data(), 2), QWEN_OK);
+    EXPECT_EQ(qwen_session_num_logits(s), 2);
+    all.insert(all.end(), more.begin(), more.end());
+    EXPECT_EQ(row(qwen_session_logits_at(s, 0), 16), reference(all, 16)[6]);
+    qwen_session_free(s);
+  }
+}
+
 // Decoding through the KV cache gives bit-identical logits to running the
 // whole sequence at once, with and without a KV-cache model.
 TEST(Bundle, KvDecodeEqualsFullRecompute) {

@@ -45,9 +45,12 @@
 //
 // Input roles: "input_ids" [B, S] i64; "attention_mask" [B, P + S] (all
 // ones, dtype as declared); "position_ids" [B, S] (P .. P+S-1);
-// "past_key" / "past_value" [B, Hkv, P, D] f32 (P may be 0); "weight"
+// "past_key" / "past_value" [B, Hkv, P, D] f32 (P may be 0); "logits_rows"
+// [1] i64, optional (--qwen-logits-rows): the logits are computed for the
+// last R positions only, R = clamp(value, 1, S), and "logits" is [B, R, V]
+// (the runtime passes 1, or the new positions' count); "weight"
 // (static shape, data at `offset` in weights.bin, never written).
-// Output roles: "logits" [B, S, V] f32; "present_key" / "present_value"
+// Output roles: "logits" [B, S, V] f32 ([B, R, V] with "logits_rows"); "present_key" / "present_value"
 // [B, Hkv, P + S, D] f32; "observe" [B, ..., K] f32 with "layers": [names]
 // (only in bundles compiled for calibration: the input activation of the
 // linear / logits layers named, see --qwen-instrument-activations). B is 1 for

@@ -15,6 +15,9 @@ Every row must match within TOL = 1e-4 relative (max over the vocabulary of
 `kv == recompute`: a fresh session prefills prompt + generated tokens at once;
 its logits at each generated position must equal the decode steps' logits
 within 1e-5 (same kernels, same reduction order, different batching).
+`last logits only`: a session without all_logits (qwen_session_set_all_logits
+0; the bundle's logits_rows input = 1) returns one row per prefill, equal to
+the last prefill row and to the first decode step within 1e-5.
 
 onnxruntime's MatMulNBits with accuracy_level 4 quantizes activations to int8
 on the CPU; the reference here sets accuracy_level to 0 in memory so it
@@ -159,6 +162,16 @@ def main():
     print(f"kv == recompute: {len(ours_steps)} steps max_rel_err={worst:.3e}")
     if worst > TOL_RECOMPUTE:
         bad.append(f"kv decode vs recompute max_rel_err {worst:.3e}")
+
+    # The last position's logits only
+    last = b.session(ctx, all_logits=False)
+    rows = last.prefill(prompt)
+    worst = rel_err(rows, got[-1:]) if rows.shape == (1, vocab) else float("inf")
+    if ours_steps:
+        worst = max(worst, rel_err(last.decode(ids[0]), ours_steps[0]))
+    print(f"last logits only: {rows.shape[0]} row max_rel_err={worst:.3e}")
+    if worst > TOL_RECOMPUTE:
+        bad.append(f"last logits only: {rows.shape} rows max_rel_err {worst:.3e}")
 
     if bad:
         print("FAIL:\n  " + "\n  ".join(bad))
