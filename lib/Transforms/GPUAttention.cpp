@@ -70,7 +70,7 @@ constexpr int64_t kDecodeMaxTokens = 8;
 /// Query heads one decode block keeps in registers (q and acc: 2 E each).
 constexpr int64_t kDecodeMaxRows = 8;
 constexpr int64_t kTargetBlocks = 264;
-constexpr int64_t kMinSplitKeys = 64;
+constexpr int64_t kMinSplitKeys = 32;
 /// Prefill: queries per block (kQueriesPerWarp per warp), keys per tile
 /// (one per lane).
 constexpr int64_t kQueryTile = 16;
@@ -558,6 +558,12 @@ void emitPrefillBlock(KB &k, const Attention &a, mlir::gpu::KernelDim3 blk,
   }
 }
 
+/// Whether the split-K decode path runs (on the host for the grid, in the
+/// kernels for the path: the same comparison, uniform).
+Value isDecode(KB &k, const Attention &a) {
+  return k.le(a.T, k.c(kDecodeMaxTokens));
+}
+
 /// A gpu.launch of 128-thread blocks over `grid` with a flat f32 shared
 /// buffer of `sharedFloats` (none if 0); leaves `b` in its body.
 mlir::gpu::LaunchOp launchBlocks(KB &k, std::array<Value, 3> grid,
@@ -745,7 +751,7 @@ LogicalResult emitAttentionGPU(OpBuilder &b, linalg::GenericOp g) {
   a.P = hk.sub(a.S, a.T);
   DecodePlan d = planDecode(a);
   Value one = hk.c(1);
-  Value decode = hk.le(a.T, hk.c(kDecodeMaxTokens));
+  Value decode = isDecode(hk, a);
   // Splits: about kTargetBlocks blocks, at least kMinSplitKeys keys each.
   Value perSplit =
       hk.max(one, hk.mul(hk.mul(hk.mul(a.B, hk.c(a.KV)), a.T), hk.c(d.groups)));
@@ -773,7 +779,7 @@ LogicalResult emitAttentionGPU(OpBuilder &b, linalg::GenericOp g) {
         std::max(decodeSharedFloats(a, d), prefillSharedFloats(a)));
     KB k{b, l};
     Value sm = launch.getWorkgroupAttributions()[0];
-    auto path = scf::IfOp::create(b, l, decode, /*withElse=*/true);
+    auto path = scf::IfOp::create(b, l, isDecode(k, a), /*withElse=*/true);
     b.setInsertionPointToStart(path.thenBlock());
     emitDecodeBlock(k, a, d, launch.getBlockIds(), launch.getThreadIds().x, sm);
     b.setInsertionPointToStart(path.elseBlock());
@@ -784,7 +790,7 @@ LogicalResult emitAttentionGPU(OpBuilder &b, linalg::GenericOp g) {
     mlir::gpu::LaunchOp launch = launchBlocks(
         hk, {grid(hk.ceilDiv(rowsBT, hk.c(kWarps)), one), one, one}, 0);
     KB k{b, l};
-    k.enterIf(decode);
+    k.enterIf(isDecode(k, a));
     emitCombineBlock(k, a, d, launch.getBlockIds().x, launch.getThreadIds().x);
   }
   memref::DeallocOp::create(b, l, d.acc);
