@@ -47,6 +47,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -76,6 +78,11 @@ constexpr int64_t kMinSplitKeys = 32;
 constexpr int64_t kQueryTile = 16;
 constexpr int64_t kQueriesPerWarp = kQueryTile / kWarps;
 constexpr int64_t kKeyTile = kWarp;
+/// Prefill on tensor cores: queries per block (16 per warp, the m of
+/// mma.m16n8k16), and the padding of the K / V tile rows in shared memory
+/// (floats; rows of D + 4 spread a fragment's loads over the banks).
+constexpr int64_t kMmaQueryTile = kWarps * 16;
+constexpr int64_t kMmaPad = 4;
 
 const float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -241,6 +248,7 @@ struct Attention {
   int64_t NH, KV, D, G, E, activeLanes;
   float scale;
   bool causal;
+  bool mma; ///< prefill on tensor cores (else CUDA cores)
   Value B, T, S, P;
 };
 
@@ -263,7 +271,13 @@ int64_t decodeSharedFloats(const Attention &a, const DecodePlan &d) {
   return kWarps * d.rows * (a.D + 2);
 }
 int64_t prefillSharedFloats(const Attention &a) {
+  if (a.mma)
+    return 2 * kKeyTile * (a.D + kMmaPad);
   return kKeyTile * (2 * a.D + 1) + kQueryTile * a.D;
+}
+/// Queries per prefill block.
+int64_t prefillQueries(const Attention &a) {
+  return a.mma ? kMmaQueryTile : kQueryTile;
 }
 
 /// Loads of the shared buffer `sm` (flat f32) at element offset `off`.
@@ -400,7 +414,25 @@ void emitCombineBlock(KB &k, const Attention &a, const DecodePlan &d,
            {bb, t, k.add(k.mul(h, k.c(a.D)), col0)});
 }
 
-/// Prefill block (see the file comment).
+/// Copies `rows` rows of D floats as 16-byte chunks, thread tid taking
+/// chunks tid, tid + 128, ...: `src(row, col)` loads the chunk at column
+/// col (a vector<4xf32>), `put(v, row, col)` stores it.
+void copyRows(KB &k, Value tid, int64_t rows, int64_t D,
+              function_ref<Value(Value, Value)> src,
+              function_ref<void(Value, Value, Value)> put) {
+  int64_t perRow = D / 4, chunks = rows * perRow;
+  for (int64_t i = 0; i * kThreads < chunks; ++i) {
+    OpBuilder::InsertionGuard ig(k.b);
+    Value ch = k.add(tid, k.c(i * kThreads));
+    if ((i + 1) * kThreads > chunks)
+      k.enterIf(k.lt(ch, k.c(chunks)));
+    Value row = k.div(ch, k.c(perRow));
+    Value col = k.mul(k.rem(ch, k.c(perRow)), k.c(4));
+    put(src(row, col), row, col);
+  }
+}
+
+/// Prefill block on CUDA cores (see the file comment).
 void emitPrefillBlock(KB &k, const Attention &a, mlir::gpu::KernelDim3 blk,
                       Value tid, Value sm) {
   const int64_t D = a.D, E = a.E, QW = kQueriesPerWarp;
@@ -413,23 +445,12 @@ void emitPrefillBlock(KB &k, const Attention &a, mlir::gpu::KernelDim3 blk,
   Value vBase = k.c(kKeyTile * kStride);
   Value qBase = k.c(kKeyTile * (kStride + D));
   Value tLast = k.sub(a.T, k.c(1)), sLast = k.sub(a.S, k.c(1));
-  // Tiles of `rows` rows of D floats as 16-byte chunks, thread tid taking
-  // chunks tid, tid + 128, ...: `src(row, col)` loads a chunk, `put`
-  // stores one element.
   auto copyTile = [&](int64_t rows, function_ref<Value(Value, Value)> src,
                       function_ref<void(Value, Value, Value)> put) {
-    int64_t perRow = D / 4, chunks = rows * perRow;
-    for (int64_t i = 0; i * kThreads < chunks; ++i) {
-      OpBuilder::InsertionGuard ig(k.b);
-      Value ch = k.add(tid, k.c(i * kThreads));
-      if ((i + 1) * kThreads > chunks)
-        k.enterIf(k.lt(ch, k.c(chunks)));
-      Value row = k.div(ch, k.c(perRow));
-      Value col = k.mul(k.rem(ch, k.c(perRow)), k.c(4));
-      Value v = src(row, col);
+    copyRows(k, tid, rows, D, src, [&](Value v, Value row, Value col) {
       for (int64_t j = 0; j < 4; ++j)
         put(k.lane(v, j), row, k.add(col, k.c(j)));
-    }
+    });
   };
   Value hCol = k.mul(h, k.c(D));
   copyTile(
@@ -558,6 +579,184 @@ void emitPrefillBlock(KB &k, const Attention &a, mlir::gpu::KernelDim3 blk,
   }
 }
 
+/// The four f32 results of mma.sync.m16n8k16 (f16 A, B; f32 C).
+SmallVector<Value> mmaF16(KB &k, ArrayRef<Value> A, ArrayRef<Value> B,
+                          ArrayRef<Value> C) {
+  Type f32 = k.b.getF32Type();
+  auto resT =
+      LLVM::LLVMStructType::getLiteral(k.b.getContext(), {f32, f32, f32, f32});
+  Value d = NVVM::MmaOp::create(
+      k.b, k.l, resT, A, B, C, {16, 8, 16}, std::nullopt, std::nullopt,
+      std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16},
+      std::array{NVVM::MMALayout::row, NVVM::MMALayout::col});
+  SmallVector<Value> r;
+  for (int64_t i = 0; i < 4; ++i)
+    r.push_back(LLVM::ExtractValueOp::create(k.b, k.l, d, i));
+  return r;
+}
+
+/// Prefill block on tensor cores: 64 queries, 16 per warp. With the PTX
+/// ISA's fragment layouts of mma.m16n8k16 (gid = lane / 4, tig = lane % 4;
+/// A: rows gid, gid + 8 x columns 2 tig (+1, +8, +9); B: rows 2 tig (+1,
+/// +8, +9) x column gid; C: rows gid, gid + 8 x columns 2 tig, 2 tig + 1):
+///   Q's A fragments (f16) stay in registers for the whole block;
+///   per 32-key tile (K, V in shared memory as f32, rows of D + 4):
+///   S = Q K^T, 4 tiles of 8 keys (B = K rows); scale, mask; per row the
+///   max and sum over the quad of lanes (shuffles xor 1, 2); the online
+///   softmax; O = O alpha + P V with P's A fragments taken from S's C
+///   fragments (keys 2 tig, 2 tig + 1 of two adjacent tiles) and V's B
+///   fragments (keys 2 tig (+1, +8, +9) x feature gid). f16 inputs, f32
+///   accumulation and softmax.
+void emitPrefillMmaBlock(KB &k, const Attention &a, mlir::gpu::KernelDim3 blk,
+                         Value tid, Value sm) {
+  const int64_t D = a.D, stride = D + kMmaPad, ND = D / 8;
+  OpBuilder &b = k.b;
+  Location l = k.l;
+  Type f16 = b.getF16Type(), f32 = b.getF32Type();
+  auto h2 = VectorType::get({2}, f16), f2 = VectorType::get({2}, f32);
+  Value t0 = k.mul(blk.x, k.c(kMmaQueryTile)), h = blk.y, bb = blk.z;
+  k.enterIf(k.land(k.lt(t0, a.T), k.lt(bb, a.B))); // uniform per block
+  Value kvh = k.div(h, k.c(a.G));
+  Value lane = k.rem(tid, k.c(kWarp)), w = k.div(tid, k.c(kWarp));
+  Value gid = k.div(lane, k.c(4)), tig2 = k.mul(k.rem(lane, k.c(4)), k.c(2));
+  Value tLast = k.sub(a.T, k.c(1)), sLast = k.sub(a.S, k.c(1));
+  Value hCol = k.mul(h, k.c(D));
+  // This thread's queries: rows gid and gid + 8 of the warp's 16.
+  Value q0 = k.add(t0, k.mul(w, k.c(16)));
+  Value rows[2] = {k.add(q0, gid), k.add(q0, k.add(gid, k.c(8)))};
+  auto toF16 = [&](Value v2) { return arith::TruncFOp::create(b, l, h2, v2); };
+  auto pack = [&](Value x, Value y) {
+    return toF16(vector::FromElementsOp::create(b, l, f2, ValueRange{x, y}));
+  };
+  // Q's A fragments for each k step of 16 (rows past T: T - 1 again).
+  SmallVector<Value> qa;
+  for (int64_t ks = 0; ks < D / 16; ++ks)
+    for (int64_t r = 0; r < 4; ++r) {
+      Value t = k.min(rows[r & 1], tLast);
+      Value col = k.add(hCol, k.add(k.c(ks * 16 + (r >= 2 ? 8 : 0)), tig2));
+      qa.push_back(toF16(k.vload(a.q, {bb, t, col}, 2)));
+    }
+  Value vBase = k.c(kKeyTile * stride);
+  Value tEnd = k.min(k.add(t0, k.c(kMmaQueryTile)), a.T);
+  Value kEnd = a.causal ? k.min(a.S, k.add(tEnd, a.P)) : a.S;
+  Value ninf = k.f(kNegInf), zero = k.f(0.0f);
+  // State: m and l of both rows, then the output's ND tiles (C layout).
+  SmallVector<Value> init{ninf, ninf, zero, zero};
+  init.append(4 * ND, zero);
+  auto quadAll = [&](Value v, bool isMax) {
+    for (int32_t off : {1, 2}) {
+      Value o = mlir::gpu::ShuffleOp::create(b, l, v, off, kWarp,
+                                             mlir::gpu::ShuffleMode::XOR)
+                    .getShuffleResult();
+      v = isMax ? k.fmax(v, o) : k.fadd(v, o);
+    }
+    return v;
+  };
+  SmallVector<Value> st = k.loop(
+      k.c(0), kEnd, k.c(kKeyTile), init, [&](Value k0, ValueRange cur) {
+        // The previous tile is consumed before this one overwrites it.
+        mlir::gpu::BarrierOp::create(b, l);
+        for (auto [src, base] : {std::pair{a.K, k.c(0)}, std::pair{a.V, vBase}})
+          copyRows(
+              k, tid, kKeyTile, D,
+              [&](Value row, Value col) {
+                return k.vload(src, {bb, kvh, k.min(k.add(k0, row), sLast), col},
+                               4);
+              },
+              [&](Value v, Value row, Value col) {
+                k.vstore(v, sm, {k.add(base, k.add(k.mul(row, k.c(stride)), col))});
+              });
+        mlir::gpu::BarrierOp::create(b, l);
+        // S = Q K^T: tile nt covers keys k0 + 8 nt .. + 7.
+        SmallVector<Value> sc;
+        for (int64_t nt = 0; nt < kKeyTile / 8; ++nt) {
+          Value kRow = k.mul(k.add(k.c(nt * 8), gid), k.c(stride));
+          SmallVector<Value> c(4, zero);
+          for (int64_t ks = 0; ks < D / 16; ++ks) {
+            Value off = k.add(kRow, k.add(k.c(ks * 16), tig2));
+            Value b0 = toF16(k.vload(sm, {off}, 2));
+            Value b1 = toF16(k.vload(sm, {k.add(off, k.c(8))}, 2));
+            c = mmaF16(k, ArrayRef<Value>(qa).slice(ks * 4, 4), {b0, b1}, c);
+          }
+          sc.append(c);
+        }
+        // This thread's keys s = k0 + 8 nt + 2 tig + j: in range, unmasked.
+        SmallVector<Value> keys, keyOk;
+        for (int64_t nt = 0; nt < kKeyTile / 8; ++nt)
+          for (int64_t j = 0; j < 2; ++j) {
+            Value s = k.add(k0, k.add(k.c(nt * 8 + j), tig2));
+            Value ok = k.lt(s, a.S);
+            if (a.mask) {
+              Value mv = k.load(a.mask, {bb, k.min(s, sLast)});
+              Value z = arith::ConstantOp::create(
+                  b, l, b.getIntegerAttr(mv.getType(), 0));
+              ok = k.land(ok, k.cmp(arith::CmpIPredicate::ne, mv, z));
+            }
+            keys.push_back(s);
+            keyOk.push_back(ok);
+          }
+        SmallVector<Value> next(4), p(sc.size()), alpha(2);
+        for (int64_t r = 0; r < 2; ++r) {
+          SmallVector<Value> xs, keep;
+          Value tmax = ninf;
+          for (int64_t nt = 0; nt < kKeyTile / 8; ++nt)
+            for (int64_t j = 0; j < 2; ++j) {
+              Value kp = keyOk[nt * 2 + j];
+              if (a.causal)
+                kp = k.land(kp, k.le(keys[nt * 2 + j], k.add(rows[r], a.P)));
+              Value x = k.fmul(sc[nt * 4 + r * 2 + j], k.f(a.scale));
+              tmax = k.fmax(tmax, k.sel(kp, x, ninf));
+              xs.push_back(x);
+              keep.push_back(kp);
+            }
+          Value mn = k.fmax(cur[r], quadAll(tmax, /*isMax=*/true));
+          alpha[r] = k.rescale(cur[r], mn);
+          Value sum = zero;
+          for (int64_t nt = 0; nt < kKeyTile / 8; ++nt)
+            for (int64_t j = 0; j < 2; ++j) {
+              Value pv = k.weight(keep[nt * 2 + j], xs[nt * 2 + j], mn);
+              p[nt * 4 + r * 2 + j] = pv;
+              sum = k.fadd(sum, pv);
+            }
+          next[r] = mn;
+          next[2 + r] = k.fma(cur[2 + r], alpha[r], quadAll(sum, /*isMax=*/false));
+        }
+        SmallVector<Value> o;
+        for (int64_t i = 0; i < 4 * ND; ++i)
+          o.push_back(k.fmul(cur[4 + i], alpha[(i % 4) / 2]));
+        // O += P V over the tile's two k steps of 16 keys.
+        for (int64_t kb = 0; kb < kKeyTile / 16; ++kb) {
+          int64_t t = 2 * kb;
+          SmallVector<Value> pa{pack(p[t * 4], p[t * 4 + 1]), pack(p[t * 4 + 2], p[t * 4 + 3]),
+                                pack(p[t * 4 + 4], p[t * 4 + 5]), pack(p[t * 4 + 6], p[t * 4 + 7])};
+          Value vRow = k.add(vBase, k.mul(k.add(k.c(kb * 16), tig2), k.c(stride)));
+          for (int64_t nd = 0; nd < ND; ++nd) {
+            Value col = k.add(k.c(nd * 8), gid);
+            auto v = [&](int64_t kr) {
+              return smLoad(k, sm, k.add(vRow, k.add(k.c(kr * stride), col)));
+            };
+            SmallVector<Value> c(o.begin() + nd * 4, o.begin() + nd * 4 + 4);
+            c = mmaF16(k, pa, {pack(v(0), v(1)), pack(v(8), v(9))}, c);
+            std::copy(c.begin(), c.end(), o.begin() + nd * 4);
+          }
+        }
+        next.append(o);
+        return next;
+      });
+  for (int64_t r = 0; r < 2; ++r) {
+    OpBuilder::InsertionGuard ig(b);
+    k.enterIf(k.lt(rows[r], a.T));
+    Value lr = st[2 + r];
+    Value isZero = k.feq(lr, zero);
+    for (int64_t nd = 0; nd < ND; ++nd)
+      for (int64_t j = 0; j < 2; ++j) {
+        Value v = k.sel(isZero, zero, k.fdiv(st[4 + nd * 4 + r * 2 + j], lr));
+        Value col = k.add(hCol, k.add(k.c(nd * 8 + j), tig2));
+        k.store(v, a.out, {bb, rows[r], col});
+      }
+  }
+}
+
 /// Whether the split-K decode path runs (on the host for the grid, in the
 /// kernels for the path: the same comparison, uniform).
 Value isDecode(KB &k, const Attention &a) {
@@ -595,10 +794,12 @@ bool headDimSupported(int64_t D) {
          D % featuresPerLane(D) == 0;
 }
 
-bool gpuAttentionEnabled(Operation *op) {
+/// The boolean `key` of the enclosing qwen.quant_kernel dictionary, true
+/// when absent.
+bool kernelOption(Operation *op, StringRef key) {
   for (Operation *p = op; p; p = p->getParentOp())
     if (auto d = p->getAttrOfType<DictionaryAttr>("qwen.quant_kernel"))
-      if (auto a = d.getAs<BoolAttr>("gpu_attention"))
+      if (auto a = d.getAs<BoolAttr>(key))
         return a.getValue();
   return true;
 }
@@ -608,7 +809,8 @@ bool gpuAttentionEnabled(Operation *op) {
 bool attentionGPUApplies(AttentionOp op) {
   const int64_t NH = op.getNumHeads(), KV = op.getNumKvHeads(),
                 D = op.getHeadDim();
-  if (!targetsGPU(op) || !gpuAttentionEnabled(op) || KV <= 0 || NH % KV ||
+  if (!targetsGPU(op) || !kernelOption(op, "gpu_attention") || KV <= 0 ||
+      NH % KV ||
       !headDimSupported(D))
     return false;
   auto rows = [](Value v, int64_t width) {
@@ -706,7 +908,10 @@ Value lowerAttentionGPU(OpBuilder &b, Location l, AttentionOp op, Value K,
                   b.getNamedAttr("num_kv_heads", b.getI64IntegerAttr(KV)),
                   b.getNamedAttr("head_dim", b.getI64IntegerAttr(D)),
                   b.getNamedAttr("scale", b.getF32FloatAttr(scale)),
-                  b.getNamedAttr("causal", b.getBoolAttr(causal))}));
+                  b.getNamedAttr("causal", b.getBoolAttr(causal)),
+                  b.getNamedAttr("mma_prefill",
+                                 b.getBoolAttr(D % 16 == 0 &&
+                                               kernelOption(op, "gpu_attention_mma")))}));
   return g.getResult(0);
 }
 
@@ -717,8 +922,9 @@ LogicalResult emitAttentionGPU(OpBuilder &b, linalg::GenericOp g) {
   auto hd = attr.getAs<IntegerAttr>("head_dim");
   auto sc = attr.getAs<FloatAttr>("scale");
   auto causal = attr.getAs<BoolAttr>("causal");
+  auto mma = attr.getAs<BoolAttr>("mma_prefill");
   unsigned nIn = g.getNumDpsInputs();
-  if (!nh || !kv || !hd || !sc || !causal || (nIn != 3 && nIn != 4) ||
+  if (!nh || !kv || !hd || !sc || !causal || !mma || (nIn != 3 && nIn != 4) ||
       g.getNumDpsInits() != 1)
     return failure();
   Attention a;
@@ -732,7 +938,9 @@ LogicalResult emitAttentionGPU(OpBuilder &b, linalg::GenericOp g) {
   a.D = hd.getInt();
   a.scale = (float)sc.getValueAsDouble();
   a.causal = causal.getValue();
-  if (a.KV <= 0 || a.NH % a.KV || !headDimSupported(a.D))
+  a.mma = mma.getValue();
+  if (a.KV <= 0 || a.NH % a.KV || !headDimSupported(a.D) ||
+      (a.mma && a.D % 16))
     return failure();
   a.G = a.NH / a.KV;
   a.E = featuresPerLane(a.D);
@@ -773,7 +981,7 @@ LogicalResult emitAttentionGPU(OpBuilder &b, linalg::GenericOp g) {
     OpBuilder::InsertionGuard ig(b);
     mlir::gpu::LaunchOp launch = launchBlocks(
         hk,
-        {grid(d.NS, hk.ceilDiv(a.T, hk.c(kQueryTile))),
+        {grid(d.NS, hk.ceilDiv(a.T, hk.c(prefillQueries(a)))),
          grid(hk.mul(a.T, hk.c(d.groups)), hk.c(a.NH)),
          grid(hk.mul(a.B, hk.c(a.KV)), a.B)},
         std::max(decodeSharedFloats(a, d), prefillSharedFloats(a)));
@@ -783,7 +991,11 @@ LogicalResult emitAttentionGPU(OpBuilder &b, linalg::GenericOp g) {
     b.setInsertionPointToStart(path.thenBlock());
     emitDecodeBlock(k, a, d, launch.getBlockIds(), launch.getThreadIds().x, sm);
     b.setInsertionPointToStart(path.elseBlock());
-    emitPrefillBlock(k, a, launch.getBlockIds(), launch.getThreadIds().x, sm);
+    if (a.mma)
+      emitPrefillMmaBlock(k, a, launch.getBlockIds(), launch.getThreadIds().x,
+                          sm);
+    else
+      emitPrefillBlock(k, a, launch.getBlockIds(), launch.getThreadIds().x, sm);
   }
   {
     OpBuilder::InsertionGuard ig(b);

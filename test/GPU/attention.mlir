@@ -10,7 +10,7 @@
 // CHECK: linalg.generic
 // CHECK-SAME: iterator_types = ["parallel", "parallel", "parallel"]
 // CHECK-SAME: ins(%arg0, %{{.*}}, %{{.*}} : tensor<1x1x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
-// CHECK-SAME: attrs = {qwen.gpu_kernel = {causal = true, head_dim = 16 : i64, kind = "attention", num_heads = 4 : i64, num_kv_heads = 2 : i64, scale = 2.500000e-01 : f32}}
+// CHECK-SAME: attrs = {qwen.gpu_kernel = {causal = true, head_dim = 16 : i64, kind = "attention", mma_prefill = true, num_heads = 4 : i64, num_kv_heads = 2 : i64, scale = 2.500000e-01 : f32}}
 // CHECK: scf.for
 // CHECK: scf.for
 // CHECK: math.exp
@@ -19,13 +19,15 @@
 
 // --qwen-gpu-fused-kernels: the scratch of the decode splits, one launch
 // whose grid and body take the split-K decode (T <= 8) or the tiled
-// prefill, then the combine of the splits.
+// prefill (tensor cores: 64 queries per block; K / V tiles of 32 x (16 + 4)
+// floats), then the combine of the splits.
 // KERNEL-LABEL: func @decode
 // KERNEL: %[[T:.*]] = memref.dim %arg0, %c1
 // KERNEL: %[[DEC:.*]] = arith.cmpi ule, %[[T]], %c8
 // KERNEL: %[[ACC:.*]] = memref.alloc(%{{.*}}) : memref<?x16xf32>
 // KERNEL: %[[ML:.*]] = memref.alloc(%{{.*}}) : memref<?x2xf32>
-// KERNEL: gpu.launch {{.*}} threads({{.*}}) in ({{.*}} = %c128, {{.*}}) workgroup(%[[SM:.*]] : memref<1312xf32, #gpu.address_space<workgroup>>)
+// KERNEL: %[[QT:.*]] = arith.ceildivui %[[T]], %c64
+// KERNEL: gpu.launch {{.*}} threads({{.*}}) in ({{.*}} = %c128, {{.*}}) workgroup(%[[SM:.*]] : memref<1280xf32, #gpu.address_space<workgroup>>)
 // KERNEL: %[[KDEC:.*]] = arith.cmpi ule, %[[T]], %c8
 // KERNEL: scf.if %[[KDEC]] {
 // Decode: a lane's features of q, of the K and V rows of a key.
@@ -42,16 +44,21 @@
 // KERNEL: vector.store %{{.*}}, %[[ACC]]
 // KERNEL: memref.store %{{.*}}, %[[ML]]
 // KERNEL: } else {
-// Prefill: K / V tiles in shared memory, max and sum across the warp, the
-// probabilities broadcast by index shuffles.
-// KERNEL: vector.load %arg0{{.*}} : memref<1x1x64xf32>, vector<4xf32>
+// Prefill: Q's A fragments in f16, K and V tiles to shared memory between
+// barriers, S = Q K^T on tensor cores (B = K rows as f16 pairs), the row
+// max and sum over the quad (shuffles xor 1, 2), O += P V on tensor cores.
+// KERNEL-COUNT-4: arith.truncf {{.*}} : vector<2xf32> to vector<2xf16>
 // KERNEL: scf.for
 // KERNEL: gpu.barrier
 // KERNEL: vector.load {{.*}} {alignment = 16 : i64} : memref<1x2x8x16xf32>, vector<4xf32>
+// KERNEL: vector.store {{.*}}, %[[SM]]{{.*}} {alignment = 16 : i64}
 // KERNEL: gpu.barrier
-// KERNEL: gpu.shuffle xor
-// KERNEL: arith.maximumf
-// KERNEL: gpu.shuffle idx
+// KERNEL: vector.load %[[SM]]{{.*}} {alignment = 8 : i64} : memref<1280xf32, #gpu.address_space<workgroup>>, vector<2xf32>
+// KERNEL: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
+// KERNEL: gpu.shuffle xor %{{.*}}, %c1_i32
+// KERNEL: gpu.shuffle xor %{{.*}}, %c2_i32
+// KERNEL: math.exp
+// KERNEL: nvvm.mma.sync
 // KERNEL: memref.store %{{.*}}, %{{.*}} : memref<1x1x64xf32>
 // KERNEL: gpu.launch
 // KERNEL: %[[CDEC:.*]] = arith.cmpi ule, %[[T]], %c8
@@ -77,10 +84,10 @@ func.func @decode(%q: tensor<1x1x64xf32>, %k: tensor<1x1x32xf32>, %v: tensor<1x1
 // features (128-bit loads); a decode block keeps the 7 heads of its group.
 // CHECK-LABEL: func @gqa_mask
 // CHECK: linalg.generic {{.*}} ins(%arg0, %{{.*}}, %{{.*}}, %arg5 : tensor<?x?x3584xf32>, tensor<?x4x?x128xf32>, tensor<?x4x?x128xf32>, tensor<?x?xi64>)
-// CHECK-SAME: kind = "attention", num_heads = 28 : i64, num_kv_heads = 4 : i64, scale = 0.0883883461 : f32
+// CHECK-SAME: kind = "attention", mma_prefill = true, num_heads = 28 : i64, num_kv_heads = 4 : i64, scale = 0.0883883461 : f32
 // KERNEL-LABEL: func @gqa_mask
 // KERNEL: memref.alloc(%{{.*}}) : memref<?x128xf32>
-// KERNEL: gpu.launch {{.*}} workgroup(%{{.*}} : memref<10272xf32, #gpu.address_space<workgroup>>)
+// KERNEL: gpu.launch {{.*}} workgroup(%{{.*}} : memref<8448xf32, #gpu.address_space<workgroup>>)
 // KERNEL-COUNT-7: vector.load %arg0{{.*}} {alignment = 16 : i64} : memref<?x?x3584xf32>, vector<4xf32>
 // KERNEL: scf.for
 // KERNEL: memref.load %arg5
@@ -90,6 +97,50 @@ module attributes {qwen.gpu_target = "sm_90"} {
 func.func @gqa_mask(%q: tensor<?x?x3584xf32>, %k: tensor<?x?x512xf32>, %v: tensor<?x?x512xf32>, %pk: tensor<?x4x?x128xf32>, %pv: tensor<?x4x?x128xf32>, %m: tensor<?x?xi64>) -> (tensor<?x?x3584xf32>, tensor<?x4x?x128xf32>, tensor<?x4x?x128xf32>) {
   %o, %pk1, %pv1 = qwen.attention %q, %k, %v past %pk, %pv mask %m {num_heads = 28 : i64, num_kv_heads = 4 : i64, head_dim = 128 : i64, causal} : (tensor<?x?x3584xf32>, tensor<?x?x512xf32>, tensor<?x?x512xf32>, tensor<?x4x?x128xf32>, tensor<?x4x?x128xf32>, tensor<?x?xi64>) -> (tensor<?x?x3584xf32>, tensor<?x4x?x128xf32>, tensor<?x4x?x128xf32>)
   return %o, %pk1, %pv1 : tensor<?x?x3584xf32>, tensor<?x4x?x128xf32>, tensor<?x4x?x128xf32>
+}
+}
+
+// -----
+
+// qwen.quant_kernel = {gpu_attention_mma = false} (QWEN_QUANT_KERNEL=
+// gpu_attention_mma=0): the prefill on CUDA cores, 16 queries per block:
+// K (rows padded to 17 floats) and V tiles and the queries in shared
+// memory, a lane per key, max and sum across the warp, the probabilities
+// broadcast by index shuffles.
+// CHECK-LABEL: func @prefill_simt
+// CHECK: mma_prefill = false
+// KERNEL-LABEL: func @prefill_simt
+// KERNEL: %[[T:.*]] = memref.dim %arg0, %c1
+// KERNEL: arith.ceildivui %[[T]], %c16
+// KERNEL: gpu.launch {{.*}} workgroup(%[[SM:.*]] : memref<1312xf32, #gpu.address_space<workgroup>>)
+// KERNEL: } else {
+// KERNEL: vector.load %arg0{{.*}} : memref<1x20x64xf32>, vector<4xf32>
+// KERNEL: scf.for
+// KERNEL: gpu.barrier
+// KERNEL: vector.load {{.*}} {alignment = 16 : i64} : memref<1x2x20x16xf32>, vector<4xf32>
+// KERNEL: gpu.barrier
+// KERNEL: gpu.shuffle xor
+// KERNEL: arith.maximumf
+// KERNEL: gpu.shuffle idx
+// KERNEL: memref.store %{{.*}}, %{{.*}} : memref<1x20x64xf32>
+// KERNEL-NOT: nvvm.mma.sync
+// KERNEL: return
+module attributes {qwen.gpu_target = "sm_80", qwen.quant_kernel = {gpu_attention_mma = false}} {
+func.func @prefill_simt(%q: tensor<1x20x64xf32>, %k: tensor<1x20x32xf32>, %v: tensor<1x20x32xf32>) -> (tensor<1x20x64xf32>, tensor<1x2x20x16xf32>, tensor<1x2x20x16xf32>) {
+  %o, %pk1, %pv1 = qwen.attention %q, %k, %v {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64, causal} : (tensor<1x20x64xf32>, tensor<1x20x32xf32>, tensor<1x20x32xf32>) -> (tensor<1x20x64xf32>, tensor<1x2x20x16xf32>, tensor<1x2x20x16xf32>)
+  return %o, %pk1, %pv1 : tensor<1x20x64xf32>, tensor<1x2x20x16xf32>, tensor<1x2x20x16xf32>
+}
+}
+
+// -----
+
+// A head dim that is not a multiple of 16 (20): the prefill on CUDA cores.
+// CHECK-LABEL: func @d20
+// CHECK: head_dim = 20 : i64, kind = "attention", mma_prefill = false
+module attributes {qwen.gpu_target = "sm_80"} {
+func.func @d20(%q: tensor<1x3x80xf32>, %k: tensor<1x3x40xf32>, %v: tensor<1x3x40xf32>) -> (tensor<1x3x80xf32>, tensor<1x2x3x20xf32>, tensor<1x2x3x20xf32>) {
+  %o, %pk1, %pv1 = qwen.attention %q, %k, %v {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 20 : i64, causal} : (tensor<1x3x80xf32>, tensor<1x3x40xf32>, tensor<1x3x40xf32>) -> (tensor<1x3x80xf32>, tensor<1x2x3x20xf32>, tensor<1x2x3x20xf32>)
+  return %o, %pk1, %pv1 : tensor<1x3x80xf32>, tensor<1x2x3x20xf32>, tensor<1x2x3x20xf32>
 }
 }
 
