@@ -27,13 +27,17 @@
 //   kernel 2, a warp per (b, t, head): merges the splits, divides, stores.
 //   Splits: enough blocks for kTargetBlocks (two per SM of an H100), at
 //   least kMinSplitKeys keys each.
-// Prefill, grid (16-query tile, head, b): the tile's queries in shared
-//   memory; per 32-key tile K (rows padded to D + 1 floats: lane j reads
-//   row j without bank conflicts) and V in shared memory, lane j scores key
-//   j against the warp's 4 queries, warp max / sum by shuffles, then
-//   acc[d = 32 e + lane] += p_j V[j, d] with p_j broadcast by shuffle.
-//   CUDA cores only (no mma.sync yet). Key tiles after the tile's last
-//   query (causal) are never read.
+// Prefill on tensor cores (quantized recipes, D % 16 == 0), grid
+//   (64-query tile, head, b), 16 queries per warp: per 32-key tile K and V
+//   in shared memory, S = Q K^T and O += P V by mma.sync.m16n8k16 (f16
+//   inputs, f32 accumulation and softmax), see emitPrefillMmaBlock.
+// Prefill on CUDA cores (fp32), grid (16-query tile, head, b): the tile's
+//   queries in shared memory; per 32-key tile K (rows padded to D + 1
+//   floats: lane j reads row j without bank conflicts) and V in shared
+//   memory, lane j scores key j against the warp's 4 queries, warp max /
+//   sum by shuffles, then acc[d = 32 e + lane] += p_j V[j, d] with p_j
+//   broadcast by shuffle.
+// Either prefill never reads the key tiles after its last query (causal).
 //
 // One launch runs either path: the grid is chosen on the host, the path
 // again in the kernel (uniform per launch), as the linear kernels do; the

@@ -7,17 +7,19 @@
 //    over the output [B, T, NH * D] whose body computes each element with an
 //    online softmax over the keys (reading q, K, V and the mask it also
 //    takes as operands); it carries qwen.gpu_kernel = {kind = "attention",
-//    num_heads, num_kv_heads, head_dim, scale, causal}. It is the op's
-//    meaning, and what runs if no kernel replaces it.
+//    num_heads, num_kv_heads, head_dim, scale, causal, mma_prefill}. It is
+//    the op's meaning, and what runs if no kernel replaces it.
 //  * --qwen-gpu-fused-kernels (bufferized IR) replaces it by two launches:
 //    flash-decoding (split-K) for few query tokens, or a tiled prefill
-//    kernel, chosen on the host for the grid and again inside the kernel
-//    (uniform), then the combine of the decode splits.
+//    kernel (tensor cores with mma_prefill, else CUDA cores), chosen on the
+//    host for the grid and again inside the kernel (uniform), then the
+//    combine of the decode splits.
 //
-// QWEN_QUANT_KERNEL="gpu_attention=0" (module attribute qwen.quant_kernel =
-// {gpu_attention = false}) keeps the reference lowering (scores, softmax,
-// weighted sum as generics mapped onto loop-nest kernels), to check these
-// kernels against it.
+// Module attribute qwen.quant_kernel = {gpu_attention = false}
+// (QWEN_QUANT_KERNEL="gpu_attention=0") keeps the reference lowering
+// (scores, softmax, weighted sum as generics mapped onto loop-nest
+// kernels), to check these kernels against it; {gpu_attention_mma = false}
+// (qwen-compile's default for fp32) takes the CUDA-core prefill.
 //
 //===----------------------------------------------------------------------===//
 
