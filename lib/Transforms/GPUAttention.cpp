@@ -124,9 +124,7 @@ struct KB {
   Value fsub(Value x, Value y) { return arith::SubFOp::create(b, l, x, y); }
   Value fmul(Value x, Value y) { return arith::MulFOp::create(b, l, x, y); }
   Value fdiv(Value x, Value y) { return arith::DivFOp::create(b, l, x, y); }
-  Value fmax(Value x, Value y) {
-    return arith::MaximumFOp::create(b, l, x, y);
-  }
+  Value fmax(Value x, Value y) { return arith::MaximumFOp::create(b, l, x, y); }
   Value fma(Value x, Value y, Value acc) {
     return math::FmaOp::create(b, l, x, y, acc);
   }
@@ -135,12 +133,16 @@ struct KB {
   }
   Value exp(Value x) { return math::ExpOp::create(b, l, x); }
   Value splat(Value s, int64_t n) {
-    return vector::BroadcastOp::create(
-        b, l, VectorType::get({n}, s.getType()), s);
+    return vector::BroadcastOp::create(b, l, VectorType::get({n}, s.getType()),
+                                       s);
   }
-  Value lane(Value v, int64_t i) { return vector::ExtractOp::create(b, l, v, i); }
+  Value lane(Value v, int64_t i) {
+    return vector::ExtractOp::create(b, l, v, i);
+  }
 
-  Value load(Value m, ValueRange ix) { return memref::LoadOp::create(b, l, m, ix); }
+  Value load(Value m, ValueRange ix) {
+    return memref::LoadOp::create(b, l, m, ix);
+  }
   void store(Value v, Value m, ValueRange ix) {
     memref::StoreOp::create(b, l, v, m, ix);
   }
@@ -148,8 +150,8 @@ struct KB {
   /// starts are 4 n-byte aligned when n is a power of two: D and the
   /// offsets are multiples of n).
   Value vload(Value m, ValueRange ix, int64_t n) {
-    return vector::LoadOp::create(b, l, VectorType::get({n}, b.getF32Type()),
-                                  m, ix, /*nontemporal=*/false,
+    return vector::LoadOp::create(b, l, VectorType::get({n}, b.getF32Type()), m,
+                                  ix, /*nontemporal=*/false,
                                   llvm::MaybeAlign(alignOf(n)));
   }
   void vstore(Value v, Value m, ValueRange ix) {
@@ -224,10 +226,10 @@ struct State {
 State mergeStates(KB &k, Value n, int64_t E, function_ref<Value(Value)> maxOf,
                   function_ref<State(Value)> stateOf) {
   Value z = k.c(0), one = k.c(1);
-  Value M = k.loop(z, n, one, ValueRange{k.f(kNegInf)},
-                   [&](Value i, ValueRange a) {
-                     return SmallVector<Value>{k.fmax(a[0], maxOf(i))};
-                   })[0];
+  Value M =
+      k.loop(z, n, one, ValueRange{k.f(kNegInf)}, [&](Value i, ValueRange a) {
+        return SmallVector<Value>{k.fmax(a[0], maxOf(i))};
+      })[0];
   SmallVector<Value> init{k.f(0.0f), k.splat(k.f(0.0f), E)};
   SmallVector<Value> r = k.loop(z, n, one, init, [&](Value i, ValueRange a) {
     State s = stateOf(i);
@@ -314,8 +316,7 @@ void emitDecodeBlock(KB &k, const Attention &a, const DecodePlan &d,
     Value h = k.add(k.mul(kvh, k.c(a.G)), g);
     Value qv = k.vload(a.q, {bb, t, k.add(k.mul(h, k.c(D)), col0)}, E);
     if (a.activeLanes < kWarp)
-      qv = k.sel(k.lt(lane, k.c(a.activeLanes)), qv,
-                 k.splat(k.f(0.0f), E));
+      qv = k.sel(k.lt(lane, k.c(a.activeLanes)), qv, k.splat(k.f(0.0f), E));
     qs.push_back(qv);
   }
   Value s0 = k.mul(sp, d.chunk);
@@ -347,8 +348,8 @@ void emitDecodeBlock(KB &k, const Attention &a, const DecodePlan &d,
           Value alpha = k.rescale(m, mn), p = k.weight(keep, x, mn);
           next.push_back(mn);
           next.push_back(k.fma(l, alpha, p));
-          next.push_back(k.fma(k.splat(p, E), vv,
-                               k.fmul(acc, k.splat(alpha, E))));
+          next.push_back(
+              k.fma(k.splat(p, E), vv, k.fmul(acc, k.splat(alpha, E))));
         }
         return next;
       });
@@ -399,8 +400,8 @@ void emitDecodeBlock(KB &k, const Attention &a, const DecodePlan &d,
 
 /// The combine of the decode splits: warp w of block x owns the output row
 /// o = (b T + t) NH + h.
-void emitCombineBlock(KB &k, const Attention &a, const DecodePlan &d,
-                      Value bx, Value tid) {
+void emitCombineBlock(KB &k, const Attention &a, const DecodePlan &d, Value bx,
+                      Value tid) {
   Value lane = k.rem(tid, k.c(kWarp)), w = k.div(tid, k.c(kWarp));
   Value o = k.add(k.mul(bx, k.c(kWarps)), w);
   k.enterIf(k.lt(o, k.mul(k.mul(a.B, a.T), k.c(a.NH))));
@@ -488,8 +489,8 @@ void emitPrefillBlock(KB &k, const Attention &a, mlir::gpu::KernelDim3 blk,
     init.append(E, zero);
   }
   const int64_t per = 2 + E; // state values per query: m, l, acc lanes
-  SmallVector<Value> st = k.loop(
-      k.c(0), kEnd, k.c(kKeyTile), init, [&](Value k0, ValueRange cur) {
+  SmallVector<Value> st =
+      k.loop(k.c(0), kEnd, k.c(kKeyTile), init, [&](Value k0, ValueRange cur) {
         // The previous tile is consumed before this one overwrites it.
         mlir::gpu::BarrierOp::create(k.b, k.l);
         copyTile(
@@ -521,16 +522,16 @@ void emitPrefillBlock(KB &k, const Attention &a, mlir::gpu::KernelDim3 blk,
           keepS = k.land(keepS, k.cmp(arith::CmpIPredicate::ne, mv, z));
         }
         Value kRow = k.mul(lane, k.c(kStride));
-        SmallVector<Value> dots = k.loop(
-            k.c(0), k.c(D), k.c(1), SmallVector<Value>(QW, zero),
-            [&](Value dd, ValueRange acc) {
-              Value kd = smLoad(k, sm, k.add(kRow, dd));
-              SmallVector<Value> next;
-              for (int64_t i = 0; i < QW; ++i)
-                next.push_back(
-                    k.fma(smLoad(k, sm, k.add(qRows[i], dd)), kd, acc[i]));
-              return next;
-            });
+        SmallVector<Value> dots =
+            k.loop(k.c(0), k.c(D), k.c(1), SmallVector<Value>(QW, zero),
+                   [&](Value dd, ValueRange acc) {
+                     Value kd = smLoad(k, sm, k.add(kRow, dd));
+                     SmallVector<Value> next;
+                     for (int64_t i = 0; i < QW; ++i)
+                       next.push_back(k.fma(smLoad(k, sm, k.add(qRows[i], dd)),
+                                            kd, acc[i]));
+                     return next;
+                   });
         SmallVector<Value> ms, ls, ps, alphas;
         for (int64_t i = 0; i < QW; ++i) {
           Value keep = keepS;
@@ -550,20 +551,20 @@ void emitPrefillBlock(KB &k, const Attention &a, mlir::gpu::KernelDim3 blk,
         for (int64_t i = 0; i < QW; ++i)
           for (int64_t e = 0; e < E; ++e)
             accInit.push_back(k.fmul(cur[per * i + 2 + e], alphas[i]));
-        SmallVector<Value> acc = k.loop(
-            k.c(0), k.c(kKeyTile), k.c(1), accInit,
-            [&](Value j, ValueRange av) {
-              SmallVector<Value> vs, nx;
-              Value vRow = k.add(vBase, k.mul(j, k.c(D)));
-              for (int64_t e = 0; e < E; ++e)
-                vs.push_back(smLoad(k, sm, k.add(vRow, cols[e])));
-              for (int64_t i = 0; i < QW; ++i) {
-                Value pj = k.fromLane(ps[i], j);
-                for (int64_t e = 0; e < E; ++e)
-                  nx.push_back(k.fma(pj, vs[e], av[i * E + e]));
-              }
-              return nx;
-            });
+        SmallVector<Value> acc =
+            k.loop(k.c(0), k.c(kKeyTile), k.c(1), accInit,
+                   [&](Value j, ValueRange av) {
+                     SmallVector<Value> vs, nx;
+                     Value vRow = k.add(vBase, k.mul(j, k.c(D)));
+                     for (int64_t e = 0; e < E; ++e)
+                       vs.push_back(smLoad(k, sm, k.add(vRow, cols[e])));
+                     for (int64_t i = 0; i < QW; ++i) {
+                       Value pj = k.fromLane(ps[i], j);
+                       for (int64_t e = 0; e < E; ++e)
+                         nx.push_back(k.fma(pj, vs[e], av[i * E + e]));
+                     }
+                     return nx;
+                   });
         SmallVector<Value> next;
         for (int64_t i = 0; i < QW; ++i) {
           next.append({ms[i], ls[i]});
@@ -656,19 +657,20 @@ void emitPrefillMmaBlock(KB &k, const Attention &a, mlir::gpu::KernelDim3 blk,
     }
     return v;
   };
-  SmallVector<Value> st = k.loop(
-      k.c(0), kEnd, k.c(kKeyTile), init, [&](Value k0, ValueRange cur) {
+  SmallVector<Value> st =
+      k.loop(k.c(0), kEnd, k.c(kKeyTile), init, [&](Value k0, ValueRange cur) {
         // The previous tile is consumed before this one overwrites it.
         mlir::gpu::BarrierOp::create(b, l);
         for (auto [src, base] : {std::pair{a.K, k.c(0)}, std::pair{a.V, vBase}})
           copyRows(
               k, tid, kKeyTile, D,
               [&](Value row, Value col) {
-                return k.vload(src, {bb, kvh, k.min(k.add(k0, row), sLast), col},
-                               4);
+                return k.vload(src,
+                               {bb, kvh, k.min(k.add(k0, row), sLast), col}, 4);
               },
               [&](Value v, Value row, Value col) {
-                k.vstore(v, sm, {k.add(base, k.add(k.mul(row, k.c(stride)), col))});
+                k.vstore(v, sm,
+                         {k.add(base, k.add(k.mul(row, k.c(stride)), col))});
               });
         mlir::gpu::BarrierOp::create(b, l);
         // S = Q K^T: tile nt covers keys k0 + 8 nt .. + 7.
@@ -723,7 +725,8 @@ void emitPrefillMmaBlock(KB &k, const Attention &a, mlir::gpu::KernelDim3 blk,
               sum = k.fadd(sum, pv);
             }
           next[r] = mn;
-          next[2 + r] = k.fma(cur[2 + r], alpha[r], quadAll(sum, /*isMax=*/false));
+          next[2 + r] =
+              k.fma(cur[2 + r], alpha[r], quadAll(sum, /*isMax=*/false));
         }
         SmallVector<Value> o;
         for (int64_t i = 0; i < 4 * ND; ++i)
@@ -731,9 +734,12 @@ void emitPrefillMmaBlock(KB &k, const Attention &a, mlir::gpu::KernelDim3 blk,
         // O += P V over the tile's two k steps of 16 keys.
         for (int64_t kb = 0; kb < kKeyTile / 16; ++kb) {
           int64_t t = 2 * kb;
-          SmallVector<Value> pa{pack(p[t * 4], p[t * 4 + 1]), pack(p[t * 4 + 2], p[t * 4 + 3]),
-                                pack(p[t * 4 + 4], p[t * 4 + 5]), pack(p[t * 4 + 6], p[t * 4 + 7])};
-          Value vRow = k.add(vBase, k.mul(k.add(k.c(kb * 16), tig2), k.c(stride)));
+          SmallVector<Value> pa{pack(p[t * 4], p[t * 4 + 1]),
+                                pack(p[t * 4 + 2], p[t * 4 + 3]),
+                                pack(p[t * 4 + 4], p[t * 4 + 5]),
+                                pack(p[t * 4 + 6], p[t * 4 + 7])};
+          Value vRow =
+              k.add(vBase, k.mul(k.add(k.c(kb * 16), tig2), k.c(stride)));
           for (int64_t nd = 0; nd < ND; ++nd) {
             Value col = k.add(k.c(nd * 8), gid);
             auto v = [&](int64_t kr) {
@@ -775,8 +781,8 @@ mlir::gpu::LaunchOp launchBlocks(KB &k, std::array<Value, 3> grid,
   if (sharedFloats > 0)
     wg.push_back(MemRefType::get(
         {sharedFloats}, k.b.getF32Type(), MemRefLayoutAttrInterface(),
-        mlir::gpu::AddressSpaceAttr::get(
-            k.b.getContext(), mlir::gpu::AddressSpace::Workgroup)));
+        mlir::gpu::AddressSpaceAttr::get(k.b.getContext(),
+                                         mlir::gpu::AddressSpace::Workgroup)));
   Value one = k.c(1);
   auto launch = mlir::gpu::LaunchOp::create(
       k.b, k.l, grid[0], grid[1], grid[2], k.c(kThreads), one, one,
@@ -794,8 +800,7 @@ int64_t featuresPerLane(int64_t D) { return (D + kWarp - 1) / kWarp; }
 /// 16-byte rows (the prefill tiles' loads), at most kMaxHeadDim, split
 /// evenly over the lanes.
 bool headDimSupported(int64_t D) {
-  return D > 0 && D % 4 == 0 && D <= kMaxHeadDim &&
-         D % featuresPerLane(D) == 0;
+  return D > 0 && D % 4 == 0 && D <= kMaxHeadDim && D % featuresPerLane(D) == 0;
 }
 
 /// The boolean `key` of the enclosing qwen.quant_kernel dictionary, true
@@ -814,8 +819,7 @@ bool attentionGPUApplies(AttentionOp op) {
   const int64_t NH = op.getNumHeads(), KV = op.getNumKvHeads(),
                 D = op.getHeadDim();
   if (!targetsGPU(op) || !kernelOption(op, "gpu_attention") || KV <= 0 ||
-      NH % KV ||
-      !headDimSupported(D))
+      NH % KV || !headDimSupported(D))
     return false;
   auto rows = [](Value v, int64_t width) {
     auto t = dyn_cast<RankedTensorType>(v.getType());
@@ -875,14 +879,15 @@ Value lowerAttentionGPU(OpBuilder &b, Location l, AttentionOp op, Value K,
       return tensor::ExtractOp::create(nb, nl, tns, ix).getResult();
     };
     SmallVector<Value> init{k.f(kNegInf), k.f(0.0f), k.f(0.0f)};
-    SmallVector<Value> st = k.loop(
-        k.c(0), lim, k.c(1), init, [&](Value s, ValueRange cur) {
-          Value dot = k.loop(k.c(0), k.c(D), k.c(1), ValueRange{k.f(0.0f)},
-                             [&](Value dd, ValueRange a) {
-                               Value qv = at(q, {bb, t, k.add(k.mul(h, k.c(D)), dd)});
-                               Value kv = at(K, {bb, kvh, s, dd});
-                               return SmallVector<Value>{k.fma(qv, kv, a[0])};
-                             })[0];
+    SmallVector<Value> st =
+        k.loop(k.c(0), lim, k.c(1), init, [&](Value s, ValueRange cur) {
+          Value dot =
+              k.loop(k.c(0), k.c(D), k.c(1), ValueRange{k.f(0.0f)},
+                     [&](Value dd, ValueRange a) {
+                       Value qv = at(q, {bb, t, k.add(k.mul(h, k.c(D)), dd)});
+                       Value kv = at(K, {bb, kvh, s, dd});
+                       return SmallVector<Value>{k.fma(qv, kv, a[0])};
+                     })[0];
           Value x = k.fmul(dot, k.f(scale));
           Value keep = arith::ConstantIntOp::create(nb, nl, nb.getI1Type(), 1);
           if (mask) {
@@ -893,8 +898,7 @@ Value lowerAttentionGPU(OpBuilder &b, Location l, AttentionOp op, Value K,
           }
           Value mn = k.fmax(cur[0], k.sel(keep, x, k.f(kNegInf)));
           Value alpha = k.rescale(cur[0], mn), p = k.weight(keep, x, mn);
-          Value acc =
-              k.fma(p, at(V, {bb, kvh, s, d}), k.fmul(cur[2], alpha));
+          Value acc = k.fma(p, at(V, {bb, kvh, s, d}), k.fmul(cur[2], alpha));
           return SmallVector<Value>{mn, k.fma(cur[1], alpha, p), acc};
         });
     Value zero = k.f(0.0f);
@@ -903,8 +907,7 @@ Value lowerAttentionGPU(OpBuilder &b, Location l, AttentionOp op, Value K,
   };
   auto g = linalg::GenericOp::create(
       b, l, TypeRange{ot}, ins, ValueRange{init}, maps,
-      SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel),
-      body);
+      SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel), body);
   g->setAttr(kKernelAttrName,
              b.getDictionaryAttr(
                  {b.getNamedAttr("kind", b.getStringAttr("attention")),
@@ -913,9 +916,10 @@ Value lowerAttentionGPU(OpBuilder &b, Location l, AttentionOp op, Value K,
                   b.getNamedAttr("head_dim", b.getI64IntegerAttr(D)),
                   b.getNamedAttr("scale", b.getF32FloatAttr(scale)),
                   b.getNamedAttr("causal", b.getBoolAttr(causal)),
-                  b.getNamedAttr("mma_prefill",
-                                 b.getBoolAttr(D % 16 == 0 &&
-                                               kernelOption(op, "gpu_attention_mma")))}));
+                  b.getNamedAttr(
+                      "mma_prefill",
+                      b.getBoolAttr(D % 16 == 0 &&
+                                    kernelOption(op, "gpu_attention_mma")))}));
   return g.getResult(0);
 }
 
@@ -943,8 +947,7 @@ LogicalResult emitAttentionGPU(OpBuilder &b, linalg::GenericOp g) {
   a.scale = (float)sc.getValueAsDouble();
   a.causal = causal.getValue();
   a.mma = mma.getValue();
-  if (a.KV <= 0 || a.NH % a.KV || !headDimSupported(a.D) ||
-      (a.mma && a.D % 16))
+  if (a.KV <= 0 || a.NH % a.KV || !headDimSupported(a.D) || (a.mma && a.D % 16))
     return failure();
   a.G = a.NH / a.KV;
   a.E = featuresPerLane(a.D);
@@ -977,10 +980,13 @@ LogicalResult emitAttentionGPU(OpBuilder &b, linalg::GenericOp g) {
   Value parts = hk.max(one, hk.sel(decode, hk.mul(rowsBT, d.NS), one));
   Type f32 = b.getF32Type();
   d.acc = memref::AllocOp::create(
-      b, l, MemRefType::get({ShapedType::kDynamic, a.D}, f32), ValueRange{parts});
+      b, l, MemRefType::get({ShapedType::kDynamic, a.D}, f32),
+      ValueRange{parts});
   d.ml = memref::AllocOp::create(
       b, l, MemRefType::get({ShapedType::kDynamic, 2}, f32), ValueRange{parts});
-  auto grid = [&](Value dec, Value pre) { return hk.max(one, hk.sel(decode, dec, pre)); };
+  auto grid = [&](Value dec, Value pre) {
+    return hk.max(one, hk.sel(decode, dec, pre));
+  };
   {
     OpBuilder::InsertionGuard ig(b);
     mlir::gpu::LaunchOp launch = launchBlocks(
