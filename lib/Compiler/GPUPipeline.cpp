@@ -140,8 +140,9 @@ struct MergeGPUModulesPass
           // to 16-byte ld/st.shared.v4, while the NVPTX printer emits the
           // element type's .align 4: state the 16 explicitly.
           for (unsigned i = 0; i < f.getNumWorkgroupAttributions(); ++i)
-            f.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
-                                          b.getI64IntegerAttr(16));
+            f.setWorkgroupAttributionAttr(
+                i, LLVM::LLVMDialect::getAlignAttrName(),
+                b.getI64IntegerAttr(16));
         }
         op.moveBefore(&dst, dst.end());
       }
