@@ -70,11 +70,14 @@ namespace {
 constexpr int64_t kWarp = 32;
 constexpr int64_t kWarps = 4; ///< warps per block, every kernel
 constexpr int64_t kThreads = kWarp * kWarps;
+/// Head dims the kernels take at most (shared memory, registers).
 constexpr int64_t kMaxHeadDim = 128;
 /// Query tokens up to which the split-K decode path runs.
 constexpr int64_t kDecodeMaxTokens = 8;
 /// Query heads one decode block keeps in registers (q and acc: 2 E each).
 constexpr int64_t kDecodeMaxRows = 8;
+/// Decode blocks wanted (two per SM of a 132-SM H100), and the fewest keys
+/// of a split (8 per warp).
 constexpr int64_t kTargetBlocks = 264;
 constexpr int64_t kMinSplitKeys = 32;
 /// Prefill: queries per block (kQueriesPerWarp per warp), keys per tile
@@ -286,7 +289,7 @@ int64_t prefillQueries(const Attention &a) {
   return a.mma ? kMmaQueryTile : kQueryTile;
 }
 
-/// Loads of the shared buffer `sm` (flat f32) at element offset `off`.
+/// Loads / stores of the shared buffer `sm` (flat f32) at element `off`.
 Value smLoad(KB &k, Value sm, Value off) { return k.load(sm, {off}); }
 void smStore(KB &k, Value v, Value sm, Value off) { k.store(v, sm, {off}); }
 
