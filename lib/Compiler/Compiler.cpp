@@ -949,6 +949,11 @@ int compile(const Options &o) {
   // channels x 4 tokens of vector<16xf32> accumulators, with AVX2 (16 ymm,
   // a vector<16xf32> is two) 4 x 2. QWEN_QUANT_KERNEL="tile_n=N,tile_m=M,buffer_m=T,rowwise=0|1,fused=0|1"
   // overrides them (tuning; fused=0 is the reference dequantize + matmul).
+  // CUDA targets: gpu_attention=0 keeps the reference attention (generics
+  // mapped onto loop-nest kernels) instead of GPUAttention.cpp's kernels;
+  // their prefill runs on tensor cores (f16 Q, K, V, P) for quantized
+  // recipes, whose linears already take f16 / int8 activations, and on CUDA
+  // cores in f32 for fp32 (gpu_attention_mma=0|1 overrides).
   {
     const llvm::MCSubtargetInfo *sti = target->tm->getMCSubtargetInfo();
     bool avx512 = sti->checkFeatures("+avx512f");
@@ -956,7 +961,8 @@ int compile(const Options &o) {
     // x86-64-v4 itself has no VNNI).
     bool vnni = sti->checkFeatures("+avx512vnni");
     int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16;
-    bool fused = true, rowwise = true;
+    bool fused = true, rowwise = true, gpuAttention = true,
+         gpuAttentionMma = recipe.quantizes();
     if (const char *env = std::getenv("QWEN_QUANT_KERNEL")) {
       llvm::SmallVector<llvm::StringRef> kvs;
       llvm::StringRef(env).split(kvs, ',', -1, false);
@@ -975,6 +981,10 @@ int compile(const Options &o) {
           fused = n != 0;
         else if (k.trim() == "rowwise")
           rowwise = n != 0;
+        else if (k.trim() == "gpu_attention")
+          gpuAttention = n != 0;
+        else if (k.trim() == "gpu_attention_mma")
+          gpuAttentionMma = n != 0;
       }
     }
     Builder bb(&ctx);
@@ -990,6 +1000,8 @@ int compile(const Options &o) {
                                              bb.getNamedAttr("tile_m", bb.getI64IntegerAttr(tileM)),
                                              bb.getNamedAttr("buffer_m", bb.getI64IntegerAttr(bufferM)),
                                              bb.getNamedAttr("rowwise", bb.getBoolAttr(rowwise)),
+                                             bb.getNamedAttr("gpu_attention", bb.getBoolAttr(gpuAttention)),
+                                             bb.getNamedAttr("gpu_attention_mma", bb.getBoolAttr(gpuAttentionMma)),
                                              bb.getNamedAttr("vnni", bb.getBoolAttr(vnni)),
                                              bb.getNamedAttr("tile_n", bb.getI64IntegerAttr(tileN))}));
   }

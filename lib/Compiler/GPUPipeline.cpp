@@ -20,6 +20,7 @@
 #include "qwen/Transforms/GPUKernels.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Pass/PassRegistry.h"
 
@@ -132,8 +133,17 @@ struct MergeGPUModulesPass
     for (mlir::gpu::GPUModuleOp mod : mods) {
       for (Operation &op :
            llvm::make_early_inc_range(mod.getBodyRegion().front())) {
-        if (auto f = dyn_cast<mlir::gpu::GPUFuncOp>(op))
+        if (auto f = dyn_cast<mlir::gpu::GPUFuncOp>(op)) {
           f.setName(mod.getName());
+          // LLVM assumes a shared array without explicit alignment has its
+          // preferred one (16 bytes above 128 bits) and vectorizes accesses
+          // to 16-byte ld/st.shared.v4, while the NVPTX printer emits the
+          // element type's .align 4: state the 16 explicitly.
+          for (unsigned i = 0; i < f.getNumWorkgroupAttributions(); ++i)
+            f.setWorkgroupAttributionAttr(
+                i, LLVM::LLVMDialect::getAlignAttrName(),
+                b.getI64IntegerAttr(16));
+        }
         op.moveBefore(&dst, dst.end());
       }
       mod.erase();

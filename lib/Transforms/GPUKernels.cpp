@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qwen/Transforms/GPUKernels.h"
+#include "qwen/Transforms/GPUAttention.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -1312,6 +1313,8 @@ struct GPUFusedKernelsPass
         (void)emitRoPE(b, g);
       else if (kind && kind.getValue() == "lut_gemv")
         (void)emitLutGemv(b, g);
+      else if (kind && kind.getValue() == "attention")
+        (void)emitAttentionGPU(b, g);
       else
         (void)emitWeightOnlyLinear(b, g);
     }

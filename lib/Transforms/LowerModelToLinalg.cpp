@@ -13,6 +13,7 @@
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Transforms/DenseKernels.h"
 #include "qwen/Transforms/FusedKernels.h"
+#include "qwen/Transforms/GPUAttention.h"
 #include "qwen/Transforms/GPUKernels.h"
 #include "qwen/Transforms/LowerONNXToLinalg.h"
 #include "qwen/Transforms/QuantKernels.h"
@@ -588,9 +589,15 @@ FailureOr<SmallVector<Value>> lowerAttention(OpBuilder &b, Location loc,
   return SmallVector<Value>{castTo(b, loc, out, oType), K, V};
 }
 
-/// The fused kernel (FusedKernels.cpp) where it applies, else the reference.
+/// The CUDA kernels (GPUAttention.cpp) or the fused CPU kernel
+/// (FusedKernels.cpp) where they apply, else the reference.
 FailureOr<SmallVector<Value>> lowerAttentionOp(OpBuilder &b, Location loc,
                                                qwen::AttentionOp op) {
+  if (qwen::gpu::attentionGPUApplies(op)) {
+    PresentKV kv = presentKV(b, loc, op);
+    return SmallVector<Value>{
+        qwen::gpu::lowerAttentionGPU(b, loc, op, kv.K, kv.V, kv.P), kv.K, kv.V};
+  }
   if (!qwen::fusedAttentionApplies(op, qwen::weightOnlyParamsFor(op)))
     return lowerAttention(b, loc, op);
   int64_t KV = op.getNumKvHeads(), D = op.getHeadDim();

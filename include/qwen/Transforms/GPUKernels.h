@@ -40,7 +40,8 @@ inline constexpr llvm::StringLiteral kTargetAttrName = "qwen.gpu_target";
 /// kind = "woq_gemv", bits, group (0 = per channel / tensor)), or of the
 /// normalising generic of an RMSNorm ({kind = "rms_norm", eps}), or of a
 /// RoPE ({kind = "rope", head_dim}), or a codebook linear ({kind =
-/// "lut_gemv", ...}).
+/// "lut_gemv", ...}), or an attention ({kind = "attention", ...},
+/// GPUAttention.h).
 inline constexpr llvm::StringLiteral kKernelAttrName = "qwen.gpu_kernel";
 
 /// Whether `op` is in a module lowered for a CUDA target.

@@ -1,7 +1,7 @@
 """Numerics of the fused attention / RMSNorm / RoPE / SwiGLU kernels
 (lib/Transforms/FusedKernels.cpp).
 
-  fused_sweep.py gen fused|ref > case.mlir   # prints the program
+  fused_sweep.py gen fused|ref|gpu > case.mlir   # prints the program
   fused_sweep.py check FUSED_OUT REF_OUT     # the runner outputs of both
 
 Attention: head_dim 40 (a masked tail chunk), 48 and 64; GQA groups 1, 2 and
@@ -12,7 +12,9 @@ the feature dims, as in the bundles. RMSNorm plain and per head, RoPE
 rotate-half (full, partial rotary, a tail chunk) and interleaved (the
 reference), SwiGLU with a tail chunk. `fused` lowers with the kernels, `ref`
 with `qwen.quant_kernel = {fused = false}`; both are compared with float64
-numpy (lower_linalg_jit.py's formulas) and with each other.
+numpy (lower_linalg_jit.py's formulas) and with each other. `gpu` lowers as
+for a CUDA target (the attention as GPUAttention.cpp's tagged generic, run
+here on the CPU) and is checked as `fused` is.
 """
 import os
 import sys
@@ -89,7 +91,8 @@ def const(lines, name, a):
 
 
 def gen(mode):
-    attr = "" if mode == "fused" else " attributes {qwen.quant_kernel = {fused = false}}"
+    attr = {"fused": "", "ref": " attributes {qwen.quant_kernel = {fused = false}}",
+            "gpu": ' attributes {qwen.gpu_target = "sm_80"}'}[mode]
     lines = [f"module{attr} {{", "func.func private @printMemrefF32(tensor<*xf32>)"]
     main = ["func.func @main() {"]
 
