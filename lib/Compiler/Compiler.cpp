@@ -1025,7 +1025,8 @@ int compile(const Options &o) {
         qwen::EmitModelABIOptions ao;
         ao.numInputs = numInputs;
         if (cuda) {
-          if (failed(gpu::buildGPULoweringPipeline(pm, o.target, o.optLevel)))
+          if (failed(gpu::buildGPULoweringPipeline(pm, o.target, o.optLevel,
+                                                      o.gpuGemm)))
             return failure();
           ao.openmp = false;
           pm.addPass(qwen::createEmitModelABI(ao));

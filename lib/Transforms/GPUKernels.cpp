@@ -59,10 +59,11 @@ Value ceilDiv(OpBuilder &b, Location l, Value a, Value d) {
 mlir::gpu::LaunchOp makeLaunch(OpBuilder &b, Location l,
                                std::array<Value, 3> grid,
                                std::array<Value, 3> block,
-                               TypeRange workgroup = {}) {
+                               TypeRange workgroup = {},
+                               Value dynamicSharedBytes = nullptr) {
   auto launch = mlir::gpu::LaunchOp::create(
       b, l, grid[0], grid[1], grid[2], block[0], block[1], block[2],
-      /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr,
+      dynamicSharedBytes, /*asyncTokenType=*/nullptr,
       /*asyncDependencies=*/{}, workgroup);
   Block &body = launch.getBody().front();
   if (body.empty() || !body.back().hasTrait<OpTrait::IsTerminator>()) {
@@ -125,20 +126,22 @@ struct KernelBuilder {
   Value i64(Value x) {
     return arith::IndexCastOp::create(b, l, b.getI64Type(), x);
   }
-  /// A load of `t` at byte offset `off` (index) from a global base;
+  /// The address `off` bytes (index) after `base` (any address space).
+  Value gep(Value base, Value off) {
+    return LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
+                               ValueRange{i64(off)});
+  }
+  /// A load of `t` at byte offset `off` (index) from a base pointer;
   /// invariant (read-only during the kernel) unless said otherwise.
   Value load(Value base, Value off, Type t, unsigned align,
              bool invariant = true) {
-    Value p = LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
-                                  ValueRange{i64(off)});
-    return LLVM::LoadOp::create(b, l, t, p, align, /*isVolatile=*/false,
+    return LLVM::LoadOp::create(b, l, t, gep(base, off), align,
+                                /*isVolatile=*/false,
                                 /*isNonTemporal=*/false, invariant);
   }
-  /// A store of `v` at byte offset `off` (index) from a global base.
+  /// A store of `v` at byte offset `off` (index) from a base pointer.
   void store(Value v, Value base, Value off, unsigned align) {
-    Value p = LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
-                                  ValueRange{i64(off)});
-    LLVM::StoreOp::create(b, l, v, p, align);
+    LLVM::StoreOp::create(b, l, v, gep(base, off), align);
   }
   /// Element `i` of a 32-bit word as a sign-extended `bits`-wide field.
   Value field(Value word, int64_t i, int64_t bits) {
@@ -393,32 +396,498 @@ void emitMmaA16Body(KernelBuilder &kb, const LinearOperands &o, Value n0,
   });
 }
 
+//===----------------------------------------------------------------------===//
+// Tiled tensor-core prefill GEMM
+//===----------------------------------------------------------------------===//
+//
+// A block of kTileThreads = 4 warps computes a kTileM x kTileN (64 tokens x
+// 64 channels) tile of out; warp w owns the 32 x 32 quarter at rows
+// 32 (w / 2), columns 32 (w % 2): 2 x 4 mma tiles of 16 x 8, 32 f32 / i32
+// accumulators a thread. 64 x 64 x 4 warps: N of every Qwen projection is
+// a multiple of 64 (896, 4864, 128, 151936), the four warps share the same
+// 128 threads as the decode GEMV of the launch, each k step of a warp reads
+// 2 + 2 ldmatrix.x4 for 8 mma, and the shared memory (37-40 KB for A16,
+// 30 KB for W8A8) stays under the 48 KB a block may have without the
+// dynamic-shared-memory opt-in, leaving room for 4 (sm_80, 164 KB) to 5
+// (sm_90, 228 KB) blocks an SM. The same tile on every arch: more stages
+// or 128-token tiles on sm_90 are a tuning step that needs measurements on
+// the GPU (the runtime's mgpuLaunchKernel already opts in above 48 KB).
+//
+// K advances by a stage of kStageBytes-wide rows: cp.async (16 bytes, .cg,
+// zero-filled outside M, N and K) stages the next kStages - 1 stages while
+// the current one is consumed (cp.async.commit_group / wait_group).
+//
+// W4A16 / W8A16: x is f32 and the codes are packed, so neither can feed
+// ldmatrix as it lands. Once per stage the block converts both into f16
+// tiles in shared memory (x rounded to f16; a weight code times its group's
+// scale, in f32 and then rounded once): each weight is dequantized once per
+// block (not once per warp, as dequantizing in registers after ldmatrix of
+// the codes would: both warps of a column half need the same B fragments),
+// and then A and B fragments come from ldmatrix like any f16 GEMM.
+// W8A8: q_x and the codes are already the mma's s8 operands: ldmatrix reads
+// them straight from the cp.async stages.
+//
+// Both operand tiles keep K contiguous in a row (x [m][k], W [n][k]): the
+// "row" A and "col" B layouts of mma.sync, so ldmatrix needs no .trans.
+// Rows that ldmatrix reads are padded to kTilePitch = 80 bytes: the 8 rows
+// of an 8 x 8 matrix start 20 banks apart (0, 20, 8, 28, 16, 4, 24, 12) and
+// their 16-byte segments cover the 32 banks once (no conflict).
+
+constexpr int64_t kTileM = 64, kTileN = 64, kTileThreads = 128;
+constexpr int64_t kWarpTileM = 32, kWarpTileN = 32;
+constexpr int64_t kStages = 3;
+/// Bytes of a stage's row of codes (W8A8: 64 k, two m16n8k32 steps) or of
+/// f16 operand (A16: 32 k, two m16n8k16 steps), and their padded pitch.
+constexpr int64_t kStageBytes = 64, kTilePitch = kStageBytes + 16;
+/// K of one stage of the A16 GEMM (f16: 2 bytes each).
+constexpr int64_t kA16StageK = kStageBytes / 2;
+
+/// Which prefill kernel --qwen-gpu-fused-kernels emits for the fused
+/// linears (option gemm=): the tiled GEMM above, or the older one where each
+/// warp loads its fragments straight from global memory (kept to check the
+/// tiled one against on a GPU).
+enum class GemmKind { Direct, Tiled };
+
+/// The shared-memory address (llvm.ptr<3>) of a workgroup memref.
+Value sharedBase(OpBuilder &b, Location l, Value memref) {
+  Value p = memref::ExtractAlignedPointerAsIndexOp::create(b, l, memref);
+  p = arith::IndexCastOp::create(b, l, b.getI64Type(), p);
+  return LLVM::IntToPtrOp::create(
+      b, l, LLVM::LLVMPointerType::get(b.getContext(), 3), p);
+}
+
+/// Stages rows [r0, r0 + rows) x bytes [c0, c0 + rowBytes) of a row-major
+/// global matrix (`srcPitch` bytes a row) into shared memory at `dst` (row
+/// pitch `dstPitch`), one 16-byte cp.async.cg per chunk, chunk c of the
+/// tile to thread c mod kTileThreads (neighbouring threads: neighbouring
+/// chunks of a row). Chunks of rows >= rowEnd or at bytes >= byteEnd (the
+/// M / N and K tails; byteEnd is a multiple of 16) read nothing and are
+/// zero-filled (src-size 0), so the mma adds zeros for them; their source
+/// address is clamped to the matrix's start.
+void copyTileAsync(KernelBuilder &kb, Value tid, Value src, int64_t srcPitch,
+                   Value r0, Value rowEnd, Value c0, int64_t byteEnd,
+                   Value dst, int64_t dstPitch, int64_t rows,
+                   int64_t rowBytes) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  int64_t perRow = rowBytes / 16, chunks = rows * perRow;
+  for (int64_t first = 0; first < chunks; first += kTileThreads) {
+    OpBuilder::InsertionGuard g(b);
+    Value c = kb.add(tid, kb.c(first));
+    if (first + kTileThreads > chunks)
+      b.setInsertionPointToStart(
+          scf::IfOp::create(b, l, kb.lt(c, kb.c(chunks)), false).thenBlock());
+    Value row = kb.div(c, kb.c(perRow));
+    Value col = kb.mul(kb.rem(c, kb.c(perRow)), kb.c(16));
+    Value gr = kb.add(r0, row), gc = kb.add(c0, col);
+    Value valid = arith::AndIOp::create(b, l, kb.lt(gr, rowEnd),
+                                        kb.lt(gc, kb.c(byteEnd)));
+    Value off = arith::SelectOp::create(
+        b, l, valid, kb.add(kb.mul(gr, kb.c(srcPitch)), gc), kb.c(0));
+    Value bytes = arith::SelectOp::create(b, l, valid, i32c(b, l, 16),
+                                          i32c(b, l, 0));
+    NVVM::CpAsyncOp::create(
+        b, l, kb.gep(dst, kb.add(kb.mul(row, kb.c(dstPitch)), col)),
+        kb.gep(src, off), 16, NVVM::LoadCacheModifierKind::CG, bytes);
+  }
+}
+
+/// ldmatrix.sync.aligned.m8n8.x4.shared.b16 (PTX ISA, "Warp-level matrix
+/// load instruction: ldmatrix"): lane L gives the address of row L % 8 of
+/// matrix L / 8 (16 contiguous bytes); register i of lane T receives the
+/// 32 bits at row T / 4, bytes 4 (T % 4) .. 4 (T % 4) + 3 of matrix i.
+SmallVector<Value> ldmatrixX4(KernelBuilder &kb, Value addr) {
+  OpBuilder &b = kb.b;
+  MLIRContext *ctx = b.getContext();
+  Type i32 = b.getI32Type();
+  auto resT = LLVM::LLVMStructType::getLiteral(ctx, {i32, i32, i32, i32});
+  Value r = NVVM::LdMatrixOp::create(
+      b, kb.l, resT, addr, b.getI32IntegerAttr(4),
+      NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
+      NVVM::LdStMatrixShapeAttr::get(ctx, 8, 8),
+      NVVM::LdStMatrixEltTypeAttr::get(ctx, NVVM::LdStMatrixEltType::B16));
+  return mmaResults(b, kb.l, r);
+}
+
+/// Where lane L points ldmatrix.x4 for the A fragment of the 16-row tile
+/// at `row0` and the k step at byte `kByte` (tile rows: K contiguous, pitch
+/// kTilePitch): row row0 + L % 16, byte kByte + 16 (L / 16). Matrices 0..3
+/// are then (rows 0-7, k lo), (rows 8-15, k lo), (rows 0-7, k hi), (rows
+/// 8-15, k hi), and thread T = 4 gid + tig receives A[gid (+8)][2 tig (+8)]
+/// (f16 pairs) or A[gid (+8)][4 tig (+16)] (s8 quads): registers a0..a3 of
+/// the PTX ISA's "Matrix Fragments for mma.m16n8k16 with floating point
+/// type" and "Matrix Fragments for mma.m16n8k32" (integer) tables.
+Value aFragmentAddr(KernelBuilder &kb, Value tile, Value row0, Value kByte,
+                    Value lane) {
+  Value row = kb.add(row0, kb.rem(lane, kb.c(16)));
+  Value col = kb.add(kByte, kb.mul(kb.div(lane, kb.c(16)), kb.c(16)));
+  return kb.gep(tile, kb.add(kb.mul(row, kb.c(kTilePitch)), col));
+}
+
+/// Where lane L points ldmatrix.x4 for the B fragments of the two 8-channel
+/// tiles at `row0` (W tile rows: one channel, K contiguous): channel row0 +
+/// 8 (L / 16) + L % 8, byte kByte + 16 ((L / 8) % 2). Matrices 0..3 are
+/// (channels 0-7, k lo), (0-7, k hi), (8-15, k lo), (8-15, k hi): thread T
+/// receives B[k = 2 tig (+8)][n = gid] (f16) or B[k = 4 tig (+16)][n = gid]
+/// (s8), registers b0, b1 of the first tile then of the second (same PTX
+/// ISA tables, B fragment, "col" layout).
+Value bFragmentAddr(KernelBuilder &kb, Value tile, Value row0, Value kByte,
+                    Value lane) {
+  Value row = kb.add(row0, kb.add(kb.mul(kb.div(lane, kb.c(16)), kb.c(8)),
+                                  kb.rem(lane, kb.c(8))));
+  Value col =
+      kb.add(kByte, kb.mul(kb.rem(kb.div(lane, kb.c(8)), kb.c(2)), kb.c(16)));
+  return kb.gep(tile, kb.add(kb.mul(row, kb.c(kTilePitch)), col));
+}
+
+/// One k step (16 f16 or 32 s8: 32 bytes of a tile row) of a warp's 32 x 32
+/// tile: two ldmatrix.x4 for the A fragments of its two 16-row tiles, two
+/// for the B fragments of its four 8-channel tiles, eight mma.sync.
+/// acc[4 (4 mi + ni) + i] is accumulator ci of mma tile (mi, ni).
+void warpMmaStep(KernelBuilder &kb, Value aTile, Value bTile, Value aRow0,
+                 Value bRow0, Value kByte, Value lane, bool s8,
+                 MutableArrayRef<Value> acc) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  MLIRContext *ctx = b.getContext();
+  auto h2 = VectorType::get({2}, b.getF16Type());
+  Type accT = s8 ? Type(b.getI32Type()) : Type(b.getF32Type());
+  auto asOperand = [&](Value r) {
+    return s8 ? r : LLVM::BitcastOp::create(b, l, h2, r).getResult();
+  };
+  SmallVector<Value> a[2], bf[4];
+  for (int64_t mi = 0; mi < 2; ++mi)
+    for (Value r : ldmatrixX4(
+             kb, aFragmentAddr(kb, aTile, kb.add(aRow0, kb.c(16 * mi)), kByte,
+                               lane)))
+      a[mi].push_back(asOperand(r));
+  for (int64_t p = 0; p < 2; ++p) {
+    SmallVector<Value> r = ldmatrixX4(
+        kb, bFragmentAddr(kb, bTile, kb.add(bRow0, kb.c(16 * p)), kByte, lane));
+    for (int64_t i = 0; i < 4; ++i)
+      bf[2 * p + i / 2].push_back(asOperand(r[i]));
+  }
+  auto resT = LLVM::LLVMStructType::getLiteral(ctx, {accT, accT, accT, accT});
+  for (int64_t mi = 0; mi < 2; ++mi)
+    for (int64_t ni = 0; ni < 4; ++ni) {
+      MutableArrayRef<Value> c = acc.slice(4 * (4 * mi + ni), 4);
+      Value d =
+          s8 ? NVVM::MmaOp::create(
+                   b, l, resT, a[mi], bf[ni], c, {16, 8, 32}, std::nullopt,
+                   NVVM::MMAIntOverflow::wrapped,
+                   std::array{NVVM::MMATypes::s8, NVVM::MMATypes::s8},
+                   std::array{NVVM::MMALayout::row, NVVM::MMALayout::col})
+                   .getResult()
+             : NVVM::MmaOp::create(
+                   b, l, resT, a[mi], bf[ni], c, {16, 8, 16}, std::nullopt,
+                   std::nullopt,
+                   std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16},
+                   std::array{NVVM::MMALayout::row, NVVM::MMALayout::col})
+                   .getResult();
+      llvm::copy(mmaResults(b, l, d), c.begin());
+    }
+}
+
+/// The multistage K loop of the tiled GEMM over `numK` stages: the
+/// prologue issues stages 0 .. kStages - 2; iteration kt waits until stage
+/// kt has landed (cp.async.wait_group kStages - 2: at most the younger
+/// stages in flight) and for every thread (bar.sync: the stage is
+/// complete, and every thread is done with iteration kt - 1, whose stage
+/// buffer (kt - 1) mod kStages is refilled next), issues stage kt +
+/// kStages - 1, then `compute`s stage kt. Every iteration commits one group
+/// (empty past the last stage) so the wait count holds to the end.
+/// `compute(kt, buffer, iters)` returns the next iteration's values.
+SmallVector<Value> emitPipelinedKLoop(
+    KernelBuilder &kb, int64_t numK, ValueRange init,
+    llvm::function_ref<void(Value kt, Value buffer)> issue,
+    llvm::function_ref<SmallVector<Value>(Value kt, Value buffer,
+                                          ValueRange iters)>
+        compute) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  for (int64_t s = 0; s + 1 < kStages; ++s) {
+    if (s < numK)
+      issue(kb.c(s), kb.c(s));
+    NVVM::CpAsyncCommitGroupOp::create(b, l);
+  }
+  auto loop = scf::ForOp::create(b, l, kb.c(0), kb.c(numK), kb.c(1), init);
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value kt = loop.getInductionVar();
+  NVVM::CpAsyncWaitGroupOp::create(b, l, kStages - 2);
+  mlir::gpu::BarrierOp::create(b, l);
+  Value next = kb.add(kt, kb.c(kStages - 1));
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(
+        scf::IfOp::create(b, l, kb.lt(next, kb.c(numK)), false).thenBlock());
+    issue(next, kb.rem(next, kb.c(kStages)));
+  }
+  NVVM::CpAsyncCommitGroupOp::create(b, l);
+  scf::YieldOp::create(
+      b, l, compute(kt, kb.rem(kt, kb.c(kStages)), loop.getRegionIterArgs()));
+  return SmallVector<Value>(loop.getResults());
+}
+
+/// The block's warp position: row and column of its 32 x 32 quarter.
+struct WarpTile {
+  Value row0, col0, lane;
+};
+
+WarpTile warpTileOf(KernelBuilder &kb, Value tid) {
+  Value warp = kb.div(tid, kb.c(kWarp));
+  return {kb.mul(kb.div(warp, kb.c(2)), kb.c(kWarpTileM)),
+          kb.mul(kb.rem(warp, kb.c(2)), kb.c(kWarpTileN)),
+          kb.rem(tid, kb.c(kWarp))};
+}
+
+/// Adds the warp's 32 accumulators into out (guarded at the M / N tails).
+void storeWarpTile(KernelBuilder &kb, const LinearOperands &o, Value m0,
+                   Value n0, const WarpTile &wt, ArrayRef<Value> acc,
+                   llvm::function_ref<Value(Value n, Value v)> epilogue) {
+  MmaLane ml{kb.div(wt.lane, kb.c(4)), kb.rem(wt.lane, kb.c(4))};
+  for (int64_t mi = 0; mi < 2; ++mi)
+    for (int64_t ni = 0; ni < 4; ++ni)
+      storeMmaTile(kb, o, ml, kb.add(m0, kb.add(wt.row0, kb.c(16 * mi))),
+                   kb.add(n0, kb.add(wt.col0, kb.c(8 * ni))),
+                   acc.slice(4 * (4 * mi + ni), 4), epilogue);
+}
+
+/// Shared memory of the A16 GEMM: kStages raw stages of x (f32, 64 x 32,
+/// unpadded: only the conversion reads them, row by row) and of the codes,
+/// then the f16 tiles of x and of W (64 rows of kTilePitch).
+struct A16Shared {
+  int64_t xStage, wStage, wRaw, xHalf, wHalf, bytes;
+  explicit A16Shared(int64_t bits)
+      : xStage(kTileM * kA16StageK * 4), wStage(kTileN * kA16StageK * bits / 8),
+        wRaw(kStages * xStage), xHalf(wRaw + kStages * wStage),
+        wHalf(xHalf + kTileM * kTilePitch), bytes(wHalf + kTileN * kTilePitch) {}
+};
+
+/// x stage (f32 [64][32]) -> f16 tile: thread t rounds the 4-float chunks
+/// t, t + 128, ... (row c / 8, columns 4 (c % 8)): a v4 shared load, one
+/// cvt per pair, an 8-byte shared store.
+void convertXStage(KernelBuilder &kb, Value tid, Value raw, Value half) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  int64_t perRow = kA16StageK / 4;
+  for (int64_t first = 0; first < kTileM * perRow; first += kTileThreads) {
+    Value c = kb.add(tid, kb.c(first));
+    Value row = kb.div(c, kb.c(perRow)), col = kb.rem(c, kb.c(perRow));
+    Value v = kb.load(raw, kb.add(kb.mul(row, kb.c(kA16StageK * 4)),
+                                  kb.mul(col, kb.c(16))),
+                      VectorType::get({4}, b.getF32Type()), 16,
+                      /*invariant=*/false);
+    v = arith::TruncFOp::create(b, l, VectorType::get({4}, b.getF16Type()), v);
+    kb.store(v, half,
+             kb.add(kb.mul(row, kb.c(kTilePitch)), kb.mul(col, kb.c(8))), 8);
+  }
+}
+
+/// Codes stage ([64][32] codes of `bits`) -> f16 tile: thread t takes the
+/// 16 codes of channel t / 2 from k = 16 (t % 2) (8 or 16 bytes), sign
+/// extends them (low field first: k even is the low nibble), multiplies by
+/// `scale` (f32, the channel's group scale; null: per-channel / tensor
+/// scales come after the GEMM) and rounds once to f16; two 16-byte stores.
+void dequantWStage(KernelBuilder &kb, Value tid, Value raw, Value half,
+                   int64_t bits, Value scale) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  Type i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
+  Value row = kb.div(tid, kb.c(2)), k0 = kb.mul(kb.rem(tid, kb.c(2)), kb.c(16));
+  int64_t words = 16 * bits / 32;
+  Value v = kb.load(raw,
+                    kb.add(kb.mul(row, kb.c(kA16StageK * bits / 8)),
+                           kb.div(kb.mul(k0, kb.c(bits)), kb.c(8))),
+                    VectorType::get({words}, i32), 8 * words / 2,
+                    /*invariant=*/false);
+  SmallVector<Value> codes;
+  for (int64_t w = 0; w < words; ++w) {
+    Value word = vector::ExtractOp::create(b, l, v, w);
+    for (int64_t j = 0; j < 32 / bits; ++j)
+      codes.push_back(kb.field(word, j, bits));
+  }
+  Value rowOff = kb.add(kb.mul(row, kb.c(kTilePitch)), kb.mul(k0, kb.c(2)));
+  auto v8i = VectorType::get({8}, i32);
+  for (int64_t h = 0; h < 2; ++h) {
+    Value ci = vector::FromElementsOp::create(
+        b, l, v8i, ArrayRef<Value>(codes).slice(8 * h, 8));
+    Value w;
+    if (scale) {
+      Value cf = arith::SIToFPOp::create(b, l, VectorType::get({8}, f32), ci);
+      cf = arith::MulFOp::create(
+          b, l, cf,
+          vector::BroadcastOp::create(b, l, VectorType::get({8}, f32), scale));
+      w = arith::TruncFOp::create(b, l, VectorType::get({8}, f16), cf);
+    } else {
+      w = arith::SIToFPOp::create(b, l, VectorType::get({8}, f16), ci);
+    }
+    kb.store(w, half, kb.add(rowOff, kb.c(16 * h)), 16);
+  }
+}
+
+/// The A16 tiled GEMM body of block (bx, by) (layout and pipeline above).
+/// Per group (group > 0) the scale folds into the f16 weights; the next
+/// stage's scale is loaded one iteration ahead (a loop-carried register) so
+/// its latency hides behind the stage's mma. Per channel / tensor the
+/// codes stay exact and the scale multiplies the f32 results.
+void emitTiledA16Body(KernelBuilder &kb, const LinearOperands &o, Value bx,
+                      Value by, Value tid, Value smem, int64_t bits,
+                      int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  A16Shared sh(bits);
+  int64_t numK = (o.K + kA16StageK - 1) / kA16StageK;
+  Value n0 = kb.mul(bx, kb.c(kTileN)), m0 = kb.mul(by, kb.c(kTileM));
+  Value xBase = globalBase(b, l, o.x), codeBase = globalBase(b, l, o.codes);
+  Value xHalf = kb.gep(smem, kb.c(sh.xHalf)), wHalf = kb.gep(smem, kb.c(sh.wHalf));
+  WarpTile wt = warpTileOf(kb, tid);
+  // The channel whose codes this thread dequantizes (dequantWStage).
+  Value myN = kb.min(kb.add(n0, kb.div(tid, kb.c(2))), kb.c(o.N - 1));
+  auto scaleAt = [&](Value kt) {
+    return loadScale(b, l, o.scales, myN,
+                     kb.div(kb.mul(kt, kb.c(kA16StageK)), kb.c(group)));
+  };
+  SmallVector<Value> init(32, f32c(b, l, 0));
+  if (group > 0)
+    init.push_back(scaleAt(kb.c(0)));
+  SmallVector<Value> acc = emitPipelinedKLoop(
+      kb, numK, init,
+      [&](Value kt, Value buf) {
+        copyTileAsync(kb, tid, xBase, o.K * 4, m0, o.M,
+                      kb.mul(kt, kb.c(kA16StageK * 4)), o.K * 4,
+                      kb.gep(smem, kb.mul(buf, kb.c(sh.xStage))),
+                      kA16StageK * 4, kTileM, kA16StageK * 4);
+        copyTileAsync(kb, tid, codeBase, o.rowBytes, n0, kb.c(o.N),
+                      kb.mul(kt, kb.c(kA16StageK * bits / 8)), o.rowBytes,
+                      kb.gep(smem, kb.add(kb.c(sh.wRaw),
+                                          kb.mul(buf, kb.c(sh.wStage)))),
+                      kA16StageK * bits / 8, kTileN, kA16StageK * bits / 8);
+      },
+      [&](Value kt, Value buf, ValueRange iters) {
+        SmallVector<Value> next(iters);
+        Value scale;
+        if (group > 0) {
+          scale = iters.back();
+          next.back() =
+              scaleAt(kb.min(kb.add(kt, kb.c(1)), kb.c(numK - 1)));
+        }
+        convertXStage(kb, tid, kb.gep(smem, kb.mul(buf, kb.c(sh.xStage))),
+                      xHalf);
+        dequantWStage(kb, tid,
+                      kb.gep(smem, kb.add(kb.c(sh.wRaw),
+                                          kb.mul(buf, kb.c(sh.wStage)))),
+                      wHalf, bits, scale);
+        // The f16 tiles are complete before any warp reads them; the next
+        // iteration's first barrier orders these reads before the next
+        // conversion overwrites them.
+        mlir::gpu::BarrierOp::create(b, l);
+        MutableArrayRef<Value> a(next.data(), 32);
+        for (int64_t ks = 0; ks < kStageBytes; ks += 32)
+          warpMmaStep(kb, xHalf, wHalf, wt.row0, wt.col0, kb.c(ks), wt.lane,
+                      /*s8=*/false, a);
+        return next;
+      });
+  acc.resize(32);
+  storeWarpTile(kb, o, m0, n0, wt, acc, [&](Value n, Value v) {
+    return group > 0 ? v
+                     : arith::MulFOp::create(
+                           b, l, v, loadScale(b, l, o.scales, n, kb.c(0)))
+                           .getResult();
+  });
+}
+
+/// The W8A8 tiled GEMM body of block (bx, by): stages of q_x [64][64] and
+/// codes [64][64] (s8, rows padded to kTilePitch) feed ldmatrix directly;
+/// two m16n8k32 steps a stage; out += the exact i32 sums.
+void emitTiledI8Body(KernelBuilder &kb, const LinearOperands &o, Value bx,
+                     Value by, Value tid, Value smem) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  int64_t stage = kTileM * kTilePitch, wOff = kStages * stage;
+  int64_t numK = (o.K + kStageBytes - 1) / kStageBytes;
+  Value n0 = kb.mul(bx, kb.c(kTileN)), m0 = kb.mul(by, kb.c(kTileM));
+  Value xBase = globalBase(b, l, o.x), wBase = globalBase(b, l, o.codes);
+  WarpTile wt = warpTileOf(kb, tid);
+  auto xTile = [&](Value buf) {
+    return kb.gep(smem, kb.mul(buf, kb.c(stage)));
+  };
+  auto wTile = [&](Value buf) {
+    return kb.gep(smem, kb.add(kb.c(wOff), kb.mul(buf, kb.c(stage))));
+  };
+  SmallVector<Value> init(32, arith::ConstantIntOp::create(b, l, b.getI32Type(), 0));
+  SmallVector<Value> acc = emitPipelinedKLoop(
+      kb, numK, init,
+      [&](Value kt, Value buf) {
+        Value c0 = kb.mul(kt, kb.c(kStageBytes));
+        copyTileAsync(kb, tid, xBase, o.K, m0, o.M, c0, o.K, xTile(buf),
+                      kTilePitch, kTileM, kStageBytes);
+        copyTileAsync(kb, tid, wBase, o.K, n0, kb.c(o.N), c0, o.K, wTile(buf),
+                      kTilePitch, kTileN, kStageBytes);
+      },
+      [&](Value, Value buf, ValueRange iters) {
+        SmallVector<Value> next(iters);
+        for (int64_t ks = 0; ks < kStageBytes; ks += 32)
+          warpMmaStep(kb, xTile(buf), wTile(buf), wt.row0, wt.col0, kb.c(ks),
+                      wt.lane, /*s8=*/true, next);
+        return next;
+      });
+  storeWarpTile(kb, o, m0, n0, wt, acc, [](Value, Value v) { return v; });
+}
+
+/// The prefill side of a fused linear's launch: the block's output tile
+/// (tokens x channels), the dynamic shared memory it needs, and the block
+/// body (block ids, thread id, the shared memory's address or null).
+struct MmaLaunch {
+  int64_t tileM, tileN, sharedBytes;
+  llvm::function_ref<void(KernelBuilder &, Value bx, Value by, Value tid,
+                          Value smem)>
+      body;
+};
+
+/// The direct (gemm=direct) prefill: 4 warps a block, each a 16 x 8 tile,
+/// (block tile 16 tokens x 32 channels), fragments from global memory.
+void emitDirectMma(
+    KernelBuilder &kb, Value bx, Value by, Value tid,
+    llvm::function_ref<void(KernelBuilder &, Value n0, Value m0, MmaLane)>
+        mma) {
+  Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
+  mma(kb, kb.add(kb.mul(bx, kb.c(8 * kGemvWarps)), kb.mul(warp, kb.c(8))),
+      kb.mul(by, kb.c(16)),
+      MmaLane{kb.div(lane, kb.c(4)), kb.rem(lane, kb.c(4))});
+}
+
 /// One launch of 4-warp blocks that runs the GEMV (M < kMmaMinTokens, grid
-/// [ceil(N / 4), M]) or the tensor-core GEMM (grid [ceil(N / 32),
-/// ceil(M / 16)]): the branch is uniform, chosen on the host for the grid
-/// and again in the kernel, so decode pays for one launch.
+/// [ceil(N / 4), M], no shared memory) or the tensor-core GEMM (grid
+/// [ceil(N / tileN), ceil(M / tileM)], its dynamic shared memory): the
+/// branch is uniform, chosen on the host for the grid and the shared
+/// memory size and again in the kernel, so decode pays for one launch
+/// and the GEMM's shared memory does not limit the GEMV's occupancy.
 void emitLinearLaunch(
     OpBuilder &b, Location l, const LinearOperands &o,
     llvm::function_ref<void(KernelBuilder &, Value n, Value m, Value lane)>
         gemv,
-    llvm::function_ref<void(KernelBuilder &, Value n0, Value m0, MmaLane)>
-        mma) {
+    const MmaLaunch &mma) {
   KernelBuilder hk{b, l};
   Value small = hk.lt(o.M, hk.c(kMmaMinTokens));
   Value gx = arith::SelectOp::create(
       b, l, small, hk.c((o.N + kGemvWarps - 1) / kGemvWarps),
-      hk.c((o.N + 8 * kGemvWarps - 1) / (8 * kGemvWarps)));
-  Value gy =
-      arith::SelectOp::create(b, l, small, o.M, ceilDiv(b, l, o.M, hk.c(16)));
+      hk.c((o.N + mma.tileN - 1) / mma.tileN));
+  Value gy = arith::SelectOp::create(b, l, small, o.M,
+                                     ceilDiv(b, l, o.M, hk.c(mma.tileM)));
   gy = arith::MaxUIOp::create(b, l, gy, hk.c(1));
+  Value shared;
+  if (mma.sharedBytes > 0)
+    shared = arith::SelectOp::create(b, l, small, i32c(b, l, 0),
+                                     i32c(b, l, mma.sharedBytes));
   Value one = hk.c(1);
   mlir::gpu::LaunchOp launch =
-      makeLaunch(b, l, {gx, gy, one}, {hk.c(kGemvWarps * kWarp), one, one});
+      makeLaunch(b, l, {gx, gy, one}, {hk.c(kGemvWarps * kWarp), one, one},
+                 /*workgroup=*/{}, shared);
   OpBuilder::InsertionGuard g(b);
   b.setInsertionPoint(launch.getBody().front().getTerminator());
   KernelBuilder kb{b, l};
   Value tid = launch.getThreadIds().x;
-  Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
   Value bx = launch.getBlockIds().x, by = launch.getBlockIds().y;
   auto ifOp = scf::IfOp::create(b, l, kb.lt(o.M, kb.c(kMmaMinTokens)),
                                 /*withElse=*/true);
@@ -426,14 +895,23 @@ void emitLinearLaunch(
   // No token (M = 0) still launches one block row: it does nothing.
   auto hasToken = scf::IfOp::create(b, l, kb.lt(by, o.M), /*withElse=*/false);
   b.setInsertionPointToStart(hasToken.thenBlock());
+  Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
   gemv(kb, kb.add(kb.mul(bx, kb.c(kGemvWarps)), warp), by, lane);
   b.setInsertionPointToStart(ifOp.elseBlock());
-  mma(kb, kb.add(kb.mul(bx, kb.c(8 * kGemvWarps)), kb.mul(warp, kb.c(8))),
-      kb.mul(by, kb.c(16)),
-      MmaLane{kb.div(lane, kb.c(4)), kb.rem(lane, kb.c(4))});
+  Value smem;
+  if (mma.sharedBytes > 0) {
+    MLIRContext *ctx = b.getContext();
+    auto t = MemRefType::get(
+        {ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface(),
+        mlir::gpu::AddressSpaceAttr::get(ctx,
+                                         mlir::gpu::AddressSpace::Workgroup));
+    smem = sharedBase(b, l, mlir::gpu::DynamicSharedMemoryOp::create(b, l, t));
+  }
+  mma.body(kb, bx, by, tid, smem);
 }
 
-LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g) {
+LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g,
+                                   GemmKind gemm) {
   Location l = g.getLoc();
   auto attr = g->getAttrOfType<DictionaryAttr>(kKernelAttrName);
   int64_t bits = cast<IntegerAttr>(attr.get("bits")).getInt();
@@ -453,14 +931,24 @@ LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g) {
   o.N = codesT.getDimSize(0);
   o.rowBytes = codesT.getDimSize(1);
   o.K = cast<MemRefType>(x.getType()).getShape().back();
+  auto direct = [&](KernelBuilder &kb, Value bx, Value by, Value tid, Value) {
+    emitDirectMma(kb, bx, by, tid,
+                  [&](KernelBuilder &ik, Value n0, Value m0, MmaLane ml) {
+                    emitMmaA16Body(ik, o, n0, m0, ml, bits, group);
+                  });
+  };
+  auto tiled = [&](KernelBuilder &kb, Value bx, Value by, Value tid,
+                   Value smem) {
+    emitTiledA16Body(kb, o, bx, by, tid, smem, bits, group);
+  };
   emitLinearLaunch(
       b, l, o,
       [&](KernelBuilder &kb, Value n, Value m, Value lane) {
         emitGemvBody(kb, o, n, m, lane, bits, group);
       },
-      [&](KernelBuilder &kb, Value n0, Value m0, MmaLane ml) {
-        emitMmaA16Body(kb, o, n0, m0, ml, bits, group);
-      });
+      gemm == GemmKind::Direct
+          ? MmaLaunch{16, 8 * kGemvWarps, 0, direct}
+          : MmaLaunch{kTileM, kTileN, A16Shared(bits).bytes, tiled});
   g.erase();
   return success();
 }
@@ -738,7 +1226,8 @@ void emitMmaI8Body(KernelBuilder &kb, const LinearOperands &o, Value n0,
 
 /// The int8 matmul as the GEMV / tensor-core launch (K a multiple of 32 and
 /// identity layouts; else the generic stays).
-LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g) {
+LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g,
+                             GemmKind gemm) {
   Value x = g.getDpsInputs()[0], w = g.getDpsInputs()[1],
         out = g.getDpsInits()[0];
   auto wt = cast<MemRefType>(w.getType());
@@ -754,14 +1243,23 @@ LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g) {
   o.M = memref::DimOp::create(b, l, o.x, 0);
   o.N = wt.getDimSize(0);
   o.K = o.rowBytes = wt.getDimSize(1);
+  auto direct = [&](KernelBuilder &kb, Value bx, Value by, Value tid, Value) {
+    emitDirectMma(kb, bx, by, tid,
+                  [&](KernelBuilder &ik, Value n0, Value m0, MmaLane ml) {
+                    emitMmaI8Body(ik, o, n0, m0, ml);
+                  });
+  };
+  auto tiled = [&](KernelBuilder &kb, Value bx, Value by, Value tid,
+                   Value smem) { emitTiledI8Body(kb, o, bx, by, tid, smem); };
   emitLinearLaunch(
       b, l, o,
       [&](KernelBuilder &kb, Value n, Value m, Value lane) {
         emitGemvI8Body(kb, o, n, m, lane);
       },
-      [&](KernelBuilder &kb, Value n0, Value m0, MmaLane ml) {
-        emitMmaI8Body(kb, o, n0, m0, ml);
-      });
+      gemm == GemmKind::Direct
+          ? MmaLaunch{16, 8 * kGemvWarps, 0, direct}
+          : MmaLaunch{kTileM, kTileN, 2 * kStages * kTileM * kTilePitch,
+                      tiled});
   g.erase();
   return success();
 }
@@ -1272,6 +1770,11 @@ void wrapSingleThread(Operation *op);
 struct GPUFusedKernelsPass
     : PassWrapper<GPUFusedKernelsPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GPUFusedKernelsPass)
+  GPUFusedKernelsPass() = default;
+  GPUFusedKernelsPass(const GPUFusedKernelsPass &other)
+      : PassWrapper(other) {}
+  explicit GPUFusedKernelsPass(StringRef gemmKind) { gemm = gemmKind.str(); }
+
   StringRef getArgument() const final { return "qwen-gpu-fused-kernels"; }
   StringRef getDescription() const final {
     return "Implement the linalg.generic ops tagged qwen.gpu_kernel "
@@ -1283,7 +1786,26 @@ struct GPUFusedKernelsPass
              math::MathDialect, memref::MemRefDialect, vector::VectorDialect,
              LLVM::LLVMDialect, NVVM::NVVMDialect>();
   }
+  Option<std::string> gemm{
+      *this, "gemm",
+      llvm::cl::desc("Prefill GEMM of the fused linears: 'tiled' (block "
+                     "tiles through shared memory: cp.async, ldmatrix, "
+                     "mma.sync) or 'direct' (each warp loads its fragments "
+                     "from global memory)"),
+      llvm::cl::init("tiled")};
+
   void runOnOperation() override {
+    std::optional<GemmKind> gemmKind =
+        llvm::StringSwitch<std::optional<GemmKind>>(gemm)
+            .Case("tiled", GemmKind::Tiled)
+            .Case("direct", GemmKind::Direct)
+            .Default(std::nullopt);
+    if (!gemmKind) {
+      getOperation().emitError()
+          << "--qwen-gpu-fused-kernels: gemm='" << gemm
+          << "' is not a GEMM kind (expected 'tiled' or 'direct')";
+      return signalPassFailure();
+    }
     SmallVector<linalg::GenericOp> tagged, int8;
     getOperation().walk([&](linalg::GenericOp g) {
       if (g->hasAttr(kKernelAttrName) && g.hasPureBufferSemantics())
@@ -1313,10 +1835,10 @@ struct GPUFusedKernelsPass
       else if (kind && kind.getValue() == "lut_gemv")
         (void)emitLutGemv(b, g);
       else
-        (void)emitWeightOnlyLinear(b, g);
+        (void)emitWeightOnlyLinear(b, g, *gemmKind);
     }
     for (linalg::GenericOp g : int8)
-      (void)emitInt8Matmul(b, g);
+      (void)emitInt8Matmul(b, g, *gemmKind);
     SmallVector<linalg::GenericOp> reductions;
     getOperation().walk([&](linalg::GenericOp g) {
       if (g.hasPureBufferSemantics() &&
@@ -1918,8 +2440,8 @@ void tagRoPEGPU(OpBuilder &b, Operation *rope, int64_t headDim) {
                      b.getNamedAttr("head_dim", b.getI64IntegerAttr(headDim))}));
 }
 
-std::unique_ptr<Pass> createGPUFusedKernelsPass() {
-  return std::make_unique<GPUFusedKernelsPass>();
+std::unique_ptr<Pass> createGPUFusedKernelsPass(llvm::StringRef gemm) {
+  return std::make_unique<GPUFusedKernelsPass>(gemm);
 }
 std::unique_ptr<Pass> createGPUMapKernelsPass() {
   return std::make_unique<GPUMapKernelsPass>();

@@ -1,8 +1,12 @@
-// RUN: qwen-opt %s --qwen-gpu-fused-kernels -split-input-file | FileCheck %s
+// RUN: qwen-opt %s --qwen-gpu-fused-kernels -split-input-file | FileCheck %s --check-prefixes=CHECK,TILED
+// RUN: qwen-opt %s --qwen-gpu-fused-kernels=gemm=direct -split-input-file | FileCheck %s --check-prefixes=CHECK,DIRECT
 
 // A weight-only linear tagged by --qwen-lower-model-to-linalg (4-bit codes,
 // groups of 32): one launch of 4-warp blocks whose grid and body pick the
-// GEMV (fewer than 16 tokens) or the tensor-core GEMM.
+// GEMV (fewer than 16 tokens) or the tensor-core GEMM. The tiled GEMM
+// (default) asks for its dynamic shared memory only for prefill: 3 stages
+// of x (64 x 32 f32, 8 KB) and codes (64 x 16 bytes), the f16 tiles of x
+// and W (64 rows of 80 bytes): 37888 bytes.
 #x = affine_map<(d0, d1, d2) -> (d0, d2)>
 #w = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 2)>
 #s = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 32)>
@@ -11,7 +15,9 @@
 // CHECK: %[[M:.*]] = memref.dim %arg0, %c0
 // CHECK: %[[SMALL:.*]] = arith.cmpi ult, %[[M]], %c16
 // CHECK: arith.select %[[SMALL]]
-// CHECK: gpu.launch
+// TILED: %[[SH:.*]] = arith.select %[[SMALL]], %c0_i32, %c37888_i32 : i32
+// TILED: gpu.launch {{.*}} dynamic_shared_memory_size %[[SH]]
+// DIRECT: gpu.launch
 // CHECK:   scf.if
 // GEMV: 128-bit invariant loads of the codes and of x, sign extension by
 // shifts, FMAs, scaled per group, butterfly shuffles.
@@ -23,9 +29,43 @@
 // CHECK:     memref.load %arg2
 // CHECK:     gpu.shuffle xor
 // CHECK:   } else {
-// CHECK:     arith.truncf {{.*}} : vector<2xf32> to vector<2xf16>
-// CHECK:     arith.sitofp {{.*}} : i32 to f16
-// CHECK:     nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
+// Direct: each warp builds its fragments from global memory.
+// DIRECT:     arith.truncf {{.*}} : vector<2xf32> to vector<2xf16>
+// DIRECT:     arith.sitofp {{.*}} : i32 to f16
+// DIRECT:     nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
+// Tiled: the prologue stages 0 and 1 (K = 64: two stages, the second
+// issued and committed, then an empty group), 16-byte cp.async.cg with a
+// src-size (zero fill at the tails); the 4-bit codes are 64 chunks, so
+// only threads 0..63 copy one.
+// TILED:     gpu.dynamic_shared_memory
+// TILED:     nvvm.cp.async.shared.global {{.*}}, 16, cache =  cg, %{{.*}} : !llvm.ptr<3>, !llvm.ptr<1>, i32
+// TILED:     scf.if
+// TILED:       nvvm.cp.async.shared.global
+// TILED:     nvvm.cp.async.commit.group
+// TILED:     nvvm.cp.async.commit.group
+// TILED:     scf.for {{.*}} to %c2{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)
+// TILED:       nvvm.cp.async.wait.group 1
+// TILED-NEXT:  gpu.barrier
+// TILED:       scf.if
+// TILED:         nvvm.cp.async.shared.global
+// TILED:       nvvm.cp.async.commit.group
+// The next stage's group scale, then x rounded to f16 and the codes
+// dequantized (times the scale) into the f16 tiles, a barrier.
+// TILED:       memref.load %arg2
+// TILED:       llvm.load {{.*}} : !llvm.ptr<3> -> vector<4xf32>
+// TILED:       arith.truncf {{.*}} : vector<4xf32> to vector<4xf16>
+// TILED:       llvm.store {{.*}} : vector<4xf16>, !llvm.ptr<3>
+// TILED:       llvm.load {{.*}} : !llvm.ptr<3> -> vector<2xi32>
+// TILED:       arith.sitofp {{.*}} : vector<8xi32> to vector<8xf32>
+// TILED:       arith.mulf
+// TILED:       arith.truncf {{.*}} : vector<8xf32> to vector<8xf16>
+// TILED:       llvm.store {{.*}} : vector<8xf16>, !llvm.ptr<3>
+// TILED:       gpu.barrier
+// Per k step of 16: two ldmatrix.x4 for A, two for B, eight mma.sync.
+// TILED-COUNT-4: nvvm.ldmatrix {{.*}} {eltType = #nvvm.ld_st_matrix_elt_type<b16>, layout = #nvvm.mma_layout<row>, num = 4 : i32, shape = #nvvm.ld_st_matrix_shape<m = 8, n = 8>} : (!llvm.ptr<3>) -> !llvm.struct<(i32, i32, i32, i32)>
+// TILED-COUNT-8: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
+// TILED:       nvvm.ldmatrix
+// TILED:       scf.yield
 // CHECK-NOT: linalg.generic
 func.func @woq(%x: memref<?x64xf32>, %c: memref<16x32xui8>, %s: memref<16x2xf32>,
                %y: memref<?x16xf32>) {
@@ -68,7 +108,17 @@ func.func @woq(%x: memref<?x64xf32>, %c: memref<16x32xui8>, %s: memref<16x2xf32>
 // CHECK: gpu.launch
 // CHECK:   nvvm.dot.accumulate.4way {{.*}} <signed>, {{.*}} <signed>
 // CHECK:   gpu.shuffle xor
-// CHECK:   nvvm.mma.sync {{.*}} {intOverflowBehavior = #nvvm.mma_int_overflow<wrapped>, layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<s8>, multiplicandBPtxType = #nvvm.mma_type<s8>, shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// DIRECT:  nvvm.mma.sync {{.*}} {intOverflowBehavior = #nvvm.mma_int_overflow<wrapped>, layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<s8>, multiplicandBPtxType = #nvvm.mma_type<s8>, shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// Tiled: K = 64 is one stage of 64 bytes a row; q_x and the codes go from
+// the cp.async stages straight to ldmatrix, two m16n8k32 steps a stage.
+// TILED:   nvvm.cp.async.shared.global
+// TILED:   scf.for
+// TILED:     nvvm.cp.async.wait.group 1
+// TILED-COUNT-4: nvvm.ldmatrix
+// TILED-COUNT-8: nvvm.mma.sync {{.*}} {intOverflowBehavior = #nvvm.mma_int_overflow<wrapped>, layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<s8>, multiplicandBPtxType = #nvvm.mma_type<s8>, shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// TILED-COUNT-4: nvvm.ldmatrix
+// TILED-COUNT-8: nvvm.mma.sync
+// TILED:     scf.yield
 // CHECK-NOT: linalg.generic
 func.func @int8(%x: memref<?x64xi8>, %w: memref<16x64xi8>, %y: memref<?x16xi32>) {
   linalg.generic {indexing_maps = [#x, #w, #o],

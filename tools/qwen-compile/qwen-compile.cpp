@@ -88,6 +88,18 @@ int main(int argc, char **argv) {
       cl::desc("CUDA targets: the ptxas that assembles model.cubin (default: "
                "$CUDA_HOME/bin, /usr/local/cuda/bin, then PATH)"),
       cl::value_desc("path"), cl::cat(cat));
+  enum class GpuGemm { Tiled, Direct };
+  cl::opt<GpuGemm> gpuGemm(
+      "gpu-gemm",
+      cl::desc("CUDA targets: the prefill GEMM of the quantized linears"),
+      cl::values(clEnumValN(GpuGemm::Tiled, "tiled",
+                            "block tiles staged through shared memory "
+                            "(cp.async, ldmatrix, mma.sync; default)"),
+                 clEnumValN(GpuGemm::Direct, "direct",
+                            "each warp loads its mma fragments from global "
+                            "memory (the reference to check 'tiled' "
+                            "against)")),
+      cl::init(GpuGemm::Tiled), cl::cat(cat));
   cl::opt<std::string> tokenizer(
       "tokenizer", cl::desc("HF tokenizer.json to put into the bundle"),
       cl::value_desc("file"), cl::cat(cat));
@@ -160,6 +172,7 @@ int main(int argc, char **argv) {
   o.printAssignment = printAssignment;
   o.emit = emit;
   o.ptxas = ptxas;
+  o.gpuGemm = gpuGemm == GpuGemm::Tiled ? "tiled" : "direct";
   o.optLevel = optLevel;
   o.keepWork = keepWork;
   o.reassociate = reassoc;

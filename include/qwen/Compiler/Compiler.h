@@ -35,6 +35,9 @@ struct Options {
   /// CUDA targets: the ptxas to assemble model.cubin with (empty: search
   /// $CUDA_HOME/bin, /usr/local/cuda/bin, PATH).
   std::string ptxas;
+  /// CUDA targets: the prefill GEMM of the fused linears, "tiled" or
+  /// "direct" (--qwen-gpu-fused-kernels gemm=, see GPUKernels.h).
+  std::string gpuGemm = "tiled";
   std::string recipe = "fp32";
   std::string tokenizer;      // optional tokenizer.json copied into the bundle
   Emit emit = Emit::Bundle;

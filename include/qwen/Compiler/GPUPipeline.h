@@ -36,10 +36,12 @@ std::optional<std::string> findPtxas(llvm::StringRef explicitPath,
 /// Adds the passes from linalg on tensors (the entry function named
 /// `qwen_model_main` with llvm.emit_c_interface) to the LLVM dialect: one
 /// gpu.module of NVVM kernels for `arch`, serialized to PTX (a gpu.binary of
-/// format isa), and host code calling the mgpu* runtime functions.
+/// format isa), and host code calling the mgpu* runtime functions. `gemm`
+/// picks the prefill GEMM of the fused linears ("tiled" or "direct").
 mlir::LogicalResult buildGPULoweringPipeline(mlir::OpPassManager &pm,
                                              llvm::StringRef arch,
-                                             int optLevel);
+                                             int optLevel,
+                                             llvm::StringRef gemm = "tiled");
 
 /// The PTX of the module's single gpu.binary (after the pipeline).
 std::optional<std::string> getPTX(mlir::ModuleOp m);

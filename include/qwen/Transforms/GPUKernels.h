@@ -92,8 +92,13 @@ lowerCodebookLinearGPU(mlir::OpBuilder &b, mlir::Location l, mlir::Value codes,
                        int64_t booksPerRow, mlir::Value x, mlir::Value bias,
                        mlir::RankedTensorType rt);
 
-/// --qwen-gpu-fused-kernels (module; bufferized IR).
-std::unique_ptr<mlir::Pass> createGPUFusedKernelsPass();
+/// --qwen-gpu-fused-kernels (module; bufferized IR). `gemm` is its option
+/// of the same name: the prefill GEMM of the fused linears, "tiled" (block
+/// tiles staged through shared memory by cp.async, ldmatrix, mma.sync) or
+/// "direct" (the simpler kernel whose warps load their mma fragments from
+/// global memory, kept to check the tiled one against).
+std::unique_ptr<mlir::Pass>
+createGPUFusedKernelsPass(llvm::StringRef gemm = "tiled");
 /// --qwen-gpu-map-kernels (module; after convert-linalg-to-parallel-loops).
 std::unique_ptr<mlir::Pass> createGPUMapKernelsPass();
 /// Registers both for qwen-opt.
