@@ -153,9 +153,12 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, llvm::StringRef arch,
     return failure();
   pm.addPass(std::make_unique<MergeGPUModulesPass>());
   std::string o = std::to_string(std::clamp(optLevel, 0, 3));
+  // The 2:4 kernels' mma.sp m16n8k32 .f16 needs PTX ISA 7.1; LLVM writes
+  // 7.0 for sm_80 unless told (7.1 and up for the others).
+  std::string features = arch == "sm_80" ? " features=+ptx71" : "";
   if (failed(add("func.func(gpu-async-region),"
                  "nvvm-attach-target{chip=" +
-                 arch.str() + " O=" + o +
+                 arch.str() + " O=" + o + features +
                  "},"
                  "convert-vector-to-scf,expand-strided-metadata,lower-affine,"
                  "convert-scf-to-cf,convert-math-to-llvm,"

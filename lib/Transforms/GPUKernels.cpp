@@ -211,6 +211,49 @@ Value warpSum(OpBuilder &b, Location l, Value v) {
   return v;
 }
 
+/// The frame of a warp-per-(token m, channel n) GEMV: lane L takes the
+/// `perLane`-column blocks k0 = perLane (L + 32 i) of row n; `block(k0)`
+/// returns a block's unscaled dot product (a block lies in one scale group,
+/// as groups are multiples of 32 >= perLane), scaled by its group's scale
+/// and summed per lane; a butterfly shuffle reduction, and lane 0 applies
+/// a per-channel / per-tensor scale and adds into out[m, n].
+void emitGemvFrame(KernelBuilder &kb, const LinearOperands &o, Value n,
+                   Value m, Value lane, int64_t perLane, int64_t group,
+                   llvm::function_ref<Value(Value k0)> block) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  auto ifOp = scf::IfOp::create(b, l, kb.lt(n, kb.c(o.N)), /*withElse=*/false);
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  auto loop =
+      scf::ForOp::create(b, l, kb.mul(lane, kb.c(perLane)), kb.c(o.K),
+                         kb.c(perLane * kWarp), ValueRange{f32c(b, l, 0)});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    Value sum = block(k0);
+    Value acc = loop.getRegionIterArgs()[0];
+    acc = group > 0
+              ? math::FmaOp::create(
+                    b, l, sum,
+                    loadScale(b, l, o.scales, n, kb.div(k0, kb.c(group))), acc)
+                    .getResult()
+              : arith::AddFOp::create(b, l, acc, sum).getResult();
+    scf::YieldOp::create(b, l, acc);
+  }
+  Value acc = warpSum(b, l, loop.getResult(0));
+  auto store = scf::IfOp::create(
+      b, l,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+      /*withElse=*/false);
+  b.setInsertionPointToStart(store.thenBlock());
+  if (group == 0)
+    acc =
+        arith::MulFOp::create(b, l, acc, loadScale(b, l, o.scales, n, kb.c(0)));
+  accumulateOut(b, l, o.out, m, n, acc);
+}
+
 /// Decode (few tokens): one warp per output channel n of token m. Each lane
 /// owns 16-byte blocks of W[n, :] (32 4-bit / 16 8-bit codes, all in one
 /// scale group since groups are multiples of 32): ld.global.nc.v4 of the
@@ -222,20 +265,11 @@ void emitGemvBody(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
   OpBuilder &b = kb.b;
   Location l = kb.l;
   Type i32 = b.getI32Type(), f32 = b.getF32Type();
-  auto ifOp = scf::IfOp::create(b, l, kb.lt(n, kb.c(o.N)), /*withElse=*/false);
-  OpBuilder::InsertionGuard g(b);
-  b.setInsertionPointToStart(ifOp.thenBlock());
   Value codeBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x);
   Value codeRow = kb.mul(n, kb.c(o.rowBytes));
   Value xRow = kb.mul(m, kb.c(o.K * 4));
   int64_t perLane = kLaneBytes * 8 / bits;
-  auto loop =
-      scf::ForOp::create(b, l, kb.mul(lane, kb.c(perLane)), kb.c(o.K),
-                         kb.c(perLane * kWarp), ValueRange{f32c(b, l, 0)});
-  {
-    OpBuilder::InsertionGuard ig(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value k0 = loop.getInductionVar();
+  emitGemvFrame(kb, o, n, m, lane, perLane, group, [&](Value k0) {
     Value words = kb.load(
         codeBase, kb.add(codeRow, kb.div(kb.mul(k0, kb.c(bits)), kb.c(8))),
         VectorType::get({4}, i32), 16);
@@ -256,26 +290,8 @@ void emitGemvBody(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
         }
       }
     }
-    Value sum = arith::AddFOp::create(b, l, part[0], part[1]);
-    Value acc = loop.getRegionIterArgs()[0];
-    acc = group > 0
-              ? math::FmaOp::create(
-                    b, l, sum,
-                    loadScale(b, l, o.scales, n, kb.div(k0, kb.c(group))), acc)
-                    .getResult()
-              : arith::AddFOp::create(b, l, acc, sum).getResult();
-    scf::YieldOp::create(b, l, acc);
-  }
-  Value acc = warpSum(b, l, loop.getResult(0));
-  auto store = scf::IfOp::create(
-      b, l,
-      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
-      /*withElse=*/false);
-  b.setInsertionPointToStart(store.thenBlock());
-  if (group == 0)
-    acc =
-        arith::MulFOp::create(b, l, acc, loadScale(b, l, o.scales, n, kb.c(0)));
-  accumulateOut(b, l, o.out, m, n, acc);
+    return arith::AddFOp::create(b, l, part[0], part[1]).getResult();
+  });
 }
 
 /// Coordinates of a thread in an mma.sync m16n8kK tile: groupID (lane / 4)
@@ -949,6 +965,256 @@ LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g,
       gemm == GemmKind::Direct
           ? MmaLaunch{16, 8 * kGemvWarps, 0, direct}
           : MmaLaunch{kTileM, kTileN, A16Shared(bits).bytes, tiled});
+  g.erase();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// 2:4 sparse weights
+//===----------------------------------------------------------------------===//
+//
+// Layout (LowerONNXToLinalg.cpp, linearSparse24): row n keeps cols / 2
+// codes ("slots"), slot j packed LSB first in codes[n] like a dense row of
+// cols / 2 codes, and its 2-bit position in mask[n] (4 a byte, LSB first):
+// slot j is input 4 (j / 2) + pos(j). The quantizer (compress24) writes the
+// two positions of a group of 4 distinct and ascending, as mma.sp needs.
+//
+// Where it pays: the codes and the positions are (bits / 2 + 1) / bits of
+// the dense codes' bytes (5/8 at 4 bits, 9/16 at 8 bits), so the decode
+// GEMV, bound by the weight bytes it reads, reads that much less; mma.sp
+// does half the tensor-core math of the dense mma for the same tile. Where
+// it does not: the GEMV still reads the whole x row (x is small and shared
+// by the warps of a block, in L1), and selecting x by the position costs
+// three selects per weight; the prefill here builds its fragments from
+// global memory (like gemm=direct for dense weights), so it is bound by
+// the fragment loads rather than by the halved math until it gets the tiled
+// GEMM's cp.async / shared-memory staging.
+
+/// x[4 g + pos] from the v4 `xg` = x[4 g .. 4 g + 3], pos an i32 in 0..3: a
+/// select chain (a dynamic vector index would spill the vector to local
+/// memory).
+Value selectByPos(OpBuilder &b, Location l, Value xg, Value pos) {
+  Value v = vector::ExtractOp::create(b, l, xg, 0);
+  for (int64_t i = 1; i < 4; ++i)
+    v = arith::SelectOp::create(
+        b, l,
+        arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, pos,
+                              i32c(b, l, i)),
+        vector::ExtractOp::create(b, l, xg, i), v);
+  return v;
+}
+
+/// Decode on a 2:4 weight: the dense GEMV's frame (a warp per channel n of
+/// token m) over blocks of 32 inputs = 16 slots a lane: 8 (4-bit) or 16
+/// (8-bit) bytes of kept codes and 4 bytes of positions (read-only loads),
+/// the 32 inputs of x as eight v4 loads, and per slot the code times x at
+/// its position.
+void emitSparseGemvBody(KernelBuilder &kb, const LinearOperands &o,
+                        Value mask, Value n, Value m, Value lane,
+                        int64_t bits, int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  Value codeBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x),
+        maskBase = globalBase(b, l, mask);
+  Value codeRow = kb.mul(n, kb.c(o.rowBytes));
+  Value maskRow = kb.mul(n, kb.c(o.K / 8));
+  Value xRow = kb.mul(m, kb.c(o.K * 4));
+  int64_t words = 16 * bits / 32, perWord = 32 / bits;
+  emitGemvFrame(kb, o, n, m, lane, /*perLane=*/32, group, [&](Value k0) {
+    // Slot k0 / 2: codes at byte k0 / 2 * bits / 8, positions at k0 / 8.
+    Value cw = kb.load(codeBase,
+                       kb.add(codeRow, kb.div(kb.mul(k0, kb.c(bits)), kb.c(16))),
+                       VectorType::get({words}, i32), 4 * words);
+    Value pw = kb.load(maskBase, kb.add(maskRow, kb.div(k0, kb.c(8))), i32, 4);
+    Value xOff = kb.add(xRow, kb.mul(k0, kb.c(4)));
+    Value part[2] = {f32c(b, l, 0), f32c(b, l, 0)};
+    Value xg;
+    for (int64_t j = 0; j < 16; ++j) {
+      if (j % 2 == 0)
+        xg = kb.load(xBase, kb.add(xOff, kb.c(j / 2 * 16)),
+                     VectorType::get({4}, f32), 16);
+      Value word = vector::ExtractOp::create(b, l, cw, j / perWord);
+      Value cf = arith::SIToFPOp::create(b, l, f32,
+                                         kb.field(word, j % perWord, bits));
+      Value pos = arith::AndIOp::create(
+          b, l, arith::ShRUIOp::create(b, l, pw, i32c(b, l, 2 * j)),
+          i32c(b, l, 3));
+      part[j & 1] =
+          math::FmaOp::create(b, l, cf, selectByPos(b, l, xg, pos), part[j & 1]);
+    }
+    return arith::AddFOp::create(b, l, part[0], part[1]).getResult();
+  });
+}
+
+/// Channels and tokens of a block of the mma.sp prefill: 4 warps, each 16
+/// channels x 16 tokens.
+constexpr int64_t kSpTileN = 64, kSpTileM = 16;
+
+/// Prefill on a 2:4 weight with mma.sp.sync.aligned.m16n8k32.row.col f32
+/// .f16.f16.f32: out^T = W x^T with the weight as the sparse A operand (16
+/// channels x 32 inputs, 2:4 along the inputs as the hardware wants) and x^T
+/// as B (32 inputs x 8 tokens). A warp computes 16 channels (n0 + gid,
+/// + 8) x 16 tokens (two mma.sp sharing A and the metadata) per k step of
+/// 32 inputs = 16 slots. Fragments (PTX ISA, "Matrix Fragments for sparse
+/// mma.m16n8k32 with .f16 type" and its metadata figure):
+///  * A (the 16 x 16 kept values): as the dense m16n8k16 A, registers a0..a3
+///    = slots 2 tig (+1) of rows gid, gid + 8, then slots 2 tig + 8 (+9):
+///    the codes as f16 (exact), times the group scale (rounded once) when
+///    scaled per group;
+///  * metadata: a row's 16 two-bit positions of a k step are the 32 mask
+///    bits at byte k0 / 8 of the row; with sparsity selector 0 threads tig
+///    = 0, 1 supply them, thread (gid, tig) the 16 bits of half tig of row
+///    gid (low half-word) and of row gid + 8 (high);
+///  * B: registers b0..b3 = x[token gid][k0 + 2 tig + 8 i (+1)], rounded;
+///  * C / D: c0, c1 = channel gid, tokens 2 tig (+1); c2, c3 = channel gid
+///    + 8.
+/// Out-of-range channels and tokens read a clamped row and are not stored.
+void emitSparseMmaBody(KernelBuilder &kb, const LinearOperands &o, Value mask,
+                       Value bx, Value by, Value tid, int64_t bits,
+                       int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  MLIRContext *ctx = b.getContext();
+  Type f16 = b.getF16Type(), f32 = b.getF32Type(), i32 = b.getI32Type();
+  auto h2 = VectorType::get({2}, f16);
+  Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
+  MmaLane ml{kb.div(lane, kb.c(4)), kb.rem(lane, kb.c(4))};
+  Value n0 = kb.add(kb.mul(bx, kb.c(kSpTileN)), kb.mul(warp, kb.c(16)));
+  Value m0 = kb.mul(by, kb.c(kSpTileM));
+  Value codeBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x),
+        maskBase = globalBase(b, l, mask);
+  Value mLast = arith::SubIOp::create(b, l, o.M, kb.c(1));
+  Value rowA[2] = {kb.min(kb.add(n0, ml.gid), kb.c(o.N - 1)),
+                   kb.min(kb.add(n0, kb.add(ml.gid, kb.c(8))), kb.c(o.N - 1))};
+  Value tokB[2] = {kb.min(kb.add(m0, ml.gid), mLast),
+                   kb.min(kb.add(m0, kb.add(ml.gid, kb.c(8))), mLast)};
+  Value half = kb.rem(ml.tig, kb.c(2));
+  Value zero = f32c(b, l, 0);
+  auto loop = scf::ForOp::create(b, l, kb.c(0), kb.c(o.K), kb.c(32),
+                                 SmallVector<Value>(8, zero));
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    Value slot0 = kb.add(kb.div(k0, kb.c(2)), kb.mul(ml.tig, kb.c(2)));
+    SmallVector<Value> a;
+    for (int64_t r = 0; r < 4; ++r) {
+      Value row = rowA[r & 1];
+      Value slot = kb.add(slot0, kb.c(r >= 2 ? 8 : 0));
+      // Both codes of the slot pair in one byte (4-bit) or two (8-bit).
+      Type t = bits == 4 ? Type(b.getI8Type()) : Type(b.getI16Type());
+      Value word = arith::ExtUIOp::create(
+          b, l, i32,
+          kb.load(codeBase,
+                  kb.add(kb.mul(row, kb.c(o.rowBytes)),
+                         kb.div(kb.mul(slot, kb.c(bits)), kb.c(8))),
+                  t, bits == 4 ? 1 : 2));
+      Value pair = vector::FromElementsOp::create(
+          b, l, VectorType::get({2}, i32),
+          ValueRange{kb.field(word, 0, bits), kb.field(word, 1, bits)});
+      if (group > 0) {
+        Value s = loadScale(b, l, o.scales, row, kb.div(k0, kb.c(group)));
+        Value pf = arith::SIToFPOp::create(b, l, VectorType::get({2}, f32), pair);
+        pf = arith::MulFOp::create(
+            b, l, pf,
+            vector::BroadcastOp::create(b, l, VectorType::get({2}, f32), s));
+        a.push_back(arith::TruncFOp::create(b, l, h2, pf));
+      } else {
+        a.push_back(arith::SIToFPOp::create(b, l, h2, pair));
+      }
+    }
+    Value meta;
+    for (int64_t r = 0; r < 2; ++r) {
+      Value hw = arith::ExtUIOp::create(
+          b, l, i32,
+          kb.load(maskBase,
+                  kb.add(kb.mul(rowA[r], kb.c(o.K / 8)),
+                         kb.add(kb.div(k0, kb.c(8)), kb.mul(half, kb.c(2)))),
+                  b.getI16Type(), 2));
+      meta = r == 0 ? hw
+                    : arith::OrIOp::create(
+                          b, l, meta,
+                          arith::ShLIOp::create(b, l, hw, i32c(b, l, 16)))
+                          .getResult();
+    }
+    auto resT = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+    SmallVector<Value> next;
+    for (int64_t ti = 0; ti < 2; ++ti) {
+      SmallVector<Value> bf;
+      for (int64_t i = 0; i < 4; ++i) {
+        Value off = kb.mul(
+            kb.add(kb.mul(tokB[ti], kb.c(o.K)),
+                   kb.add(k0, kb.add(kb.mul(ml.tig, kb.c(2)), kb.c(8 * i)))),
+            kb.c(4));
+        bf.push_back(arith::TruncFOp::create(
+            b, l, h2, kb.load(xBase, off, VectorType::get({2}, f32), 8)));
+      }
+      Value d = NVVM::MmaSpOp::create(
+          b, l, resT, a, bf, loop.getRegionIterArgs().slice(4 * ti, 4), meta,
+          i32c(b, l, 0), {16, 8, 32}, std::nullopt,
+          std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16});
+      llvm::append_range(next, mmaResults(b, l, d));
+    }
+    scf::YieldOp::create(b, l, next);
+  }
+  for (int64_t ti = 0; ti < 2; ++ti)
+    for (int64_t i = 0; i < 4; ++i) {
+      Value m = kb.add(m0, kb.add(kb.c(8 * ti),
+                                  kb.add(kb.mul(ml.tig, kb.c(2)), kb.c(i & 1))));
+      Value n = kb.add(n0, kb.add(ml.gid, kb.c(i >= 2 ? 8 : 0)));
+      Value ok =
+          arith::AndIOp::create(b, l, kb.lt(m, o.M), kb.lt(n, kb.c(o.N)));
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(
+          scf::IfOp::create(b, l, ok, /*withElse=*/false).thenBlock());
+      Value v = loop.getResult(4 * ti + i);
+      if (group == 0)
+        v = arith::MulFOp::create(b, l, v,
+                                  loadScale(b, l, o.scales, n, kb.c(0)));
+      accumulateOut(b, l, o.out, m, n, v);
+    }
+}
+
+/// The 2:4 linear tagged by lowerSparse24LinearGPU: the sparse GEMV (M <
+/// kMmaMinTokens) or the mma.sp prefill, one launch. x is the memref the
+/// generic's body reads (it gathers x at the kept inputs); identity layouts
+/// only, else the generic stays.
+LogicalResult emitSparse24Linear(OpBuilder &b, linalg::GenericOp g) {
+  auto attr = g->getAttrOfType<DictionaryAttr>(kKernelAttrName);
+  int64_t bits = cast<IntegerAttr>(attr.get("bits")).getInt();
+  int64_t group = cast<IntegerAttr>(attr.get("group")).getInt();
+  if (g.getNumDpsInputs() != 4 || g.getNumDpsInits() != 1)
+    return failure();
+  Value x;
+  for (auto ld : g.getRegion().getOps<memref::LoadOp>())
+    x = ld.getMemRef();
+  Value codes = g.getDpsInputs()[1], mask = g.getDpsInputs()[2],
+        scales = g.getDpsInputs()[3], out = g.getDpsInits()[0];
+  if (!x || !llvm::all_of(ValueRange{x, codes, mask, scales, out},
+                          isIdentityMemRef))
+    return failure();
+  Location l = g.getLoc();
+  b.setInsertionPoint(g);
+  LinearOperands o;
+  o.x = collapseTo2D(b, l, x);
+  o.out = collapseTo2D(b, l, out);
+  o.codes = codes;
+  o.scales = scales;
+  o.M = memref::DimOp::create(b, l, o.x, 0);
+  o.N = cast<MemRefType>(codes.getType()).getDimSize(0);
+  o.rowBytes = cast<MemRefType>(codes.getType()).getDimSize(1);
+  o.K = cast<MemRefType>(x.getType()).getShape().back();
+  auto sparseMma = [&](KernelBuilder &kb, Value bx, Value by, Value tid,
+                       Value) {
+    emitSparseMmaBody(kb, o, mask, bx, by, tid, bits, group);
+  };
+  emitLinearLaunch(
+      b, l, o,
+      [&](KernelBuilder &kb, Value n, Value m, Value lane) {
+        emitSparseGemvBody(kb, o, mask, n, m, lane, bits, group);
+      },
+      MmaLaunch{kSpTileM, kSpTileN, 0, sparseMma});
   g.erase();
   return success();
 }
@@ -1834,6 +2100,8 @@ struct GPUFusedKernelsPass
         (void)emitRoPE(b, g);
       else if (kind && kind.getValue() == "lut_gemv")
         (void)emitLutGemv(b, g);
+      else if (kind && kind.getValue() == "sparse24")
+        (void)emitSparse24Linear(b, g);
       else
         (void)emitWeightOnlyLinear(b, g, *gemmKind);
     }
@@ -2339,6 +2607,96 @@ FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
   g->setAttr(kKernelAttrName,
              b.getDictionaryAttr(
                  {b.getNamedAttr("kind", b.getStringAttr("woq_gemv")),
+                  b.getNamedAttr("bits", b.getI64IntegerAttr(bits)),
+                  b.getNamedAttr("group", b.getI64IntegerAttr(
+                                              q.gran == 2 ? q.group : 0))}));
+  Value y = g.getResult(0);
+  if (y.getType() != rt)
+    y = tensor::CastOp::create(b, l, rt, y);
+  return y;
+}
+
+FailureOr<Value> lowerSparse24LinearGPU(OpBuilder &b, Location l,
+                                        const WeightOnlyDesc &q, Value mask,
+                                        Value x, Value bias,
+                                        RankedTensorType rt) {
+  auto ct = dyn_cast<RankedTensorType>(q.codes.getType());
+  auto mt = dyn_cast<RankedTensorType>(mask.getType());
+  auto st = dyn_cast<RankedTensorType>(q.scales.getType());
+  if (!weightOnlyGPUSupports(q) ||
+      !gpuLinearOperandsOk(x, bias, rt, q.rows, q.cols) || !ct ||
+      !ct.hasStaticShape() || !ct.getElementType().isInteger(8) ||
+      ct.getRank() != 2 || ct.getDimSize(1) * 16 != q.cols * q.bits || !mt ||
+      !mt.hasStaticShape() || !mt.getElementType().isInteger(8) ||
+      mt.getRank() != 2 || mt.getDimSize(1) * 8 != q.cols || !st ||
+      !(st.getElementType().isF32() || st.getElementType().isF16()))
+    return failure();
+  MLIRContext *ctx = b.getContext();
+  int64_t r = rt.getRank(), slots = q.cols / 2, bits = q.bits;
+  Type f32 = b.getF32Type();
+  LinearInit li = linearInit(b, l, x, bias, q.rows);
+  // dims: tokens (r - 1), n, j (the kept slots; the extent comes from a
+  // [cols / 2] placeholder input indexed by j, as linearSparse24 does).
+  AffineExpr n = getAffineDimExpr(r - 1, ctx), j = getAffineDimExpr(r, ctx);
+  AffineExpr zero = getAffineConstantExpr(0, ctx);
+  // A slot's group: slots 2g, 2g + 1 lie in inputs 4g .. 4g + 3, so group
+  // G (a multiple of 4) holds slots [G/2 * i, G/2 * (i + 1)).
+  AffineMap sm = st.getRank() == 1
+                     ? AffineMap::get(r + 1, 0, {zero}, ctx)
+                     : AffineMap::get(
+                           r + 1, 0,
+                           {n, q.gran == 2 ? j.floorDiv(q.group / 2) : zero},
+                           ctx);
+  Value placeholder = tensor::EmptyOp::create(
+      b, l, ArrayRef<int64_t>{slots}, b.getI8Type());
+  auto g = linalg::GenericOp::create(
+      b, l, TypeRange{li.init.getType()},
+      ValueRange{placeholder, q.codes, mask, q.scales}, ValueRange{li.init},
+      {AffineMap::get(r + 1, 0, {j}, ctx),
+       AffineMap::get(r + 1, 0, {n, j.floorDiv(8 / bits)}, ctx),
+       AffineMap::get(r + 1, 0, {n, j.floorDiv(4)}, ctx), sm, li.outMap},
+      li.iterators, [&](OpBuilder &nb, Location nl, ValueRange a) {
+        SmallVector<Value> iv;
+        for (int64_t i = 0; i <= r; ++i)
+          iv.push_back(linalg::IndexOp::create(nb, nl, i));
+        Value jj = iv[r];
+        // The input of slot j: 4 (j / 2) + its 2-bit position (field j % 4
+        // of the mask byte, LSB first).
+        Value pos = arith::IndexCastOp::create(
+            nb, nl, nb.getIndexType(),
+            arith::AndIOp::create(
+                nb, nl,
+                arith::ShRUIOp::create(
+                    nb, nl, codeOf(nb, nl, a[2], idx(nb, nl, 0), 8),
+                    arith::IndexCastOp::create(
+                        nb, nl, nb.getI32Type(),
+                        arith::MulIOp::create(
+                            nb, nl,
+                            arith::RemUIOp::create(nb, nl, jj, idx(nb, nl, 4)),
+                            idx(nb, nl, 2)))),
+                i32c(nb, nl, 3)));
+        Value col = arith::AddIOp::create(
+            nb, nl,
+            arith::MulIOp::create(
+                nb, nl, arith::DivUIOp::create(nb, nl, jj, idx(nb, nl, 2)),
+                idx(nb, nl, 4)),
+            pos);
+        SmallVector<Value> xi(iv.begin(), iv.begin() + (r - 1));
+        xi.push_back(col);
+        Value xv = tensor::ExtractOp::create(nb, nl, x, xi);
+        Value c =
+            arith::SIToFPOp::create(nb, nl, f32, codeOf(nb, nl, a[1], jj, bits));
+        Value s = a[3].getType().isF32()
+                      ? a[3]
+                      : arith::ExtFOp::create(nb, nl, f32, a[3]).getResult();
+        Value p = arith::MulFOp::create(
+            nb, nl, xv, arith::MulFOp::create(nb, nl, c, s));
+        linalg::YieldOp::create(
+            nb, nl, arith::AddFOp::create(nb, nl, a[4], p).getResult());
+      });
+  g->setAttr(kKernelAttrName,
+             b.getDictionaryAttr(
+                 {b.getNamedAttr("kind", b.getStringAttr("sparse24")),
                   b.getNamedAttr("bits", b.getI64IntegerAttr(bits)),
                   b.getNamedAttr("group", b.getI64IntegerAttr(
                                               q.gran == 2 ? q.group : 0))}));

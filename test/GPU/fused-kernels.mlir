@@ -471,3 +471,83 @@ func.func @lut(%x: memref<?x64xf32>, %c: memref<16x32xui8>, %t: memref<32x16xf16
   }
   return
 }
+
+// -----
+
+// A 2:4 sparse linear tagged by lowerSparse24LinearGPU (4-bit kept codes,
+// groups of 32 inputs = 16 slots): one launch; decode is the sparse GEMV
+// (a warp per channel, lanes over blocks of 32 inputs = 16 slots: 8 bytes of
+// codes and 4 of positions, x selected by position), prefill mma.sp
+// m16n8k32 with the positions as the metadata (grid of 64 channels x 16
+// tokens, no shared memory).
+#p = affine_map<(d0, d1, d2) -> (d2)>
+#c = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 2)>
+#m = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 4)>
+#s = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 16)>
+#o = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @sparse24
+// CHECK: gpu.launch
+// CHECK-NOT: dynamic_shared_memory_size
+// CHECK:   scf.if
+// CHECK:     scf.for {{.*}} step %c1024
+// CHECK:       llvm.load {{.*}} invariant {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
+// CHECK:       llvm.load {{.*}} invariant {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// CHECK:       llvm.load {{.*}} invariant {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xf32>
+// CHECK:       arith.shrui
+// CHECK:       arith.select
+// CHECK:       math.fma
+// CHECK:     gpu.shuffle xor
+// CHECK:   } else {
+// CHECK:     scf.for {{.*}} step %c32
+// CHECK:       arith.truncf {{.*}} : vector<2xf32> to vector<2xf16>
+// CHECK:       llvm.load {{.*}} invariant {alignment = 2 : i64} : !llvm.ptr<1> -> i16
+// CHECK:       nvvm.mma.sp.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] sparseMetadata[%{{.*}}] selector[%c0_i32{{.*}}] {shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// CHECK:       nvvm.mma.sp.sync
+// CHECK-NOT: linalg.generic
+func.func @sparse24(%x: memref<?x64xf32>, %slots: memref<32xi8>, %c: memref<16x16xui8>,
+                    %mk: memref<16x8xui8>, %s: memref<16x2xf32>, %y: memref<?x16xf32>) {
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  linalg.generic {indexing_maps = [#p, #c, #m, #s, #o],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%slots, %c, %mk, %s : memref<32xi8>, memref<16x16xui8>, memref<16x8xui8>, memref<16x2xf32>)
+      outs(%y : memref<?x16xf32>)
+      attrs = {qwen.gpu_kernel = {kind = "sparse24", bits = 4 : i64, group = 32 : i64}} {
+  // The meaning: slot j of row n is input 4 (j / 2) + pos (2 bits of the
+  // mask byte); the pass reads the attribute, the operands and the memref
+  // the body gathers x from.
+  ^bb0(%u: i8, %b: ui8, %pm: ui8, %sc: f32, %acc: f32):
+    %tok = linalg.index 0 : index
+    %j = linalg.index 2 : index
+    %c3i = arith.constant 3 : i32
+    %pmi = builtin.unrealized_conversion_cast %pm : ui8 to i8
+    %pw = arith.extui %pmi : i8 to i32
+    %jr = arith.remui %j, %c4 : index
+    %sh = arith.muli %jr, %c2 : index
+    %shi = arith.index_cast %sh : index to i32
+    %ps = arith.shrui %pw, %shi : i32
+    %pos = arith.andi %ps, %c3i : i32
+    %posx = arith.index_cast %pos : i32 to index
+    %g = arith.divui %j, %c2 : index
+    %g4 = arith.muli %g, %c4 : index
+    %col = arith.addi %g4, %posx : index
+    %xv = memref.load %x[%tok, %col] : memref<?x64xf32>
+    %bi = builtin.unrealized_conversion_cast %b : ui8 to i8
+    %ji = arith.index_cast %j : index to i32
+    %c2i = arith.constant 2 : i32
+    %c4i = arith.constant 4 : i32
+    %c28 = arith.constant 28 : i32
+    %odd = arith.remui %ji, %c2i : i32
+    %nsh = arith.muli %odd, %c4i : i32
+    %up = arith.subi %c28, %nsh : i32
+    %v = arith.extsi %bi : i8 to i32
+    %l = arith.shli %v, %up : i32
+    %code = arith.shrsi %l, %c28 : i32
+    %cf = arith.sitofp %code : i32 to f32
+    %wv = arith.mulf %cf, %sc : f32
+    %p = arith.mulf %xv, %wv : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  }
+  return
+}

@@ -92,6 +92,20 @@ lowerCodebookLinearGPU(mlir::OpBuilder &b, mlir::Location l, mlir::Value codes,
                        int64_t booksPerRow, mlir::Value x, mlir::Value bias,
                        mlir::RankedTensorType rt);
 
+/// y[..., n] = sum_j x[..., col(n, j)] * code(n, j) * scale (+ bias[n]) over
+/// the cols / 2 kept slots j of a 2:4 sparse weight (`codes` [rows, cols /
+/// 2 * bits / 8] the kept codes, `mask` [rows, cols / 8] their 2-bit
+/// positions, slot j at input 4 (j / 2) + pos(j); LowerONNXToLinalg.cpp,
+/// linearSparse24) as one linalg.generic over (tokens..., n, j) tagged
+/// {kind = "sparse24", bits, group}: --qwen-gpu-fused-kernels implements it
+/// with a warp-per-channel GEMV that reads only the kept codes (decode) and
+/// mma.sp (prefill). Takes what weightOnlyGPUSupports takes; fails (creating
+/// nothing) otherwise.
+mlir::FailureOr<mlir::Value>
+lowerSparse24LinearGPU(mlir::OpBuilder &b, mlir::Location l,
+                       const WeightOnlyDesc &q, mlir::Value mask, mlir::Value x,
+                       mlir::Value bias, mlir::RankedTensorType rt);
+
 /// --qwen-gpu-fused-kernels (module; bufferized IR). `gemm` is its option
 /// of the same name: the prefill GEMM of the fused linears, "tiled" (block
 /// tiles staged through shared memory by cp.async, ldmatrix, mma.sync) or
