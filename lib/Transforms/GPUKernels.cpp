@@ -474,19 +474,20 @@ Value sharedBase(OpBuilder &b, Location l, Value memref) {
 
 /// Stages rows [r0, r0 + rows) x bytes [c0, c0 + rowBytes) of a row-major
 /// global matrix (`srcPitch` bytes a row) into shared memory at `dst` (row
-/// pitch `dstPitch`), one 16-byte cp.async.cg per chunk, chunk c of the
-/// tile to thread c mod kTileThreads (neighbouring threads: neighbouring
-/// chunks of a row). Chunks of rows >= rowEnd or at bytes >= byteEnd (the
-/// M / N and K tails; byteEnd is a multiple of 16) read nothing and are
+/// pitch `dstPitch`), one cp.async per `chunk` bytes (16: .cg, L2 only; 4
+/// or 8: .ca, the only forms of those sizes), chunk c of the tile to
+/// thread c mod kTileThreads (neighbouring threads: neighbouring chunks of
+/// a row). Chunks of rows >= rowEnd or at bytes >= byteEnd (the M / N and K
+/// tails; byteEnd is a multiple of `chunk`) read nothing and are
 /// zero-filled (src-size 0), so the mma adds zeros for them; their source
 /// address is clamped to the matrix's start.
 void copyTileAsync(KernelBuilder &kb, Value tid, Value src, int64_t srcPitch,
                    Value r0, Value rowEnd, Value c0, int64_t byteEnd,
                    Value dst, int64_t dstPitch, int64_t rows,
-                   int64_t rowBytes) {
+                   int64_t rowBytes, int64_t chunk = 16) {
   OpBuilder &b = kb.b;
   Location l = kb.l;
-  int64_t perRow = rowBytes / 16, chunks = rows * perRow;
+  int64_t perRow = rowBytes / chunk, chunks = rows * perRow;
   for (int64_t first = 0; first < chunks; first += kTileThreads) {
     OpBuilder::InsertionGuard g(b);
     Value c = kb.add(tid, kb.c(first));
@@ -494,17 +495,20 @@ void copyTileAsync(KernelBuilder &kb, Value tid, Value src, int64_t srcPitch,
       b.setInsertionPointToStart(
           scf::IfOp::create(b, l, kb.lt(c, kb.c(chunks)), false).thenBlock());
     Value row = kb.div(c, kb.c(perRow));
-    Value col = kb.mul(kb.rem(c, kb.c(perRow)), kb.c(16));
+    Value col = kb.mul(kb.rem(c, kb.c(perRow)), kb.c(chunk));
     Value gr = kb.add(r0, row), gc = kb.add(c0, col);
     Value valid = arith::AndIOp::create(b, l, kb.lt(gr, rowEnd),
                                         kb.lt(gc, kb.c(byteEnd)));
     Value off = arith::SelectOp::create(
         b, l, valid, kb.add(kb.mul(gr, kb.c(srcPitch)), gc), kb.c(0));
-    Value bytes = arith::SelectOp::create(b, l, valid, i32c(b, l, 16),
+    Value bytes = arith::SelectOp::create(b, l, valid, i32c(b, l, chunk),
                                           i32c(b, l, 0));
     NVVM::CpAsyncOp::create(
         b, l, kb.gep(dst, kb.add(kb.mul(row, kb.c(dstPitch)), col)),
-        kb.gep(src, off), 16, NVVM::LoadCacheModifierKind::CG, bytes);
+        kb.gep(src, off), chunk,
+        chunk == 16 ? NVVM::LoadCacheModifierKind::CG
+                    : NVVM::LoadCacheModifierKind::CA,
+        bytes);
   }
 }
 
@@ -527,17 +531,17 @@ SmallVector<Value> ldmatrixX4(KernelBuilder &kb, Value addr) {
 
 /// Where lane L points ldmatrix.x4 for the A fragment of the 16-row tile
 /// at `row0` and the k step at byte `kByte` (tile rows: K contiguous, pitch
-/// kTilePitch): row row0 + L % 16, byte kByte + 16 (L / 16). Matrices 0..3
+/// `pitch`): row row0 + L % 16, byte kByte + 16 (L / 16). Matrices 0..3
 /// are then (rows 0-7, k lo), (rows 8-15, k lo), (rows 0-7, k hi), (rows
 /// 8-15, k hi), and thread T = 4 gid + tig receives A[gid (+8)][2 tig (+8)]
 /// (f16 pairs) or A[gid (+8)][4 tig (+16)] (s8 quads): registers a0..a3 of
 /// the PTX ISA's "Matrix Fragments for mma.m16n8k16 with floating point
 /// type" and "Matrix Fragments for mma.m16n8k32" (integer) tables.
 Value aFragmentAddr(KernelBuilder &kb, Value tile, Value row0, Value kByte,
-                    Value lane) {
+                    Value lane, int64_t pitch = kTilePitch) {
   Value row = kb.add(row0, kb.rem(lane, kb.c(16)));
   Value col = kb.add(kByte, kb.mul(kb.div(lane, kb.c(16)), kb.c(16)));
-  return kb.gep(tile, kb.add(kb.mul(row, kb.c(kTilePitch)), col));
+  return kb.gep(tile, kb.add(kb.mul(row, kb.c(pitch)), col));
 }
 
 /// Where lane L points ldmatrix.x4 for the B fragments of the two 8-channel
@@ -700,22 +704,25 @@ void convertXStage(KernelBuilder &kb, Value tid, Value raw, Value half) {
   }
 }
 
-/// Codes stage ([64][32] codes of `bits`) -> f16 tile: thread t takes the
-/// 16 codes of channel t / 2 from k = 16 (t % 2) (8 or 16 bytes), sign
-/// extends them (low field first: k even is the low nibble), multiplies by
-/// `scale` (f32, the channel's group scale; null: per-channel / tensor
-/// scales come after the GEMM) and rounds once to f16; two 16-byte stores.
-void dequantWStage(KernelBuilder &kb, Value tid, Value raw, Value half,
-                   int64_t bits, Value scale) {
+/// A codes stage (64 rows of `2 perThread` codes of `bits`, unpadded) ->
+/// f16 tile (row pitch `pitch`): thread t takes the `perThread` (16 or 8)
+/// codes of row t / 2 from code perThread (t % 2), sign extends them (low
+/// field first: the even code is the low nibble), multiplies by `scale`
+/// (f32, the row's group scale; null: per-channel / tensor scales come after
+/// the GEMM) and rounds once to f16; 16-byte stores.
+void dequantStage(KernelBuilder &kb, Value tid, Value raw, Value half,
+                  int64_t pitch, int64_t bits, int64_t perThread,
+                  Value scale) {
   OpBuilder &b = kb.b;
   Location l = kb.l;
   Type i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
-  Value row = kb.div(tid, kb.c(2)), k0 = kb.mul(kb.rem(tid, kb.c(2)), kb.c(16));
-  int64_t words = 16 * bits / 32;
+  Value row = kb.div(tid, kb.c(2));
+  Value k0 = kb.mul(kb.rem(tid, kb.c(2)), kb.c(perThread));
+  int64_t words = perThread * bits / 32;
   Value v = kb.load(raw,
-                    kb.add(kb.mul(row, kb.c(kA16StageK * bits / 8)),
+                    kb.add(kb.mul(row, kb.c(2 * perThread * bits / 8)),
                            kb.div(kb.mul(k0, kb.c(bits)), kb.c(8))),
-                    VectorType::get({words}, i32), 8 * words / 2,
+                    VectorType::get({words}, i32), 4 * words,
                     /*invariant=*/false);
   SmallVector<Value> codes;
   for (int64_t w = 0; w < words; ++w) {
@@ -723,9 +730,9 @@ void dequantWStage(KernelBuilder &kb, Value tid, Value raw, Value half,
     for (int64_t j = 0; j < 32 / bits; ++j)
       codes.push_back(kb.field(word, j, bits));
   }
-  Value rowOff = kb.add(kb.mul(row, kb.c(kTilePitch)), kb.mul(k0, kb.c(2)));
+  Value rowOff = kb.add(kb.mul(row, kb.c(pitch)), kb.mul(k0, kb.c(2)));
   auto v8i = VectorType::get({8}, i32);
-  for (int64_t h = 0; h < 2; ++h) {
+  for (int64_t h = 0; h < perThread / 8; ++h) {
     Value ci = vector::FromElementsOp::create(
         b, l, v8i, ArrayRef<Value>(codes).slice(8 * h, 8));
     Value w;
@@ -758,7 +765,7 @@ void emitTiledA16Body(KernelBuilder &kb, const LinearOperands &o, Value bx,
   Value xBase = globalBase(b, l, o.x), codeBase = globalBase(b, l, o.codes);
   Value xHalf = kb.gep(smem, kb.c(sh.xHalf)), wHalf = kb.gep(smem, kb.c(sh.wHalf));
   WarpTile wt = warpTileOf(kb, tid);
-  // The channel whose codes this thread dequantizes (dequantWStage).
+  // The channel whose codes this thread dequantizes (dequantStage).
   Value myN = kb.min(kb.add(n0, kb.div(tid, kb.c(2))), kb.c(o.N - 1));
   auto scaleAt = [&](Value kt) {
     return loadScale(b, l, o.scales, myN,
@@ -790,10 +797,10 @@ void emitTiledA16Body(KernelBuilder &kb, const LinearOperands &o, Value bx,
         }
         convertXStage(kb, tid, kb.gep(smem, kb.mul(buf, kb.c(sh.xStage))),
                       xHalf);
-        dequantWStage(kb, tid,
-                      kb.gep(smem, kb.add(kb.c(sh.wRaw),
-                                          kb.mul(buf, kb.c(sh.wStage)))),
-                      wHalf, bits, scale);
+        dequantStage(kb, tid,
+                     kb.gep(smem, kb.add(kb.c(sh.wRaw),
+                                         kb.mul(buf, kb.c(sh.wStage)))),
+                     wHalf, kTilePitch, bits, /*perThread=*/16, scale);
         // The f16 tiles are complete before any warp reads them; the next
         // iteration's first barrier orders these reads before the next
         // conversion overwrites them.
@@ -982,13 +989,15 @@ LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g,
 // Where it pays: the codes and the positions are (bits / 2 + 1) / bits of
 // the dense codes' bytes (5/8 at 4 bits, 9/16 at 8 bits), so the decode
 // GEMV, bound by the weight bytes it reads, reads that much less; mma.sp
-// does half the tensor-core math of the dense mma for the same tile. Where
-// it does not: the GEMV still reads the whole x row (x is small and shared
-// by the warps of a block, in L1), and selecting x by the position costs
-// three selects per weight; the prefill here builds its fragments from
-// global memory (like gemm=direct for dense weights), so it is bound by
-// the fragment loads rather than by the halved math until it gets the tiled
-// GEMM's cp.async / shared-memory staging.
+// m16n8k32 covers 32 inputs with the operand registers and issue slot of a
+// dense m16n8k16 (half the tensor-core math of the dense product), and a
+// prefill stage dequantizes half the weights. Where it does not: the GEMV
+// still reads the whole x row (x is small and shared by the warps of a
+// block, in L1) and selects x by position (three selects a weight, ALU the
+// dense GEMV does not spend); the prefill's x tile, its conversion to f16
+// and its B fragments are the same as dense, so a block's shared-memory
+// traffic falls by a quarter, not a half, and at a few dozen tokens the
+// GEMM is bound by the weight bytes anyway.
 
 /// x[4 g + pos] from the v4 `xg` = x[4 g .. 4 g + 3], pos an i32 in 0..3: a
 /// select chain (a dynamic vector index would spill the vector to local
@@ -1176,11 +1185,172 @@ void emitSparseMmaBody(KernelBuilder &kb, const LinearOperands &o, Value mask,
     }
 }
 
+/// Row pitch (bytes) of the f16 tile of a stage's 16 kept slots a channel:
+/// 32 bytes + 16 of padding, so the 8 rows of an ldmatrix matrix start 12
+/// banks apart (0, 12, 24, 4, 16, 28, 8, 20): no bank conflict.
+constexpr int64_t kSlotPitch = 48;
+
+/// Shared memory of the tiled mma.sp GEMM: kStages raw stages of x (f32,
+/// 64 tokens x 32 inputs), of the kept codes (64 channels x 16 slots) and of
+/// their positions (64 x 4 bytes), then the f16 tiles of x (kTilePitch) and
+/// of the kept values (kSlotPitch).
+struct SparseShared {
+  int64_t xStage, cStage, mStage, cRaw, mRaw, xHalf, aHalf, bytes;
+  explicit SparseShared(int64_t bits)
+      : xStage(kTileM * 32 * 4), cStage(kTileN * 16 * bits / 8),
+        mStage(kTileN * 4), cRaw(kStages * xStage),
+        mRaw(cRaw + kStages * cStage), xHalf(mRaw + kStages * mStage),
+        aHalf(xHalf + kTileM * kTilePitch),
+        bytes(aHalf + kTileN * kSlotPitch) {}
+};
+
+/// Where lane L points ldmatrix.x4 for the B fragment of mma.sp m16n8k32
+/// (x^T: 32 inputs x 8 tokens) of the tokens at `row0` of the x tile:
+/// token row0 + L % 8, byte 16 (L / 8): matrix i = inputs 8 i .. 8 i + 7,
+/// so thread T receives x[token gid][2 tig + 8 i (+1)] = register b_i.
+Value spBFragmentAddr(KernelBuilder &kb, Value tile, Value row0, Value lane) {
+  Value row = kb.add(row0, kb.rem(lane, kb.c(8)));
+  return kb.gep(tile, kb.add(kb.mul(row, kb.c(kTilePitch)),
+                             kb.mul(kb.div(lane, kb.c(8)), kb.c(16))));
+}
+
+/// The tiled prefill on a 2:4 weight (gemm=tiled): the dense tiled GEMM's
+/// block (64 channels x 64 tokens, 4 warps of 32 x 32, the cp.async
+/// pipeline) with the roles of the operands swapped for mma.sp: the
+/// channels are the mma's M (the sparse A: the kept values), the tokens its
+/// N (B = x^T). A stage is 32 inputs = 16 slots; per stage the block rounds
+/// x into its f16 tile and dequantizes the kept codes (times the group
+/// scale) into a 64 x 16 f16 tile; a warp then loads A with ldmatrix.x4
+/// (the compressed 16 x 16 tile has the dense m16n8k16 A layout), B with
+/// ldmatrix.x4 of 8 tokens x 32 inputs, the metadata (16 bits of half tig
+/// of rows gid, gid + 8: emitSparseMmaBody) from the staged positions, and
+/// issues 8 mma.sp.
+void emitTiledSparseBody(KernelBuilder &kb, const LinearOperands &o,
+                         Value mask, Value bx, Value by, Value tid, Value smem,
+                         int64_t bits, int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
+  auto h2 = VectorType::get({2}, b.getF16Type());
+  SparseShared sh(bits);
+  int64_t numK = o.K / 32, slotBytes = 16 * bits / 8;
+  Value n0 = kb.mul(bx, kb.c(kTileN)), m0 = kb.mul(by, kb.c(kTileM));
+  Value xBase = globalBase(b, l, o.x), codeBase = globalBase(b, l, o.codes),
+        maskBase = globalBase(b, l, mask);
+  Value xHalf = kb.gep(smem, kb.c(sh.xHalf)),
+        aHalf = kb.gep(smem, kb.c(sh.aHalf));
+  // Warp (w / 2, w % 2): channels row0 .. row0 + 31, tokens col0 .. + 31.
+  WarpTile wt = warpTileOf(kb, tid);
+  MmaLane ml{kb.div(wt.lane, kb.c(4)), kb.rem(wt.lane, kb.c(4))};
+  Value myN = kb.min(kb.add(n0, kb.div(tid, kb.c(2))), kb.c(o.N - 1));
+  auto scaleAt = [&](Value kt) {
+    return loadScale(b, l, o.scales, myN,
+                     kb.div(kb.mul(kt, kb.c(32)), kb.c(group)));
+  };
+  auto stageOf = [&](int64_t base, int64_t size, Value buf) {
+    return kb.gep(smem, kb.add(kb.c(base), kb.mul(buf, kb.c(size))));
+  };
+  SmallVector<Value> init(32, f32c(b, l, 0));
+  if (group > 0)
+    init.push_back(scaleAt(kb.c(0)));
+  SmallVector<Value> acc = emitPipelinedKLoop(
+      kb, numK, init,
+      [&](Value kt, Value buf) {
+        copyTileAsync(kb, tid, xBase, o.K * 4, m0, o.M,
+                      kb.mul(kt, kb.c(32 * 4)), o.K * 4,
+                      stageOf(0, sh.xStage, buf), 32 * 4, kTileM, 32 * 4);
+        copyTileAsync(kb, tid, codeBase, o.rowBytes, n0, kb.c(o.N),
+                      kb.mul(kt, kb.c(slotBytes)), o.rowBytes,
+                      stageOf(sh.cRaw, sh.cStage, buf), slotBytes, kTileN,
+                      slotBytes, /*chunk=*/slotBytes);
+        copyTileAsync(kb, tid, maskBase, o.K / 8, n0, kb.c(o.N),
+                      kb.mul(kt, kb.c(4)), o.K / 8,
+                      stageOf(sh.mRaw, sh.mStage, buf), 4, kTileN, 4,
+                      /*chunk=*/4);
+      },
+      [&](Value kt, Value buf, ValueRange iters) {
+        SmallVector<Value> next(iters);
+        Value scale;
+        if (group > 0) {
+          scale = iters.back();
+          next.back() = scaleAt(kb.min(kb.add(kt, kb.c(1)), kb.c(numK - 1)));
+        }
+        convertXStage(kb, tid, stageOf(0, sh.xStage, buf), xHalf);
+        dequantStage(kb, tid, stageOf(sh.cRaw, sh.cStage, buf), aHalf,
+                     kSlotPitch, bits, /*perThread=*/8, scale);
+        mlir::gpu::BarrierOp::create(b, l);
+        Value masks = stageOf(sh.mRaw, sh.mStage, buf);
+        SmallVector<Value> a[2], meta;
+        for (int64_t mi = 0; mi < 2; ++mi) {
+          Value r0 = kb.add(wt.row0, kb.c(16 * mi));
+          for (Value r : ldmatrixX4(kb, aFragmentAddr(kb, aHalf, r0, kb.c(0),
+                                                      wt.lane, kSlotPitch)))
+            a[mi].push_back(LLVM::BitcastOp::create(b, l, h2, r));
+          Value m;
+          for (int64_t h = 0; h < 2; ++h) {
+            Value off = kb.add(
+                kb.mul(kb.add(r0, kb.add(ml.gid, kb.c(8 * h))), kb.c(4)),
+                kb.mul(kb.rem(ml.tig, kb.c(2)), kb.c(2)));
+            Value hw = arith::ExtUIOp::create(
+                b, l, i32,
+                kb.load(masks, off, b.getI16Type(), 2, /*invariant=*/false));
+            m = h == 0 ? hw
+                       : arith::OrIOp::create(
+                             b, l, m,
+                             arith::ShLIOp::create(b, l, hw, i32c(b, l, 16)))
+                             .getResult();
+          }
+          meta.push_back(m);
+        }
+        auto resT = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+        for (int64_t ni = 0; ni < 4; ++ni) {
+          SmallVector<Value> bf;
+          for (Value r : ldmatrixX4(
+                   kb, spBFragmentAddr(kb, xHalf,
+                                       kb.add(wt.col0, kb.c(8 * ni)), wt.lane)))
+            bf.push_back(LLVM::BitcastOp::create(b, l, h2, r));
+          for (int64_t mi = 0; mi < 2; ++mi) {
+            MutableArrayRef<Value> c =
+                MutableArrayRef<Value>(next).slice(4 * (4 * mi + ni), 4);
+            Value d = NVVM::MmaSpOp::create(
+                b, l, resT, a[mi], bf, c, meta[mi], i32c(b, l, 0), {16, 8, 32},
+                std::nullopt,
+                std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16});
+            llvm::copy(mmaResults(b, l, d), c.begin());
+          }
+        }
+        return next;
+      });
+  // c_i of tile (mi, ni): channel gid (+8 for i >= 2), token 2 tig + i % 2.
+  for (int64_t mi = 0; mi < 2; ++mi)
+    for (int64_t ni = 0; ni < 4; ++ni)
+      for (int64_t i = 0; i < 4; ++i) {
+        Value n = kb.add(n0, kb.add(wt.row0, kb.add(kb.c(16 * mi + (i >= 2 ? 8 : 0)),
+                                                    ml.gid)));
+        Value m = kb.add(
+            m0, kb.add(wt.col0, kb.add(kb.c(8 * ni + (i & 1)),
+                                       kb.mul(ml.tig, kb.c(2)))));
+        Value ok =
+            arith::AndIOp::create(b, l, kb.lt(m, o.M), kb.lt(n, kb.c(o.N)));
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPointToStart(
+            scf::IfOp::create(b, l, ok, /*withElse=*/false).thenBlock());
+        Value v = acc[4 * (4 * mi + ni) + i];
+        if (group == 0)
+          v = arith::MulFOp::create(b, l, v,
+                                    loadScale(b, l, o.scales, n, kb.c(0)));
+        accumulateOut(b, l, o.out, m, n, v);
+      }
+}
+
 /// The 2:4 linear tagged by lowerSparse24LinearGPU: the sparse GEMV (M <
-/// kMmaMinTokens) or the mma.sp prefill, one launch. x is the memref the
+/// kMmaMinTokens) or the mma.sp prefill (tiled, or with fragments from
+/// global memory for gemm=direct), one launch. x is the memref the
 /// generic's body reads (it gathers x at the kept inputs); identity layouts
 /// only, else the generic stays.
-LogicalResult emitSparse24Linear(OpBuilder &b, linalg::GenericOp g) {
+LogicalResult emitSparse24Linear(OpBuilder &b, linalg::GenericOp g,
+                                 GemmKind gemm) {
   auto attr = g->getAttrOfType<DictionaryAttr>(kKernelAttrName);
   int64_t bits = cast<IntegerAttr>(attr.get("bits")).getInt();
   int64_t group = cast<IntegerAttr>(attr.get("group")).getInt();
@@ -1205,16 +1375,21 @@ LogicalResult emitSparse24Linear(OpBuilder &b, linalg::GenericOp g) {
   o.N = cast<MemRefType>(codes.getType()).getDimSize(0);
   o.rowBytes = cast<MemRefType>(codes.getType()).getDimSize(1);
   o.K = cast<MemRefType>(x.getType()).getShape().back();
-  auto sparseMma = [&](KernelBuilder &kb, Value bx, Value by, Value tid,
-                       Value) {
+  auto direct = [&](KernelBuilder &kb, Value bx, Value by, Value tid, Value) {
     emitSparseMmaBody(kb, o, mask, bx, by, tid, bits, group);
+  };
+  auto tiled = [&](KernelBuilder &kb, Value bx, Value by, Value tid,
+                   Value smem) {
+    emitTiledSparseBody(kb, o, mask, bx, by, tid, smem, bits, group);
   };
   emitLinearLaunch(
       b, l, o,
       [&](KernelBuilder &kb, Value n, Value m, Value lane) {
         emitSparseGemvBody(kb, o, mask, n, m, lane, bits, group);
       },
-      MmaLaunch{kSpTileM, kSpTileN, 0, sparseMma});
+      gemm == GemmKind::Direct
+          ? MmaLaunch{kSpTileM, kSpTileN, 0, direct}
+          : MmaLaunch{kTileM, kTileN, SparseShared(bits).bytes, tiled});
   g.erase();
   return success();
 }
@@ -2101,7 +2276,7 @@ struct GPUFusedKernelsPass
       else if (kind && kind.getValue() == "lut_gemv")
         (void)emitLutGemv(b, g);
       else if (kind && kind.getValue() == "sparse24")
-        (void)emitSparse24Linear(b, g);
+        (void)emitSparse24Linear(b, g, *gemmKind);
       else
         (void)emitWeightOnlyLinear(b, g, *gemmKind);
     }

@@ -478,16 +478,21 @@ func.func @lut(%x: memref<?x64xf32>, %c: memref<16x32xui8>, %t: memref<32x16xf16
 // groups of 32 inputs = 16 slots): one launch; decode is the sparse GEMV
 // (a warp per channel, lanes over blocks of 32 inputs = 16 slots: 8 bytes of
 // codes and 4 of positions, x selected by position), prefill mma.sp
-// m16n8k32 with the positions as the metadata (grid of 64 channels x 16
-// tokens, no shared memory).
+// m16n8k32 with the positions as the metadata. Tiled: the dense tiled
+// GEMM's pipeline with stages of 32 inputs (x: 8 KB, codes: 64 rows of 8
+// bytes by 8-byte cp.async.ca, positions: 64 rows of 4 bytes by 4-byte
+// ones), shared memory 3 x (8192 + 512 + 256) + 64 x 80 + 64 x 48 = 35072
+// bytes; direct: fragments from global memory, no shared memory.
 #p = affine_map<(d0, d1, d2) -> (d2)>
 #c = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 2)>
 #m = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 4)>
 #s = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 16)>
 #o = affine_map<(d0, d1, d2) -> (d0, d1)>
 // CHECK-LABEL: func.func @sparse24
-// CHECK: gpu.launch
-// CHECK-NOT: dynamic_shared_memory_size
+// TILED: %[[SH:.*]] = arith.select %{{.*}}, %c0_i32, %c35072_i32 : i32
+// TILED: gpu.launch {{.*}} dynamic_shared_memory_size %[[SH]]
+// DIRECT: gpu.launch
+// DIRECT-NOT: dynamic_shared_memory_size
 // CHECK:   scf.if
 // CHECK:     scf.for {{.*}} step %c1024
 // CHECK:       llvm.load {{.*}} invariant {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
@@ -498,11 +503,33 @@ func.func @lut(%x: memref<?x64xf32>, %c: memref<16x32xui8>, %t: memref<32x16xf16
 // CHECK:       math.fma
 // CHECK:     gpu.shuffle xor
 // CHECK:   } else {
-// CHECK:     scf.for {{.*}} step %c32
-// CHECK:       arith.truncf {{.*}} : vector<2xf32> to vector<2xf16>
-// CHECK:       llvm.load {{.*}} invariant {alignment = 2 : i64} : !llvm.ptr<1> -> i16
-// CHECK:       nvvm.mma.sp.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] sparseMetadata[%{{.*}}] selector[%c0_i32{{.*}}] {shape = #nvvm.shape<m = 16, n = 8, k = 32>}
-// CHECK:       nvvm.mma.sp.sync
+// DIRECT:     scf.for {{.*}} step %c32
+// DIRECT:       arith.truncf {{.*}} : vector<2xf32> to vector<2xf16>
+// DIRECT:       llvm.load {{.*}} invariant {alignment = 2 : i64} : !llvm.ptr<1> -> i16
+// DIRECT:       nvvm.mma.sp.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] sparseMetadata[%{{.*}}] selector[%c0_i32{{.*}}] {shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// DIRECT:       nvvm.mma.sp.sync
+// TILED:     gpu.dynamic_shared_memory
+// TILED:     nvvm.cp.async.shared.global {{.*}}, 16, cache =  cg
+// TILED:     nvvm.cp.async.shared.global {{.*}}, 8, cache =  ca
+// TILED:     nvvm.cp.async.shared.global {{.*}}, 4, cache =  ca
+// TILED:     nvvm.cp.async.commit.group
+// TILED:     scf.for
+// TILED:       nvvm.cp.async.wait.group 1
+// TILED:       gpu.barrier
+// The stage into f16 tiles (x, then the kept codes times the group scale),
+// a barrier, then per 16-channel tile ldmatrix.x4 of the kept values and
+// the two metadata half-words from the staged positions, and per 8-token
+// tile an ldmatrix.x4 of x and two mma.sp.
+// TILED:       arith.truncf {{.*}} : vector<4xf32> to vector<4xf16>
+// TILED:       arith.truncf {{.*}} : vector<8xf32> to vector<8xf16>
+// TILED:       gpu.barrier
+// TILED:       nvvm.ldmatrix
+// TILED:       llvm.load {{.*}} {alignment = 2 : i64} : !llvm.ptr<3> -> i16
+// TILED:       llvm.load {{.*}} {alignment = 2 : i64} : !llvm.ptr<3> -> i16
+// TILED:       nvvm.ldmatrix
+// TILED:       nvvm.ldmatrix
+// TILED-COUNT-2: nvvm.mma.sp.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] sparseMetadata[%{{.*}}] selector[%c0_i32{{.*}}] {shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// TILED:       scf.yield
 // CHECK-NOT: linalg.generic
 func.func @sparse24(%x: memref<?x64xf32>, %slots: memref<32xi8>, %c: memref<16x16xui8>,
                     %mk: memref<16x8xui8>, %s: memref<16x2xf32>, %y: memref<?x16xf32>) {
