@@ -1026,7 +1026,7 @@ int compile(const Options &o) {
         ao.numInputs = numInputs;
         if (cuda) {
           if (failed(gpu::buildGPULoweringPipeline(pm, o.target, o.optLevel,
-                                                      o.gpuGemm)))
+                                                   o.gpuGemm)))
             return failure();
           ao.openmp = false;
           pm.addPass(qwen::createEmitModelABI(ao));

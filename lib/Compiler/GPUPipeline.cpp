@@ -114,7 +114,9 @@ struct MergeGPUModulesPass
 struct ExternDynamicSharedPass
     : PassWrapper<ExternDynamicSharedPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ExternDynamicSharedPass)
-  StringRef getArgument() const final { return "qwen-gpu-extern-dynamic-shared"; }
+  StringRef getArgument() const final {
+    return "qwen-gpu-extern-dynamic-shared";
+  }
   void runOnOperation() override {
     getOperation().walk([](LLVM::GlobalOp g) {
       auto t = dyn_cast<LLVM::LLVMArrayType>(g.getGlobalType());

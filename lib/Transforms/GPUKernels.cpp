@@ -217,8 +217,8 @@ Value warpSum(OpBuilder &b, Location l, Value v) {
 /// as groups are multiples of 32 >= perLane), scaled by its group's scale
 /// and summed per lane; a butterfly shuffle reduction, and lane 0 applies
 /// a per-channel / per-tensor scale and adds into out[m, n].
-void emitGemvFrame(KernelBuilder &kb, const LinearOperands &o, Value n,
-                   Value m, Value lane, int64_t perLane, int64_t group,
+void emitGemvFrame(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
+                   Value lane, int64_t perLane, int64_t group,
                    llvm::function_ref<Value(Value k0)> block) {
   OpBuilder &b = kb.b;
   Location l = kb.l;
@@ -429,7 +429,8 @@ void emitMmaA16Body(KernelBuilder &kb, const LinearOperands &o, Value n0,
 // or 128-token tiles on sm_90 are a tuning step that needs measurements on
 // the GPU (the runtime's mgpuLaunchKernel already opts in above 48 KB).
 //
-// K advances by a stage of kStageBytes-wide rows: cp.async (16 bytes, .cg,
+// K advances by stages (64 inputs for W8A8, 32 for A16: 64 bytes of an
+// operand row either way once in the mma's type): cp.async (16 bytes, .cg,
 // zero-filled outside M, N and K) stages the next kStages - 1 stages while
 // the current one is consumed (cp.async.commit_group / wait_group).
 //
@@ -482,9 +483,9 @@ Value sharedBase(OpBuilder &b, Location l, Value memref) {
 /// zero-filled (src-size 0), so the mma adds zeros for them; their source
 /// address is clamped to the matrix's start.
 void copyTileAsync(KernelBuilder &kb, Value tid, Value src, int64_t srcPitch,
-                   Value r0, Value rowEnd, Value c0, int64_t byteEnd,
-                   Value dst, int64_t dstPitch, int64_t rows,
-                   int64_t rowBytes, int64_t chunk = 16) {
+                   Value r0, Value rowEnd, Value c0, int64_t byteEnd, Value dst,
+                   int64_t dstPitch, int64_t rows, int64_t rowBytes,
+                   int64_t chunk = 16) {
   OpBuilder &b = kb.b;
   Location l = kb.l;
   int64_t perRow = rowBytes / chunk, chunks = rows * perRow;
@@ -501,8 +502,8 @@ void copyTileAsync(KernelBuilder &kb, Value tid, Value src, int64_t srcPitch,
                                         kb.lt(gc, kb.c(byteEnd)));
     Value off = arith::SelectOp::create(
         b, l, valid, kb.add(kb.mul(gr, kb.c(srcPitch)), gc), kb.c(0));
-    Value bytes = arith::SelectOp::create(b, l, valid, i32c(b, l, chunk),
-                                          i32c(b, l, 0));
+    Value bytes =
+        arith::SelectOp::create(b, l, valid, i32c(b, l, chunk), i32c(b, l, 0));
     NVVM::CpAsyncOp::create(
         b, l, kb.gep(dst, kb.add(kb.mul(row, kb.c(dstPitch)), col)),
         kb.gep(src, off), chunk,
@@ -577,9 +578,9 @@ void warpMmaStep(KernelBuilder &kb, Value aTile, Value bTile, Value aRow0,
   };
   SmallVector<Value> a[2], bf[4];
   for (int64_t mi = 0; mi < 2; ++mi)
-    for (Value r : ldmatrixX4(
-             kb, aFragmentAddr(kb, aTile, kb.add(aRow0, kb.c(16 * mi)), kByte,
-                               lane)))
+    for (Value r :
+         ldmatrixX4(kb, aFragmentAddr(kb, aTile, kb.add(aRow0, kb.c(16 * mi)),
+                                      kByte, lane)))
       a[mi].push_back(asOperand(r));
   for (int64_t p = 0; p < 2; ++p) {
     SmallVector<Value> r = ldmatrixX4(
@@ -591,19 +592,18 @@ void warpMmaStep(KernelBuilder &kb, Value aTile, Value bTile, Value aRow0,
   for (int64_t mi = 0; mi < 2; ++mi)
     for (int64_t ni = 0; ni < 4; ++ni) {
       MutableArrayRef<Value> c = acc.slice(4 * (4 * mi + ni), 4);
-      Value d =
-          s8 ? NVVM::MmaOp::create(
-                   b, l, resT, a[mi], bf[ni], c, {16, 8, 32}, std::nullopt,
-                   NVVM::MMAIntOverflow::wrapped,
-                   std::array{NVVM::MMATypes::s8, NVVM::MMATypes::s8},
-                   std::array{NVVM::MMALayout::row, NVVM::MMALayout::col})
-                   .getResult()
-             : NVVM::MmaOp::create(
-                   b, l, resT, a[mi], bf[ni], c, {16, 8, 16}, std::nullopt,
-                   std::nullopt,
-                   std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16},
-                   std::array{NVVM::MMALayout::row, NVVM::MMALayout::col})
-                   .getResult();
+      Value d = s8 ? NVVM::MmaOp::create(
+                         b, l, resT, a[mi], bf[ni], c, {16, 8, 32},
+                         std::nullopt, NVVM::MMAIntOverflow::wrapped,
+                         std::array{NVVM::MMATypes::s8, NVVM::MMATypes::s8},
+                         std::array{NVVM::MMALayout::row, NVVM::MMALayout::col})
+                         .getResult()
+                   : NVVM::MmaOp::create(
+                         b, l, resT, a[mi], bf[ni], c, {16, 8, 16},
+                         std::nullopt, std::nullopt,
+                         std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16},
+                         std::array{NVVM::MMALayout::row, NVVM::MMALayout::col})
+                         .getResult();
       llvm::copy(mmaResults(b, l, d), c.begin());
     }
 }
@@ -617,12 +617,12 @@ void warpMmaStep(KernelBuilder &kb, Value aTile, Value bTile, Value aRow0,
 /// kStages - 1, then `compute`s stage kt. Every iteration commits one group
 /// (empty past the last stage) so the wait count holds to the end.
 /// `compute(kt, buffer, iters)` returns the next iteration's values.
-SmallVector<Value> emitPipelinedKLoop(
-    KernelBuilder &kb, int64_t numK, ValueRange init,
-    llvm::function_ref<void(Value kt, Value buffer)> issue,
-    llvm::function_ref<SmallVector<Value>(Value kt, Value buffer,
-                                          ValueRange iters)>
-        compute) {
+SmallVector<Value>
+emitPipelinedKLoop(KernelBuilder &kb, int64_t numK, ValueRange init,
+                   llvm::function_ref<void(Value kt, Value buffer)> issue,
+                   llvm::function_ref<SmallVector<Value>(Value kt, Value buffer,
+                                                         ValueRange iters)>
+                       compute) {
   OpBuilder &b = kb.b;
   Location l = kb.l;
   for (int64_t s = 0; s + 1 < kStages; ++s) {
@@ -681,7 +681,8 @@ struct A16Shared {
   explicit A16Shared(int64_t bits)
       : xStage(kTileM * kA16StageK * 4), wStage(kTileN * kA16StageK * bits / 8),
         wRaw(kStages * xStage), xHalf(wRaw + kStages * wStage),
-        wHalf(xHalf + kTileM * kTilePitch), bytes(wHalf + kTileN * kTilePitch) {}
+        wHalf(xHalf + kTileM * kTilePitch), bytes(wHalf + kTileN * kTilePitch) {
+  }
 };
 
 /// x stage (f32 [64][32]) -> f16 tile: thread t rounds the 4-float chunks
@@ -694,10 +695,10 @@ void convertXStage(KernelBuilder &kb, Value tid, Value raw, Value half) {
   for (int64_t first = 0; first < kTileM * perRow; first += kTileThreads) {
     Value c = kb.add(tid, kb.c(first));
     Value row = kb.div(c, kb.c(perRow)), col = kb.rem(c, kb.c(perRow));
-    Value v = kb.load(raw, kb.add(kb.mul(row, kb.c(kA16StageK * 4)),
-                                  kb.mul(col, kb.c(16))),
-                      VectorType::get({4}, b.getF32Type()), 16,
-                      /*invariant=*/false);
+    Value v = kb.load(
+        raw, kb.add(kb.mul(row, kb.c(kA16StageK * 4)), kb.mul(col, kb.c(16))),
+        VectorType::get({4}, b.getF32Type()), 16,
+        /*invariant=*/false);
     v = arith::TruncFOp::create(b, l, VectorType::get({4}, b.getF16Type()), v);
     kb.store(v, half,
              kb.add(kb.mul(row, kb.c(kTilePitch)), kb.mul(col, kb.c(8))), 8);
@@ -711,8 +712,7 @@ void convertXStage(KernelBuilder &kb, Value tid, Value raw, Value half) {
 /// (f32, the row's group scale; null: per-channel / tensor scales come after
 /// the GEMM) and rounds once to f16; 16-byte stores.
 void dequantStage(KernelBuilder &kb, Value tid, Value raw, Value half,
-                  int64_t pitch, int64_t bits, int64_t perThread,
-                  Value scale) {
+                  int64_t pitch, int64_t bits, int64_t perThread, Value scale) {
   OpBuilder &b = kb.b;
   Location l = kb.l;
   Type i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
@@ -763,7 +763,8 @@ void emitTiledA16Body(KernelBuilder &kb, const LinearOperands &o, Value bx,
   int64_t numK = (o.K + kA16StageK - 1) / kA16StageK;
   Value n0 = kb.mul(bx, kb.c(kTileN)), m0 = kb.mul(by, kb.c(kTileM));
   Value xBase = globalBase(b, l, o.x), codeBase = globalBase(b, l, o.codes);
-  Value xHalf = kb.gep(smem, kb.c(sh.xHalf)), wHalf = kb.gep(smem, kb.c(sh.wHalf));
+  Value xHalf = kb.gep(smem, kb.c(sh.xHalf)),
+        wHalf = kb.gep(smem, kb.c(sh.wHalf));
   WarpTile wt = warpTileOf(kb, tid);
   // The channel whose codes this thread dequantizes (dequantStage).
   Value myN = kb.min(kb.add(n0, kb.div(tid, kb.c(2))), kb.c(o.N - 1));
@@ -781,26 +782,25 @@ void emitTiledA16Body(KernelBuilder &kb, const LinearOperands &o, Value bx,
                       kb.mul(kt, kb.c(kA16StageK * 4)), o.K * 4,
                       kb.gep(smem, kb.mul(buf, kb.c(sh.xStage))),
                       kA16StageK * 4, kTileM, kA16StageK * 4);
-        copyTileAsync(kb, tid, codeBase, o.rowBytes, n0, kb.c(o.N),
-                      kb.mul(kt, kb.c(kA16StageK * bits / 8)), o.rowBytes,
-                      kb.gep(smem, kb.add(kb.c(sh.wRaw),
-                                          kb.mul(buf, kb.c(sh.wStage)))),
-                      kA16StageK * bits / 8, kTileN, kA16StageK * bits / 8);
+        copyTileAsync(
+            kb, tid, codeBase, o.rowBytes, n0, kb.c(o.N),
+            kb.mul(kt, kb.c(kA16StageK * bits / 8)), o.rowBytes,
+            kb.gep(smem, kb.add(kb.c(sh.wRaw), kb.mul(buf, kb.c(sh.wStage)))),
+            kA16StageK * bits / 8, kTileN, kA16StageK * bits / 8);
       },
       [&](Value kt, Value buf, ValueRange iters) {
         SmallVector<Value> next(iters);
         Value scale;
         if (group > 0) {
           scale = iters.back();
-          next.back() =
-              scaleAt(kb.min(kb.add(kt, kb.c(1)), kb.c(numK - 1)));
+          next.back() = scaleAt(kb.min(kb.add(kt, kb.c(1)), kb.c(numK - 1)));
         }
         convertXStage(kb, tid, kb.gep(smem, kb.mul(buf, kb.c(sh.xStage))),
                       xHalf);
-        dequantStage(kb, tid,
-                     kb.gep(smem, kb.add(kb.c(sh.wRaw),
-                                         kb.mul(buf, kb.c(sh.wStage)))),
-                     wHalf, kTilePitch, bits, /*perThread=*/16, scale);
+        dequantStage(
+            kb, tid,
+            kb.gep(smem, kb.add(kb.c(sh.wRaw), kb.mul(buf, kb.c(sh.wStage)))),
+            wHalf, kTilePitch, bits, /*perThread=*/16, scale);
         // The f16 tiles are complete before any warp reads them; the next
         // iteration's first barrier orders these reads before the next
         // conversion overwrites them.
@@ -838,7 +838,8 @@ void emitTiledI8Body(KernelBuilder &kb, const LinearOperands &o, Value bx,
   auto wTile = [&](Value buf) {
     return kb.gep(smem, kb.add(kb.c(wOff), kb.mul(buf, kb.c(stage))));
   };
-  SmallVector<Value> init(32, arith::ConstantIntOp::create(b, l, b.getI32Type(), 0));
+  SmallVector<Value> init(
+      32, arith::ConstantIntOp::create(b, l, b.getI32Type(), 0));
   SmallVector<Value> acc = emitPipelinedKLoop(
       kb, numK, init,
       [&](Value kt, Value buf) {
@@ -893,9 +894,9 @@ void emitLinearLaunch(
     const MmaLaunch &mma) {
   KernelBuilder hk{b, l};
   Value small = hk.lt(o.M, hk.c(kMmaMinTokens));
-  Value gx = arith::SelectOp::create(
-      b, l, small, hk.c((o.N + kGemvWarps - 1) / kGemvWarps),
-      hk.c((o.N + mma.tileN - 1) / mma.tileN));
+  Value gx = arith::SelectOp::create(b, l, small,
+                                     hk.c((o.N + kGemvWarps - 1) / kGemvWarps),
+                                     hk.c((o.N + mma.tileN - 1) / mma.tileN));
   Value gy = arith::SelectOp::create(b, l, small, o.M,
                                      ceilDiv(b, l, o.M, hk.c(mma.tileM)));
   gy = arith::MaxUIOp::create(b, l, gy, hk.c(1));
@@ -924,10 +925,10 @@ void emitLinearLaunch(
   Value smem;
   if (mma.sharedBytes > 0) {
     MLIRContext *ctx = b.getContext();
-    auto t = MemRefType::get(
-        {ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface(),
-        mlir::gpu::AddressSpaceAttr::get(ctx,
-                                         mlir::gpu::AddressSpace::Workgroup));
+    auto t = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                             MemRefLayoutAttrInterface(),
+                             mlir::gpu::AddressSpaceAttr::get(
+                                 ctx, mlir::gpu::AddressSpace::Workgroup));
     smem = sharedBase(b, l, mlir::gpu::DynamicSharedMemoryOp::create(b, l, t));
   }
   mma.body(kb, bx, by, tid, smem);
@@ -1005,11 +1006,11 @@ LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g,
 Value selectByPos(OpBuilder &b, Location l, Value xg, Value pos) {
   Value v = vector::ExtractOp::create(b, l, xg, 0);
   for (int64_t i = 1; i < 4; ++i)
-    v = arith::SelectOp::create(
-        b, l,
-        arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, pos,
-                              i32c(b, l, i)),
-        vector::ExtractOp::create(b, l, xg, i), v);
+    v = arith::SelectOp::create(b, l,
+                                arith::CmpIOp::create(b, l,
+                                                      arith::CmpIPredicate::eq,
+                                                      pos, i32c(b, l, i)),
+                                vector::ExtractOp::create(b, l, xg, i), v);
   return v;
 }
 
@@ -1018,9 +1019,9 @@ Value selectByPos(OpBuilder &b, Location l, Value xg, Value pos) {
 /// (8-bit) bytes of kept codes and 4 bytes of positions (read-only loads),
 /// the 32 inputs of x as eight v4 loads, and per slot the code times x at
 /// its position.
-void emitSparseGemvBody(KernelBuilder &kb, const LinearOperands &o,
-                        Value mask, Value n, Value m, Value lane,
-                        int64_t bits, int64_t group) {
+void emitSparseGemvBody(KernelBuilder &kb, const LinearOperands &o, Value mask,
+                        Value n, Value m, Value lane, int64_t bits,
+                        int64_t group) {
   OpBuilder &b = kb.b;
   Location l = kb.l;
   Type i32 = b.getI32Type(), f32 = b.getF32Type();
@@ -1032,9 +1033,9 @@ void emitSparseGemvBody(KernelBuilder &kb, const LinearOperands &o,
   int64_t words = 16 * bits / 32, perWord = 32 / bits;
   emitGemvFrame(kb, o, n, m, lane, /*perLane=*/32, group, [&](Value k0) {
     // Slot k0 / 2: codes at byte k0 / 2 * bits / 8, positions at k0 / 8.
-    Value cw = kb.load(codeBase,
-                       kb.add(codeRow, kb.div(kb.mul(k0, kb.c(bits)), kb.c(16))),
-                       VectorType::get({words}, i32), 4 * words);
+    Value cw = kb.load(
+        codeBase, kb.add(codeRow, kb.div(kb.mul(k0, kb.c(bits)), kb.c(16))),
+        VectorType::get({words}, i32), 4 * words);
     Value pw = kb.load(maskBase, kb.add(maskRow, kb.div(k0, kb.c(8))), i32, 4);
     Value xOff = kb.add(xRow, kb.mul(k0, kb.c(4)));
     Value part[2] = {f32c(b, l, 0), f32c(b, l, 0)};
@@ -1044,13 +1045,13 @@ void emitSparseGemvBody(KernelBuilder &kb, const LinearOperands &o,
         xg = kb.load(xBase, kb.add(xOff, kb.c(j / 2 * 16)),
                      VectorType::get({4}, f32), 16);
       Value word = vector::ExtractOp::create(b, l, cw, j / perWord);
-      Value cf = arith::SIToFPOp::create(b, l, f32,
-                                         kb.field(word, j % perWord, bits));
+      Value cf =
+          arith::SIToFPOp::create(b, l, f32, kb.field(word, j % perWord, bits));
       Value pos = arith::AndIOp::create(
           b, l, arith::ShRUIOp::create(b, l, pw, i32c(b, l, 2 * j)),
           i32c(b, l, 3));
-      part[j & 1] =
-          math::FmaOp::create(b, l, cf, selectByPos(b, l, xg, pos), part[j & 1]);
+      part[j & 1] = math::FmaOp::create(b, l, cf, selectByPos(b, l, xg, pos),
+                                        part[j & 1]);
     }
     return arith::AddFOp::create(b, l, part[0], part[1]).getResult();
   });
@@ -1124,7 +1125,8 @@ void emitSparseMmaBody(KernelBuilder &kb, const LinearOperands &o, Value mask,
           ValueRange{kb.field(word, 0, bits), kb.field(word, 1, bits)});
       if (group > 0) {
         Value s = loadScale(b, l, o.scales, row, kb.div(k0, kb.c(group)));
-        Value pf = arith::SIToFPOp::create(b, l, VectorType::get({2}, f32), pair);
+        Value pf =
+            arith::SIToFPOp::create(b, l, VectorType::get({2}, f32), pair);
         pf = arith::MulFOp::create(
             b, l, pf,
             vector::BroadcastOp::create(b, l, VectorType::get({2}, f32), s));
@@ -1169,8 +1171,8 @@ void emitSparseMmaBody(KernelBuilder &kb, const LinearOperands &o, Value mask,
   }
   for (int64_t ti = 0; ti < 2; ++ti)
     for (int64_t i = 0; i < 4; ++i) {
-      Value m = kb.add(m0, kb.add(kb.c(8 * ti),
-                                  kb.add(kb.mul(ml.tig, kb.c(2)), kb.c(i & 1))));
+      Value m = kb.add(m0, kb.add(kb.c(8 * ti), kb.add(kb.mul(ml.tig, kb.c(2)),
+                                                       kb.c(i & 1))));
       Value n = kb.add(n0, kb.add(ml.gid, kb.c(i >= 2 ? 8 : 0)));
       Value ok =
           arith::AndIOp::create(b, l, kb.lt(m, o.M), kb.lt(n, kb.c(o.N)));
@@ -1200,8 +1202,8 @@ struct SparseShared {
       : xStage(kTileM * 32 * 4), cStage(kTileN * 16 * bits / 8),
         mStage(kTileN * 4), cRaw(kStages * xStage),
         mRaw(cRaw + kStages * cStage), xHalf(mRaw + kStages * mStage),
-        aHalf(xHalf + kTileM * kTilePitch),
-        bytes(aHalf + kTileN * kSlotPitch) {}
+        aHalf(xHalf + kTileM * kTilePitch), bytes(aHalf + kTileN * kSlotPitch) {
+  }
 };
 
 /// Where lane L points ldmatrix.x4 for the B fragment of mma.sp m16n8k32
@@ -1225,8 +1227,8 @@ Value spBFragmentAddr(KernelBuilder &kb, Value tile, Value row0, Value lane) {
 /// ldmatrix.x4 of 8 tokens x 32 inputs, the metadata (16 bits of half tig
 /// of rows gid, gid + 8: emitSparseMmaBody) from the staged positions, and
 /// issues 8 mma.sp.
-void emitTiledSparseBody(KernelBuilder &kb, const LinearOperands &o,
-                         Value mask, Value bx, Value by, Value tid, Value smem,
+void emitTiledSparseBody(KernelBuilder &kb, const LinearOperands &o, Value mask,
+                         Value bx, Value by, Value tid, Value smem,
                          int64_t bits, int64_t group) {
   OpBuilder &b = kb.b;
   Location l = kb.l;
@@ -1289,9 +1291,9 @@ void emitTiledSparseBody(KernelBuilder &kb, const LinearOperands &o,
             a[mi].push_back(LLVM::BitcastOp::create(b, l, h2, r));
           Value m;
           for (int64_t h = 0; h < 2; ++h) {
-            Value off = kb.add(
-                kb.mul(kb.add(r0, kb.add(ml.gid, kb.c(8 * h))), kb.c(4)),
-                kb.mul(kb.rem(ml.tig, kb.c(2)), kb.c(2)));
+            Value off =
+                kb.add(kb.mul(kb.add(r0, kb.add(ml.gid, kb.c(8 * h))), kb.c(4)),
+                       kb.mul(kb.rem(ml.tig, kb.c(2)), kb.c(2)));
             Value hw = arith::ExtUIOp::create(
                 b, l, i32,
                 kb.load(masks, off, b.getI16Type(), 2, /*invariant=*/false));
@@ -1307,8 +1309,8 @@ void emitTiledSparseBody(KernelBuilder &kb, const LinearOperands &o,
         for (int64_t ni = 0; ni < 4; ++ni) {
           SmallVector<Value> bf;
           for (Value r : ldmatrixX4(
-                   kb, spBFragmentAddr(kb, xHalf,
-                                       kb.add(wt.col0, kb.c(8 * ni)), wt.lane)))
+                   kb, spBFragmentAddr(kb, xHalf, kb.add(wt.col0, kb.c(8 * ni)),
+                                       wt.lane)))
             bf.push_back(LLVM::BitcastOp::create(b, l, h2, r));
           for (int64_t mi = 0; mi < 2; ++mi) {
             MutableArrayRef<Value> c =
@@ -1326,11 +1328,11 @@ void emitTiledSparseBody(KernelBuilder &kb, const LinearOperands &o,
   for (int64_t mi = 0; mi < 2; ++mi)
     for (int64_t ni = 0; ni < 4; ++ni)
       for (int64_t i = 0; i < 4; ++i) {
-        Value n = kb.add(n0, kb.add(wt.row0, kb.add(kb.c(16 * mi + (i >= 2 ? 8 : 0)),
-                                                    ml.gid)));
-        Value m = kb.add(
-            m0, kb.add(wt.col0, kb.add(kb.c(8 * ni + (i & 1)),
-                                       kb.mul(ml.tig, kb.c(2)))));
+        Value n = kb.add(
+            n0,
+            kb.add(wt.row0, kb.add(kb.c(16 * mi + (i >= 2 ? 8 : 0)), ml.gid)));
+        Value m = kb.add(m0, kb.add(wt.col0, kb.add(kb.c(8 * ni + (i & 1)),
+                                                    kb.mul(ml.tig, kb.c(2)))));
         Value ok =
             arith::AndIOp::create(b, l, kb.lt(m, o.M), kb.lt(n, kb.c(o.N)));
         OpBuilder::InsertionGuard g(b);
@@ -1361,8 +1363,8 @@ LogicalResult emitSparse24Linear(OpBuilder &b, linalg::GenericOp g,
     x = ld.getMemRef();
   Value codes = g.getDpsInputs()[1], mask = g.getDpsInputs()[2],
         scales = g.getDpsInputs()[3], out = g.getDpsInits()[0];
-  if (!x || !llvm::all_of(ValueRange{x, codes, mask, scales, out},
-                          isIdentityMemRef))
+  if (!x ||
+      !llvm::all_of(ValueRange{x, codes, mask, scales, out}, isIdentityMemRef))
     return failure();
   Location l = g.getLoc();
   b.setInsertionPoint(g);
@@ -1667,8 +1669,7 @@ void emitMmaI8Body(KernelBuilder &kb, const LinearOperands &o, Value n0,
 
 /// The int8 matmul as the GEMV / tensor-core launch (K a multiple of 32 and
 /// identity layouts; else the generic stays).
-LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g,
-                             GemmKind gemm) {
+LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g, GemmKind gemm) {
   Value x = g.getDpsInputs()[0], w = g.getDpsInputs()[1],
         out = g.getDpsInits()[0];
   auto wt = cast<MemRefType>(w.getType());
@@ -2212,8 +2213,7 @@ struct GPUFusedKernelsPass
     : PassWrapper<GPUFusedKernelsPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GPUFusedKernelsPass)
   GPUFusedKernelsPass() = default;
-  GPUFusedKernelsPass(const GPUFusedKernelsPass &other)
-      : PassWrapper(other) {}
+  GPUFusedKernelsPass(const GPUFusedKernelsPass &other) : PassWrapper(other) {}
   explicit GPUFusedKernelsPass(StringRef gemmKind) { gemm = gemmKind.str(); }
 
   StringRef getArgument() const final { return "qwen-gpu-fused-kernels"; }
@@ -2816,14 +2816,14 @@ FailureOr<Value> lowerSparse24LinearGPU(OpBuilder &b, Location l,
   AffineExpr zero = getAffineConstantExpr(0, ctx);
   // A slot's group: slots 2g, 2g + 1 lie in inputs 4g .. 4g + 3, so group
   // G (a multiple of 4) holds slots [G/2 * i, G/2 * (i + 1)).
-  AffineMap sm = st.getRank() == 1
-                     ? AffineMap::get(r + 1, 0, {zero}, ctx)
-                     : AffineMap::get(
-                           r + 1, 0,
+  AffineMap sm =
+      st.getRank() == 1
+          ? AffineMap::get(r + 1, 0, {zero}, ctx)
+          : AffineMap::get(r + 1, 0,
                            {n, q.gran == 2 ? j.floorDiv(q.group / 2) : zero},
                            ctx);
-  Value placeholder = tensor::EmptyOp::create(
-      b, l, ArrayRef<int64_t>{slots}, b.getI8Type());
+  Value placeholder =
+      tensor::EmptyOp::create(b, l, ArrayRef<int64_t>{slots}, b.getI8Type());
   auto g = linalg::GenericOp::create(
       b, l, TypeRange{li.init.getType()},
       ValueRange{placeholder, q.codes, mask, q.scales}, ValueRange{li.init},
@@ -2859,13 +2859,13 @@ FailureOr<Value> lowerSparse24LinearGPU(OpBuilder &b, Location l,
         SmallVector<Value> xi(iv.begin(), iv.begin() + (r - 1));
         xi.push_back(col);
         Value xv = tensor::ExtractOp::create(nb, nl, x, xi);
-        Value c =
-            arith::SIToFPOp::create(nb, nl, f32, codeOf(nb, nl, a[1], jj, bits));
+        Value c = arith::SIToFPOp::create(nb, nl, f32,
+                                          codeOf(nb, nl, a[1], jj, bits));
         Value s = a[3].getType().isF32()
                       ? a[3]
                       : arith::ExtFOp::create(nb, nl, f32, a[3]).getResult();
-        Value p = arith::MulFOp::create(
-            nb, nl, xv, arith::MulFOp::create(nb, nl, c, s));
+        Value p = arith::MulFOp::create(nb, nl, xv,
+                                        arith::MulFOp::create(nb, nl, c, s));
         linalg::YieldOp::create(
             nb, nl, arith::AddFOp::create(nb, nl, a[4], p).getResult());
       });

@@ -39,8 +39,7 @@ std::optional<std::string> findPtxas(llvm::StringRef explicitPath,
 /// format isa), and host code calling the mgpu* runtime functions. `gemm`
 /// picks the prefill GEMM of the fused linears ("tiled" or "direct").
 mlir::LogicalResult buildGPULoweringPipeline(mlir::OpPassManager &pm,
-                                             llvm::StringRef arch,
-                                             int optLevel,
+                                             llvm::StringRef arch, int optLevel,
                                              llvm::StringRef gemm = "tiled");
 
 /// The PTX of the module's single gpu.binary (after the pipeline).

@@ -11,7 +11,11 @@
 //  * --qwen-gpu-fused-kernels (bufferized IR) replaces each such generic by a
 //    gpu.launch of the fused GEMV: one warp per output channel, 128-bit
 //    read-only loads of the packed codes, dequantization in registers, f32
-//    accumulation, a butterfly warp-shuffle reduction.
+//    accumulation, a butterfly warp-shuffle reduction; from 16 tokens the
+//    same launch runs a tiled tensor-core GEMM (64 x 64 block tiles staged
+//    through shared memory by cp.async, ldmatrix, mma.sync; gemm=direct:
+//    the simpler per-warp kernel). 2:4 sparse weights take a GEMV over the
+//    kept codes and the same tiled GEMM with mma.sp.
 //  * An RMSNorm over the last dim (tagged {kind = "rms_norm"} on its
 //    normalising generic) becomes one kernel: a block per token, 128-bit
 //    loads kept in registers, the sum of squares by warp shuffles and shared
