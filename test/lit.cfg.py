@@ -74,3 +74,7 @@ _ptxas = next((p for p in [os.path.join(os.environ.get("CUDA_HOME", ""), "bin", 
 if _ptxas:
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", _ptxas))
+    # Several architectures (--target sm_80,sm_90) also need the toolkit's
+    # fatbinary, which qwen-compile looks for beside ptxas first.
+    if os.access(os.path.join(os.path.dirname(_ptxas), "fatbinary"), os.X_OK):
+        config.available_features.add("fatbinary")

@@ -613,25 +613,37 @@ int compile(const Options &o) {
     error("'" + o.input + "': no such file");
     return 1;
   }
-  // CUDA (--target sm_XY): kernels for that arch, host code for generic
-  // x86-64; a bundle needs ptxas, found before any work.
+  // CUDA (--target sm_XY[,sm_XY...]): kernels for those archs, host code for
+  // generic x86-64; a bundle needs ptxas (and fatbinary for several), found
+  // before any work.
   bool cuda = gpu::isCudaTarget(o.target);
-  std::string ptxas;
+  llvm::SmallVector<std::string> archs;
+  gpu::CudaTools cudaTools;
   if (cuda) {
-    if (!gpu::isSupportedArch(o.target)) {
-      error("--target '" + o.target +
-            "': unsupported CUDA architecture (supported: " +
-            gpu::kSupportedArchs + ")");
+    std::string err;
+    if (!gpu::parseCudaTargets(o.target, archs, err)) {
+      error(err);
+      return 1;
+    }
+    if (o.emit == Emit::PTX && archs.size() > 1) {
+      error("--emit=ptx writes one architecture's PTX; --target '" + o.target +
+            "' lists " + std::to_string(archs.size()));
       return 1;
     }
     if (o.emit == Emit::Bundle) {
-      std::string err;
       std::optional<std::string> p = gpu::findPtxas(o.ptxas, err);
-      if (!p) {
+      std::optional<std::string> f =
+          p && archs.size() > 1
+              ? gpu::findCudaTool("fatbinary", "fatbinary", o.fatbinary, *p, err)
+              : std::optional<std::string>("");
+      if (!p || !f) {
+        if (!f)
+          err += ": a bundle for several architectures (--target '" +
+                 o.target + "') needs it";
         error(err);
         return 1;
       }
-      ptxas = *p;
+      cudaTools = {*p, *f};
     }
   } else if (o.emit == Emit::PTX) {
     error("--emit=ptx needs a CUDA --target (" + std::string(gpu::kSupportedArchs) + ")");
@@ -1025,7 +1037,7 @@ int compile(const Options &o) {
         qwen::EmitModelABIOptions ao;
         ao.numInputs = numInputs;
         if (cuda) {
-          if (failed(gpu::buildGPULoweringPipeline(pm, o.target, o.optLevel,
+          if (failed(gpu::buildGPULoweringPipeline(pm, archs, o.optLevel,
                                                    o.gpuGemm)))
             return failure();
           ao.openmp = false;
@@ -1074,12 +1086,14 @@ int compile(const Options &o) {
     }
     return writeOutput(o.output, [&](llvm::raw_ostream &os) { os << *ptx; }) ? 0 : 1;
   }
-  // The cubin: assembled here, embedded in model.so, shipped beside it
-  // (--emit=llvm/asm/obj embed the PTX, which the driver compiles at load).
-  std::string cubin = work.path + "/model.cubin";
+  // The kernels: a cubin, or a fat binary for several archs; assembled here,
+  // embedded in model.so, shipped beside it (--emit=llvm/asm/obj embed the
+  // PTX, which the driver compiles at load).
+  const std::string kernelFile = archs.size() > 1 ? "model.fatbin" : "model.cubin";
+  std::string kernels = work.path + "/" + kernelFile;
   if (cuda && o.emit == Emit::Bundle) {
     std::string err;
-    if (!gpu::assembleCubin(*module, ptxas, o.target, work.path, cubin, err)) {
+    if (!gpu::assembleBinary(*module, cudaTools, archs, work.path, kernels, err)) {
       error(err);
       return 1;
     }
@@ -1291,11 +1305,11 @@ int compile(const Options &o) {
   sw.lap("weights.bin");
   std::vector<std::string> files = {"model.so", "weights.bin"};
   if (cuda) {
-    if (std::error_code ec = fs::copy_file(cubin, stage.path + "/model.cubin")) {
-      error("model.cubin: " + ec.message());
+    if (std::error_code ec = fs::copy_file(kernels, stage.path + "/" + kernelFile)) {
+      error(kernelFile + ": " + ec.message());
       return 1;
     }
-    files.insert(files.begin() + 1, "model.cubin");
+    files.insert(files.begin() + 1, kernelFile);
   }
   if (!o.tokenizer.empty()) {
     if (std::error_code ec =
@@ -1403,12 +1417,22 @@ int compile(const Options &o) {
       });
       j.attributeObject("target", [&] {
         if (cuda) {
-          j.attribute("name", o.target);
+          // One arch: "arch"; several: "archs" and the arch of the PTX the
+          // fat binary carries for newer GPUs ("ptx").
+          j.attribute("name", llvm::join(archs, ","));
           j.attribute("kind", "cuda");
-          j.attribute("arch", o.target);
+          if (archs.size() == 1) {
+            j.attribute("arch", archs.front());
+          } else {
+            j.attributeArray("archs", [&] {
+              for (const std::string &a : archs)
+                j.value(a);
+            });
+            j.attribute("ptx", archs.back());
+          }
           j.attribute("triple", kTriple);
           j.attribute("device_triple", "nvptx64-nvidia-cuda");
-          j.attribute("binary", "model.cubin");
+          j.attribute("binary", kernelFile);
           return;
         }
         j.attribute("name", target->name);

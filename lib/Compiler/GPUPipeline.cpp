@@ -27,6 +27,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
@@ -44,30 +45,71 @@ bool isSupportedArch(llvm::StringRef target) {
   return llvm::is_contained({"sm_80", "sm_86", "sm_89", "sm_90"}, target);
 }
 
-std::optional<std::string> findPtxas(llvm::StringRef explicitPath,
-                                     std::string &err) {
+bool parseCudaTargets(llvm::StringRef target,
+                      llvm::SmallVectorImpl<std::string> &archs,
+                      std::string &err) {
+  llvm::SmallVector<llvm::StringRef> parts;
+  target.split(parts, ',');
+  for (llvm::StringRef a : parts) {
+    a = a.trim();
+    if (!isSupportedArch(a)) {
+      err = "--target '" + target.str() + "': " +
+            (parts.size() == 1 ? "unsupported CUDA architecture"
+                               : "'" + a.str() +
+                                     "' is not a supported CUDA architecture") +
+            " (supported: " + kSupportedArchs + ")";
+      return false;
+    }
+    if (llvm::is_contained(archs, a)) {
+      err = "--target '" + target.str() + "': " + a.str() + " is listed twice";
+      return false;
+    }
+    archs.push_back(a.str());
+  }
+  // sm_XY names of one length sort by capability.
+  llvm::sort(archs);
+  return true;
+}
+
+std::optional<std::string> findCudaTool(llvm::StringRef name,
+                                        llvm::StringRef flag,
+                                        llvm::StringRef explicitPath,
+                                        llvm::StringRef besides,
+                                        std::string &err) {
   if (!explicitPath.empty()) {
     if (fs::can_execute(explicitPath))
       return explicitPath.str();
-    err = "--ptxas '" + explicitPath.str() + "' is not an executable file";
+    err = "--" + flag.str() + " '" + explicitPath.str() +
+          "' is not an executable file";
     return std::nullopt;
   }
   std::vector<std::string> searched;
+  if (!besides.empty())
+    searched.push_back(llvm::sys::path::parent_path(besides).str() + "/" +
+                       name.str());
   if (std::optional<std::string> home = llvm::sys::Process::GetEnv("CUDA_HOME"))
     if (!home->empty())
-      searched.push_back(*home + "/bin/ptxas");
-  searched.push_back("/usr/local/cuda/bin/ptxas");
+      searched.push_back(*home + "/bin/" + name.str());
+  searched.push_back("/usr/local/cuda/bin/" + name.str());
   for (const std::string &p : searched)
     if (fs::can_execute(p))
       return p;
-  if (llvm::ErrorOr<std::string> p = llvm::sys::findProgramByName("ptxas"))
+  if (llvm::ErrorOr<std::string> p = llvm::sys::findProgramByName(name))
     return *p;
-  searched.push_back("ptxas on PATH");
-  err = "ptxas (CUDA toolkit) not found (searched " +
-        llvm::join(searched, ", ") +
-        "): a CUDA bundle needs it to assemble model.cubin; set CUDA_HOME or "
-        "--ptxas, or use --emit=ptx, which needs no CUDA toolkit";
+  searched.push_back(name.str() + " on PATH");
+  err = name.str() + " (CUDA toolkit) not found (searched " +
+        llvm::join(searched, ", ") + ")";
   return std::nullopt;
+}
+
+std::optional<std::string> findPtxas(llvm::StringRef explicitPath,
+                                     std::string &err) {
+  std::optional<std::string> p =
+      findCudaTool("ptxas", "ptxas", explicitPath, "", err);
+  if (!p && explicitPath.empty())
+    err += ": a CUDA bundle needs it to assemble the kernels; set CUDA_HOME or "
+           "--ptxas, or use --emit=ptx, which needs no CUDA toolkit";
+  return p;
 }
 
 namespace {
@@ -131,7 +173,8 @@ struct ExternDynamicSharedPass
 
 } // namespace
 
-LogicalResult buildGPULoweringPipeline(OpPassManager &pm, llvm::StringRef arch,
+LogicalResult buildGPULoweringPipeline(OpPassManager &pm,
+                                       llvm::ArrayRef<std::string> archs,
                                        int optLevel, llvm::StringRef gemm) {
   auto add = [&](llvm::StringRef text) {
     std::string err;
@@ -154,14 +197,19 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm, llvm::StringRef arch,
   if (failed(add("gpu-launch-sink-index-computations,gpu-kernel-outlining")))
     return failure();
   pm.addPass(std::make_unique<MergeGPUModulesPass>());
+  // One NVVM target per architecture: gpu-module-to-binary then makes one
+  // PTX object per target from the same kernels (they use sm_80 features
+  // only, so every listed arch takes the same IR).
   std::string o = std::to_string(std::clamp(optLevel, 0, 3));
-  // The 2:4 kernels' mma.sp m16n8k32 .f16 needs PTX ISA 7.1; LLVM writes
-  // 7.0 for sm_80 unless told (7.1 and up for the others).
-  std::string features = arch == "sm_80" ? " features=+ptx71" : "";
-  if (failed(add("func.func(gpu-async-region),"
-                 "nvvm-attach-target{chip=" +
-                 arch.str() + " O=" + o + features +
-                 "},"
+  std::string attach;
+  for (const std::string &arch : archs) {
+    // The 2:4 kernels' mma.sp m16n8k32 .f16 needs PTX ISA 7.1; LLVM writes
+    // 7.0 for sm_80 unless told (7.1 and up for the others).
+    std::string features = arch == "sm_80" ? " features=+ptx71" : "";
+    attach +=
+        "nvvm-attach-target{chip=" + arch + " O=" + o + features + "},";
+  }
+  if (failed(add("func.func(gpu-async-region)," + attach +
                  "convert-vector-to-scf,expand-strided-metadata,lower-affine,"
                  "convert-scf-to-cf,convert-math-to-llvm,"
                  "gpu.module(convert-gpu-to-nvvm,canonicalize,cse)")))
@@ -190,53 +238,94 @@ std::optional<std::string> getPTX(ModuleOp m) {
   return obj.getObject().str();
 }
 
-bool assembleCubin(ModuleOp m, llvm::StringRef ptxas, llvm::StringRef arch,
-                   llvm::StringRef workDir, const std::string &cubinPath,
-                   std::string &err) {
-  std::optional<std::string> ptx = getPTX(m);
-  if (!ptx) {
-    err = "internal: the module has no single PTX gpu.binary";
-    return false;
-  }
-  std::string ptxPath = workDir.str() + "/model.ptx";
-  std::string log = workDir.str() + "/ptxas.log";
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(ptxPath, ec);
-    if (ec) {
-      err = "'" + ptxPath + "': " + ec.message();
-      return false;
-    }
-    os << *ptx;
-  }
-  std::string archFlag = "-arch=" + arch.str();
-  llvm::SmallVector<llvm::StringRef> args = {ptxas,   archFlag, "-O3",
-                                             ptxPath, "-o",     cubinPath};
+namespace {
+/// Runs `tool args`, its output into `log`; on failure `err` says which tool
+/// failed with its log.
+bool runTool(llvm::StringRef tool, llvm::ArrayRef<std::string> args,
+             llvm::StringRef log, std::string &err) {
+  llvm::SmallVector<llvm::StringRef> argv = {tool};
+  argv.append(args.begin(), args.end());
   std::optional<llvm::StringRef> redirects[] = {std::nullopt, log, log};
   std::string execErr;
-  int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects, 0, 0,
+  int rc = llvm::sys::ExecuteAndWait(tool, argv, std::nullopt, redirects, 0, 0,
                                      &execErr);
-  if (rc != 0) {
-    auto buf = llvm::MemoryBuffer::getFile(log);
-    err = "ptxas '" + ptxas.str() + "' failed" +
-          (execErr.empty() ? "" : ": " + execErr) +
-          (buf ? "\n" + (*buf)->getBuffer().str() : "");
+  if (rc == 0)
+    return true;
+  auto buf = llvm::MemoryBuffer::getFile(log);
+  err = llvm::sys::path::filename(tool).str() + " '" + tool.str() +
+        "' failed" + (execErr.empty() ? "" : ": " + execErr) +
+        (buf ? "\n" + (*buf)->getBuffer().str() : "");
+  return false;
+}
+
+bool writeFile(const std::string &path, llvm::StringRef data,
+               std::string &err) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (!ec)
+    os << data;
+  if (ec || os.has_error()) {
+    err = "'" + path + "': " + (ec ? ec : os.error()).message();
     return false;
   }
-  auto cubin = llvm::MemoryBuffer::getFile(cubinPath, /*IsText=*/false,
-                                           /*RequiresNullTerminator=*/false);
-  if (!cubin) {
-    err = "'" + cubinPath + "': " + cubin.getError().message();
-    return false;
-  }
+  return true;
+}
+} // namespace
+
+bool assembleBinary(ModuleOp m, const CudaTools &tools,
+                    llvm::ArrayRef<std::string> archs, llvm::StringRef workDir,
+                    const std::string &outPath, std::string &err) {
   mlir::gpu::BinaryOp bin = theBinary(m);
-  auto obj = cast<mlir::gpu::ObjectAttr>(bin.getObjects()[0]);
+  if (!bin || bin.getObjects().size() != archs.size()) {
+    err = "internal: the module has no gpu.binary with one PTX object per "
+          "architecture";
+    return false;
+  }
+  // ptxas per architecture; the objects follow nvvm-attach-target's order,
+  // which is `archs`'.
+  std::vector<std::string> fatArgs = {"--64", "--create=" + outPath};
+  std::string cubinPath, ptxPath;
+  for (auto [arch, attr] : llvm::zip_equal(archs, bin.getObjects())) {
+    auto obj = cast<mlir::gpu::ObjectAttr>(attr);
+    if (obj.getFormat() != mlir::gpu::CompilationTarget::Assembly) {
+      err = "internal: the gpu.binary object for " + arch + " is not PTX";
+      return false;
+    }
+    ptxPath = workDir.str() + "/model." + arch + ".ptx";
+    cubinPath = archs.size() == 1 ? outPath
+                                  : workDir.str() + "/model." + arch + ".cubin";
+    if (!writeFile(ptxPath, obj.getObject().getValue(), err) ||
+        !runTool(tools.ptxas,
+                 {"-arch=" + arch, "-O3", ptxPath, "-o", cubinPath},
+                 workDir.str() + "/ptxas.log", err))
+      return false;
+    fatArgs.push_back("--image3=kind=elf,sm=" + arch.substr(3) +
+                      ",file=" + cubinPath);
+  }
+  // Several: one fat binary with every cubin and the newest arch's PTX,
+  // which the driver JIT-compiles on GPUs newer than all of them.
+  if (archs.size() > 1) {
+    fatArgs.push_back("--image3=kind=ptx,sm=" + archs.back().substr(3) +
+                      ",file=" + ptxPath);
+    if (!runTool(tools.fatbinary, fatArgs, workDir.str() + "/fatbinary.log",
+                 err))
+      return false;
+  }
+  auto binary = llvm::MemoryBuffer::getFile(outPath, /*IsText=*/false,
+                                            /*RequiresNullTerminator=*/false);
+  if (!binary) {
+    err = "'" + outPath + "': " + binary.getError().message();
+    return false;
+  }
+  // The host code embeds the one object (cuModuleLoadData takes a cubin or
+  // a fat binary alike).
+  auto first = cast<mlir::gpu::ObjectAttr>(bin.getObjects()[0]);
   MLIRContext *ctx = m.getContext();
-  auto cubinObj = mlir::gpu::ObjectAttr::get(
-      ctx, obj.getTarget(), mlir::gpu::CompilationTarget::Binary,
-      StringAttr::get(ctx, (*cubin)->getBuffer()), obj.getProperties(),
-      obj.getKernels());
-  bin.setObjectsAttr(ArrayAttr::get(ctx, {cubinObj}));
+  auto object = mlir::gpu::ObjectAttr::get(
+      ctx, first.getTarget(), mlir::gpu::CompilationTarget::Binary,
+      StringAttr::get(ctx, (*binary)->getBuffer()), first.getProperties(),
+      first.getKernels());
+  bin.setObjectsAttr(ArrayAttr::get(ctx, {object}));
   return true;
 }
 

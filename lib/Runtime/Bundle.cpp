@@ -566,24 +566,53 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
   if (kind && !isCuda && kind->str() != "cpu")
     return m.error("target.kind", "unknown target kind '" + kind->str() +
                                       "' (expected 'cpu' or 'cuda')");
-  std::string cudaArch, cudaBinary;
-  bundle::SmArch cudaSm;
+  // A CUDA bundle names one "arch", or several "archs" (a fat binary) and
+  // optionally the arch of the PTX it carries for newer GPUs ("ptx").
+  std::string cudaBinary;
+  cuda::Archs cudaArchs;
   if (isCuda) {
+    auto parseArch = [&](const Value &v, const char *key,
+                         bundle::SmArch &out) {
+      if (!v.isString() || !bundle::parseSmArch(v.str().c_str(), out))
+        return m.error(std::string("target.") + key,
+                       (v.isString() ? "'" + v.str() + "'" : "a non-string") +
+                           " is not a CUDA architecture (sm_XY or sm_XYa)");
+      return QWEN_OK;
+    };
     const Value *arch =
-        m.get(*target, "target", "arch", Value::Kind::String, st);
+        m.get(*target, "target", "arch", Value::Kind::String, st, true);
+    const Value *archs =
+        arch || st != QWEN_OK
+            ? nullptr
+            : m.get(*target, "target", "archs", Value::Kind::Array, st);
+    if (!arch && !archs)
+      return st;
+    for (const Value &a : arch ? std::vector<Value>{*arch} : archs->items()) {
+      bundle::SmArch sm;
+      if ((st = parseArch(a, arch ? "arch" : "archs", sm)) != QWEN_OK)
+        return st;
+      cudaArchs.cubins.push_back(sm);
+      cudaArchs.names.push_back(a.str());
+    }
+    if (cudaArchs.cubins.empty())
+      return m.error("target.archs", "lists no architecture");
+    if (const Value *ptx =
+            m.get(*target, "target", "ptx", Value::Kind::String, st, true)) {
+      bundle::SmArch sm;
+      if ((st = parseArch(*ptx, "ptx", sm)) != QWEN_OK)
+        return st;
+      cudaArchs.ptx = sm;
+      cudaArchs.ptxName = ptx->str();
+    } else if (st != QWEN_OK) {
+      return st;
+    }
     const Value *binary =
-        arch ? m.get(*target, "target", "binary", Value::Kind::String, st)
-             : nullptr;
+        m.get(*target, "target", "binary", Value::Kind::String, st);
     if (!binary)
       return st;
-    if (!bundle::parseSmArch(arch->str().c_str(), cudaSm))
-      return m.error("target.arch", "'" + arch->str() +
-                                        "' is not a CUDA architecture "
-                                        "(sm_XY or sm_XYa)");
     if (!isPlainFileName(binary->str()))
       return m.error("target.binary", "'" + binary->str() +
                                           "' is not a file name in the bundle");
-    cudaArch = arch->str();
     cudaBinary = binary->str();
   }
   const Value *features =
@@ -694,7 +723,7 @@ qwen_status openBundle(const std::string &dir, qwen_bundle &b) {
   // load its kernels.
   std::optional<cuda::Scope> scope;
   if (isCuda) {
-    if ((st = cuda::openDevice(dir, cudaArch, cudaSm, b.cuda)) != QWEN_OK)
+    if ((st = cuda::openDevice(dir, cudaArchs, b.cuda)) != QWEN_OK)
       return st;
     if ((st = exposeGpuRuntime(*b.cuda)) != QWEN_OK)
       return st;

@@ -97,9 +97,25 @@ std::string smName(int major, int minor) {
   return "sm_" + std::to_string(major) + std::to_string(minor);
 }
 
-qwen_status openDevice(const std::string &dir, const std::string &arch,
-                       const qwen::bundle::SmArch &want,
+bool Archs::runOn(int major, int minor) const {
+  for (const qwen::bundle::SmArch &a : cubins)
+    if (qwen::bundle::smArchRunsOn(a, major, minor))
+      return true;
+  return ptx && qwen::bundle::ptxArchRunsOn(*ptx, major, minor);
+}
+
+std::string Archs::describe() const {
+  std::string s;
+  for (const std::string &n : names)
+    s += (s.empty() ? "" : ", ") + n;
+  if (ptx)
+    s += " (and PTX for " + ptxName + " or newer)";
+  return s;
+}
+
+qwen_status openDevice(const std::string &dir, const Archs &want,
                        std::unique_ptr<Device> &out) {
+  const std::string arch = want.describe();
   const std::string bundle =
       "bundle '" + dir + "' is compiled for CUDA " + arch;
   std::string error;
@@ -150,7 +166,7 @@ qwen_status openDevice(const std::string &dir, const std::string &arch,
                                    dev->device)))
     return driverError("cuDeviceGetAttribute", r);
   dev->name = name;
-  if (!qwen::bundle::smArchRunsOn(want, dev->ccMajor, dev->ccMinor)) {
+  if (!want.runOn(dev->ccMajor, dev->ccMinor)) {
     std::string has = smName(dev->ccMajor, dev->ccMinor);
     return fail(QWEN_ERR_DEVICE,
                 "bundle '" + dir + "' is compiled for " + arch +

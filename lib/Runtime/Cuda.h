@@ -18,9 +18,26 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace qwen::rt::cuda {
+
+/// What a CUDA bundle's kernels run on (manifest target.arch / archs / ptx):
+/// a cubin per architecture, and optionally PTX that the driver compiles for
+/// GPUs at least as new as its architecture.
+struct Archs {
+  std::vector<qwen::bundle::SmArch> cubins;
+  std::vector<std::string> names; // of the cubins, as in the manifest
+  std::optional<qwen::bundle::SmArch> ptx;
+  std::string ptxName;
+
+  /// Whether a device of compute capability major.minor runs one of them.
+  bool runOn(int major, int minor) const;
+  /// "sm_80", or "sm_80, sm_90 (and PTX for sm_90 or newer)".
+  std::string describe() const;
+};
 
 using CUresult = int;
 using CUdevice = int;
@@ -200,8 +217,7 @@ std::string smName(int major, int minor);
 /// $QWEN_CUDA_DEVICE (default 0), checks its compute capability against
 /// `want` and retains its primary context. On failure, sets qwen_last_error
 /// (naming `dir`) and returns its status.
-qwen_status openDevice(const std::string &dir, const std::string &arch,
-                       const qwen::bundle::SmArch &want,
+qwen_status openDevice(const std::string &dir, const Archs &want,
                        std::unique_ptr<Device> &out);
 
 } // namespace qwen::rt::cuda

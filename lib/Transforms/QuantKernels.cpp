@@ -21,6 +21,10 @@
 //                i8: w = sitofp(b) (* s per group);  acc[i][j] += xp[m0+j] * w
 //            y[m0 + j, n0 + i] += reduce_add(acc[i][j]) (* s for i8 channel/tensor)
 //
+// Decode blocks (few accumulators) fold the scales: per group the chunks
+// accumulate the unscaled lo / hi (i8: w) products in their own registers and
+// acc += sum_lo * s_lo + sum_hi * s_hi once at the group's end.
+//
 // so every dequantized weight register serves MR tokens (prefill) and the
 // f32 weight never exists in memory. The scf.forall becomes an scf.parallel
 // (scf-forall-to-parallel) and then OpenMP; the vector ops lower through
@@ -318,6 +322,14 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
       // The accumulators of the rows `rs` of the tile (rs.size() x mr).
       auto accsFor = [&](ArrayRef<int64_t> rs) -> SmallVector<Value> {
       const int64_t nr = rs.size();
+      // Folded scales: the chunks of a group accumulate the unscaled codes
+      // (i4: the low and high nibble factors in two accumulators), and the
+      // group's scale multiplies the sums once, at its end; that saves the
+      // 2 (i4) or 1 (i8) vmulps per chunk and row that made the decode
+      // loop ALU-bound. It needs (i4 ? 3 : 2) x nr x mr live vectors, so
+      // only small blocks (decode) fold.
+      const bool fold = scaleInLoop && nr * mr * (i4 ? 3 : 2) <= 12;
+      const int64_t parts = fold && i4 ? 2 : 1; // inner accumulators per (i, j)
       SmallVector<Value> accInit(nr * mr, zero);
       auto gLoop = scf::ForOp::create(
           ob, ol, ci(ob, ol, 0), ci(ob, ol, NG), ci(ob, ol, 1), accInit,
@@ -327,8 +339,10 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
               for (int64_t i = 0; i < nr; ++i)
                 scaleVecs(gb, gl, rows[rs[i]], g, sLo, sHi);
             Value gk0 = arith::MulIOp::create(gb, gl, g, ci(gb, gl, G));
+            SmallVector<Value> cInit = fold ? SmallVector<Value>(nr * mr * parts, zero)
+                                            : SmallVector<Value>(gaccs.begin(), gaccs.end());
             auto cLoop = scf::ForOp::create(
-                gb, gl, ci(gb, gl, 0), ci(gb, gl, CPG), ci(gb, gl, 1), gaccs,
+                gb, gl, ci(gb, gl, 0), ci(gb, gl, CPG), ci(gb, gl, 1), cInit,
                 [&](OpBuilder &cb, Location cl, Value c, ValueRange accs) {
                   Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, C)));
                   Value kb = i4 ? arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2)).getResult() : k0;
@@ -350,6 +364,14 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                       Value m16 = arith::ConstantOp::create(cb, cl, vi, DenseElementsAttr::get(vi, cb.getI32IntegerAttr(-16)));
                       Value lo = arith::SIToFPOp::create(cb, cl, vf, arith::ShLIOp::create(cb, cl, v, c28));
                       Value hi = arith::SIToFPOp::create(cb, cl, vf, arith::AndIOp::create(cb, cl, v, m16));
+                      if (fold) {
+                        for (int64_t j = 0; j < mr; ++j) {
+                          int64_t a = (i * mr + j) * 2;
+                          next[a] = vector::FMAOp::create(cb, cl, xa[j], lo, next[a]);
+                          next[a + 1] = vector::FMAOp::create(cb, cl, xb[j], hi, next[a + 1]);
+                        }
+                        continue;
+                      }
                       lo = arith::MulFOp::create(cb, cl, lo, sLo[i]);
                       hi = arith::MulFOp::create(cb, cl, hi, sHi[i]);
                       for (int64_t j = 0; j < mr; ++j) {
@@ -358,7 +380,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                       }
                     } else {
                       Value w = arith::SIToFPOp::create(cb, cl, vf, v);
-                      if (scaleInLoop)
+                      if (scaleInLoop && !fold)
                         w = arith::MulFOp::create(cb, cl, w, sLo[i]);
                       for (int64_t j = 0; j < mr; ++j)
                         next[i * mr + j] = vector::FMAOp::create(cb, cl, xa[j], w, next[i * mr + j]);
@@ -366,7 +388,20 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                   }
                   scf::YieldOp::create(cb, cl, next);
                 });
-            scf::YieldOp::create(gb, gl, cLoop.getResults());
+            if (!fold) {
+              scf::YieldOp::create(gb, gl, cLoop.getResults());
+              return;
+            }
+            SmallVector<Value> next;
+            for (int64_t i = 0; i < nr; ++i)
+              for (int64_t j = 0; j < mr; ++j) {
+                int64_t a = (i * mr + j) * parts;
+                Value acc = vector::FMAOp::create(gb, gl, cLoop.getResult(a), sLo[i], gaccs[i * mr + j]);
+                if (i4)
+                  acc = vector::FMAOp::create(gb, gl, cLoop.getResult(a + 1), sHi[i], acc);
+                next.push_back(acc);
+              }
+            scf::YieldOp::create(gb, gl, next);
           });
       return SmallVector<Value>(gLoop.getResults());
       };

@@ -1,6 +1,7 @@
 //===- qwen-compile.cpp - ONNX model of a Qwen LLM to an AOT bundle -------===//
 //
-//   qwen-compile model.onnx -o bundle/ [--target host|x86-64-v3|x86-64-v4|CPU]
+//   qwen-compile model.onnx -o bundle/
+//                [--target host|x86-64-v3|x86-64-v4|CPU|sm_XY[,sm_XY...]]
 //                [--recipe NAME|file.json] [--tokenizer tokenizer.json]
 //                [--emit=bundle|mlir|onnx|linalg|llvm-mlir|llvm|asm|obj]
 //
@@ -43,7 +44,8 @@ int main(int argc, char **argv) {
       cl::desc("CPU to compile for: host (this machine's CPU and features), "
                "x86-64-v3 (AVX2), x86-64-v4 (AVX-512), or any LLVM x86 CPU "
                "name; or an NVIDIA GPU: sm_80, sm_86, sm_89, sm_90 (CUDA "
-               "bundle: x86-64 host code + model.cubin)"),
+               "bundle: x86-64 host code + model.cubin), or a comma list "
+               "of them (model.fatbin: a cubin each + the newest one's PTX)"),
       cl::init("host"), cl::cat(cat));
   cl::opt<std::string> recipe("recipe", cl::desc("Quantization recipe: fp32, w8a16, w4a16-g128, "
                                        "w4a16-g32, w3a16-g128, w2a16-g64, "
@@ -85,8 +87,13 @@ int main(int argc, char **argv) {
       cl::cat(cat));
   cl::opt<std::string> ptxas(
       "ptxas",
-      cl::desc("CUDA targets: the ptxas that assembles model.cubin (default: "
+      cl::desc("CUDA targets: the ptxas that assembles the kernels (default: "
                "$CUDA_HOME/bin, /usr/local/cuda/bin, then PATH)"),
+      cl::value_desc("path"), cl::cat(cat));
+  cl::opt<std::string> fatbinary(
+      "fatbinary",
+      cl::desc("Several CUDA targets: the fatbinary that packs them into "
+               "model.fatbin (default: beside ptxas, then as --ptxas)"),
       cl::value_desc("path"), cl::cat(cat));
   enum class GpuGemm { Tiled, Direct };
   cl::opt<GpuGemm> gpuGemm(
@@ -172,6 +179,7 @@ int main(int argc, char **argv) {
   o.printAssignment = printAssignment;
   o.emit = emit;
   o.ptxas = ptxas;
+  o.fatbinary = fatbinary;
   o.gpuGemm = gpuGemm == GpuGemm::Tiled ? "tiled" : "direct";
   o.optLevel = optLevel;
   o.keepWork = keepWork;

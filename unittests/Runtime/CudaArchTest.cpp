@@ -54,4 +54,18 @@ TEST(CudaArch, ArchSpecificOnlyOnItsCapability) {
   EXPECT_FALSE(smArchRunsOn(a, 10, 0));
 }
 
+TEST(CudaArch, PtxJitsOnAnyNewerCapability) {
+  SmArch a;
+  ASSERT_TRUE(parseSmArch("sm_86", a));
+  EXPECT_TRUE(ptxArchRunsOn(a, 8, 6));
+  EXPECT_TRUE(ptxArchRunsOn(a, 8, 9));
+  EXPECT_TRUE(ptxArchRunsOn(a, 9, 0)); // across majors, unlike SASS
+  EXPECT_TRUE(ptxArchRunsOn(a, 12, 0));
+  EXPECT_FALSE(ptxArchRunsOn(a, 8, 0));
+  EXPECT_FALSE(ptxArchRunsOn(a, 7, 5));
+  ASSERT_TRUE(parseSmArch("sm_90a", a));
+  EXPECT_TRUE(ptxArchRunsOn(a, 9, 0));
+  EXPECT_FALSE(ptxArchRunsOn(a, 10, 0));
+}
+
 } // namespace

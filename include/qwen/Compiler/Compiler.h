@@ -31,10 +31,14 @@ enum class Emit {
 struct Options {
   std::string input;          // model.onnx
   std::string output;         // bundle dir, or file ("-" = stdout) for --emit
-  std::string target = "host"; // an x86 CPU, or sm_80/86/89/90 (CUDA)
-  /// CUDA targets: the ptxas to assemble model.cubin with (empty: search
-  /// $CUDA_HOME/bin, /usr/local/cuda/bin, PATH).
+  /// An x86 CPU, or CUDA: sm_80/86/89/90 or a comma-separated list of them
+  /// (one fat binary for all).
+  std::string target = "host";
+  /// CUDA targets: the ptxas to assemble the kernels with (empty: search
+  /// $CUDA_HOME/bin, /usr/local/cuda/bin, PATH), and the fatbinary that packs
+  /// several architectures (empty: beside ptxas, then the same search).
   std::string ptxas;
+  std::string fatbinary;
   /// CUDA targets: the prefill GEMM of the fused linears, "tiled" or
   /// "direct" (--qwen-gpu-fused-kernels gemm=, see GPUKernels.h).
   std::string gpuGemm = "tiled";

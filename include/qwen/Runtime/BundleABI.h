@@ -82,12 +82,17 @@
 // targets have no "features". "files" lists "binary" (model.cubin: the
 // kernels as an sm_XY ELF, for inspection and checksums; model.so embeds the
 // same kernels) with its size and sha256 like every other file.
+// Several architectures (--target sm_80,sm_90) replace "arch" by
+//   "archs": ["sm_80", "sm_90"], "ptx": "sm_90", "binary": "model.fatbin"
+// (a CUDA fat binary: one cubin per arch and the PTX of "ptx", optional,
+// which the driver JIT-compiles on newer GPUs).
 //
 // Opening a CUDA bundle: the runtime dlopen()s the NVIDIA driver
 // (libcuda.so.1; $QWEN_CUDA_DRIVER names another file, for tests), cuInit,
 // takes device $QWEN_CUDA_DEVICE (default 0), checks its compute capability
-// against "arch" (smArchRunsOn below: a cubin for sm_XY runs on X.Z with
-// Z >= Y; "sm_XYa" only on exactly X.Y), retains the device's primary context
+// against "arch" / "archs" (smArchRunsOn below: a cubin for sm_XY runs on X.Z
+// with Z >= Y; "sm_XYa" only on exactly X.Y) and "ptx" (ptxArchRunsOn: any
+// capability >= X.Y; one of them must run), retains the device's primary context
 // and makes it current, and only then dlopen()s model.so (whose global
 // constructors load the kernels). Every weight is copied once into device
 // memory (freed when the bundle is closed).
@@ -202,6 +207,15 @@ inline bool smArchRunsOn(const SmArch &arch, int major, int minor) {
   if (arch.specific)
     return major == arch.major && minor == arch.minor;
   return major == arch.major && minor >= arch.minor;
+}
+
+/// Whether PTX for `arch` (compute_XY) JIT-compiles for a device of compute
+/// capability major.minor: any capability at least X.Y; "a" variants only on
+/// exactly theirs.
+inline bool ptxArchRunsOn(const SmArch &arch, int major, int minor) {
+  if (arch.specific)
+    return major == arch.major && minor == arch.minor;
+  return major > arch.major || (major == arch.major && minor >= arch.minor);
 }
 
 } // namespace qwen::bundle

@@ -1,6 +1,7 @@
 """Turns a CPU bundle into one with a CUDA manifest, for runtime tests.
 
-usage: make_cuda_bundle.py IN OUT --arch sm_XY [--model SO] [--no-binary-file]
+usage: make_cuda_bundle.py IN OUT --arch sm_XY[,sm_XY...] [--ptx sm_XY]
+                           [--archs JSON] [--model SO] [--no-binary-file]
 
 The runtime's CUDA open path (driver, device, arch check, weight upload) is
 tested without a GPU and without the CUDA compiler: OUT is IN with the
@@ -8,7 +9,9 @@ tested without a GPU and without the CUDA compiler: OUT is IN with the
 "arch", "binary": "model.cubin"), a model.cubin file (placeholder bytes: the
 runtime only checksums it), model.so replaced by --model when given, and the
 size and sha256 of every listed file recomputed. --no-binary-file leaves
-model.cubin out of "files" (a malformed bundle).
+model.cubin out of "files" (a malformed bundle). Several archs (a fat
+binary's manifest) become "archs", with "ptx" when --ptx is given; --archs
+writes that JSON value as "archs" verbatim (malformed manifests).
 """
 
 import argparse
@@ -31,6 +34,8 @@ def main():
     p.add_argument("input")
     p.add_argument("out")
     p.add_argument("--arch", required=True)
+    p.add_argument("--ptx")
+    p.add_argument("--archs")
     p.add_argument("--model")
     p.add_argument("--no-binary-file", action="store_true")
     a = p.parse_args()
@@ -46,10 +51,20 @@ def main():
     mpath = os.path.join(a.out, "manifest.json")
     with open(mpath) as f:
         m = json.load(f)
-    m["target"] = {"name": a.arch, "kind": "cuda", "arch": a.arch,
-                   "triple": "x86_64-unknown-linux-gnu",
-                   "device_triple": "nvptx64-nvidia-cuda",
-                   "binary": "model.cubin"}
+    archs = a.arch.split(",")
+    t = {"name": a.arch, "kind": "cuda"}
+    if a.archs is not None:
+        t["archs"] = json.loads(a.archs)
+    elif len(archs) == 1:
+        t["arch"] = archs[0]
+    else:
+        t["archs"] = archs
+    if a.ptx:
+        t["ptx"] = a.ptx
+    t.update({"triple": "x86_64-unknown-linux-gnu",
+              "device_triple": "nvptx64-nvidia-cuda",
+              "binary": "model.cubin"})
+    m["target"] = t
     paths = [f["path"] for f in m["files"] if f["path"] != "model.cubin"]
     if not a.no_binary_file:
         paths.append("model.cubin")
