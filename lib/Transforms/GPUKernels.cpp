@@ -886,7 +886,12 @@ void emitDirectMma(
 /// [ceil(N / tileN), ceil(M / tileM)], its dynamic shared memory): the
 /// branch is uniform, chosen on the host for the grid and the shared
 /// memory size and again in the kernel, so decode pays for one launch
-/// and the GEMM's shared memory does not limit the GEMV's occupancy.
+/// and the GEMM's shared memory does not limit the GEMV's occupancy. Its
+/// registers do: the kernel's allocation is the larger branch's (the tiled
+/// GEMMs take 60 to 96 registers a thread against the GEMV's ~32). Two
+/// kernels picked by the host (scf.if on M) would avoid that, but
+/// gpu-async-region leaves launches inside scf.if unchained (gpu-to-llvm
+/// then rejects them).
 void emitLinearLaunch(
     OpBuilder &b, Location l, const LinearOperands &o,
     llvm::function_ref<void(KernelBuilder &, Value n, Value m, Value lane)>
