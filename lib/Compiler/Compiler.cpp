@@ -1055,7 +1055,8 @@ int compile(const Options &o) {
         qwen::EmitModelABIOptions ao;
         ao.numInputs = numInputs;
         if (cuda) {
-          if (failed(gpu::buildGPULoweringPipeline(pm, archs, o.optLevel)))
+          if (failed(gpu::buildGPULoweringPipeline(pm, archs, o.optLevel,
+                                                   o.gpuGemm)))
             return failure();
           ao.openmp = false;
           pm.addPass(qwen::createEmitModelABI(ao));

@@ -11,6 +11,7 @@
 //                                      on one stream, synchronized and
 //                                      destroyed before the entry returns
 //   nvvm-attach-target, convert-gpu-to-nvvm, gpu-to-llvm
+//                                      (dynamic shared memory made extern)
 //   gpu-module-to-binary{format=isa}   PTX from LLVM's NVPTX back end
 //
 //===----------------------------------------------------------------------===//
@@ -156,11 +157,35 @@ struct MergeGPUModulesPass
   }
 };
 
+/// Gives the dynamic shared memory of the kernels (gpu.dynamic_shared_memory,
+/// lowered by convert-gpu-to-nvvm to an internal zero-sized array in address
+/// space 3) external linkage: NVPTX prints an internal [0 x i8] as a
+/// one-byte static `.shared .b8 name;`, an external one as the
+/// `.extern .shared .b8 name[];` that names the launch's dynamic shared
+/// memory.
+struct ExternDynamicSharedPass
+    : PassWrapper<ExternDynamicSharedPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ExternDynamicSharedPass)
+  StringRef getArgument() const final {
+    return "qwen-gpu-extern-dynamic-shared";
+  }
+  void runOnOperation() override {
+    getOperation().walk([](LLVM::GlobalOp g) {
+      auto t = dyn_cast<LLVM::LLVMArrayType>(g.getGlobalType());
+      if (g.getAddrSpace() == 3 && t && t.getNumElements() == 0 &&
+          g.getLinkage() == LLVM::Linkage::Internal) {
+        g.setLinkage(LLVM::Linkage::External);
+        g.removeValueAttr();
+      }
+    });
+  }
+};
+
 } // namespace
 
 LogicalResult buildGPULoweringPipeline(OpPassManager &pm,
                                        llvm::ArrayRef<std::string> archs,
-                                       int optLevel) {
+                                       int optLevel, llvm::StringRef gemm) {
   auto add = [&](llvm::StringRef text) {
     std::string err;
     llvm::raw_string_ostream os(err);
@@ -174,7 +199,7 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm,
   pm.addPass(qwen::createBufferize());
   if (failed(add("buffer-deallocation-pipeline")))
     return failure();
-  pm.addPass(qwen::gpu::createGPUFusedKernelsPass());
+  pm.addPass(qwen::gpu::createGPUFusedKernelsPass(gemm));
   if (failed(add("func.func(scf-forall-to-parallel),"
                  "func.func(convert-linalg-to-parallel-loops)")))
     return failure();
@@ -187,13 +212,20 @@ LogicalResult buildGPULoweringPipeline(OpPassManager &pm,
   // only, so every listed arch takes the same IR).
   std::string o = std::to_string(std::clamp(optLevel, 0, 3));
   std::string attach;
-  for (const std::string &arch : archs)
-    attach += "nvvm-attach-target{chip=" + arch + " O=" + o + "},";
-  return add("func.func(gpu-async-region)," + attach +
-             "convert-vector-to-scf,expand-strided-metadata,lower-affine,"
-             "convert-scf-to-cf,convert-math-to-llvm,"
-             "gpu.module(convert-gpu-to-nvvm,canonicalize,cse),"
-             "convert-nvvm-to-llvm,"
+  for (const std::string &arch : archs) {
+    // The 2:4 kernels' mma.sp m16n8k32 .f16 needs PTX ISA 7.1; LLVM writes
+    // 7.0 for sm_80 unless told (7.1 and up for the others).
+    std::string features = arch == "sm_80" ? " features=+ptx71" : "";
+    attach +=
+        "nvvm-attach-target{chip=" + arch + " O=" + o + features + "},";
+  }
+  if (failed(add("func.func(gpu-async-region)," + attach +
+                 "convert-vector-to-scf,expand-strided-metadata,lower-affine,"
+                 "convert-scf-to-cf,convert-math-to-llvm,"
+                 "gpu.module(convert-gpu-to-nvvm,canonicalize,cse)")))
+    return failure();
+  pm.addPass(std::make_unique<ExternDynamicSharedPass>());
+  return add("convert-nvvm-to-llvm,"
              "gpu-to-llvm,"
              "convert-to-llvm,reconcile-unrealized-casts,"
              "gpu-module-to-binary{format=isa}");

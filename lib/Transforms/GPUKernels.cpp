@@ -60,10 +60,11 @@ Value ceilDiv(OpBuilder &b, Location l, Value a, Value d) {
 mlir::gpu::LaunchOp makeLaunch(OpBuilder &b, Location l,
                                std::array<Value, 3> grid,
                                std::array<Value, 3> block,
-                               TypeRange workgroup = {}) {
+                               TypeRange workgroup = {},
+                               Value dynamicSharedBytes = nullptr) {
   auto launch = mlir::gpu::LaunchOp::create(
       b, l, grid[0], grid[1], grid[2], block[0], block[1], block[2],
-      /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr,
+      dynamicSharedBytes, /*asyncTokenType=*/nullptr,
       /*asyncDependencies=*/{}, workgroup);
   Block &body = launch.getBody().front();
   if (body.empty() || !body.back().hasTrait<OpTrait::IsTerminator>()) {
@@ -126,20 +127,22 @@ struct KernelBuilder {
   Value i64(Value x) {
     return arith::IndexCastOp::create(b, l, b.getI64Type(), x);
   }
-  /// A load of `t` at byte offset `off` (index) from a global base;
+  /// The address `off` bytes (index) after `base` (any address space).
+  Value gep(Value base, Value off) {
+    return LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
+                               ValueRange{i64(off)});
+  }
+  /// A load of `t` at byte offset `off` (index) from a base pointer;
   /// invariant (read-only during the kernel) unless said otherwise.
   Value load(Value base, Value off, Type t, unsigned align,
              bool invariant = true) {
-    Value p = LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
-                                  ValueRange{i64(off)});
-    return LLVM::LoadOp::create(b, l, t, p, align, /*isVolatile=*/false,
+    return LLVM::LoadOp::create(b, l, t, gep(base, off), align,
+                                /*isVolatile=*/false,
                                 /*isNonTemporal=*/false, invariant);
   }
-  /// A store of `v` at byte offset `off` (index) from a global base.
+  /// A store of `v` at byte offset `off` (index) from a base pointer.
   void store(Value v, Value base, Value off, unsigned align) {
-    Value p = LLVM::GEPOp::create(b, l, base.getType(), b.getI8Type(), base,
-                                  ValueRange{i64(off)});
-    LLVM::StoreOp::create(b, l, v, p, align);
+    LLVM::StoreOp::create(b, l, v, gep(base, off), align);
   }
   /// Element `i` of a 32-bit word as a sign-extended `bits`-wide field.
   Value field(Value word, int64_t i, int64_t bits) {
@@ -209,6 +212,49 @@ Value warpSum(OpBuilder &b, Location l, Value v) {
   return v;
 }
 
+/// The frame of a warp-per-(token m, channel n) GEMV: lane L takes the
+/// `perLane`-column blocks k0 = perLane (L + 32 i) of row n; `block(k0)`
+/// returns a block's unscaled dot product (a block lies in one scale group,
+/// as groups are multiples of 32 >= perLane), scaled by its group's scale
+/// and summed per lane; a butterfly shuffle reduction, and lane 0 applies
+/// a per-channel / per-tensor scale and adds into out[m, n].
+void emitGemvFrame(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
+                   Value lane, int64_t perLane, int64_t group,
+                   llvm::function_ref<Value(Value k0)> block) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  auto ifOp = scf::IfOp::create(b, l, kb.lt(n, kb.c(o.N)), /*withElse=*/false);
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  auto loop =
+      scf::ForOp::create(b, l, kb.mul(lane, kb.c(perLane)), kb.c(o.K),
+                         kb.c(perLane * kWarp), ValueRange{f32c(b, l, 0)});
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    Value sum = block(k0);
+    Value acc = loop.getRegionIterArgs()[0];
+    acc = group > 0
+              ? math::FmaOp::create(
+                    b, l, sum,
+                    loadScale(b, l, o.scales, n, kb.div(k0, kb.c(group))), acc)
+                    .getResult()
+              : arith::AddFOp::create(b, l, acc, sum).getResult();
+    scf::YieldOp::create(b, l, acc);
+  }
+  Value acc = warpSum(b, l, loop.getResult(0));
+  auto store = scf::IfOp::create(
+      b, l,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
+      /*withElse=*/false);
+  b.setInsertionPointToStart(store.thenBlock());
+  if (group == 0)
+    acc =
+        arith::MulFOp::create(b, l, acc, loadScale(b, l, o.scales, n, kb.c(0)));
+  accumulateOut(b, l, o.out, m, n, acc);
+}
+
 /// Decode (few tokens): one warp per output channel n of token m. Each lane
 /// owns 16-byte blocks of W[n, :] (32 4-bit / 16 8-bit codes, all in one
 /// scale group since groups are multiples of 32): ld.global.nc.v4 of the
@@ -220,20 +266,11 @@ void emitGemvBody(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
   OpBuilder &b = kb.b;
   Location l = kb.l;
   Type i32 = b.getI32Type(), f32 = b.getF32Type();
-  auto ifOp = scf::IfOp::create(b, l, kb.lt(n, kb.c(o.N)), /*withElse=*/false);
-  OpBuilder::InsertionGuard g(b);
-  b.setInsertionPointToStart(ifOp.thenBlock());
   Value codeBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x);
   Value codeRow = kb.mul(n, kb.c(o.rowBytes));
   Value xRow = kb.mul(m, kb.c(o.K * 4));
   int64_t perLane = kLaneBytes * 8 / bits;
-  auto loop =
-      scf::ForOp::create(b, l, kb.mul(lane, kb.c(perLane)), kb.c(o.K),
-                         kb.c(perLane * kWarp), ValueRange{f32c(b, l, 0)});
-  {
-    OpBuilder::InsertionGuard ig(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value k0 = loop.getInductionVar();
+  emitGemvFrame(kb, o, n, m, lane, perLane, group, [&](Value k0) {
     Value words = kb.load(
         codeBase, kb.add(codeRow, kb.div(kb.mul(k0, kb.c(bits)), kb.c(8))),
         VectorType::get({4}, i32), 16);
@@ -254,26 +291,8 @@ void emitGemvBody(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
         }
       }
     }
-    Value sum = arith::AddFOp::create(b, l, part[0], part[1]);
-    Value acc = loop.getRegionIterArgs()[0];
-    acc = group > 0
-              ? math::FmaOp::create(
-                    b, l, sum,
-                    loadScale(b, l, o.scales, n, kb.div(k0, kb.c(group))), acc)
-                    .getResult()
-              : arith::AddFOp::create(b, l, acc, sum).getResult();
-    scf::YieldOp::create(b, l, acc);
-  }
-  Value acc = warpSum(b, l, loop.getResult(0));
-  auto store = scf::IfOp::create(
-      b, l,
-      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
-      /*withElse=*/false);
-  b.setInsertionPointToStart(store.thenBlock());
-  if (group == 0)
-    acc =
-        arith::MulFOp::create(b, l, acc, loadScale(b, l, o.scales, n, kb.c(0)));
-  accumulateOut(b, l, o.out, m, n, acc);
+    return arith::AddFOp::create(b, l, part[0], part[1]).getResult();
+  });
 }
 
 /// Coordinates of a thread in an mma.sync m16n8kK tile: groupID (lane / 4)
@@ -394,32 +413,511 @@ void emitMmaA16Body(KernelBuilder &kb, const LinearOperands &o, Value n0,
   });
 }
 
+//===----------------------------------------------------------------------===//
+// Tiled tensor-core prefill GEMM
+//===----------------------------------------------------------------------===//
+//
+// A block of kTileThreads = 4 warps computes a kTileM x kTileN (64 tokens x
+// 64 channels) tile of out; warp w owns the 32 x 32 quarter at rows
+// 32 (w / 2), columns 32 (w % 2): 2 x 4 mma tiles of 16 x 8, 32 f32 / i32
+// accumulators a thread. 64 x 64 x 4 warps: N of every Qwen projection is
+// a multiple of 64 (896, 4864, 128, 151936), the four warps share the same
+// 128 threads as the decode GEMV of the launch, each k step of a warp reads
+// 2 + 2 ldmatrix.x4 for 8 mma, and the shared memory (37-40 KB for A16,
+// 30 KB for W8A8) stays under the 48 KB a block may have without the
+// dynamic-shared-memory opt-in, leaving room for 4 (sm_80, 164 KB) to 5
+// (sm_90, 228 KB) blocks an SM. The same tile on every arch: more stages
+// or 128-token tiles on sm_90 are a tuning step that needs measurements on
+// the GPU (the runtime's mgpuLaunchKernel already opts in above 48 KB).
+//
+// K advances by stages (64 inputs for W8A8, 32 for A16: 64 bytes of an
+// operand row either way once in the mma's type): cp.async (16 bytes, .cg,
+// zero-filled outside M, N and K) stages the next kStages - 1 stages while
+// the current one is consumed (cp.async.commit_group / wait_group).
+//
+// W4A16 / W8A16: x is f32 and the codes are packed, so neither can feed
+// ldmatrix as it lands. Once per stage the block converts both into f16
+// tiles in shared memory (x rounded to f16; a weight code times its group's
+// scale, in f32 and then rounded once): each weight is dequantized once per
+// block (not once per warp, as dequantizing in registers after ldmatrix of
+// the codes would: both warps of a column half need the same B fragments),
+// and then A and B fragments come from ldmatrix like any f16 GEMM.
+// W8A8: q_x and the codes are already the mma's s8 operands: ldmatrix reads
+// them straight from the cp.async stages.
+//
+// Both operand tiles keep K contiguous in a row (x [m][k], W [n][k]): the
+// "row" A and "col" B layouts of mma.sync, so ldmatrix needs no .trans.
+// Rows that ldmatrix reads are padded to kTilePitch = 80 bytes: the 8 rows
+// of an 8 x 8 matrix start 20 banks apart (0, 20, 8, 28, 16, 4, 24, 12) and
+// their 16-byte segments cover the 32 banks once (no conflict).
+
+constexpr int64_t kTileM = 64, kTileN = 64, kTileThreads = 128;
+constexpr int64_t kWarpTileM = 32, kWarpTileN = 32;
+constexpr int64_t kStages = 3;
+/// Bytes of a stage's row of codes (W8A8: 64 k, two m16n8k32 steps) or of
+/// f16 operand (A16: 32 k, two m16n8k16 steps), and their padded pitch.
+constexpr int64_t kStageBytes = 64, kTilePitch = kStageBytes + 16;
+/// K of one stage of the A16 GEMM (f16: 2 bytes each).
+constexpr int64_t kA16StageK = kStageBytes / 2;
+
+/// Which prefill kernel --qwen-gpu-fused-kernels emits for the fused
+/// linears (option gemm=): the tiled GEMM above, or the older one where each
+/// warp loads its fragments straight from global memory (kept to check the
+/// tiled one against on a GPU).
+enum class GemmKind { Direct, Tiled };
+
+/// The shared-memory address (llvm.ptr<3>) of a workgroup memref.
+Value sharedBase(OpBuilder &b, Location l, Value memref) {
+  Value p = memref::ExtractAlignedPointerAsIndexOp::create(b, l, memref);
+  p = arith::IndexCastOp::create(b, l, b.getI64Type(), p);
+  return LLVM::IntToPtrOp::create(
+      b, l, LLVM::LLVMPointerType::get(b.getContext(), 3), p);
+}
+
+/// Stages rows [r0, r0 + rows) x bytes [c0, c0 + rowBytes) of a row-major
+/// global matrix (`srcPitch` bytes a row) into shared memory at `dst` (row
+/// pitch `dstPitch`), one cp.async per `chunk` bytes (16: .cg, L2 only; 4
+/// or 8: .ca, the only forms of those sizes), chunk c of the tile to
+/// thread c mod kTileThreads (neighbouring threads: neighbouring chunks of
+/// a row). Chunks of rows >= rowEnd or at bytes >= byteEnd (the M / N and K
+/// tails; byteEnd is a multiple of `chunk`) read nothing and are
+/// zero-filled (src-size 0), so the mma adds zeros for them; their source
+/// address is clamped to the matrix's start.
+void copyTileAsync(KernelBuilder &kb, Value tid, Value src, int64_t srcPitch,
+                   Value r0, Value rowEnd, Value c0, int64_t byteEnd, Value dst,
+                   int64_t dstPitch, int64_t rows, int64_t rowBytes,
+                   int64_t chunk = 16) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  int64_t perRow = rowBytes / chunk, chunks = rows * perRow;
+  for (int64_t first = 0; first < chunks; first += kTileThreads) {
+    OpBuilder::InsertionGuard g(b);
+    Value c = kb.add(tid, kb.c(first));
+    if (first + kTileThreads > chunks)
+      b.setInsertionPointToStart(
+          scf::IfOp::create(b, l, kb.lt(c, kb.c(chunks)), false).thenBlock());
+    Value row = kb.div(c, kb.c(perRow));
+    Value col = kb.mul(kb.rem(c, kb.c(perRow)), kb.c(chunk));
+    Value gr = kb.add(r0, row), gc = kb.add(c0, col);
+    Value valid = arith::AndIOp::create(b, l, kb.lt(gr, rowEnd),
+                                        kb.lt(gc, kb.c(byteEnd)));
+    Value off = arith::SelectOp::create(
+        b, l, valid, kb.add(kb.mul(gr, kb.c(srcPitch)), gc), kb.c(0));
+    Value bytes =
+        arith::SelectOp::create(b, l, valid, i32c(b, l, chunk), i32c(b, l, 0));
+    NVVM::CpAsyncOp::create(
+        b, l, kb.gep(dst, kb.add(kb.mul(row, kb.c(dstPitch)), col)),
+        kb.gep(src, off), chunk,
+        chunk == 16 ? NVVM::LoadCacheModifierKind::CG
+                    : NVVM::LoadCacheModifierKind::CA,
+        bytes);
+  }
+}
+
+/// ldmatrix.sync.aligned.m8n8.x4.shared.b16 (PTX ISA, "Warp-level matrix
+/// load instruction: ldmatrix"): lane L gives the address of row L % 8 of
+/// matrix L / 8 (16 contiguous bytes); register i of lane T receives the
+/// 32 bits at row T / 4, bytes 4 (T % 4) .. 4 (T % 4) + 3 of matrix i.
+SmallVector<Value> ldmatrixX4(KernelBuilder &kb, Value addr) {
+  OpBuilder &b = kb.b;
+  MLIRContext *ctx = b.getContext();
+  Type i32 = b.getI32Type();
+  auto resT = LLVM::LLVMStructType::getLiteral(ctx, {i32, i32, i32, i32});
+  Value r = NVVM::LdMatrixOp::create(
+      b, kb.l, resT, addr, b.getI32IntegerAttr(4),
+      NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
+      NVVM::LdStMatrixShapeAttr::get(ctx, 8, 8),
+      NVVM::LdStMatrixEltTypeAttr::get(ctx, NVVM::LdStMatrixEltType::B16));
+  return mmaResults(b, kb.l, r);
+}
+
+/// Where lane L points ldmatrix.x4 for the A fragment of the 16-row tile
+/// at `row0` and the k step at byte `kByte` (tile rows: K contiguous, pitch
+/// `pitch`): row row0 + L % 16, byte kByte + 16 (L / 16). Matrices 0..3
+/// are then (rows 0-7, k lo), (rows 8-15, k lo), (rows 0-7, k hi), (rows
+/// 8-15, k hi), and thread T = 4 gid + tig receives A[gid (+8)][2 tig (+8)]
+/// (f16 pairs) or A[gid (+8)][4 tig (+16)] (s8 quads): registers a0..a3 of
+/// the PTX ISA's "Matrix Fragments for mma.m16n8k16 with floating point
+/// type" and "Matrix Fragments for mma.m16n8k32" (integer) tables.
+Value aFragmentAddr(KernelBuilder &kb, Value tile, Value row0, Value kByte,
+                    Value lane, int64_t pitch = kTilePitch) {
+  Value row = kb.add(row0, kb.rem(lane, kb.c(16)));
+  Value col = kb.add(kByte, kb.mul(kb.div(lane, kb.c(16)), kb.c(16)));
+  return kb.gep(tile, kb.add(kb.mul(row, kb.c(pitch)), col));
+}
+
+/// Where lane L points ldmatrix.x4 for the B fragments of the two 8-channel
+/// tiles at `row0` (W tile rows: one channel, K contiguous): channel row0 +
+/// 8 (L / 16) + L % 8, byte kByte + 16 ((L / 8) % 2). Matrices 0..3 are
+/// (channels 0-7, k lo), (0-7, k hi), (8-15, k lo), (8-15, k hi): thread T
+/// receives B[k = 2 tig (+8)][n = gid] (f16) or B[k = 4 tig (+16)][n = gid]
+/// (s8), registers b0, b1 of the first tile then of the second (same PTX
+/// ISA tables, B fragment, "col" layout).
+Value bFragmentAddr(KernelBuilder &kb, Value tile, Value row0, Value kByte,
+                    Value lane) {
+  Value row = kb.add(row0, kb.add(kb.mul(kb.div(lane, kb.c(16)), kb.c(8)),
+                                  kb.rem(lane, kb.c(8))));
+  Value col =
+      kb.add(kByte, kb.mul(kb.rem(kb.div(lane, kb.c(8)), kb.c(2)), kb.c(16)));
+  return kb.gep(tile, kb.add(kb.mul(row, kb.c(kTilePitch)), col));
+}
+
+/// One k step (16 f16 or 32 s8: 32 bytes of a tile row) of a warp's 32 x 32
+/// tile: two ldmatrix.x4 for the A fragments of its two 16-row tiles, two
+/// for the B fragments of its four 8-channel tiles, eight mma.sync.
+/// acc[4 (4 mi + ni) + i] is accumulator ci of mma tile (mi, ni).
+void warpMmaStep(KernelBuilder &kb, Value aTile, Value bTile, Value aRow0,
+                 Value bRow0, Value kByte, Value lane, bool s8,
+                 MutableArrayRef<Value> acc) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  MLIRContext *ctx = b.getContext();
+  auto h2 = VectorType::get({2}, b.getF16Type());
+  Type accT = s8 ? Type(b.getI32Type()) : Type(b.getF32Type());
+  auto asOperand = [&](Value r) {
+    return s8 ? r : LLVM::BitcastOp::create(b, l, h2, r).getResult();
+  };
+  SmallVector<Value> a[2], bf[4];
+  for (int64_t mi = 0; mi < 2; ++mi)
+    for (Value r :
+         ldmatrixX4(kb, aFragmentAddr(kb, aTile, kb.add(aRow0, kb.c(16 * mi)),
+                                      kByte, lane)))
+      a[mi].push_back(asOperand(r));
+  for (int64_t p = 0; p < 2; ++p) {
+    SmallVector<Value> r = ldmatrixX4(
+        kb, bFragmentAddr(kb, bTile, kb.add(bRow0, kb.c(16 * p)), kByte, lane));
+    for (int64_t i = 0; i < 4; ++i)
+      bf[2 * p + i / 2].push_back(asOperand(r[i]));
+  }
+  auto resT = LLVM::LLVMStructType::getLiteral(ctx, {accT, accT, accT, accT});
+  for (int64_t mi = 0; mi < 2; ++mi)
+    for (int64_t ni = 0; ni < 4; ++ni) {
+      MutableArrayRef<Value> c = acc.slice(4 * (4 * mi + ni), 4);
+      Value d = s8 ? NVVM::MmaOp::create(
+                         b, l, resT, a[mi], bf[ni], c, {16, 8, 32},
+                         std::nullopt, NVVM::MMAIntOverflow::wrapped,
+                         std::array{NVVM::MMATypes::s8, NVVM::MMATypes::s8},
+                         std::array{NVVM::MMALayout::row, NVVM::MMALayout::col})
+                         .getResult()
+                   : NVVM::MmaOp::create(
+                         b, l, resT, a[mi], bf[ni], c, {16, 8, 16},
+                         std::nullopt, std::nullopt,
+                         std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16},
+                         std::array{NVVM::MMALayout::row, NVVM::MMALayout::col})
+                         .getResult();
+      llvm::copy(mmaResults(b, l, d), c.begin());
+    }
+}
+
+/// The multistage K loop of the tiled GEMM over `numK` stages: the
+/// prologue issues stages 0 .. kStages - 2; iteration kt waits until stage
+/// kt has landed (cp.async.wait_group kStages - 2: at most the younger
+/// stages in flight) and for every thread (bar.sync: the stage is
+/// complete, and every thread is done with iteration kt - 1, whose stage
+/// buffer (kt - 1) mod kStages is refilled next), issues stage kt +
+/// kStages - 1, then `compute`s stage kt. Every iteration commits one group
+/// (empty past the last stage) so the wait count holds to the end.
+/// `compute(kt, buffer, iters)` returns the next iteration's values.
+SmallVector<Value>
+emitPipelinedKLoop(KernelBuilder &kb, int64_t numK, ValueRange init,
+                   llvm::function_ref<void(Value kt, Value buffer)> issue,
+                   llvm::function_ref<SmallVector<Value>(Value kt, Value buffer,
+                                                         ValueRange iters)>
+                       compute) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  for (int64_t s = 0; s + 1 < kStages; ++s) {
+    if (s < numK)
+      issue(kb.c(s), kb.c(s));
+    NVVM::CpAsyncCommitGroupOp::create(b, l);
+  }
+  auto loop = scf::ForOp::create(b, l, kb.c(0), kb.c(numK), kb.c(1), init);
+  OpBuilder::InsertionGuard g(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value kt = loop.getInductionVar();
+  NVVM::CpAsyncWaitGroupOp::create(b, l, kStages - 2);
+  mlir::gpu::BarrierOp::create(b, l);
+  Value next = kb.add(kt, kb.c(kStages - 1));
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(
+        scf::IfOp::create(b, l, kb.lt(next, kb.c(numK)), false).thenBlock());
+    issue(next, kb.rem(next, kb.c(kStages)));
+  }
+  NVVM::CpAsyncCommitGroupOp::create(b, l);
+  scf::YieldOp::create(
+      b, l, compute(kt, kb.rem(kt, kb.c(kStages)), loop.getRegionIterArgs()));
+  return SmallVector<Value>(loop.getResults());
+}
+
+/// The block's warp position: row and column of its 32 x 32 quarter.
+struct WarpTile {
+  Value row0, col0, lane;
+};
+
+WarpTile warpTileOf(KernelBuilder &kb, Value tid) {
+  Value warp = kb.div(tid, kb.c(kWarp));
+  return {kb.mul(kb.div(warp, kb.c(2)), kb.c(kWarpTileM)),
+          kb.mul(kb.rem(warp, kb.c(2)), kb.c(kWarpTileN)),
+          kb.rem(tid, kb.c(kWarp))};
+}
+
+/// Adds the warp's 32 accumulators into out (guarded at the M / N tails).
+void storeWarpTile(KernelBuilder &kb, const LinearOperands &o, Value m0,
+                   Value n0, const WarpTile &wt, ArrayRef<Value> acc,
+                   llvm::function_ref<Value(Value n, Value v)> epilogue) {
+  MmaLane ml{kb.div(wt.lane, kb.c(4)), kb.rem(wt.lane, kb.c(4))};
+  for (int64_t mi = 0; mi < 2; ++mi)
+    for (int64_t ni = 0; ni < 4; ++ni)
+      storeMmaTile(kb, o, ml, kb.add(m0, kb.add(wt.row0, kb.c(16 * mi))),
+                   kb.add(n0, kb.add(wt.col0, kb.c(8 * ni))),
+                   acc.slice(4 * (4 * mi + ni), 4), epilogue);
+}
+
+/// Shared memory of the A16 GEMM: kStages raw stages of x (f32, 64 x 32,
+/// unpadded: only the conversion reads them, row by row) and of the codes,
+/// then the f16 tiles of x and of W (64 rows of kTilePitch).
+struct A16Shared {
+  int64_t xStage, wStage, wRaw, xHalf, wHalf, bytes;
+  explicit A16Shared(int64_t bits)
+      : xStage(kTileM * kA16StageK * 4), wStage(kTileN * kA16StageK * bits / 8),
+        wRaw(kStages * xStage), xHalf(wRaw + kStages * wStage),
+        wHalf(xHalf + kTileM * kTilePitch), bytes(wHalf + kTileN * kTilePitch) {
+  }
+};
+
+/// x stage (f32 [64][32]) -> f16 tile: thread t rounds the 4-float chunks
+/// t, t + 128, ... (row c / 8, columns 4 (c % 8)): a v4 shared load, one
+/// cvt per pair, an 8-byte shared store.
+void convertXStage(KernelBuilder &kb, Value tid, Value raw, Value half) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  int64_t perRow = kA16StageK / 4;
+  for (int64_t first = 0; first < kTileM * perRow; first += kTileThreads) {
+    Value c = kb.add(tid, kb.c(first));
+    Value row = kb.div(c, kb.c(perRow)), col = kb.rem(c, kb.c(perRow));
+    Value v = kb.load(
+        raw, kb.add(kb.mul(row, kb.c(kA16StageK * 4)), kb.mul(col, kb.c(16))),
+        VectorType::get({4}, b.getF32Type()), 16,
+        /*invariant=*/false);
+    v = arith::TruncFOp::create(b, l, VectorType::get({4}, b.getF16Type()), v);
+    kb.store(v, half,
+             kb.add(kb.mul(row, kb.c(kTilePitch)), kb.mul(col, kb.c(8))), 8);
+  }
+}
+
+/// A codes stage (64 rows of `2 perThread` codes of `bits`, unpadded) ->
+/// f16 tile (row pitch `pitch`): thread t takes the `perThread` (16 or 8)
+/// codes of row t / 2 from code perThread (t % 2), sign extends them (low
+/// field first: the even code is the low nibble), multiplies by `scale`
+/// (f32, the row's group scale; null: per-channel / tensor scales come after
+/// the GEMM) and rounds once to f16; 16-byte stores.
+void dequantStage(KernelBuilder &kb, Value tid, Value raw, Value half,
+                  int64_t pitch, int64_t bits, int64_t perThread, Value scale) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  Type i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
+  Value row = kb.div(tid, kb.c(2));
+  Value k0 = kb.mul(kb.rem(tid, kb.c(2)), kb.c(perThread));
+  int64_t words = perThread * bits / 32;
+  Value v = kb.load(raw,
+                    kb.add(kb.mul(row, kb.c(2 * perThread * bits / 8)),
+                           kb.div(kb.mul(k0, kb.c(bits)), kb.c(8))),
+                    VectorType::get({words}, i32), 4 * words,
+                    /*invariant=*/false);
+  SmallVector<Value> codes;
+  for (int64_t w = 0; w < words; ++w) {
+    Value word = vector::ExtractOp::create(b, l, v, w);
+    for (int64_t j = 0; j < 32 / bits; ++j)
+      codes.push_back(kb.field(word, j, bits));
+  }
+  Value rowOff = kb.add(kb.mul(row, kb.c(pitch)), kb.mul(k0, kb.c(2)));
+  auto v8i = VectorType::get({8}, i32);
+  for (int64_t h = 0; h < perThread / 8; ++h) {
+    Value ci = vector::FromElementsOp::create(
+        b, l, v8i, ArrayRef<Value>(codes).slice(8 * h, 8));
+    Value w;
+    if (scale) {
+      Value cf = arith::SIToFPOp::create(b, l, VectorType::get({8}, f32), ci);
+      cf = arith::MulFOp::create(
+          b, l, cf,
+          vector::BroadcastOp::create(b, l, VectorType::get({8}, f32), scale));
+      w = arith::TruncFOp::create(b, l, VectorType::get({8}, f16), cf);
+    } else {
+      w = arith::SIToFPOp::create(b, l, VectorType::get({8}, f16), ci);
+    }
+    kb.store(w, half, kb.add(rowOff, kb.c(16 * h)), 16);
+  }
+}
+
+/// The A16 tiled GEMM body of block (bx, by) (layout and pipeline above).
+/// Per group (group > 0) the scale folds into the f16 weights; the next
+/// stage's scale is loaded one iteration ahead (a loop-carried register) so
+/// its latency hides behind the stage's mma. Per channel / tensor the
+/// codes stay exact and the scale multiplies the f32 results.
+void emitTiledA16Body(KernelBuilder &kb, const LinearOperands &o, Value bx,
+                      Value by, Value tid, Value smem, int64_t bits,
+                      int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  A16Shared sh(bits);
+  int64_t numK = (o.K + kA16StageK - 1) / kA16StageK;
+  Value n0 = kb.mul(bx, kb.c(kTileN)), m0 = kb.mul(by, kb.c(kTileM));
+  Value xBase = globalBase(b, l, o.x), codeBase = globalBase(b, l, o.codes);
+  Value xHalf = kb.gep(smem, kb.c(sh.xHalf)),
+        wHalf = kb.gep(smem, kb.c(sh.wHalf));
+  WarpTile wt = warpTileOf(kb, tid);
+  // The channel whose codes this thread dequantizes (dequantStage).
+  Value myN = kb.min(kb.add(n0, kb.div(tid, kb.c(2))), kb.c(o.N - 1));
+  auto scaleAt = [&](Value kt) {
+    return loadScale(b, l, o.scales, myN,
+                     kb.div(kb.mul(kt, kb.c(kA16StageK)), kb.c(group)));
+  };
+  SmallVector<Value> init(32, f32c(b, l, 0));
+  if (group > 0)
+    init.push_back(scaleAt(kb.c(0)));
+  SmallVector<Value> acc = emitPipelinedKLoop(
+      kb, numK, init,
+      [&](Value kt, Value buf) {
+        copyTileAsync(kb, tid, xBase, o.K * 4, m0, o.M,
+                      kb.mul(kt, kb.c(kA16StageK * 4)), o.K * 4,
+                      kb.gep(smem, kb.mul(buf, kb.c(sh.xStage))),
+                      kA16StageK * 4, kTileM, kA16StageK * 4);
+        copyTileAsync(
+            kb, tid, codeBase, o.rowBytes, n0, kb.c(o.N),
+            kb.mul(kt, kb.c(kA16StageK * bits / 8)), o.rowBytes,
+            kb.gep(smem, kb.add(kb.c(sh.wRaw), kb.mul(buf, kb.c(sh.wStage)))),
+            kA16StageK * bits / 8, kTileN, kA16StageK * bits / 8);
+      },
+      [&](Value kt, Value buf, ValueRange iters) {
+        SmallVector<Value> next(iters);
+        Value scale;
+        if (group > 0) {
+          scale = iters.back();
+          next.back() = scaleAt(kb.min(kb.add(kt, kb.c(1)), kb.c(numK - 1)));
+        }
+        convertXStage(kb, tid, kb.gep(smem, kb.mul(buf, kb.c(sh.xStage))),
+                      xHalf);
+        dequantStage(
+            kb, tid,
+            kb.gep(smem, kb.add(kb.c(sh.wRaw), kb.mul(buf, kb.c(sh.wStage)))),
+            wHalf, kTilePitch, bits, /*perThread=*/16, scale);
+        // The f16 tiles are complete before any warp reads them; the next
+        // iteration's first barrier orders these reads before the next
+        // conversion overwrites them.
+        mlir::gpu::BarrierOp::create(b, l);
+        MutableArrayRef<Value> a(next.data(), 32);
+        for (int64_t ks = 0; ks < kStageBytes; ks += 32)
+          warpMmaStep(kb, xHalf, wHalf, wt.row0, wt.col0, kb.c(ks), wt.lane,
+                      /*s8=*/false, a);
+        return next;
+      });
+  acc.resize(32);
+  storeWarpTile(kb, o, m0, n0, wt, acc, [&](Value n, Value v) {
+    return group > 0 ? v
+                     : arith::MulFOp::create(
+                           b, l, v, loadScale(b, l, o.scales, n, kb.c(0)))
+                           .getResult();
+  });
+}
+
+/// The W8A8 tiled GEMM body of block (bx, by): stages of q_x [64][64] and
+/// codes [64][64] (s8, rows padded to kTilePitch) feed ldmatrix directly;
+/// two m16n8k32 steps a stage; out += the exact i32 sums.
+void emitTiledI8Body(KernelBuilder &kb, const LinearOperands &o, Value bx,
+                     Value by, Value tid, Value smem) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  int64_t stage = kTileM * kTilePitch, wOff = kStages * stage;
+  int64_t numK = (o.K + kStageBytes - 1) / kStageBytes;
+  Value n0 = kb.mul(bx, kb.c(kTileN)), m0 = kb.mul(by, kb.c(kTileM));
+  Value xBase = globalBase(b, l, o.x), wBase = globalBase(b, l, o.codes);
+  WarpTile wt = warpTileOf(kb, tid);
+  auto xTile = [&](Value buf) {
+    return kb.gep(smem, kb.mul(buf, kb.c(stage)));
+  };
+  auto wTile = [&](Value buf) {
+    return kb.gep(smem, kb.add(kb.c(wOff), kb.mul(buf, kb.c(stage))));
+  };
+  SmallVector<Value> init(
+      32, arith::ConstantIntOp::create(b, l, b.getI32Type(), 0));
+  SmallVector<Value> acc = emitPipelinedKLoop(
+      kb, numK, init,
+      [&](Value kt, Value buf) {
+        Value c0 = kb.mul(kt, kb.c(kStageBytes));
+        copyTileAsync(kb, tid, xBase, o.K, m0, o.M, c0, o.K, xTile(buf),
+                      kTilePitch, kTileM, kStageBytes);
+        copyTileAsync(kb, tid, wBase, o.K, n0, kb.c(o.N), c0, o.K, wTile(buf),
+                      kTilePitch, kTileN, kStageBytes);
+      },
+      [&](Value, Value buf, ValueRange iters) {
+        SmallVector<Value> next(iters);
+        for (int64_t ks = 0; ks < kStageBytes; ks += 32)
+          warpMmaStep(kb, xTile(buf), wTile(buf), wt.row0, wt.col0, kb.c(ks),
+                      wt.lane, /*s8=*/true, next);
+        return next;
+      });
+  storeWarpTile(kb, o, m0, n0, wt, acc, [](Value, Value v) { return v; });
+}
+
+/// The prefill side of a fused linear's launch: the block's output tile
+/// (tokens x channels), the dynamic shared memory it needs, and the block
+/// body (block ids, thread id, the shared memory's address or null).
+struct MmaLaunch {
+  int64_t tileM, tileN, sharedBytes;
+  llvm::function_ref<void(KernelBuilder &, Value bx, Value by, Value tid,
+                          Value smem)>
+      body;
+};
+
+/// The direct (gemm=direct) prefill: 4 warps a block, each a 16 x 8 tile,
+/// (block tile 16 tokens x 32 channels), fragments from global memory.
+void emitDirectMma(
+    KernelBuilder &kb, Value bx, Value by, Value tid,
+    llvm::function_ref<void(KernelBuilder &, Value n0, Value m0, MmaLane)>
+        mma) {
+  Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
+  mma(kb, kb.add(kb.mul(bx, kb.c(8 * kGemvWarps)), kb.mul(warp, kb.c(8))),
+      kb.mul(by, kb.c(16)),
+      MmaLane{kb.div(lane, kb.c(4)), kb.rem(lane, kb.c(4))});
+}
+
 /// One launch of 4-warp blocks that runs the GEMV (M < kMmaMinTokens, grid
-/// [ceil(N / 4), M]) or the tensor-core GEMM (grid [ceil(N / 32),
-/// ceil(M / 16)]): the branch is uniform, chosen on the host for the grid
-/// and again in the kernel, so decode pays for one launch.
+/// [ceil(N / 4), M], no shared memory) or the tensor-core GEMM (grid
+/// [ceil(N / tileN), ceil(M / tileM)], its dynamic shared memory): the
+/// branch is uniform, chosen on the host for the grid and the shared
+/// memory size and again in the kernel, so decode pays for one launch
+/// and the GEMM's shared memory does not limit the GEMV's occupancy. Its
+/// registers do: the kernel's allocation is the larger branch's (the tiled
+/// GEMMs take 60 to 96 registers a thread against the GEMV's ~32). Two
+/// kernels picked by the host (scf.if on M) would avoid that, but
+/// gpu-async-region leaves launches inside scf.if unchained (gpu-to-llvm
+/// then rejects them).
 void emitLinearLaunch(
     OpBuilder &b, Location l, const LinearOperands &o,
     llvm::function_ref<void(KernelBuilder &, Value n, Value m, Value lane)>
         gemv,
-    llvm::function_ref<void(KernelBuilder &, Value n0, Value m0, MmaLane)>
-        mma) {
+    const MmaLaunch &mma) {
   KernelBuilder hk{b, l};
   Value small = hk.lt(o.M, hk.c(kMmaMinTokens));
-  Value gx = arith::SelectOp::create(
-      b, l, small, hk.c((o.N + kGemvWarps - 1) / kGemvWarps),
-      hk.c((o.N + 8 * kGemvWarps - 1) / (8 * kGemvWarps)));
-  Value gy =
-      arith::SelectOp::create(b, l, small, o.M, ceilDiv(b, l, o.M, hk.c(16)));
+  Value gx = arith::SelectOp::create(b, l, small,
+                                     hk.c((o.N + kGemvWarps - 1) / kGemvWarps),
+                                     hk.c((o.N + mma.tileN - 1) / mma.tileN));
+  Value gy = arith::SelectOp::create(b, l, small, o.M,
+                                     ceilDiv(b, l, o.M, hk.c(mma.tileM)));
   gy = arith::MaxUIOp::create(b, l, gy, hk.c(1));
+  Value shared;
+  if (mma.sharedBytes > 0)
+    shared = arith::SelectOp::create(b, l, small, i32c(b, l, 0),
+                                     i32c(b, l, mma.sharedBytes));
   Value one = hk.c(1);
   mlir::gpu::LaunchOp launch =
-      makeLaunch(b, l, {gx, gy, one}, {hk.c(kGemvWarps * kWarp), one, one});
+      makeLaunch(b, l, {gx, gy, one}, {hk.c(kGemvWarps * kWarp), one, one},
+                 /*workgroup=*/{}, shared);
   OpBuilder::InsertionGuard g(b);
   b.setInsertionPoint(launch.getBody().front().getTerminator());
   KernelBuilder kb{b, l};
   Value tid = launch.getThreadIds().x;
-  Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
   Value bx = launch.getBlockIds().x, by = launch.getBlockIds().y;
   auto ifOp = scf::IfOp::create(b, l, kb.lt(o.M, kb.c(kMmaMinTokens)),
                                 /*withElse=*/true);
@@ -427,14 +925,23 @@ void emitLinearLaunch(
   // No token (M = 0) still launches one block row: it does nothing.
   auto hasToken = scf::IfOp::create(b, l, kb.lt(by, o.M), /*withElse=*/false);
   b.setInsertionPointToStart(hasToken.thenBlock());
+  Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
   gemv(kb, kb.add(kb.mul(bx, kb.c(kGemvWarps)), warp), by, lane);
   b.setInsertionPointToStart(ifOp.elseBlock());
-  mma(kb, kb.add(kb.mul(bx, kb.c(8 * kGemvWarps)), kb.mul(warp, kb.c(8))),
-      kb.mul(by, kb.c(16)),
-      MmaLane{kb.div(lane, kb.c(4)), kb.rem(lane, kb.c(4))});
+  Value smem;
+  if (mma.sharedBytes > 0) {
+    MLIRContext *ctx = b.getContext();
+    auto t = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                             MemRefLayoutAttrInterface(),
+                             mlir::gpu::AddressSpaceAttr::get(
+                                 ctx, mlir::gpu::AddressSpace::Workgroup));
+    smem = sharedBase(b, l, mlir::gpu::DynamicSharedMemoryOp::create(b, l, t));
+  }
+  mma.body(kb, bx, by, tid, smem);
 }
 
-LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g) {
+LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g,
+                                   GemmKind gemm) {
   Location l = g.getLoc();
   auto attr = g->getAttrOfType<DictionaryAttr>(kKernelAttrName);
   int64_t bits = cast<IntegerAttr>(attr.get("bits")).getInt();
@@ -454,14 +961,443 @@ LogicalResult emitWeightOnlyLinear(OpBuilder &b, linalg::GenericOp g) {
   o.N = codesT.getDimSize(0);
   o.rowBytes = codesT.getDimSize(1);
   o.K = cast<MemRefType>(x.getType()).getShape().back();
+  auto direct = [&](KernelBuilder &kb, Value bx, Value by, Value tid, Value) {
+    emitDirectMma(kb, bx, by, tid,
+                  [&](KernelBuilder &ik, Value n0, Value m0, MmaLane ml) {
+                    emitMmaA16Body(ik, o, n0, m0, ml, bits, group);
+                  });
+  };
+  auto tiled = [&](KernelBuilder &kb, Value bx, Value by, Value tid,
+                   Value smem) {
+    emitTiledA16Body(kb, o, bx, by, tid, smem, bits, group);
+  };
   emitLinearLaunch(
       b, l, o,
       [&](KernelBuilder &kb, Value n, Value m, Value lane) {
         emitGemvBody(kb, o, n, m, lane, bits, group);
       },
-      [&](KernelBuilder &kb, Value n0, Value m0, MmaLane ml) {
-        emitMmaA16Body(kb, o, n0, m0, ml, bits, group);
+      gemm == GemmKind::Direct
+          ? MmaLaunch{16, 8 * kGemvWarps, 0, direct}
+          : MmaLaunch{kTileM, kTileN, A16Shared(bits).bytes, tiled});
+  g.erase();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// 2:4 sparse weights
+//===----------------------------------------------------------------------===//
+//
+// Layout (LowerONNXToLinalg.cpp, linearSparse24): row n keeps cols / 2
+// codes ("slots"), slot j packed LSB first in codes[n] like a dense row of
+// cols / 2 codes, and its 2-bit position in mask[n] (4 a byte, LSB first):
+// slot j is input 4 (j / 2) + pos(j). The quantizer (compress24) writes the
+// two positions of a group of 4 distinct and ascending, as mma.sp needs.
+//
+// Where it pays: the codes and the positions are (bits / 2 + 1) / bits of
+// the dense codes' bytes (5/8 at 4 bits, 9/16 at 8 bits), so the decode
+// GEMV, bound by the weight bytes it reads, reads that much less; mma.sp
+// m16n8k32 covers 32 inputs with the operand registers and issue slot of a
+// dense m16n8k16 (half the tensor-core math of the dense product), and a
+// prefill stage dequantizes half the weights. Where it does not: the GEMV
+// still reads the whole x row (x is small and shared by the warps of a
+// block, in L1) and selects x by position (three selects a weight, ALU the
+// dense GEMV does not spend); the prefill's x tile, its conversion to f16
+// and its B fragments are the same as dense, so a block's shared-memory
+// traffic falls by a quarter, not a half, and at a few dozen tokens the
+// GEMM is bound by the weight bytes anyway.
+
+/// x[4 g + pos] from the v4 `xg` = x[4 g .. 4 g + 3], pos an i32 in 0..3: a
+/// select chain (a dynamic vector index would spill the vector to local
+/// memory).
+Value selectByPos(OpBuilder &b, Location l, Value xg, Value pos) {
+  Value v = vector::ExtractOp::create(b, l, xg, 0);
+  for (int64_t i = 1; i < 4; ++i)
+    v = arith::SelectOp::create(b, l,
+                                arith::CmpIOp::create(b, l,
+                                                      arith::CmpIPredicate::eq,
+                                                      pos, i32c(b, l, i)),
+                                vector::ExtractOp::create(b, l, xg, i), v);
+  return v;
+}
+
+/// Decode on a 2:4 weight: the dense GEMV's frame (a warp per channel n of
+/// token m) over blocks of 32 inputs = 16 slots a lane: 8 (4-bit) or 16
+/// (8-bit) bytes of kept codes and 4 bytes of positions (read-only loads),
+/// the 32 inputs of x as eight v4 loads, and per slot the code times x at
+/// its position.
+void emitSparseGemvBody(KernelBuilder &kb, const LinearOperands &o, Value mask,
+                        Value n, Value m, Value lane, int64_t bits,
+                        int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  Value codeBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x),
+        maskBase = globalBase(b, l, mask);
+  Value codeRow = kb.mul(n, kb.c(o.rowBytes));
+  Value maskRow = kb.mul(n, kb.c(o.K / 8));
+  Value xRow = kb.mul(m, kb.c(o.K * 4));
+  int64_t words = 16 * bits / 32, perWord = 32 / bits;
+  emitGemvFrame(kb, o, n, m, lane, /*perLane=*/32, group, [&](Value k0) {
+    // Slot k0 / 2: codes at byte k0 / 2 * bits / 8, positions at k0 / 8.
+    Value cw = kb.load(
+        codeBase, kb.add(codeRow, kb.div(kb.mul(k0, kb.c(bits)), kb.c(16))),
+        VectorType::get({words}, i32), 4 * words);
+    Value pw = kb.load(maskBase, kb.add(maskRow, kb.div(k0, kb.c(8))), i32, 4);
+    Value xOff = kb.add(xRow, kb.mul(k0, kb.c(4)));
+    Value part[2] = {f32c(b, l, 0), f32c(b, l, 0)};
+    Value xg;
+    for (int64_t j = 0; j < 16; ++j) {
+      if (j % 2 == 0)
+        xg = kb.load(xBase, kb.add(xOff, kb.c(j / 2 * 16)),
+                     VectorType::get({4}, f32), 16);
+      Value word = vector::ExtractOp::create(b, l, cw, j / perWord);
+      Value cf =
+          arith::SIToFPOp::create(b, l, f32, kb.field(word, j % perWord, bits));
+      Value pos = arith::AndIOp::create(
+          b, l, arith::ShRUIOp::create(b, l, pw, i32c(b, l, 2 * j)),
+          i32c(b, l, 3));
+      part[j & 1] = math::FmaOp::create(b, l, cf, selectByPos(b, l, xg, pos),
+                                        part[j & 1]);
+    }
+    return arith::AddFOp::create(b, l, part[0], part[1]).getResult();
+  });
+}
+
+/// Channels and tokens of a block of the mma.sp prefill: 4 warps, each 16
+/// channels x 16 tokens.
+constexpr int64_t kSpTileN = 64, kSpTileM = 16;
+
+/// Prefill on a 2:4 weight with mma.sp.sync.aligned.m16n8k32.row.col f32
+/// .f16.f16.f32: out^T = W x^T with the weight as the sparse A operand (16
+/// channels x 32 inputs, 2:4 along the inputs as the hardware wants) and x^T
+/// as B (32 inputs x 8 tokens). A warp computes 16 channels (n0 + gid,
+/// + 8) x 16 tokens (two mma.sp sharing A and the metadata) per k step of
+/// 32 inputs = 16 slots. Fragments (PTX ISA, "Matrix Fragments for sparse
+/// mma.m16n8k32 with .f16 type" and its metadata figure):
+///  * A (the 16 x 16 kept values): as the dense m16n8k16 A, registers a0..a3
+///    = slots 2 tig (+1) of rows gid, gid + 8, then slots 2 tig + 8 (+9):
+///    the codes as f16 (exact), times the group scale (rounded once) when
+///    scaled per group;
+///  * metadata: a row's 16 two-bit positions of a k step are the 32 mask
+///    bits at byte k0 / 8 of the row; with sparsity selector 0 threads tig
+///    = 0, 1 supply them, thread (gid, tig) the 16 bits of half tig of row
+///    gid (low half-word) and of row gid + 8 (high);
+///  * B: registers b0..b3 = x[token gid][k0 + 2 tig + 8 i (+1)], rounded;
+///  * C / D: c0, c1 = channel gid, tokens 2 tig (+1); c2, c3 = channel gid
+///    + 8.
+/// Out-of-range channels and tokens read a clamped row and are not stored.
+void emitSparseMmaBody(KernelBuilder &kb, const LinearOperands &o, Value mask,
+                       Value bx, Value by, Value tid, int64_t bits,
+                       int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  MLIRContext *ctx = b.getContext();
+  Type f16 = b.getF16Type(), f32 = b.getF32Type(), i32 = b.getI32Type();
+  auto h2 = VectorType::get({2}, f16);
+  Value warp = kb.div(tid, kb.c(kWarp)), lane = kb.rem(tid, kb.c(kWarp));
+  MmaLane ml{kb.div(lane, kb.c(4)), kb.rem(lane, kb.c(4))};
+  Value n0 = kb.add(kb.mul(bx, kb.c(kSpTileN)), kb.mul(warp, kb.c(16)));
+  Value m0 = kb.mul(by, kb.c(kSpTileM));
+  Value codeBase = globalBase(b, l, o.codes), xBase = globalBase(b, l, o.x),
+        maskBase = globalBase(b, l, mask);
+  Value mLast = arith::SubIOp::create(b, l, o.M, kb.c(1));
+  Value rowA[2] = {kb.min(kb.add(n0, ml.gid), kb.c(o.N - 1)),
+                   kb.min(kb.add(n0, kb.add(ml.gid, kb.c(8))), kb.c(o.N - 1))};
+  Value tokB[2] = {kb.min(kb.add(m0, ml.gid), mLast),
+                   kb.min(kb.add(m0, kb.add(ml.gid, kb.c(8))), mLast)};
+  Value half = kb.rem(ml.tig, kb.c(2));
+  Value zero = f32c(b, l, 0);
+  auto loop = scf::ForOp::create(b, l, kb.c(0), kb.c(o.K), kb.c(32),
+                                 SmallVector<Value>(8, zero));
+  {
+    OpBuilder::InsertionGuard ig(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = loop.getInductionVar();
+    Value slot0 = kb.add(kb.div(k0, kb.c(2)), kb.mul(ml.tig, kb.c(2)));
+    SmallVector<Value> a;
+    for (int64_t r = 0; r < 4; ++r) {
+      Value row = rowA[r & 1];
+      Value slot = kb.add(slot0, kb.c(r >= 2 ? 8 : 0));
+      // Both codes of the slot pair in one byte (4-bit) or two (8-bit).
+      Type t = bits == 4 ? Type(b.getI8Type()) : Type(b.getI16Type());
+      Value word = arith::ExtUIOp::create(
+          b, l, i32,
+          kb.load(codeBase,
+                  kb.add(kb.mul(row, kb.c(o.rowBytes)),
+                         kb.div(kb.mul(slot, kb.c(bits)), kb.c(8))),
+                  t, bits == 4 ? 1 : 2));
+      Value pair = vector::FromElementsOp::create(
+          b, l, VectorType::get({2}, i32),
+          ValueRange{kb.field(word, 0, bits), kb.field(word, 1, bits)});
+      if (group > 0) {
+        Value s = loadScale(b, l, o.scales, row, kb.div(k0, kb.c(group)));
+        Value pf =
+            arith::SIToFPOp::create(b, l, VectorType::get({2}, f32), pair);
+        pf = arith::MulFOp::create(
+            b, l, pf,
+            vector::BroadcastOp::create(b, l, VectorType::get({2}, f32), s));
+        a.push_back(arith::TruncFOp::create(b, l, h2, pf));
+      } else {
+        a.push_back(arith::SIToFPOp::create(b, l, h2, pair));
+      }
+    }
+    Value meta;
+    for (int64_t r = 0; r < 2; ++r) {
+      Value hw = arith::ExtUIOp::create(
+          b, l, i32,
+          kb.load(maskBase,
+                  kb.add(kb.mul(rowA[r], kb.c(o.K / 8)),
+                         kb.add(kb.div(k0, kb.c(8)), kb.mul(half, kb.c(2)))),
+                  b.getI16Type(), 2));
+      meta = r == 0 ? hw
+                    : arith::OrIOp::create(
+                          b, l, meta,
+                          arith::ShLIOp::create(b, l, hw, i32c(b, l, 16)))
+                          .getResult();
+    }
+    auto resT = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+    SmallVector<Value> next;
+    for (int64_t ti = 0; ti < 2; ++ti) {
+      SmallVector<Value> bf;
+      for (int64_t i = 0; i < 4; ++i) {
+        Value off = kb.mul(
+            kb.add(kb.mul(tokB[ti], kb.c(o.K)),
+                   kb.add(k0, kb.add(kb.mul(ml.tig, kb.c(2)), kb.c(8 * i)))),
+            kb.c(4));
+        bf.push_back(arith::TruncFOp::create(
+            b, l, h2, kb.load(xBase, off, VectorType::get({2}, f32), 8)));
+      }
+      Value d = NVVM::MmaSpOp::create(
+          b, l, resT, a, bf, loop.getRegionIterArgs().slice(4 * ti, 4), meta,
+          i32c(b, l, 0), {16, 8, 32}, std::nullopt,
+          std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16});
+      llvm::append_range(next, mmaResults(b, l, d));
+    }
+    scf::YieldOp::create(b, l, next);
+  }
+  for (int64_t ti = 0; ti < 2; ++ti)
+    for (int64_t i = 0; i < 4; ++i) {
+      Value m = kb.add(m0, kb.add(kb.c(8 * ti), kb.add(kb.mul(ml.tig, kb.c(2)),
+                                                       kb.c(i & 1))));
+      Value n = kb.add(n0, kb.add(ml.gid, kb.c(i >= 2 ? 8 : 0)));
+      Value ok =
+          arith::AndIOp::create(b, l, kb.lt(m, o.M), kb.lt(n, kb.c(o.N)));
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(
+          scf::IfOp::create(b, l, ok, /*withElse=*/false).thenBlock());
+      Value v = loop.getResult(4 * ti + i);
+      if (group == 0)
+        v = arith::MulFOp::create(b, l, v,
+                                  loadScale(b, l, o.scales, n, kb.c(0)));
+      accumulateOut(b, l, o.out, m, n, v);
+    }
+}
+
+/// Row pitch (bytes) of the f16 tile of a stage's 16 kept slots a channel:
+/// 32 bytes + 16 of padding, so the 8 rows of an ldmatrix matrix start 12
+/// banks apart (0, 12, 24, 4, 16, 28, 8, 20): no bank conflict.
+constexpr int64_t kSlotPitch = 48;
+
+/// Shared memory of the tiled mma.sp GEMM: kStages raw stages of x (f32,
+/// 64 tokens x 32 inputs), of the kept codes (64 channels x 16 slots) and of
+/// their positions (64 x 4 bytes), then the f16 tiles of x (kTilePitch) and
+/// of the kept values (kSlotPitch).
+struct SparseShared {
+  int64_t xStage, cStage, mStage, cRaw, mRaw, xHalf, aHalf, bytes;
+  explicit SparseShared(int64_t bits)
+      : xStage(kTileM * 32 * 4), cStage(kTileN * 16 * bits / 8),
+        mStage(kTileN * 4), cRaw(kStages * xStage),
+        mRaw(cRaw + kStages * cStage), xHalf(mRaw + kStages * mStage),
+        aHalf(xHalf + kTileM * kTilePitch), bytes(aHalf + kTileN * kSlotPitch) {
+  }
+};
+
+/// Where lane L points ldmatrix.x4 for the B fragment of mma.sp m16n8k32
+/// (x^T: 32 inputs x 8 tokens) of the tokens at `row0` of the x tile:
+/// token row0 + L % 8, byte 16 (L / 8): matrix i = inputs 8 i .. 8 i + 7,
+/// so thread T receives x[token gid][2 tig + 8 i (+1)] = register b_i.
+Value spBFragmentAddr(KernelBuilder &kb, Value tile, Value row0, Value lane) {
+  Value row = kb.add(row0, kb.rem(lane, kb.c(8)));
+  return kb.gep(tile, kb.add(kb.mul(row, kb.c(kTilePitch)),
+                             kb.mul(kb.div(lane, kb.c(8)), kb.c(16))));
+}
+
+/// The tiled prefill on a 2:4 weight (gemm=tiled): the dense tiled GEMM's
+/// block (64 channels x 64 tokens, 4 warps of 32 x 32, the cp.async
+/// pipeline) with the roles of the operands swapped for mma.sp: the
+/// channels are the mma's M (the sparse A: the kept values), the tokens its
+/// N (B = x^T). A stage is 32 inputs = 16 slots; per stage the block rounds
+/// x into its f16 tile and dequantizes the kept codes (times the group
+/// scale) into a 64 x 16 f16 tile; a warp then loads A with ldmatrix.x4
+/// (the compressed 16 x 16 tile has the dense m16n8k16 A layout), B with
+/// ldmatrix.x4 of 8 tokens x 32 inputs, the metadata (16 bits of half tig
+/// of rows gid, gid + 8: emitSparseMmaBody) from the staged positions, and
+/// issues 8 mma.sp.
+void emitTiledSparseBody(KernelBuilder &kb, const LinearOperands &o, Value mask,
+                         Value bx, Value by, Value tid, Value smem,
+                         int64_t bits, int64_t group) {
+  OpBuilder &b = kb.b;
+  Location l = kb.l;
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
+  auto h2 = VectorType::get({2}, b.getF16Type());
+  SparseShared sh(bits);
+  int64_t numK = o.K / 32, slotBytes = 16 * bits / 8;
+  Value n0 = kb.mul(bx, kb.c(kTileN)), m0 = kb.mul(by, kb.c(kTileM));
+  Value xBase = globalBase(b, l, o.x), codeBase = globalBase(b, l, o.codes),
+        maskBase = globalBase(b, l, mask);
+  Value xHalf = kb.gep(smem, kb.c(sh.xHalf)),
+        aHalf = kb.gep(smem, kb.c(sh.aHalf));
+  // Warp (w / 2, w % 2): channels row0 .. row0 + 31, tokens col0 .. + 31.
+  WarpTile wt = warpTileOf(kb, tid);
+  MmaLane ml{kb.div(wt.lane, kb.c(4)), kb.rem(wt.lane, kb.c(4))};
+  Value myN = kb.min(kb.add(n0, kb.div(tid, kb.c(2))), kb.c(o.N - 1));
+  auto scaleAt = [&](Value kt) {
+    return loadScale(b, l, o.scales, myN,
+                     kb.div(kb.mul(kt, kb.c(32)), kb.c(group)));
+  };
+  auto stageOf = [&](int64_t base, int64_t size, Value buf) {
+    return kb.gep(smem, kb.add(kb.c(base), kb.mul(buf, kb.c(size))));
+  };
+  SmallVector<Value> init(32, f32c(b, l, 0));
+  if (group > 0)
+    init.push_back(scaleAt(kb.c(0)));
+  SmallVector<Value> acc = emitPipelinedKLoop(
+      kb, numK, init,
+      [&](Value kt, Value buf) {
+        copyTileAsync(kb, tid, xBase, o.K * 4, m0, o.M,
+                      kb.mul(kt, kb.c(32 * 4)), o.K * 4,
+                      stageOf(0, sh.xStage, buf), 32 * 4, kTileM, 32 * 4);
+        copyTileAsync(kb, tid, codeBase, o.rowBytes, n0, kb.c(o.N),
+                      kb.mul(kt, kb.c(slotBytes)), o.rowBytes,
+                      stageOf(sh.cRaw, sh.cStage, buf), slotBytes, kTileN,
+                      slotBytes, /*chunk=*/slotBytes);
+        copyTileAsync(kb, tid, maskBase, o.K / 8, n0, kb.c(o.N),
+                      kb.mul(kt, kb.c(4)), o.K / 8,
+                      stageOf(sh.mRaw, sh.mStage, buf), 4, kTileN, 4,
+                      /*chunk=*/4);
+      },
+      [&](Value kt, Value buf, ValueRange iters) {
+        SmallVector<Value> next(iters);
+        Value scale;
+        if (group > 0) {
+          scale = iters.back();
+          next.back() = scaleAt(kb.min(kb.add(kt, kb.c(1)), kb.c(numK - 1)));
+        }
+        convertXStage(kb, tid, stageOf(0, sh.xStage, buf), xHalf);
+        dequantStage(kb, tid, stageOf(sh.cRaw, sh.cStage, buf), aHalf,
+                     kSlotPitch, bits, /*perThread=*/8, scale);
+        mlir::gpu::BarrierOp::create(b, l);
+        Value masks = stageOf(sh.mRaw, sh.mStage, buf);
+        SmallVector<Value> a[2], meta;
+        for (int64_t mi = 0; mi < 2; ++mi) {
+          Value r0 = kb.add(wt.row0, kb.c(16 * mi));
+          for (Value r : ldmatrixX4(kb, aFragmentAddr(kb, aHalf, r0, kb.c(0),
+                                                      wt.lane, kSlotPitch)))
+            a[mi].push_back(LLVM::BitcastOp::create(b, l, h2, r));
+          Value m;
+          for (int64_t h = 0; h < 2; ++h) {
+            Value off =
+                kb.add(kb.mul(kb.add(r0, kb.add(ml.gid, kb.c(8 * h))), kb.c(4)),
+                       kb.mul(kb.rem(ml.tig, kb.c(2)), kb.c(2)));
+            Value hw = arith::ExtUIOp::create(
+                b, l, i32,
+                kb.load(masks, off, b.getI16Type(), 2, /*invariant=*/false));
+            m = h == 0 ? hw
+                       : arith::OrIOp::create(
+                             b, l, m,
+                             arith::ShLIOp::create(b, l, hw, i32c(b, l, 16)))
+                             .getResult();
+          }
+          meta.push_back(m);
+        }
+        auto resT = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+        for (int64_t ni = 0; ni < 4; ++ni) {
+          SmallVector<Value> bf;
+          for (Value r : ldmatrixX4(
+                   kb, spBFragmentAddr(kb, xHalf, kb.add(wt.col0, kb.c(8 * ni)),
+                                       wt.lane)))
+            bf.push_back(LLVM::BitcastOp::create(b, l, h2, r));
+          for (int64_t mi = 0; mi < 2; ++mi) {
+            MutableArrayRef<Value> c =
+                MutableArrayRef<Value>(next).slice(4 * (4 * mi + ni), 4);
+            Value d = NVVM::MmaSpOp::create(
+                b, l, resT, a[mi], bf, c, meta[mi], i32c(b, l, 0), {16, 8, 32},
+                std::nullopt,
+                std::array{NVVM::MMATypes::f16, NVVM::MMATypes::f16});
+            llvm::copy(mmaResults(b, l, d), c.begin());
+          }
+        }
+        return next;
       });
+  // c_i of tile (mi, ni): channel gid (+8 for i >= 2), token 2 tig + i % 2.
+  for (int64_t mi = 0; mi < 2; ++mi)
+    for (int64_t ni = 0; ni < 4; ++ni)
+      for (int64_t i = 0; i < 4; ++i) {
+        Value n = kb.add(
+            n0,
+            kb.add(wt.row0, kb.add(kb.c(16 * mi + (i >= 2 ? 8 : 0)), ml.gid)));
+        Value m = kb.add(m0, kb.add(wt.col0, kb.add(kb.c(8 * ni + (i & 1)),
+                                                    kb.mul(ml.tig, kb.c(2)))));
+        Value ok =
+            arith::AndIOp::create(b, l, kb.lt(m, o.M), kb.lt(n, kb.c(o.N)));
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPointToStart(
+            scf::IfOp::create(b, l, ok, /*withElse=*/false).thenBlock());
+        Value v = acc[4 * (4 * mi + ni) + i];
+        if (group == 0)
+          v = arith::MulFOp::create(b, l, v,
+                                    loadScale(b, l, o.scales, n, kb.c(0)));
+        accumulateOut(b, l, o.out, m, n, v);
+      }
+}
+
+/// The 2:4 linear tagged by lowerSparse24LinearGPU: the sparse GEMV (M <
+/// kMmaMinTokens) or the mma.sp prefill (tiled, or with fragments from
+/// global memory for gemm=direct), one launch. x is the memref the
+/// generic's body reads (it gathers x at the kept inputs); identity layouts
+/// only, else the generic stays.
+LogicalResult emitSparse24Linear(OpBuilder &b, linalg::GenericOp g,
+                                 GemmKind gemm) {
+  auto attr = g->getAttrOfType<DictionaryAttr>(kKernelAttrName);
+  int64_t bits = cast<IntegerAttr>(attr.get("bits")).getInt();
+  int64_t group = cast<IntegerAttr>(attr.get("group")).getInt();
+  if (g.getNumDpsInputs() != 4 || g.getNumDpsInits() != 1)
+    return failure();
+  Value x;
+  for (auto ld : g.getRegion().getOps<memref::LoadOp>())
+    x = ld.getMemRef();
+  Value codes = g.getDpsInputs()[1], mask = g.getDpsInputs()[2],
+        scales = g.getDpsInputs()[3], out = g.getDpsInits()[0];
+  if (!x ||
+      !llvm::all_of(ValueRange{x, codes, mask, scales, out}, isIdentityMemRef))
+    return failure();
+  Location l = g.getLoc();
+  b.setInsertionPoint(g);
+  LinearOperands o;
+  o.x = collapseTo2D(b, l, x);
+  o.out = collapseTo2D(b, l, out);
+  o.codes = codes;
+  o.scales = scales;
+  o.M = memref::DimOp::create(b, l, o.x, 0);
+  o.N = cast<MemRefType>(codes.getType()).getDimSize(0);
+  o.rowBytes = cast<MemRefType>(codes.getType()).getDimSize(1);
+  o.K = cast<MemRefType>(x.getType()).getShape().back();
+  auto direct = [&](KernelBuilder &kb, Value bx, Value by, Value tid, Value) {
+    emitSparseMmaBody(kb, o, mask, bx, by, tid, bits, group);
+  };
+  auto tiled = [&](KernelBuilder &kb, Value bx, Value by, Value tid,
+                   Value smem) {
+    emitTiledSparseBody(kb, o, mask, bx, by, tid, smem, bits, group);
+  };
+  emitLinearLaunch(
+      b, l, o,
+      [&](KernelBuilder &kb, Value n, Value m, Value lane) {
+        emitSparseGemvBody(kb, o, mask, n, m, lane, bits, group);
+      },
+      gemm == GemmKind::Direct
+          ? MmaLaunch{kSpTileM, kSpTileN, 0, direct}
+          : MmaLaunch{kTileM, kTileN, SparseShared(bits).bytes, tiled});
   g.erase();
   return success();
 }
@@ -739,7 +1675,7 @@ void emitMmaI8Body(KernelBuilder &kb, const LinearOperands &o, Value n0,
 
 /// The int8 matmul as the GEMV / tensor-core launch (K a multiple of 32 and
 /// identity layouts; else the generic stays).
-LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g) {
+LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g, GemmKind gemm) {
   Value x = g.getDpsInputs()[0], w = g.getDpsInputs()[1],
         out = g.getDpsInits()[0];
   auto wt = cast<MemRefType>(w.getType());
@@ -755,14 +1691,23 @@ LogicalResult emitInt8Matmul(OpBuilder &b, linalg::GenericOp g) {
   o.M = memref::DimOp::create(b, l, o.x, 0);
   o.N = wt.getDimSize(0);
   o.K = o.rowBytes = wt.getDimSize(1);
+  auto direct = [&](KernelBuilder &kb, Value bx, Value by, Value tid, Value) {
+    emitDirectMma(kb, bx, by, tid,
+                  [&](KernelBuilder &ik, Value n0, Value m0, MmaLane ml) {
+                    emitMmaI8Body(ik, o, n0, m0, ml);
+                  });
+  };
+  auto tiled = [&](KernelBuilder &kb, Value bx, Value by, Value tid,
+                   Value smem) { emitTiledI8Body(kb, o, bx, by, tid, smem); };
   emitLinearLaunch(
       b, l, o,
       [&](KernelBuilder &kb, Value n, Value m, Value lane) {
         emitGemvI8Body(kb, o, n, m, lane);
       },
-      [&](KernelBuilder &kb, Value n0, Value m0, MmaLane ml) {
-        emitMmaI8Body(kb, o, n0, m0, ml);
-      });
+      gemm == GemmKind::Direct
+          ? MmaLaunch{16, 8 * kGemvWarps, 0, direct}
+          : MmaLaunch{kTileM, kTileN, 2 * kStages * kTileM * kTilePitch,
+                      tiled});
   g.erase();
   return success();
 }
@@ -1273,6 +2218,10 @@ void wrapSingleThread(Operation *op);
 struct GPUFusedKernelsPass
     : PassWrapper<GPUFusedKernelsPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(GPUFusedKernelsPass)
+  GPUFusedKernelsPass() = default;
+  GPUFusedKernelsPass(const GPUFusedKernelsPass &other) : PassWrapper(other) {}
+  explicit GPUFusedKernelsPass(StringRef gemmKind) { gemm = gemmKind.str(); }
+
   StringRef getArgument() const final { return "qwen-gpu-fused-kernels"; }
   StringRef getDescription() const final {
     return "Implement the linalg.generic ops tagged qwen.gpu_kernel "
@@ -1284,7 +2233,26 @@ struct GPUFusedKernelsPass
              math::MathDialect, memref::MemRefDialect, vector::VectorDialect,
              LLVM::LLVMDialect, NVVM::NVVMDialect>();
   }
+  Option<std::string> gemm{
+      *this, "gemm",
+      llvm::cl::desc("Prefill GEMM of the fused linears: 'tiled' (block "
+                     "tiles through shared memory: cp.async, ldmatrix, "
+                     "mma.sync) or 'direct' (each warp loads its fragments "
+                     "from global memory)"),
+      llvm::cl::init("tiled")};
+
   void runOnOperation() override {
+    std::optional<GemmKind> gemmKind =
+        llvm::StringSwitch<std::optional<GemmKind>>(gemm)
+            .Case("tiled", GemmKind::Tiled)
+            .Case("direct", GemmKind::Direct)
+            .Default(std::nullopt);
+    if (!gemmKind) {
+      getOperation().emitError()
+          << "--qwen-gpu-fused-kernels: gemm='" << gemm
+          << "' is not a GEMM kind (expected 'tiled' or 'direct')";
+      return signalPassFailure();
+    }
     SmallVector<linalg::GenericOp> tagged, int8;
     getOperation().walk([&](linalg::GenericOp g) {
       if (g->hasAttr(kKernelAttrName) && g.hasPureBufferSemantics())
@@ -1315,11 +2283,13 @@ struct GPUFusedKernelsPass
         (void)emitLutGemv(b, g);
       else if (kind && kind.getValue() == "attention")
         (void)emitAttentionGPU(b, g);
+      else if (kind && kind.getValue() == "sparse24")
+        (void)emitSparse24Linear(b, g, *gemmKind);
       else
-        (void)emitWeightOnlyLinear(b, g);
+        (void)emitWeightOnlyLinear(b, g, *gemmKind);
     }
     for (linalg::GenericOp g : int8)
-      (void)emitInt8Matmul(b, g);
+      (void)emitInt8Matmul(b, g, *gemmKind);
     SmallVector<linalg::GenericOp> reductions;
     getOperation().walk([&](linalg::GenericOp g) {
       if (g.hasPureBufferSemantics() &&
@@ -1829,6 +2799,96 @@ FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
   return y;
 }
 
+FailureOr<Value> lowerSparse24LinearGPU(OpBuilder &b, Location l,
+                                        const WeightOnlyDesc &q, Value mask,
+                                        Value x, Value bias,
+                                        RankedTensorType rt) {
+  auto ct = dyn_cast<RankedTensorType>(q.codes.getType());
+  auto mt = dyn_cast<RankedTensorType>(mask.getType());
+  auto st = dyn_cast<RankedTensorType>(q.scales.getType());
+  if (!weightOnlyGPUSupports(q) ||
+      !gpuLinearOperandsOk(x, bias, rt, q.rows, q.cols) || !ct ||
+      !ct.hasStaticShape() || !ct.getElementType().isInteger(8) ||
+      ct.getRank() != 2 || ct.getDimSize(1) * 16 != q.cols * q.bits || !mt ||
+      !mt.hasStaticShape() || !mt.getElementType().isInteger(8) ||
+      mt.getRank() != 2 || mt.getDimSize(1) * 8 != q.cols || !st ||
+      !(st.getElementType().isF32() || st.getElementType().isF16()))
+    return failure();
+  MLIRContext *ctx = b.getContext();
+  int64_t r = rt.getRank(), slots = q.cols / 2, bits = q.bits;
+  Type f32 = b.getF32Type();
+  LinearInit li = linearInit(b, l, x, bias, q.rows);
+  // dims: tokens (r - 1), n, j (the kept slots; the extent comes from a
+  // [cols / 2] placeholder input indexed by j, as linearSparse24 does).
+  AffineExpr n = getAffineDimExpr(r - 1, ctx), j = getAffineDimExpr(r, ctx);
+  AffineExpr zero = getAffineConstantExpr(0, ctx);
+  // A slot's group: slots 2g, 2g + 1 lie in inputs 4g .. 4g + 3, so group
+  // G (a multiple of 4) holds slots [G/2 * i, G/2 * (i + 1)).
+  AffineMap sm =
+      st.getRank() == 1
+          ? AffineMap::get(r + 1, 0, {zero}, ctx)
+          : AffineMap::get(r + 1, 0,
+                           {n, q.gran == 2 ? j.floorDiv(q.group / 2) : zero},
+                           ctx);
+  Value placeholder =
+      tensor::EmptyOp::create(b, l, ArrayRef<int64_t>{slots}, b.getI8Type());
+  auto g = linalg::GenericOp::create(
+      b, l, TypeRange{li.init.getType()},
+      ValueRange{placeholder, q.codes, mask, q.scales}, ValueRange{li.init},
+      {AffineMap::get(r + 1, 0, {j}, ctx),
+       AffineMap::get(r + 1, 0, {n, j.floorDiv(8 / bits)}, ctx),
+       AffineMap::get(r + 1, 0, {n, j.floorDiv(4)}, ctx), sm, li.outMap},
+      li.iterators, [&](OpBuilder &nb, Location nl, ValueRange a) {
+        SmallVector<Value> iv;
+        for (int64_t i = 0; i <= r; ++i)
+          iv.push_back(linalg::IndexOp::create(nb, nl, i));
+        Value jj = iv[r];
+        // The input of slot j: 4 (j / 2) + its 2-bit position (field j % 4
+        // of the mask byte, LSB first).
+        Value pos = arith::IndexCastOp::create(
+            nb, nl, nb.getIndexType(),
+            arith::AndIOp::create(
+                nb, nl,
+                arith::ShRUIOp::create(
+                    nb, nl, codeOf(nb, nl, a[2], idx(nb, nl, 0), 8),
+                    arith::IndexCastOp::create(
+                        nb, nl, nb.getI32Type(),
+                        arith::MulIOp::create(
+                            nb, nl,
+                            arith::RemUIOp::create(nb, nl, jj, idx(nb, nl, 4)),
+                            idx(nb, nl, 2)))),
+                i32c(nb, nl, 3)));
+        Value col = arith::AddIOp::create(
+            nb, nl,
+            arith::MulIOp::create(
+                nb, nl, arith::DivUIOp::create(nb, nl, jj, idx(nb, nl, 2)),
+                idx(nb, nl, 4)),
+            pos);
+        SmallVector<Value> xi(iv.begin(), iv.begin() + (r - 1));
+        xi.push_back(col);
+        Value xv = tensor::ExtractOp::create(nb, nl, x, xi);
+        Value c = arith::SIToFPOp::create(nb, nl, f32,
+                                          codeOf(nb, nl, a[1], jj, bits));
+        Value s = a[3].getType().isF32()
+                      ? a[3]
+                      : arith::ExtFOp::create(nb, nl, f32, a[3]).getResult();
+        Value p = arith::MulFOp::create(nb, nl, xv,
+                                        arith::MulFOp::create(nb, nl, c, s));
+        linalg::YieldOp::create(
+            nb, nl, arith::AddFOp::create(nb, nl, a[4], p).getResult());
+      });
+  g->setAttr(kKernelAttrName,
+             b.getDictionaryAttr(
+                 {b.getNamedAttr("kind", b.getStringAttr("sparse24")),
+                  b.getNamedAttr("bits", b.getI64IntegerAttr(bits)),
+                  b.getNamedAttr("group", b.getI64IntegerAttr(
+                                              q.gran == 2 ? q.group : 0))}));
+  Value y = g.getResult(0);
+  if (y.getType() != rt)
+    y = tensor::CastOp::create(b, l, rt, y);
+  return y;
+}
+
 FailureOr<Value> lowerCodebookLinearGPU(OpBuilder &b, Location l, Value codes,
                                         Value table, int64_t gran,
                                         int64_t group, int64_t booksPerRow,
@@ -1921,8 +2981,8 @@ void tagRoPEGPU(OpBuilder &b, Operation *rope, int64_t headDim) {
                      b.getNamedAttr("head_dim", b.getI64IntegerAttr(headDim))}));
 }
 
-std::unique_ptr<Pass> createGPUFusedKernelsPass() {
-  return std::make_unique<GPUFusedKernelsPass>();
+std::unique_ptr<Pass> createGPUFusedKernelsPass(llvm::StringRef gemm) {
+  return std::make_unique<GPUFusedKernelsPass>(gemm);
 }
 std::unique_ptr<Pass> createGPUMapKernelsPass() {
   return std::make_unique<GPUMapKernelsPass>();

@@ -2809,6 +2809,15 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     Value x = op->getOperand(0), bias = lo ? lo.getBias() : Value();
     if (!ranked(x) || (bias && !ranked(bias)))
       return failure();
+    // CUDA targets: the tagged generic of the fused sparse kernels
+    // (GPUKernels.cpp: GEMV over the kept codes, mma.sp) where they take
+    // the scheme; the reference below is what they compute.
+    if (qwen::gpu::targetsGPU(op) && !q.log2 && !q.codebook) {
+      FailureOr<Value> y = qwen::gpu::lowerSparse24LinearGPU(
+          b, l, weightOnlyDesc(q, rows, cols), q.mask, x, bias, rt);
+      if (succeeded(y))
+        return one(*y);
+    }
     return one(linearSparse24(b, l, q, x, bias, rt, rows, cols));
   }
   // Weight-only linear / logits: the fused kernel (QuantKernels.cpp) where it

@@ -1,8 +1,12 @@
-// RUN: qwen-opt %s --qwen-gpu-fused-kernels -split-input-file | FileCheck %s
+// RUN: qwen-opt %s --qwen-gpu-fused-kernels -split-input-file | FileCheck %s --check-prefixes=CHECK,TILED
+// RUN: qwen-opt %s --qwen-gpu-fused-kernels=gemm=direct -split-input-file | FileCheck %s --check-prefixes=CHECK,DIRECT
 
 // A weight-only linear tagged by --qwen-lower-model-to-linalg (4-bit codes,
 // groups of 32): one launch of 4-warp blocks whose grid and body pick the
-// GEMV (fewer than 16 tokens) or the tensor-core GEMM.
+// GEMV (fewer than 16 tokens) or the tensor-core GEMM. The tiled GEMM
+// (default) asks for its dynamic shared memory only for prefill: 3 stages
+// of x (64 x 32 f32, 8 KB) and codes (64 x 16 bytes), the f16 tiles of x
+// and W (64 rows of 80 bytes): 37888 bytes.
 #x = affine_map<(d0, d1, d2) -> (d0, d2)>
 #w = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 2)>
 #s = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 32)>
@@ -11,7 +15,9 @@
 // CHECK: %[[M:.*]] = memref.dim %arg0, %c0
 // CHECK: %[[SMALL:.*]] = arith.cmpi ult, %[[M]], %c16
 // CHECK: arith.select %[[SMALL]]
-// CHECK: gpu.launch
+// TILED: %[[SH:.*]] = arith.select %[[SMALL]], %c0_i32, %c37888_i32 : i32
+// TILED: gpu.launch {{.*}} dynamic_shared_memory_size %[[SH]]
+// DIRECT: gpu.launch
 // CHECK:   scf.if
 // GEMV: 128-bit invariant loads of the codes and of x, sign extension by
 // shifts, FMAs, scaled per group, butterfly shuffles.
@@ -23,9 +29,43 @@
 // CHECK:     memref.load %arg2
 // CHECK:     gpu.shuffle xor
 // CHECK:   } else {
-// CHECK:     arith.truncf {{.*}} : vector<2xf32> to vector<2xf16>
-// CHECK:     arith.sitofp {{.*}} : i32 to f16
-// CHECK:     nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
+// Direct: each warp builds its fragments from global memory.
+// DIRECT:     arith.truncf {{.*}} : vector<2xf32> to vector<2xf16>
+// DIRECT:     arith.sitofp {{.*}} : i32 to f16
+// DIRECT:     nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
+// Tiled: the prologue stages 0 and 1 (K = 64: two stages, the second
+// issued and committed, then an empty group), 16-byte cp.async.cg with a
+// src-size (zero fill at the tails); the 4-bit codes are 64 chunks, so
+// only threads 0..63 copy one.
+// TILED:     gpu.dynamic_shared_memory
+// TILED:     nvvm.cp.async.shared.global {{.*}}, 16, cache =  cg, %{{.*}} : !llvm.ptr<3>, !llvm.ptr<1>, i32
+// TILED:     scf.if
+// TILED:       nvvm.cp.async.shared.global
+// TILED:     nvvm.cp.async.commit.group
+// TILED:     nvvm.cp.async.commit.group
+// TILED:     scf.for {{.*}} to %c2{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)
+// TILED:       nvvm.cp.async.wait.group 1
+// TILED-NEXT:  gpu.barrier
+// TILED:       scf.if
+// TILED:         nvvm.cp.async.shared.global
+// TILED:       nvvm.cp.async.commit.group
+// The next stage's group scale, then x rounded to f16 and the codes
+// dequantized (times the scale) into the f16 tiles, a barrier.
+// TILED:       memref.load %arg2
+// TILED:       llvm.load {{.*}} : !llvm.ptr<3> -> vector<4xf32>
+// TILED:       arith.truncf {{.*}} : vector<4xf32> to vector<4xf16>
+// TILED:       llvm.store {{.*}} : vector<4xf16>, !llvm.ptr<3>
+// TILED:       llvm.load {{.*}} : !llvm.ptr<3> -> vector<2xi32>
+// TILED:       arith.sitofp {{.*}} : vector<8xi32> to vector<8xf32>
+// TILED:       arith.mulf
+// TILED:       arith.truncf {{.*}} : vector<8xf32> to vector<8xf16>
+// TILED:       llvm.store {{.*}} : vector<8xf16>, !llvm.ptr<3>
+// TILED:       gpu.barrier
+// Per k step of 16: two ldmatrix.x4 for A, two for B, eight mma.sync.
+// TILED-COUNT-4: nvvm.ldmatrix {{.*}} {eltType = #nvvm.ld_st_matrix_elt_type<b16>, layout = #nvvm.mma_layout<row>, num = 4 : i32, shape = #nvvm.ld_st_matrix_shape<m = 8, n = 8>} : (!llvm.ptr<3>) -> !llvm.struct<(i32, i32, i32, i32)>
+// TILED-COUNT-8: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>}
+// TILED:       nvvm.ldmatrix
+// TILED:       scf.yield
 // CHECK-NOT: linalg.generic
 func.func @woq(%x: memref<?x64xf32>, %c: memref<16x32xui8>, %s: memref<16x2xf32>,
                %y: memref<?x16xf32>) {
@@ -68,7 +108,17 @@ func.func @woq(%x: memref<?x64xf32>, %c: memref<16x32xui8>, %s: memref<16x2xf32>
 // CHECK: gpu.launch
 // CHECK:   nvvm.dot.accumulate.4way {{.*}} <signed>, {{.*}} <signed>
 // CHECK:   gpu.shuffle xor
-// CHECK:   nvvm.mma.sync {{.*}} {intOverflowBehavior = #nvvm.mma_int_overflow<wrapped>, layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<s8>, multiplicandBPtxType = #nvvm.mma_type<s8>, shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// DIRECT:  nvvm.mma.sync {{.*}} {intOverflowBehavior = #nvvm.mma_int_overflow<wrapped>, layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<s8>, multiplicandBPtxType = #nvvm.mma_type<s8>, shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// Tiled: K = 64 is one stage of 64 bytes a row; q_x and the codes go from
+// the cp.async stages straight to ldmatrix, two m16n8k32 steps a stage.
+// TILED:   nvvm.cp.async.shared.global
+// TILED:   scf.for
+// TILED:     nvvm.cp.async.wait.group 1
+// TILED-COUNT-4: nvvm.ldmatrix
+// TILED-COUNT-8: nvvm.mma.sync {{.*}} {intOverflowBehavior = #nvvm.mma_int_overflow<wrapped>, layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<s8>, multiplicandBPtxType = #nvvm.mma_type<s8>, shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// TILED-COUNT-4: nvvm.ldmatrix
+// TILED-COUNT-8: nvvm.mma.sync
+// TILED:     scf.yield
 // CHECK-NOT: linalg.generic
 func.func @int8(%x: memref<?x64xi8>, %w: memref<16x64xi8>, %y: memref<?x16xi32>) {
   linalg.generic {indexing_maps = [#x, #w, #o],
@@ -416,6 +466,113 @@ func.func @lut(%x: memref<?x64xf32>, %c: memref<16x32xui8>, %t: memref<32x16xf16
     %e = memref.load %t[%book, %ci] : memref<32x16xf16>
     %ef = arith.extf %e : f16 to f32
     %p = arith.mulf %a, %ef : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// A 2:4 sparse linear tagged by lowerSparse24LinearGPU (4-bit kept codes,
+// groups of 32 inputs = 16 slots): one launch; decode is the sparse GEMV
+// (a warp per channel, lanes over blocks of 32 inputs = 16 slots: 8 bytes of
+// codes and 4 of positions, x selected by position), prefill mma.sp
+// m16n8k32 with the positions as the metadata. Tiled: the dense tiled
+// GEMM's pipeline with stages of 32 inputs (x: 8 KB, codes: 64 rows of 8
+// bytes by 8-byte cp.async.ca, positions: 64 rows of 4 bytes by 4-byte
+// ones), shared memory 3 x (8192 + 512 + 256) + 64 x 80 + 64 x 48 = 35072
+// bytes; direct: fragments from global memory, no shared memory.
+#p = affine_map<(d0, d1, d2) -> (d2)>
+#c = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 2)>
+#m = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 4)>
+#s = affine_map<(d0, d1, d2) -> (d1, d2 floordiv 16)>
+#o = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @sparse24
+// TILED: %[[SH:.*]] = arith.select %{{.*}}, %c0_i32, %c35072_i32 : i32
+// TILED: gpu.launch {{.*}} dynamic_shared_memory_size %[[SH]]
+// DIRECT: gpu.launch
+// DIRECT-NOT: dynamic_shared_memory_size
+// CHECK:   scf.if
+// CHECK:     scf.for {{.*}} step %c1024
+// CHECK:       llvm.load {{.*}} invariant {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
+// CHECK:       llvm.load {{.*}} invariant {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// CHECK:       llvm.load {{.*}} invariant {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xf32>
+// CHECK:       arith.shrui
+// CHECK:       arith.select
+// CHECK:       math.fma
+// CHECK:     gpu.shuffle xor
+// CHECK:   } else {
+// DIRECT:     scf.for {{.*}} step %c32
+// DIRECT:       arith.truncf {{.*}} : vector<2xf32> to vector<2xf16>
+// DIRECT:       llvm.load {{.*}} invariant {alignment = 2 : i64} : !llvm.ptr<1> -> i16
+// DIRECT:       nvvm.mma.sp.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] sparseMetadata[%{{.*}}] selector[%c0_i32{{.*}}] {shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// DIRECT:       nvvm.mma.sp.sync
+// TILED:     gpu.dynamic_shared_memory
+// TILED:     nvvm.cp.async.shared.global {{.*}}, 16, cache =  cg
+// TILED:     nvvm.cp.async.shared.global {{.*}}, 8, cache =  ca
+// TILED:     nvvm.cp.async.shared.global {{.*}}, 4, cache =  ca
+// TILED:     nvvm.cp.async.commit.group
+// TILED:     scf.for
+// TILED:       nvvm.cp.async.wait.group 1
+// TILED:       gpu.barrier
+// The stage into f16 tiles (x, then the kept codes times the group scale),
+// a barrier, then per 16-channel tile ldmatrix.x4 of the kept values and
+// the two metadata half-words from the staged positions, and per 8-token
+// tile an ldmatrix.x4 of x and two mma.sp.
+// TILED:       arith.truncf {{.*}} : vector<4xf32> to vector<4xf16>
+// TILED:       arith.truncf {{.*}} : vector<8xf32> to vector<8xf16>
+// TILED:       gpu.barrier
+// TILED:       nvvm.ldmatrix
+// TILED:       llvm.load {{.*}} {alignment = 2 : i64} : !llvm.ptr<3> -> i16
+// TILED:       llvm.load {{.*}} {alignment = 2 : i64} : !llvm.ptr<3> -> i16
+// TILED:       nvvm.ldmatrix
+// TILED:       nvvm.ldmatrix
+// TILED-COUNT-2: nvvm.mma.sp.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] sparseMetadata[%{{.*}}] selector[%c0_i32{{.*}}] {shape = #nvvm.shape<m = 16, n = 8, k = 32>}
+// TILED:       scf.yield
+// CHECK-NOT: linalg.generic
+func.func @sparse24(%x: memref<?x64xf32>, %slots: memref<32xi8>, %c: memref<16x16xui8>,
+                    %mk: memref<16x8xui8>, %s: memref<16x2xf32>, %y: memref<?x16xf32>) {
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  linalg.generic {indexing_maps = [#p, #c, #m, #s, #o],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%slots, %c, %mk, %s : memref<32xi8>, memref<16x16xui8>, memref<16x8xui8>, memref<16x2xf32>)
+      outs(%y : memref<?x16xf32>)
+      attrs = {qwen.gpu_kernel = {kind = "sparse24", bits = 4 : i64, group = 32 : i64}} {
+  // The meaning: slot j of row n is input 4 (j / 2) + pos (2 bits of the
+  // mask byte); the pass reads the attribute, the operands and the memref
+  // the body gathers x from.
+  ^bb0(%u: i8, %b: ui8, %pm: ui8, %sc: f32, %acc: f32):
+    %tok = linalg.index 0 : index
+    %j = linalg.index 2 : index
+    %c3i = arith.constant 3 : i32
+    %pmi = builtin.unrealized_conversion_cast %pm : ui8 to i8
+    %pw = arith.extui %pmi : i8 to i32
+    %jr = arith.remui %j, %c4 : index
+    %sh = arith.muli %jr, %c2 : index
+    %shi = arith.index_cast %sh : index to i32
+    %ps = arith.shrui %pw, %shi : i32
+    %pos = arith.andi %ps, %c3i : i32
+    %posx = arith.index_cast %pos : i32 to index
+    %g = arith.divui %j, %c2 : index
+    %g4 = arith.muli %g, %c4 : index
+    %col = arith.addi %g4, %posx : index
+    %xv = memref.load %x[%tok, %col] : memref<?x64xf32>
+    %bi = builtin.unrealized_conversion_cast %b : ui8 to i8
+    %ji = arith.index_cast %j : index to i32
+    %c2i = arith.constant 2 : i32
+    %c4i = arith.constant 4 : i32
+    %c28 = arith.constant 28 : i32
+    %odd = arith.remui %ji, %c2i : i32
+    %nsh = arith.muli %odd, %c4i : i32
+    %up = arith.subi %c28, %nsh : i32
+    %v = arith.extsi %bi : i8 to i32
+    %l = arith.shli %v, %up : i32
+    %code = arith.shrsi %l, %c28 : i32
+    %cf = arith.sitofp %code : i32 to f32
+    %wv = arith.mulf %cf, %sc : f32
+    %p = arith.mulf %xv, %wv : f32
     %r = arith.addf %acc, %p : f32
     linalg.yield %r : f32
   }

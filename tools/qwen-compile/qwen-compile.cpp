@@ -95,6 +95,18 @@ int main(int argc, char **argv) {
       cl::desc("Several CUDA targets: the fatbinary that packs them into "
                "model.fatbin (default: beside ptxas, then as --ptxas)"),
       cl::value_desc("path"), cl::cat(cat));
+  enum class GpuGemm { Tiled, Direct };
+  cl::opt<GpuGemm> gpuGemm(
+      "gpu-gemm",
+      cl::desc("CUDA targets: the prefill GEMM of the quantized linears"),
+      cl::values(clEnumValN(GpuGemm::Tiled, "tiled",
+                            "block tiles staged through shared memory "
+                            "(cp.async, ldmatrix, mma.sync; default)"),
+                 clEnumValN(GpuGemm::Direct, "direct",
+                            "each warp loads its mma fragments from global "
+                            "memory (the reference to check 'tiled' "
+                            "against)")),
+      cl::init(GpuGemm::Tiled), cl::cat(cat));
   cl::opt<std::string> tokenizer(
       "tokenizer", cl::desc("HF tokenizer.json to put into the bundle"),
       cl::value_desc("file"), cl::cat(cat));
@@ -168,6 +180,7 @@ int main(int argc, char **argv) {
   o.emit = emit;
   o.ptxas = ptxas;
   o.fatbinary = fatbinary;
+  o.gpuGemm = gpuGemm == GpuGemm::Tiled ? "tiled" : "direct";
   o.optLevel = optLevel;
   o.keepWork = keepWork;
   o.reassociate = reassoc;

@@ -39,6 +39,9 @@ struct Options {
   /// several architectures (empty: beside ptxas, then the same search).
   std::string ptxas;
   std::string fatbinary;
+  /// CUDA targets: the prefill GEMM of the fused linears, "tiled" or
+  /// "direct" (--qwen-gpu-fused-kernels gemm=, see GPUKernels.h).
+  std::string gpuGemm = "tiled";
   std::string recipe = "fp32";
   std::string tokenizer;      // optional tokenizer.json copied into the bundle
   Emit emit = Emit::Bundle;

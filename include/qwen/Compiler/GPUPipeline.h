@@ -61,10 +61,12 @@ struct CudaTools {
 /// `qwen_model_main` with llvm.emit_c_interface) to the LLVM dialect: one
 /// gpu.module of NVVM kernels serialized to PTX once per architecture of
 /// `archs` (a gpu.binary of format isa with one object each, in that order),
-/// and host code calling the mgpu* runtime functions.
+/// and host code calling the mgpu* runtime functions. `gemm` picks the
+/// prefill GEMM of the fused linears ("tiled" or "direct").
 mlir::LogicalResult buildGPULoweringPipeline(mlir::OpPassManager &pm,
                                              llvm::ArrayRef<std::string> archs,
-                                             int optLevel);
+                                             int optLevel,
+                                             llvm::StringRef gemm = "tiled");
 
 /// The PTX of the module's gpu.binary when it has a single object (after the
 /// pipeline for one architecture).

@@ -11,7 +11,11 @@
 //  * --qwen-gpu-fused-kernels (bufferized IR) replaces each such generic by a
 //    gpu.launch of the fused GEMV: one warp per output channel, 128-bit
 //    read-only loads of the packed codes, dequantization in registers, f32
-//    accumulation, a butterfly warp-shuffle reduction.
+//    accumulation, a butterfly warp-shuffle reduction; from 16 tokens the
+//    same launch runs a tiled tensor-core GEMM (64 x 64 block tiles staged
+//    through shared memory by cp.async, ldmatrix, mma.sync; gemm=direct:
+//    the simpler per-warp kernel). 2:4 sparse weights take a GEMV over the
+//    kept codes and the same tiled GEMM with mma.sp.
 //  * An RMSNorm over the last dim (tagged {kind = "rms_norm"} on its
 //    normalising generic) becomes one kernel: a block per token, 128-bit
 //    loads kept in registers, the sum of squares by warp shuffles and shared
@@ -93,8 +97,27 @@ lowerCodebookLinearGPU(mlir::OpBuilder &b, mlir::Location l, mlir::Value codes,
                        int64_t booksPerRow, mlir::Value x, mlir::Value bias,
                        mlir::RankedTensorType rt);
 
-/// --qwen-gpu-fused-kernels (module; bufferized IR).
-std::unique_ptr<mlir::Pass> createGPUFusedKernelsPass();
+/// y[..., n] = sum_j x[..., col(n, j)] * code(n, j) * scale (+ bias[n]) over
+/// the cols / 2 kept slots j of a 2:4 sparse weight (`codes` [rows, cols /
+/// 2 * bits / 8] the kept codes, `mask` [rows, cols / 8] their 2-bit
+/// positions, slot j at input 4 (j / 2) + pos(j); LowerONNXToLinalg.cpp,
+/// linearSparse24) as one linalg.generic over (tokens..., n, j) tagged
+/// {kind = "sparse24", bits, group}: --qwen-gpu-fused-kernels implements it
+/// with a warp-per-channel GEMV that reads only the kept codes (decode) and
+/// mma.sp (prefill). Takes what weightOnlyGPUSupports takes; fails (creating
+/// nothing) otherwise.
+mlir::FailureOr<mlir::Value>
+lowerSparse24LinearGPU(mlir::OpBuilder &b, mlir::Location l,
+                       const WeightOnlyDesc &q, mlir::Value mask, mlir::Value x,
+                       mlir::Value bias, mlir::RankedTensorType rt);
+
+/// --qwen-gpu-fused-kernels (module; bufferized IR). `gemm` is its option
+/// of the same name: the prefill GEMM of the fused linears, "tiled" (block
+/// tiles staged through shared memory by cp.async, ldmatrix, mma.sync) or
+/// "direct" (the simpler kernel whose warps load their mma fragments from
+/// global memory, kept to check the tiled one against).
+std::unique_ptr<mlir::Pass>
+createGPUFusedKernelsPass(llvm::StringRef gemm = "tiled");
 /// --qwen-gpu-map-kernels (module; after convert-linalg-to-parallel-loops).
 std::unique_ptr<mlir::Pass> createGPUMapKernelsPass();
 /// Registers both for qwen-opt.
