@@ -174,6 +174,13 @@ struct LinearOperands {
   int64_t N, K, rowBytes;
 };
 
+/// A scale (f32 or f16) as f32.
+Value toF32(OpBuilder &b, Location l, Value s) {
+  return s.getType().isF32()
+             ? s
+             : arith::ExtFOp::create(b, l, b.getF32Type(), s).getResult();
+}
+
 /// A scale of the weight for output channel `n` and input column block
 /// `col` (ignored per tensor), as f32.
 Value loadScale(OpBuilder &b, Location l, Value scales, Value n, Value col) {
@@ -182,10 +189,7 @@ Value loadScale(OpBuilder &b, Location l, Value scales, Value n, Value col) {
     ix.push_back(idx(b, l, 0));
   else
     ix = {n, col};
-  Value s = memref::LoadOp::create(b, l, scales, ix);
-  return s.getType().isF32()
-             ? s
-             : arith::ExtFOp::create(b, l, b.getF32Type(), s).getResult();
+  return toF32(b, l, memref::LoadOp::create(b, l, scales, ix));
 }
 
 /// out[m, n] += v (out holds the bias or zero).
@@ -2744,6 +2748,23 @@ bool weightOnlyGPUSupports(const WeightOnlyDesc &q) {
           (q.group >= kWarp && q.group % kWarp == 0 && q.cols % q.group == 0));
 }
 
+/// Tags the generic of a weight-only linear for --qwen-gpu-fused-kernels
+/// ({kind, bits, group}) and returns its result as `rt`.
+static Value tagWeightLinear(OpBuilder &b, Location l, linalg::GenericOp g,
+                             StringRef kind, const WeightOnlyDesc &q,
+                             RankedTensorType rt) {
+  g->setAttr(kKernelAttrName,
+             b.getDictionaryAttr(
+                 {b.getNamedAttr("kind", b.getStringAttr(kind)),
+                  b.getNamedAttr("bits", b.getI64IntegerAttr(q.bits)),
+                  b.getNamedAttr("group", b.getI64IntegerAttr(
+                                              q.gran == 2 ? q.group : 0))}));
+  Value y = g.getResult(0);
+  if (y.getType() != rt)
+    y = tensor::CastOp::create(b, l, rt, y);
+  return y;
+}
+
 FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
                                           const WeightOnlyDesc &q, Value x,
                                           Value bias, RankedTensorType rt) {
@@ -2779,24 +2800,13 @@ FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
         Value kk = linalg::IndexOp::create(nb, nl, r);
         Value c = arith::SIToFPOp::create(nb, nl, f32,
                                           codeOf(nb, nl, a[1], kk, bits));
-        Value s = a[2].getType().isF32()
-                      ? a[2]
-                      : arith::ExtFOp::create(nb, nl, f32, a[2]).getResult();
+        Value s = toF32(nb, nl, a[2]);
         Value w = arith::MulFOp::create(nb, nl, c, s);
         Value p = arith::MulFOp::create(nb, nl, a[0], w);
         linalg::YieldOp::create(
             nb, nl, arith::AddFOp::create(nb, nl, a[3], p).getResult());
       });
-  g->setAttr(kKernelAttrName,
-             b.getDictionaryAttr(
-                 {b.getNamedAttr("kind", b.getStringAttr("woq_gemv")),
-                  b.getNamedAttr("bits", b.getI64IntegerAttr(bits)),
-                  b.getNamedAttr("group", b.getI64IntegerAttr(
-                                              q.gran == 2 ? q.group : 0))}));
-  Value y = g.getResult(0);
-  if (y.getType() != rt)
-    y = tensor::CastOp::create(b, l, rt, y);
-  return y;
+  return tagWeightLinear(b, l, g, "woq_gemv", q, rt);
 }
 
 FailureOr<Value> lowerSparse24LinearGPU(OpBuilder &b, Location l,
@@ -2869,24 +2879,13 @@ FailureOr<Value> lowerSparse24LinearGPU(OpBuilder &b, Location l,
         Value xv = tensor::ExtractOp::create(nb, nl, x, xi);
         Value c = arith::SIToFPOp::create(nb, nl, f32,
                                           codeOf(nb, nl, a[1], jj, bits));
-        Value s = a[3].getType().isF32()
-                      ? a[3]
-                      : arith::ExtFOp::create(nb, nl, f32, a[3]).getResult();
+        Value s = toF32(nb, nl, a[3]);
         Value p = arith::MulFOp::create(nb, nl, xv,
                                         arith::MulFOp::create(nb, nl, c, s));
         linalg::YieldOp::create(
             nb, nl, arith::AddFOp::create(nb, nl, a[4], p).getResult());
       });
-  g->setAttr(kKernelAttrName,
-             b.getDictionaryAttr(
-                 {b.getNamedAttr("kind", b.getStringAttr("sparse24")),
-                  b.getNamedAttr("bits", b.getI64IntegerAttr(bits)),
-                  b.getNamedAttr("group", b.getI64IntegerAttr(
-                                              q.gran == 2 ? q.group : 0))}));
-  Value y = g.getResult(0);
-  if (y.getType() != rt)
-    y = tensor::CastOp::create(b, l, rt, y);
-  return y;
+  return tagWeightLinear(b, l, g, "sparse24", q, rt);
 }
 
 FailureOr<Value> lowerCodebookLinearGPU(OpBuilder &b, Location l, Value codes,
