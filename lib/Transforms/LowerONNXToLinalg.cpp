@@ -2511,6 +2511,10 @@ qwen::WeightOnlyDesc weightOnlyDesc(const QuantDesc &q, int64_t rows, int64_t co
   d.isSigned = q.isSigned;
   d.symmetric = q.symmetric;
   d.hasZeros = bool(q.zeros);
+  d.log2 = q.log2;
+  d.codebook = q.codebook;
+  d.perRow = q.perRow;
+  d.mask = q.mask;
   return d;
 }
 
@@ -2809,6 +2813,11 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     Value x = op->getOperand(0), bias = lo ? lo.getBias() : Value();
     if (!ranked(x) || (bias && !ranked(bias)))
       return failure();
+    // The fused kernel (SparseLutKernels.cpp) where it handles the form;
+    // linearSparse24 is the reference (`qwen.quant_kernel = {fused = false}`).
+    FailureOr<Value> y = lowerSparse24Linear(b, l, weightOnlyDesc(q, rows, cols), x, bias, rt, weightOnlyParamsFor(op));
+    if (succeeded(y))
+      return one(*y);
     return one(linearSparse24(b, l, q, x, bias, rt, rows, cols));
   }
   // Weight-only linear / logits: the fused kernel (QuantKernels.cpp) where it
@@ -2837,6 +2846,15 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
     FailureOr<Value> y = qwen::gpu::lowerCodebookLinearGPU(
         b, l, q.codes, q.scales, q.gran, q.group, q.perRow, op->getOperand(0), bias, rt);
+    if (succeeded(y))
+      return one(*y);
+  }
+  // CPU: codebooks looked up in registers (SparseLutKernels.cpp) where the
+  // kernel handles the form; else, and with fused = false, the reference.
+  if (isa<qq::LinearOp, qq::LogitsOp>(op) && q.codebook && !sparse24) {
+    Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
+    FailureOr<Value> y = lowerCodebookLinear(b, l, weightOnlyDesc(q, rows, cols), op->getOperand(0), bias, rt,
+                                             weightOnlyParamsFor(op));
     if (succeeded(y))
       return one(*y);
   }
