@@ -98,8 +98,8 @@ bool codebookKernelSupports(const WeightOnlyDesc &q);
 
 /// y = x W^T (+ bias) for a codebook weight (SparseLutKernels.cpp): the
 /// tile's codes are unpacked in registers and looked up in the row's (or
-/// group's, or tensor's) book, held in one vector register, with a lane
-/// permute (2/4 bits; vpermps) or a gather from the table (8 bits), then
+/// group's, or tensor's) book, held in vector registers, with lane permutes
+/// (vpermps / vpermt2ps; 8-bit books on AVX2: a gather from the table), then
 /// multiplied with x; the f32 weight is never materialized. Fails (creating
 /// nothing) on forms it does not handle.
 mlir::FailureOr<mlir::Value> lowerCodebookLinear(mlir::OpBuilder &b, mlir::Location l, const WeightOnlyDesc &q,
