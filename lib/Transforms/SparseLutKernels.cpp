@@ -12,17 +12,18 @@
 //                                  per row: acc[i][j] += products of chunk c
 //            y[m0 + j, n0 + i] += reduce_add(acc[i][j])
 //
-// Codebook (grid = codebook, B = 2, 4 or 8 bits; 8 / B codes a byte): a
-// chunk is 16 bytes = 16 * 8 / B inputs; xp holds each chunk as 8 / B planes
-// of 16 (plane t = the inputs whose code is the t-th field of its byte), so
-// field t of the 16 bytes, zero-extended to i32 lanes, indexes the 16
-// centroids of plane t. The book (2^B f32 centroids of the tensor / row /
-// group, f16 ones widened) is held in vector registers per (row, group)
-// (one for B <= 4, 16 for B = 8); the lookup is a lane permute: AVX-512
-// vpermps zmm (B <= 4) or vpermt2ps on each pair of the 16 registers merged
-// by selects on index bits 5-7 (B = 8); AVX2 vpermps on the ymm halves of
-// the book and a select on index bit 3 (B <= 4), a gather from the table
-// row (B = 8). Permutes against gathers, one GEMV 4864 x 896 on one thread
+// Codebook (grid = codebook, B = 2 .. 8 bits): for B = 2, 4, 8 (8 / B codes
+// a byte) a chunk is 16 bytes = 16 * 8 / B inputs; xp holds each chunk as
+// 8 / B planes of 16 (plane t = the inputs whose code is the t-th field of
+// its byte), so field t of the 16 bytes, zero-extended to i32 lanes, indexes
+// the 16 centroids of plane t. For B = 3, 5, 6, 7 a chunk is 16 codes in
+// 2 * B bytes; lane i takes the two bytes around bit B * i (byte shuffles)
+// and shifts its code down. The book (2^B f32 centroids of the tensor / row /
+// group, f16 ones widened) is held in ceil(2^B / 16) vector registers per
+// (row, group); the lookup is a lane permute: AVX-512 vpermps zmm (B <= 4)
+// or vpermt2ps on each pair of registers merged by selects on index bits
+// 5-7; AVX2 vpermps on the ymm parts of the book merged by selects on index
+// bits 3-4 (B <= 5), a gather from the table row (B >= 6). Permutes against gathers, one GEMV 4864 x 896 on one thread
 // of this AVX-512 machine: 4-bit 0.28-0.76 ms (vpermps zmm), 1.1-1.3 ms
 // (AVX2), 3.6-3.8 ms (gather); the reference 20-40 ms.
 //
@@ -76,13 +77,13 @@ Value readBytes(OpBuilder &b, Location l, Value packed, Value row, Value col, in
   return v;
 }
 
-/// Byte i / r of `bytes` in lane i (each byte repeated r times) as
-/// vector<16xi32>, zero- or sign-extended.
-Value spreadBytes(OpBuilder &b, Location l, Value bytes, int64_t r, bool sext) {
+/// Byte byteOf(i) of `bytes` in lane i of a vector<16xi32>, zero- or
+/// sign-extended.
+Value spreadBytes(OpBuilder &b, Location l, Value bytes, function_ref<int64_t(int64_t)> byteOf, bool sext) {
   SmallVector<int64_t> m;
   for (int64_t i = 0; i < kLanes; ++i)
-    m.push_back(i / r);
-  Value v = r == 1 ? bytes : vector::ShuffleOp::create(b, l, bytes, bytes, m).getResult();
+    m.push_back(byteOf(i));
+  Value v = vector::ShuffleOp::create(b, l, bytes, bytes, m);
   auto vi = VectorType::get({kLanes}, b.getI32Type());
   return sext ? arith::ExtSIOp::create(b, l, vi, v).getResult() : arith::ExtUIOp::create(b, l, vi, v).getResult();
 }
@@ -222,9 +223,11 @@ Value chunkedLinear(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value x, 
   return restoreLeading(b, l, y, rt, tk);
 }
 
-/// Codes per byte and inputs per chunk (16 bytes) of a codebook weight.
-int64_t codesPerByte(const WeightOnlyDesc &q) { return 8 / q.bits; }
-int64_t codebookChunk(const WeightOnlyDesc &q) { return kLanes * codesPerByte(q); }
+/// The planes of a codebook chunk: the codes a byte holds for widths that
+/// divide 8 (a chunk is then 16 bytes); 1 for the others (a chunk is 16
+/// codes, 2 * bits bytes, a code possibly spanning two of them).
+int64_t codebookPlanes(const WeightOnlyDesc &q) { return 8 % q.bits == 0 ? 8 / q.bits : 1; }
+int64_t codebookChunk(const WeightOnlyDesc &q) { return kLanes * codebookPlanes(q); }
 
 /// The log2-grid levels of 4-bit codes c (vector<16xi32>, LowerONNXToLinalg.cpp
 /// log2Level): 0 if c & 7 == 0, else (c & 8 ? -1 : 1) * 2^-((c & 7) - 1),
@@ -245,7 +248,7 @@ Value log2Levels(OpBuilder &b, Location l, Value c) {
 } // namespace
 
 bool codebookKernelSupports(const WeightOnlyDesc &q) {
-  if (!q.codebook || q.mask || !(q.bits == 2 || q.bits == 4 || q.bits == 8) || q.rows <= 0 || q.cols <= 0)
+  if (!q.codebook || q.mask || q.bits < 2 || q.bits > 8 || q.rows <= 0 || q.cols <= 0)
     return false;
   return q.gran != 2 || (q.group > 0 && q.group % codebookChunk(q) == 0 && q.cols % q.group == 0);
 }
@@ -259,11 +262,12 @@ FailureOr<Value> lowerCodebookLinear(OpBuilder &b, Location l, const WeightOnlyD
     return failure();
   Type f32 = b.getF32Type(), et = st.getElementType();
   auto vf = VectorType::get({kLanes}, f32);
-  const int64_t F = codesPerByte(q), C = codebookChunk(q), E = 1 << q.bits;
-  // An 8-bit book (256 centroids) is 16 zmm registers, permuted pairwise
-  // with vpermt2ps; for AVX2 (32 ymm parts) it is gathered.
-  const bool gather = p.lutGather || (q.bits == 8 && !p.avx512);
-  const int64_t T = std::max<int64_t>(1, E / kLanes); // table vectors of a book
+  const int64_t F = codebookPlanes(q), C = codebookChunk(q), B = q.bits, E = int64_t(1) << B;
+  // A book of up to 256 centroids is ceil(E / 16) zmm registers, permuted
+  // pairwise with vpermt2ps; AVX2 permutes up to 32 (four ymm parts) and
+  // gathers larger books.
+  const bool gather = p.lutGather || (!p.avx512 && E > 32);
+  const int64_t T = (E + kLanes - 1) / kLanes; // table vectors of a book
   const bool codesInBounds = q.cols % C == 0;
   auto widen = [&](OpBuilder &nb, Location nl, Value v) -> Value {
     return et.isF32() ? v : arith::ExtFOp::create(nb, nl, vf, v).getResult();
@@ -288,14 +292,31 @@ FailureOr<Value> lowerCodebookLinear(OpBuilder &b, Location l, const WeightOnlyD
   };
   auto chunk = [&](OpBuilder &nb, Location nl, Value row, Value k0, ArrayRef<Value> state,
                    ArrayRef<SmallVector<Value>> xs, MutableArrayRef<Value> accs) {
-    Value kb = arith::DivUIOp::create(nb, nl, k0, cIndex(nb, nl, F));
-    Value codes = spreadBytes(nb, nl, readBytes(nb, nl, q.codes, row, kb, kLanes, codesInBounds), 1, false);
+    auto lanes = [&](function_ref<int32_t(int64_t)> f) { return laneConst(nb, nl, kLanes, f); };
+    Value codes;
+    if (F > 1 || B == 8) {
+      // 16 bytes: field t of byte i is the code of input F * i + t.
+      Value kb = arith::DivUIOp::create(nb, nl, k0, cIndex(nb, nl, F));
+      codes = spreadBytes(nb, nl, readBytes(nb, nl, q.codes, row, kb, kLanes, codesInBounds),
+                          [](int64_t i) { return i; }, false);
+    } else {
+      // 16 codes in 2 * B bytes: code i at bit B * i, read from its byte and
+      // the next (clamped to the chunk: a code ending the chunk ends a byte).
+      const int64_t nbytes = 2 * B;
+      Value kb = arith::MulIOp::create(nb, nl, arith::DivUIOp::create(nb, nl, k0, cIndex(nb, nl, kLanes)),
+                                       cIndex(nb, nl, nbytes));
+      Value bytes = readBytes(nb, nl, q.codes, row, kb, nbytes, codesInBounds);
+      Value lo = spreadBytes(nb, nl, bytes, [&](int64_t i) { return B * i / 8; }, false);
+      Value hi = spreadBytes(nb, nl, bytes, [&](int64_t i) { return std::min(B * i / 8 + 1, nbytes - 1); }, false);
+      codes = arith::OrIOp::create(nb, nl, lo, arith::ShLIOp::create(nb, nl, hi, lanes([](int64_t) { return 8; })));
+      codes = arith::ShRUIOp::create(nb, nl, codes, lanes([&](int64_t i) { return int32_t(B * i % 8); }));
+    }
     for (int64_t t = 0; t < F; ++t) {
       Value idx = codes;
       if (t > 0)
-        idx = arith::ShRUIOp::create(nb, nl, idx, laneConst(nb, nl, kLanes, [&](int64_t) { return int32_t(t * q.bits); }));
-      if (F > 1)
-        idx = arith::AndIOp::create(nb, nl, idx, laneConst(nb, nl, kLanes, [&](int64_t) { return int32_t(E - 1); }));
+        idx = arith::ShRUIOp::create(nb, nl, idx, lanes([&](int64_t) { return int32_t(t * B); }));
+      if (B < 8)
+        idx = arith::AndIOp::create(nb, nl, idx, lanes([&](int64_t) { return int32_t(E - 1); }));
       Value w;
       if (gather) {
         auto vt = VectorType::get({kLanes}, et);
@@ -346,22 +367,23 @@ FailureOr<Value> lowerSparse24Linear(OpBuilder &b, Location l, const WeightOnlyD
     Value w;
     if (q.log2) {
       // Unsigned nibbles: low for even slots, high for odd ones.
-      Value v = spreadBytes(nb, nl, bytes, 2, false);
+      Value v = spreadBytes(nb, nl, bytes, [](int64_t s) { return s / 2; }, false);
       v = arith::ShRUIOp::create(nb, nl, v, lanes([](int64_t s) { return int32_t(4 * (s % 2)); }));
       w = log2Levels(nb, nl, arith::AndIOp::create(nb, nl, v, lanes([](int64_t) { return 15; })));
     } else if (i4) {
       // The nibble to the top of the lane, then an arithmetic shift back.
-      Value v = spreadBytes(nb, nl, bytes, 2, true);
+      Value v = spreadBytes(nb, nl, bytes, [](int64_t s) { return s / 2; }, true);
       v = arith::ShLIOp::create(nb, nl, v, lanes([](int64_t s) { return int32_t(28 - 4 * (s % 2)); }));
       v = arith::ShRSIOp::create(nb, nl, v, lanes([](int64_t) { return 28; }));
       w = arith::SIToFPOp::create(nb, nl, vf, v);
     } else {
-      w = arith::SIToFPOp::create(nb, nl, vf, spreadBytes(nb, nl, bytes, 1, true));
+      w = arith::SIToFPOp::create(nb, nl, vf, spreadBytes(nb, nl, bytes, [](int64_t s) { return s; }, true));
     }
     w = arith::MulFOp::create(nb, nl, w, state[0]);
     // The input of slot s within the chunk: 4 * (s / 2) + its position.
     Value mb = arith::DivUIOp::create(nb, nl, k0, cIndex(nb, nl, 8));
-    Value pos = spreadBytes(nb, nl, readBytes(nb, nl, q.mask, row, mb, kLanes / 4, inBounds), 4, false);
+    Value pos = spreadBytes(nb, nl, readBytes(nb, nl, q.mask, row, mb, kLanes / 4, inBounds),
+                            [](int64_t s) { return s / 4; }, false);
     pos = arith::ShRUIOp::create(nb, nl, pos, lanes([](int64_t s) { return int32_t(2 * (s % 4)); }));
     pos = arith::AndIOp::create(nb, nl, pos, lanes([](int64_t) { return 3; }));
     Value idx = arith::AddIOp::create(nb, nl, pos, lanes([](int64_t s) { return int32_t(4 * (s / 2)); }));

@@ -13,10 +13,12 @@ the codebook centroids gathered from memory (`lut_gather = true`).
 Shapes: N not a multiple of the tile of 4 channels, K not a multiple of the
 chunk (per tensor / channel; 16 * 8 / B inputs for a B-bit codebook, 32 for
 2:4), M = 1, 3, 17 (blocks of 4 tokens and a remainder), rank-2 inputs with
-a dynamic M and rank-3 ones, bias, linear and logits; codebooks of 2, 4 and
-8 bits per tensor / channel / group (f32 and f16 centroids); 2:4 i4 / i8
-uniform per tensor / channel / group and log2 i4; a 3-bit codebook and an
-asymmetric u4 2:4 weight, which the kernels leave to the reference. Every
+a dynamic M and rank-3 ones, bias, linear and logits; codebooks of 2 to 8
+bits per tensor / channel / group (f32 and f16 centroids); 2:4 i4 / i8
+uniform per tensor / channel / group and log2 i4; codebooks of 3, 5, 6 and 7
+bits (codes spanning bytes); a 2-bit codebook in groups of 32 (less than its
+64-input chunk) and an asymmetric u4 2:4 weight, which the kernels leave to
+the reference. Every
 output is compared with float64 numpy and each kernel run with the
 reference.
 
@@ -36,7 +38,7 @@ from woq_sweep import fmt, parse  # noqa: E402
 F = np.float32
 rng = np.random.default_rng(29)
 
-# Codebooks: name, bits, granularity, group, N, K, M list, bias, centroid dtype, op.
+# Codebooks (every width 2..8): name, bits, granularity, group, N, K, M list, bias, centroid dtype, op.
 CB = [
     ("cb4c", 4, "channel", 0, 37, 100, [1, 3, 17], True, F, "linear"),
     ("cb4g", 4, "group", 32, 29, 96, [1, 3, 17], False, np.float16, "linear"),
@@ -46,6 +48,11 @@ CB = [
     ("cb8c", 8, "channel", 0, 21, 77, [1, 3, 17], True, F, "linear"),
     ("cb8g", 8, "group", 32, 11, 64, [1, 3], False, np.float16, "logits"),
     ("cb3c", 3, "channel", 0, 10, 40, [1, 3], True, F, "linear"),
+    ("cb3g", 3, "group", 32, 23, 128, [1, 3, 17], False, np.float16, "linear"),
+    ("cb5g", 5, "group", 64, 14, 128, [1, 3], True, F, "linear"),
+    ("cb6c", 6, "channel", 0, 9, 50, [1, 17], False, F, "logits"),
+    ("cb7t", 7, "tensor", 0, 6, 48, [1, 3], True, F, "linear"),
+    ("cb2g32", 2, "group", 32, 7, 64, [1, 3], False, F, "linear"),
 ]
 # 2:4: name, grid (i4 / i8 / log2 / u4 asymmetric), granularity, group, N, K, M list, bias, scale dtype, op.
 SP = [
