@@ -16,9 +16,10 @@
 // a byte) a chunk is 16 bytes = 16 * 8 / B inputs; xp holds each chunk as
 // 8 / B planes of 16 (plane t = the inputs whose code is the t-th field of
 // its byte), so field t of the 16 bytes, zero-extended to i32 lanes, indexes
-// the 16 centroids of plane t. For B = 3, 5, 6, 7 a chunk is 16 codes in
-// 2 * B bytes; lane i takes the two bytes around bit B * i (byte shuffles)
-// and shifts its code down. The book (2^B f32 centroids of the tensor / row /
+// the 16 centroids of plane t. For B = 3, 5, 6, 7 (and 2, 4 in groups
+// smaller than their 64 / 32-input chunk) a chunk is 16 codes in 2 * B
+// bytes; lane i takes the two bytes around bit B * i (byte shuffles) and
+// shifts its code down. The book (2^B f32 centroids of the tensor / row /
 // group, f16 ones widened) is held in ceil(2^B / 16) vector registers per
 // (row, group); the lookup is a lane permute: AVX-512 vpermps zmm (B <= 4)
 // or vpermt2ps on each pair of registers merged by selects on index bits
@@ -224,9 +225,13 @@ Value chunkedLinear(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value x, 
 }
 
 /// The planes of a codebook chunk: the codes a byte holds for widths that
-/// divide 8 (a chunk is then 16 bytes); 1 for the others (a chunk is 16
-/// codes, 2 * bits bytes, a code possibly spanning two of them).
-int64_t codebookPlanes(const WeightOnlyDesc &q) { return 8 % q.bits == 0 ? 8 / q.bits : 1; }
+/// divide 8 (a chunk is then 16 bytes) where the groups are multiples of
+/// that chunk; else 1 (a chunk is 16 codes, 2 * bits bytes, a code possibly
+/// spanning two of them).
+int64_t codebookPlanes(const WeightOnlyDesc &q) {
+  const int64_t planes = 8 % q.bits == 0 ? 8 / q.bits : 1;
+  return q.gran != 2 || q.group % (kLanes * planes) == 0 ? planes : 1;
+}
 int64_t codebookChunk(const WeightOnlyDesc &q) { return kLanes * codebookPlanes(q); }
 
 /// The log2-grid levels of 4-bit codes c (vector<16xi32>, LowerONNXToLinalg.cpp
@@ -250,7 +255,7 @@ Value log2Levels(OpBuilder &b, Location l, Value c) {
 bool codebookKernelSupports(const WeightOnlyDesc &q) {
   if (!q.codebook || q.mask || q.bits < 2 || q.bits > 8 || q.rows <= 0 || q.cols <= 0)
     return false;
-  return q.gran != 2 || (q.group > 0 && q.group % codebookChunk(q) == 0 && q.cols % q.group == 0);
+  return q.gran != 2 || (q.group > 0 && q.group % kLanes == 0 && q.cols % q.group == 0);
 }
 
 FailureOr<Value> lowerCodebookLinear(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value x, Value bias,

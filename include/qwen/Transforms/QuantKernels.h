@@ -92,8 +92,7 @@ mlir::Value weightScaleAt(mlir::OpBuilder &b, mlir::Location l, const WeightOnly
 bool weightOperandsSupported(const WeightOnlyDesc &q, mlir::Value x, mlir::Value bias, mlir::RankedTensorType rt);
 
 /// Whether the codebook kernel handles this weight: codebook grid of 2 to 8
-/// bits per tensor / channel, or per group of a multiple of its chunk (64
-/// inputs for 2 bits, 32 for 4, else 16).
+/// bits per tensor / channel, or per group of a multiple of 16 inputs.
 bool codebookKernelSupports(const WeightOnlyDesc &q);
 
 /// y = x W^T (+ bias) for a codebook weight (SparseLutKernels.cpp): the

@@ -16,9 +16,9 @@ chunk (per tensor / channel; 16 * 8 / B inputs for a B-bit codebook, 32 for
 a dynamic M and rank-3 ones, bias, linear and logits; codebooks of 2 to 8
 bits per tensor / channel / group (f32 and f16 centroids); 2:4 i4 / i8
 uniform per tensor / channel / group and log2 i4; codebooks of 3, 5, 6 and 7
-bits (codes spanning bytes); a 2-bit codebook in groups of 32 (less than its
-64-input chunk) and an asymmetric u4 2:4 weight, which the kernels leave to
-the reference. Every
+bits and 2 bits in groups of 32 (16 codes from 2 * bits bytes, codes
+spanning bytes); an asymmetric u4 2:4 weight, which the kernels leave to the
+reference. Every
 output is compared with float64 numpy and each kernel run with the
 reference.
 
