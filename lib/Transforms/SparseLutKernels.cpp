@@ -24,9 +24,11 @@
 // (row, group); the lookup is a lane permute: AVX-512 vpermps zmm (B <= 4)
 // or vpermt2ps on each pair of registers merged by selects on index bits
 // 5-7; AVX2 vpermps on the ymm parts of the book merged by selects on index
-// bits 3-4 (B <= 5), a gather from the table row (B >= 6). Permutes against gathers, one GEMV 4864 x 896 on one thread
-// of this AVX-512 machine: 4-bit 0.28-0.76 ms (vpermps zmm), 1.1-1.3 ms
-// (AVX2), 3.6-3.8 ms (gather); the reference 20-40 ms.
+// bits 3-4 (B <= 5), a gather from the table row (B >= 6). Permutes beat
+// gathers: one GEMV 4864 x 896 on one thread (AMD EPYC, AVX-512; median of 5
+// alternated runs, machine loaded): 4-bit books 0.36 ms permuted (zmm) vs
+// 1.82 ms gathered (AVX2 permutes: 1.1-1.3 ms); 8-bit 1.79 vs 3.15 ms; the
+// reference (dequantize, then matmul) 20-40 ms.
 //
 // 2:4 sparse (sparsity = 2:4: per 4 inputs 2 kept codes and their 2-bit
 // positions): a chunk is 16 kept codes = 32 inputs; the two vectors of x the
