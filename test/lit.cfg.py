@@ -58,6 +58,8 @@ except (OSError, StopIteration):
     _flags = []
 if "avx512_fp16" not in _flags:
     config.available_features.add("cpu-lacks-avx512fp16")
+if "avx512f" in _flags:
+    config.available_features.add("cpu-has-avx512f")
 if "avx512_vnni" in _flags:
     config.available_features.add("cpu-has-avx512vnni")
 

@@ -947,7 +947,7 @@ int compile(const Options &o) {
   // The fused weight-only kernels (lib/Transforms/QuantKernels.cpp) take
   // their register tiles from the target: with AVX-512 (32 zmm) 4 output
   // channels x 4 tokens of vector<16xf32> accumulators, with AVX2 (16 ymm,
-  // a vector<16xf32> is two) 4 x 2. QWEN_QUANT_KERNEL="tile_n=N,tile_m=M,buffer_m=T,rowwise=0|1,fused=0|1"
+  // a vector<16xf32> is two) 4 x 2. QWEN_QUANT_KERNEL="tile_n=N,tile_m=M,buffer_m=T,rowwise=0|1,fused=0|1,lut_gather=0|1"
   // overrides them (tuning; fused=0 is the reference dequantize + matmul).
   // CUDA targets: gpu_attention=0 keeps the reference attention (generics
   // mapped onto loop-nest kernels) instead of GPUAttention.cpp's kernels;
@@ -961,7 +961,7 @@ int compile(const Options &o) {
     // x86-64-v4 itself has no VNNI).
     bool vnni = sti->checkFeatures("+avx512vnni");
     int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16;
-    bool fused = true, rowwise = true, gpuAttention = true,
+    bool fused = true, rowwise = true, lutGather = false, gpuAttention = true,
          gpuAttentionMma = recipe.quantizes();
     if (const char *env = std::getenv("QWEN_QUANT_KERNEL")) {
       llvm::SmallVector<llvm::StringRef> kvs;
@@ -985,6 +985,8 @@ int compile(const Options &o) {
           gpuAttention = n != 0;
         else if (k.trim() == "gpu_attention_mma")
           gpuAttentionMma = n != 0;
+        else if (k.trim() == "lut_gather")
+          lutGather = n != 0;
       }
     }
     Builder bb(&ctx);
@@ -1003,6 +1005,8 @@ int compile(const Options &o) {
                                              bb.getNamedAttr("gpu_attention", bb.getBoolAttr(gpuAttention)),
                                              bb.getNamedAttr("gpu_attention_mma", bb.getBoolAttr(gpuAttentionMma)),
                                              bb.getNamedAttr("vnni", bb.getBoolAttr(vnni)),
+                                             bb.getNamedAttr("avx512", bb.getBoolAttr(avx512)),
+                                             bb.getNamedAttr("lut_gather", bb.getBoolAttr(lutGather)),
                                              bb.getNamedAttr("tile_n", bb.getI64IntegerAttr(tileN))}));
   }
   if (failed(runPasses(*module, [&](OpPassManager &pm) {

@@ -6,6 +6,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 
@@ -64,6 +65,102 @@ Value restoreLeading(OpBuilder &b, Location l, Value y, RankedTensorType rt, con
                linalg::YieldOp::create(nb, nl, tensor::ExtractOp::create(nb, nl, y, ValueRange{m, n}).getResult());
              })
       .getResult(0);
+}
+
+Value packActivations(OpBuilder &b, Location l, Value x, const Tokens &t, int64_t K, int64_t chunk,
+                      int64_t planes) {
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type();
+  const int64_t Kp = (K + chunk - 1) / chunk * chunk, P = chunk / planes;
+  auto ci = [](OpBuilder &nb, Location nl, int64_t v) -> Value { return arith::ConstantIndexOp::create(nb, nl, v); };
+  auto xpT = RankedTensorType::get({t.Ms, Kp}, f32);
+  Value init = tensor::EmptyOp::create(b, l, xpT, t.dynM());
+  return linalg::GenericOp::create(
+             b, l, TypeRange{xpT}, ValueRange{}, ValueRange{init},
+             ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(2, ctx)},
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location nl, ValueRange) {
+               Value m = linalg::IndexOp::create(nb, nl, 0);
+               Value src = linalg::IndexOp::create(nb, nl, 1);
+               if (planes > 1) {
+                 // k = base + t * P + i  ->  base + planes * i + t.
+                 Value w = arith::RemUIOp::create(nb, nl, src, ci(nb, nl, chunk));
+                 Value base = arith::SubIOp::create(nb, nl, src, w);
+                 Value tp = arith::DivUIOp::create(nb, nl, w, ci(nb, nl, P));
+                 Value i = arith::RemUIOp::create(nb, nl, w, ci(nb, nl, P));
+                 src = arith::AddIOp::create(
+                     nb, nl, base, arith::AddIOp::create(nb, nl, arith::MulIOp::create(nb, nl, i, ci(nb, nl, planes)), tp));
+               }
+               SmallVector<Value> xi = t.unflatten(nb, nl, m);
+               Value v;
+               if (Kp == K) {
+                 xi.push_back(src);
+                 v = tensor::ExtractOp::create(nb, nl, x, xi);
+               } else {
+                 Value in = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, src, ci(nb, nl, K));
+                 xi.push_back(arith::MinUIOp::create(nb, nl, src, ci(nb, nl, K - 1)));
+                 Value e = tensor::ExtractOp::create(nb, nl, x, xi);
+                 v = arith::SelectOp::create(nb, nl, in, e, arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0)));
+               }
+               linalg::YieldOp::create(nb, nl, v);
+             })
+      .getResult(0);
+}
+
+Value linearInitMN(OpBuilder &b, Location l, Value bias, const Tokens &t, int64_t N) {
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type();
+  auto yT = RankedTensorType::get({t.Ms, N}, f32);
+  Value yEmpty = tensor::EmptyOp::create(b, l, yT, t.dynM());
+  if (!bias)
+    return linalg::FillOp::create(b, l, ValueRange{arith::ConstantOp::create(b, l, b.getF32FloatAttr(0)).getResult()},
+                                  ValueRange{yEmpty})
+        .getResult(0);
+  AffineMap bm = AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx);
+  return linalg::GenericOp::create(
+             b, l, TypeRange{yT}, ValueRange{bias}, ValueRange{yEmpty},
+             ArrayRef<AffineMap>{bm, AffineMap::getMultiDimIdentityMap(2, ctx)},
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               Value v = a[0].getType().isF32() ? a[0] : arith::ExtFOp::create(nb, nl, f32, a[0]).getResult();
+               linalg::YieldOp::create(nb, nl, v);
+             })
+      .getResult(0);
+}
+
+Value tokenBlocks(OpBuilder &b, Location l, Value M, int64_t MR, Value tile, TokenBlockFn blk) {
+  auto ci = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, l, v); };
+  Value mFull = MR > 1 ? arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, M, ci(MR)), ci(MR)).getResult() : M;
+  if (MR > 1) {
+    auto main = scf::ForOp::create(b, l, ci(0), mFull, ci(MR), ValueRange{tile},
+                                   [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
+                                     scf::YieldOp::create(nb, nl, blk(nb, nl, m0, MR, it[0]));
+                                   });
+    tile = main.getResult(0);
+  }
+  auto rest = scf::ForOp::create(b, l, mFull, M, ci(1), ValueRange{tile},
+                                 [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
+                                   scf::YieldOp::create(nb, nl, blk(nb, nl, m0, 1, it[0]));
+                                 });
+  return rest.getResult(0);
+}
+
+Value addToTileRows(OpBuilder &b, Location l, Value tile, ArrayRef<Value> vals, ArrayRef<Value> mrow, int64_t NR) {
+  auto vnr = VectorType::get({NR}, b.getF32Type());
+  const int64_t mr = mrow.size();
+  Value c0 = arith::ConstantIndexOp::create(b, l, 0);
+  Value pad = arith::ConstantOp::create(b, l, b.getF32FloatAttr(0));
+  for (int64_t j = 0; j < mr; ++j) {
+    SmallVector<Value> row;
+    for (int64_t i = 0; i < NR; ++i)
+      row.push_back(vals[i * mr + j]);
+    Value vec = vector::FromElementsOp::create(b, l, vnr, row);
+    Value old = vector::TransferReadOp::create(b, l, vnr, tile, ValueRange{mrow[j], c0}, pad, ArrayRef<bool>{false});
+    tile = vector::TransferWriteOp::create(b, l, arith::AddFOp::create(b, l, old, vec).getResult(), tile,
+                                           ValueRange{mrow[j], c0}, ArrayRef<bool>{false})
+               .getResult();
+  }
+  return tile;
 }
 
 Value forEachChannelTile(OpBuilder &b, Location l, Value init, Value M, int64_t N, int64_t tileRows,

@@ -2511,6 +2511,10 @@ qwen::WeightOnlyDesc weightOnlyDesc(const QuantDesc &q, int64_t rows, int64_t co
   d.isSigned = q.isSigned;
   d.symmetric = q.symmetric;
   d.hasZeros = bool(q.zeros);
+  d.log2 = q.log2;
+  d.codebook = q.codebook;
+  d.perRow = q.perRow;
+  d.mask = q.mask;
   return d;
 }
 
@@ -2818,6 +2822,11 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
       if (succeeded(y))
         return one(*y);
     }
+    // The fused CPU kernel (SparseLutKernels.cpp) where it handles the form;
+    // linearSparse24 is the reference (`qwen.quant_kernel = {fused = false}`).
+    FailureOr<Value> y = lowerSparse24Linear(b, l, weightOnlyDesc(q, rows, cols), x, bias, rt, weightOnlyParamsFor(op));
+    if (succeeded(y))
+      return one(*y);
     return one(linearSparse24(b, l, q, x, bias, rt, rows, cols));
   }
   // Weight-only linear / logits: the fused kernel (QuantKernels.cpp) where it
@@ -2846,6 +2855,15 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
     FailureOr<Value> y = qwen::gpu::lowerCodebookLinearGPU(
         b, l, q.codes, q.scales, q.gran, q.group, q.perRow, op->getOperand(0), bias, rt);
+    if (succeeded(y))
+      return one(*y);
+  }
+  // CPU: codebooks looked up in registers (SparseLutKernels.cpp) where the
+  // kernel handles the form; else, and with fused = false, the reference.
+  if (isa<qq::LinearOp, qq::LogitsOp>(op) && q.codebook && !sparse24) {
+    Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
+    FailureOr<Value> y = lowerCodebookLinear(b, l, weightOnlyDesc(q, rows, cols), op->getOperand(0), bias, rt,
+                                             weightOnlyParamsFor(op));
     if (succeeded(y))
       return one(*y);
   }

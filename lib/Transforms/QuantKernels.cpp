@@ -77,6 +77,10 @@ WeightOnlyParams weightOnlyParamsFor(Operation *op) {
     p.bufferM = std::max<int64_t>(0, a.getInt());
   if (auto a = d.getAs<BoolAttr>("vnni"))
     p.vnni = a.getValue();
+  if (auto a = d.getAs<BoolAttr>("avx512"))
+    p.avx512 = a.getValue();
+  if (auto a = d.getAs<BoolAttr>("lut_gather"))
+    p.lutGather = a.getValue();
   return p;
 }
 
@@ -84,10 +88,9 @@ namespace {
 constexpr int64_t kLanes = 16; // f32 lanes of every vector value
 
 int64_t chunkOf(const WeightOnlyDesc &q) { return q.bits == 4 ? 2 * kLanes : kLanes; }
+} // namespace
 
-/// The f32 scale of (row, group g) of q: scales [1] (per tensor) or
-/// [rows, groups] (one column per channel).
-Value scaleOf(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value row, Value g) {
+Value weightScaleAt(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value row, Value g) {
   auto st = cast<RankedTensorType>(q.scales.getType());
   SmallVector<Value> si;
   if (st.getRank() == 1)
@@ -98,31 +101,7 @@ Value scaleOf(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value row, Valu
   return s.getType().isF32() ? s : arith::ExtFOp::create(b, l, b.getF32Type(), s).getResult();
 }
 
-/// A block of `mr` tokens from m0 updating the [M, tile] result tile.
-using BlockFn = function_ref<Value(OpBuilder &, Location, Value m0, int64_t mr, Value tile)>;
-
-/// The tokens [0, M) in blocks of MR, then the remainder one by one.
-Value tokenBlocks(OpBuilder &b, Location l, Value M, int64_t MR, Value tile, BlockFn blk) {
-  auto ci = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, l, v); };
-  Value mFull = MR > 1 ? arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, M, ci(MR)), ci(MR)).getResult() : M;
-  if (MR > 1) {
-    auto main = scf::ForOp::create(b, l, ci(0), mFull, ci(MR), ValueRange{tile},
-                                   [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
-                                     scf::YieldOp::create(nb, nl, blk(nb, nl, m0, MR, it[0]));
-                                   });
-    tile = main.getResult(0);
-  }
-  auto rest = scf::ForOp::create(b, l, mFull, M, ci(1), ValueRange{tile},
-                                 [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
-                                   scf::YieldOp::create(nb, nl, blk(nb, nl, m0, 1, it[0]));
-                                 });
-  return rest.getResult(0);
-}
-
-/// The operand forms both kernels take: x ranked f32 of rank >= 2 with last
-/// dim = cols, codes [rows, bytes] of 8-bit elements, f32/f16 scales, bias
-/// 1-D [rows] f32/f16 or absent.
-bool operandsSupported(const WeightOnlyDesc &q, Value x, Value bias, RankedTensorType rt) {
+bool weightOperandsSupported(const WeightOnlyDesc &q, Value x, Value bias, RankedTensorType rt) {
   auto xt = dyn_cast<RankedTensorType>(x.getType());
   if (!xt || !xt.getElementType().isF32() || xt.getRank() < 2 || xt.getShape().back() != q.cols ||
       rt.getRank() != xt.getRank() || rt.getShape().back() != q.rows)
@@ -140,7 +119,6 @@ bool operandsSupported(const WeightOnlyDesc &q, Value x, Value bias, RankedTenso
   }
   return true;
 }
-} // namespace
 
 bool weightOnlyKernelSupports(const WeightOnlyDesc &q) {
   if (!(q.bits == 4 || q.bits == 8) || !q.isSigned || !q.symmetric || q.hasZeros)
@@ -157,10 +135,9 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                                        const WeightOnlyParams &p) {
   if (!p.fused || !weightOnlyKernelSupports(q))
     return failure();
-  if (!operandsSupported(q, x, bias, rt))
+  if (!weightOperandsSupported(q, x, bias, rt))
     return failure();
   auto codesT = cast<RankedTensorType>(q.codes.getType());
-  MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
   const int64_t N = q.rows, K = q.cols, C = chunkOf(q), H = kLanes;
   const int64_t Kp = (K + C - 1) / C * C;
@@ -183,72 +160,18 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   // x as [M, K] (M = the product of the leading dims): no reshape ops, the
   // generics below index x and the result with the flattened token index.
   Tokens tk = flattenTokens(b, l, x);
-  const int64_t Ms = tk.Ms;
   Value M = tk.M;
-  auto unflatten = [&](OpBuilder &nb, Location nl, Value m) { return tk.unflatten(nb, nl, m); };
 
-  // xp: [M, Kp], padded with 0 and (i4) each chunk reordered [even | odd].
-  auto xpT = RankedTensorType::get({Ms, Kp}, f32);
-  SmallVector<Value> dynM = tk.dynM();
-  Value xpInit = tensor::EmptyOp::create(b, l, xpT, dynM);
-  AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
-  Value xp = linalg::GenericOp::create(
-                 b, l, TypeRange{xpT}, ValueRange{}, ValueRange{xpInit}, ArrayRef<AffineMap>{id2},
-                 SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
-                 [&](OpBuilder &nb, Location nl, ValueRange) {
-                   Value m = linalg::IndexOp::create(nb, nl, 0);
-                   Value k = linalg::IndexOp::create(nb, nl, 1);
-                   Value src = k;
-                   if (i4) {
-                     Value blk = arith::DivUIOp::create(nb, nl, k, ci(nb, nl, C));
-                     Value w = arith::RemUIOp::create(nb, nl, k, ci(nb, nl, C));
-                     Value isEven = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, w, ci(nb, nl, C / 2));
-                     Value ev = arith::MulIOp::create(nb, nl, w, ci(nb, nl, 2));
-                     Value od = arith::AddIOp::create(
-                         nb, nl, arith::MulIOp::create(nb, nl, arith::SubIOp::create(nb, nl, w, ci(nb, nl, C / 2)), ci(nb, nl, 2)),
-                         ci(nb, nl, 1));
-                     src = arith::AddIOp::create(nb, nl, arith::MulIOp::create(nb, nl, blk, ci(nb, nl, C)),
-                                                 arith::SelectOp::create(nb, nl, isEven, ev, od));
-                   }
-                   Value v;
-                   SmallVector<Value> xi = unflatten(nb, nl, m);
-                   if (Kp == K) {
-                     xi.push_back(src);
-                     v = tensor::ExtractOp::create(nb, nl, x, xi);
-                   } else {
-                     Value in = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, src, ci(nb, nl, K));
-                     Value cl = arith::MinUIOp::create(nb, nl, src, ci(nb, nl, K - 1));
-                     xi.push_back(cl);
-                     Value e = tensor::ExtractOp::create(nb, nl, x, xi);
-                     v = arith::SelectOp::create(nb, nl, in, e, cf(nb, nl, 0.0));
-                   }
-                   linalg::YieldOp::create(nb, nl, v);
-                 })
-                 .getResult(0);
-
-  // init: [M, N] = bias (broadcast over tokens) or 0.
-  auto yT = RankedTensorType::get({Ms, N}, f32);
-  Value yEmpty = tensor::EmptyOp::create(b, l, yT, dynM);
-  Value init;
-  if (bias) {
-    AffineMap bm = AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx);
-    init = linalg::GenericOp::create(
-               b, l, TypeRange{yT}, ValueRange{bias}, ValueRange{yEmpty}, ArrayRef<AffineMap>{bm, id2},
-               SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
-               [&](OpBuilder &nb, Location nl, ValueRange a) {
-                 Value v = a[0].getType().isF32() ? a[0] : arith::ExtFOp::create(nb, nl, f32, a[0]).getResult();
-                 linalg::YieldOp::create(nb, nl, v);
-               })
-               .getResult(0);
-  } else {
-    init = linalg::FillOp::create(b, l, ValueRange{cf(b, l, 0.0)}, ValueRange{yEmpty}).getResult(0);
-  }
+  // xp: [M, Kp], padded with 0 and (i4) each chunk reordered [even | odd];
+  // the result starts from the bias (or 0).
+  Value xp = packActivations(b, l, x, tk, K, C, i4 ? 2 : 1);
+  Value init = linearInitMN(b, l, bias, tk, N);
 
   // Tiles of NR output channels; `rows` are the tile's rows clamped into
   // the weight (a last partial tile recomputes row N-1, not written).
   Value y = forEachChannelTile(b, l, init, M, N, NR, NR, [&](OpBuilder &b, Location l, Value slice, Value,
                                                              ArrayRef<Value> rows) -> Value {
-    auto scaleAt = [&](OpBuilder &nb, Location nl, Value row, Value g) { return scaleOf(nb, nl, q, row, g); };
+    auto scaleAt = [&](OpBuilder &nb, Location nl, Value row, Value g) { return weightScaleAt(nb, nl, q, row, g); };
     // The scale of (row, group g) as the vectors the dequantization multiplies
     // by: i4, the low-nibble (v << 28) and high-nibble (v & -16) factors
     // 2^-28 and 2^-4 folded in (lo, hi); i8, the scale itself (lo).
@@ -265,29 +188,17 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     // Reduce the NR x mr accumulators, (scale,) add into rows mrow of the tile.
     auto writeRows = [&](OpBuilder &ob, Location ol, ValueRange accs, ArrayRef<Value> mrow, int64_t mr,
                          Value tile, bool scaleAfter) -> Value {
-      auto vnr = VectorType::get({NR}, f32);
       SmallVector<Value> post;
       if (scaleAfter)
         for (int64_t i = 0; i < NR; ++i)
           post.push_back(scaleAt(ob, ol, rows[i], ci(ob, ol, 0)));
-      Value cur = tile;
-      for (int64_t j = 0; j < mr; ++j) {
-        SmallVector<Value> vals;
-        for (int64_t i = 0; i < NR; ++i) {
+      SmallVector<Value> vals;
+      for (int64_t i = 0; i < NR; ++i)
+        for (int64_t j = 0; j < mr; ++j) {
           Value s = vector::ReductionOp::create(ob, ol, vector::CombiningKind::ADD, accs[i * mr + j]);
-          if (scaleAfter)
-            s = arith::MulFOp::create(ob, ol, s, post[i]);
-          vals.push_back(s);
+          vals.push_back(scaleAfter ? arith::MulFOp::create(ob, ol, s, post[i]).getResult() : s);
         }
-        Value vec = vector::FromElementsOp::create(ob, ol, vnr, vals);
-        Value old = vector::TransferReadOp::create(ob, ol, vnr, cur, ValueRange{mrow[j], ci(ob, ol, 0)},
-                                                   cf(ob, ol, 0.0), ArrayRef<bool>{false});
-        Value sum = arith::AddFOp::create(ob, ol, old, vec);
-        cur = vector::TransferWriteOp::create(ob, ol, sum, cur, ValueRange{mrow[j], ci(ob, ol, 0)},
-                                              ArrayRef<bool>{false})
-                  .getResult();
-      }
-      return cur;
+      return addToTileRows(ob, ol, tile, vals, mrow, NR);
     };
     auto rowsOf = [&](OpBuilder &ob, Location ol, Value m0, int64_t mr) {
       SmallVector<Value> mrow;
@@ -420,7 +331,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
       return writeRows(ob, ol, accs, mrow, mr, tile, !scaleInLoop);
     };
 
-    auto mLoops = [&](OpBuilder &ob, Location ol, Value tile, BlockFn blk) {
+    auto mLoops = [&](OpBuilder &ob, Location ol, Value tile, TokenBlockFn blk) {
       return tokenBlocks(ob, ol, M, MR, tile, blk);
     };
     Value tile = slice;
@@ -511,13 +422,13 @@ constexpr const char *kVpdpbusd256 = "llvm.x86.avx512.vpdpbusd.256";
 
 /// The memory effects of llvm.call_intrinsic, which declares none (unknown
 /// effects: the buffer deallocation pipeline of qwen-compile refuses such
-/// ops): vpdpbusd is pure; any other intrinsic conservatively reads and
-/// writes memory.
+/// ops): the kernels' intrinsics (isPureKernelIntrinsic) are pure; any other
+/// intrinsic conservatively reads and writes memory.
 struct CallIntrinsicEffects
     : public MemoryEffectOpInterface::ExternalModel<CallIntrinsicEffects, LLVM::CallIntrinsicOp> {
   void getEffects(Operation *op, SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>> &effects) const {
     StringRef name = cast<LLVM::CallIntrinsicOp>(op).getIntrin();
-    if (name == kVpdpbusd512 || name == kVpdpbusd256)
+    if (isPureKernelIntrinsic(name))
       return;
     effects.emplace_back(MemoryEffects::Read::get());
     effects.emplace_back(MemoryEffects::Write::get());
@@ -536,6 +447,11 @@ struct Int8KernelExtension : public DialectExtension<Int8KernelExtension, LLVM::
 int64_t int8ChunkOf(const WeightOnlyDesc &q) { return q.gran == 2 && q.group % 64 != 0 ? 32 : 64; }
 } // namespace
 
+bool isPureKernelIntrinsic(StringRef name) {
+  return name == kVpdpbusd512 || name == kVpdpbusd256 || name == kPermps512 || name == kPermps256 ||
+         name == kPermt2ps512;
+}
+
 void registerQuantKernelExtensions(DialectRegistry &registry) {
   registry.insert<LLVM::LLVMDialect>();
   registry.addExtensions<Int8KernelExtension>();
@@ -552,7 +468,7 @@ bool int8ActKernelSupports(const WeightOnlyDesc &q) {
 FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value x,
                                     Value bias, RankedTensorType rt, std::optional<float> staticScale,
                                     const WeightOnlyParams &p) {
-  if (!p.fused || !int8ActKernelSupports(q) || !operandsSupported(q, x, bias, rt))
+  if (!p.fused || !int8ActKernelSupports(q) || !weightOperandsSupported(q, x, bias, rt))
     return failure();
   auto codesT = cast<RankedTensorType>(q.codes.getType());
   MLIRContext *ctx = b.getContext();
@@ -702,7 +618,7 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
   Value yEmpty = tensor::EmptyOp::create(b, l, yT, dynM);
   Value y = forEachChannelTile(b, l, yEmpty, M, N, NR, NR, [&](OpBuilder &b, Location l, Value slice, Value,
                                                                ArrayRef<Value> rows) -> Value {
-    auto swAt = [&](OpBuilder &nb, Location nl, Value row, Value g) { return scaleOf(nb, nl, q, row, g); };
+    auto swAt = [&](OpBuilder &nb, Location nl, Value row, Value g) { return weightScaleAt(nb, nl, q, row, g); };
     // The unsigned weight operand of chunk k0 of `row`.
     auto loadW = [&](OpBuilder &nb, Location nl, Value row, Value k0) -> Value {
       Type et = codesT.getElementType();

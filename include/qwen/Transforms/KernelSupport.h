@@ -44,6 +44,32 @@ mlir::Value restoreLeading(mlir::OpBuilder &b, mlir::Location l, mlir::Value y,
 using ChannelTileBody = mlir::function_ref<mlir::Value(
     mlir::OpBuilder &, mlir::Location, mlir::Value tile, mlir::Value n0, mlir::ArrayRef<mlir::Value> rows)>;
 
+/// x [..., K] as an f32 [M, Kp] tensor, Kp = K rounded up to a multiple of
+/// `chunk` (0 past K), each chunk split into `planes` planes of chunk / planes
+/// elements: element t * (chunk / planes) + i of a chunk is its input
+/// planes * i + t (planes = 1: x itself). A kernel whose packed codes hold
+/// `planes` fields per byte thereby meets each field position with one
+/// contiguous vector of activations.
+mlir::Value packActivations(mlir::OpBuilder &b, mlir::Location l, mlir::Value x, const Tokens &t,
+                            int64_t K, int64_t chunk, int64_t planes);
+
+/// The [M, N] f32 accumulator a linear kernel starts from: bias[n] (f32 or
+/// f16) broadcast over the tokens, or 0.
+mlir::Value linearInitMN(mlir::OpBuilder &b, mlir::Location l, mlir::Value bias, const Tokens &t, int64_t N);
+
+/// A block of `mr` tokens from m0 updating the [M, tile] result tile.
+using TokenBlockFn = mlir::function_ref<mlir::Value(mlir::OpBuilder &, mlir::Location, mlir::Value m0,
+                                                    int64_t mr, mlir::Value tile)>;
+
+/// The tokens [0, M) in blocks of MR, then the remainder one by one.
+mlir::Value tokenBlocks(mlir::OpBuilder &b, mlir::Location l, mlir::Value M, int64_t MR, mlir::Value tile,
+                        TokenBlockFn blk);
+
+/// tile[mrow[j], i] += vals[i * mrow.size() + j] for the NR channels i of a
+/// [M, sz] tile (lanes past sz are not written).
+mlir::Value addToTileRows(mlir::OpBuilder &b, mlir::Location l, mlir::Value tile,
+                          mlir::ArrayRef<mlir::Value> vals, mlir::ArrayRef<mlir::Value> mrow, int64_t NR);
+
 /// scf.forall over ceil(N / tileRows) tiles of output channels of init
 /// [M, N] (shared_outs), each slice updated by `body` and inserted back;
 /// returns the forall's result.

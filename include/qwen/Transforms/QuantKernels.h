@@ -31,6 +31,11 @@ struct WeightOnlyDesc {
   int gran = 2; ///< 0 tensor, 1 channel, 2 group
   int64_t group = 0;
   bool isSigned = true, symmetric = true, hasZeros = false;
+  bool log2 = false;     ///< log2 grid: code = sign bit + exponent (LowerONNXToLinalg.cpp log2Level)
+  bool codebook = false; ///< codebook grid: `scales` is [books, 2^bits] of centroids
+  int64_t perRow = 1;    ///< codebooks per row (group granularity)
+  mlir::Value mask;      ///< 2:4 sparse: [rows, maskBytes] 2-bit positions of the
+                         ///< kept codes (`codes` holds cols / 2 per row)
 };
 
 /// Knobs of the kernel; read from the module attribute
@@ -53,6 +58,13 @@ struct WeightOnlyParams {
   /// ops that LLVM lowers to vpmaddwd (any x86-64; `vnni = true` for a
   /// target without VNNI fails instruction selection).
   bool vnni = false;
+  /// The target has AVX-512: the codebook and 2:4 kernels' lane permutes are
+  /// vpermps / vpermt2ps on zmm; else AVX2 vpermps on ymm halves.
+  bool avx512 = false;
+  /// The codebook kernel looks its 2- and 4-bit centroids up with a gather
+  /// from the table in memory instead of lane permutes (tuning; 8-bit
+  /// books always gather).
+  bool lutGather = false;
 };
 
 WeightOnlyParams weightOnlyParamsFor(mlir::Operation *op);
@@ -68,6 +80,54 @@ mlir::FailureOr<mlir::Value>
 lowerWeightOnlyLinear(mlir::OpBuilder &b, mlir::Location l, const WeightOnlyDesc &q,
                       mlir::Value x, mlir::Value bias, mlir::RankedTensorType rt,
                       const WeightOnlyParams &p);
+
+/// The f32 scale of (row, group g) of a uniform weight: scales [1] (per
+/// tensor) or [rows, groups] (one column per channel).
+mlir::Value weightScaleAt(mlir::OpBuilder &b, mlir::Location l, const WeightOnlyDesc &q, mlir::Value row,
+                          mlir::Value g);
+
+/// The operand forms the CPU kernels take: x ranked f32 of rank >= 2 with
+/// last dim = cols, codes [rows, bytes] of 8-bit elements, f32/f16 scales,
+/// bias 1-D [rows] f32/f16 or absent.
+bool weightOperandsSupported(const WeightOnlyDesc &q, mlir::Value x, mlir::Value bias, mlir::RankedTensorType rt);
+
+/// Whether the codebook kernel handles this weight: codebook grid of 2 to 8
+/// bits per tensor / channel, or per group of a multiple of 16 inputs.
+bool codebookKernelSupports(const WeightOnlyDesc &q);
+
+/// y = x W^T (+ bias) for a codebook weight (SparseLutKernels.cpp): the
+/// tile's codes are unpacked in registers and looked up in the row's (or
+/// group's, or tensor's) book, held in vector registers, with lane permutes
+/// (vpermps / vpermt2ps; 8-bit books on AVX2: a gather from the table), then
+/// multiplied with x; the f32 weight is never materialized. Fails (creating
+/// nothing) on forms it does not handle.
+mlir::FailureOr<mlir::Value> lowerCodebookLinear(mlir::OpBuilder &b, mlir::Location l, const WeightOnlyDesc &q,
+                                                 mlir::Value x, mlir::Value bias, mlir::RankedTensorType rt,
+                                                 const WeightOnlyParams &p);
+
+/// Whether the 2:4 kernel handles this weight: signed symmetric 4- or 8-bit
+/// uniform codes, or a 4-bit log2 grid, per tensor / channel / group of a
+/// multiple of 32, sparsity 2:4.
+bool sparse24KernelSupports(const WeightOnlyDesc &q);
+
+/// y = x W^T (+ bias) for a 2:4 sparse weight (SparseLutKernels.cpp): per 16
+/// kept codes (32 inputs) the two vectors of x they cover are loaded and
+/// the 16 kept activations selected with a two-source lane permute
+/// (vpermt2ps) indexed by the 2-bit positions; cols / 2 multiply-adds per
+/// output, the pruned weights never read. Fails (creating nothing) on forms
+/// it does not handle.
+mlir::FailureOr<mlir::Value> lowerSparse24Linear(mlir::OpBuilder &b, mlir::Location l, const WeightOnlyDesc &q,
+                                                 mlir::Value x, mlir::Value bias, mlir::RankedTensorType rt,
+                                                 const WeightOnlyParams &p);
+
+/// The lane permutes of the codebook and 2:4 kernels (llvm.call_intrinsic).
+constexpr const char *kPermps512 = "llvm.x86.avx512.permvar.sf.512";   ///< vpermps zmm
+constexpr const char *kPermps256 = "llvm.x86.avx2.permps";             ///< vpermps ymm
+constexpr const char *kPermt2ps512 = "llvm.x86.avx512.vpermi2var.ps.512"; ///< vpermt2ps zmm
+
+/// Whether `name` is one of the pure x86 intrinsics the kernels call
+/// through llvm.call_intrinsic (vpdpbusd, the lane permutes).
+bool isPureKernelIntrinsic(llvm::StringRef name);
 
 /// What a pass emitting the kernels needs in its context: the LLVM dialect,
 /// and memory effects for llvm.call_intrinsic (vpdpbusd is pure) so that
