@@ -124,6 +124,12 @@ struct KernelBuilder {
   Value lt(Value x, Value y) {
     return arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, x, y);
   }
+  /// `if (lane == 0)`: the lane that writes a warp's result.
+  scf::IfOp ifLaneZero(Value lane) {
+    return scf::IfOp::create(
+        b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, c(0)),
+        /*withElse=*/false);
+  }
   Value i64(Value x) {
     return arith::IndexCastOp::create(b, l, b.getI64Type(), x);
   }
@@ -248,10 +254,7 @@ void emitGemvFrame(KernelBuilder &kb, const LinearOperands &o, Value n, Value m,
     scf::YieldOp::create(b, l, acc);
   }
   Value acc = warpSum(b, l, loop.getResult(0));
-  auto store = scf::IfOp::create(
-      b, l,
-      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
-      /*withElse=*/false);
+  auto store = kb.ifLaneZero(lane);
   b.setInsertionPointToStart(store.thenBlock());
   if (group == 0)
     acc =
@@ -1524,12 +1527,7 @@ LogicalResult emitLutGemv(OpBuilder &b, linalg::GenericOp g) {
                   .getResult());
   }
   Value acc = warpSum(b, l, loop.getResult(0));
-  b.setInsertionPointToStart(
-      scf::IfOp::create(
-          b, l,
-          arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
-          /*withElse=*/false)
-          .thenBlock());
+  b.setInsertionPointToStart(kb.ifLaneZero(lane).thenBlock());
   accumulateOut(b, l, out2, m, n, acc);
   g.erase();
   return success();
@@ -1624,10 +1622,7 @@ void emitGemvI8Body(KernelBuilder &kb, const LinearOperands &o, Value n,
     scf::YieldOp::create(b, l, acc);
   }
   Value acc = warpSum(b, l, loop.getResult(0));
-  auto store = scf::IfOp::create(
-      b, l,
-      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
-      /*withElse=*/false);
+  auto store = kb.ifLaneZero(lane);
   b.setInsertionPointToStart(store.thenBlock());
   accumulateOut(b, l, o.out, m, n, acc);
 }
@@ -1867,10 +1862,7 @@ LogicalResult emitWarpReduction(OpBuilder &b, linalg::GenericOp g) {
                                            mlir::gpu::ShuffleMode::XOR);
     acc = combine(b, *comb, acc, sh.getShuffleResult());
   }
-  auto store = scf::IfOp::create(
-      b, l,
-      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
-      /*withElse=*/false);
+  auto store = kb.ifLaneZero(lane);
   b.setInsertionPointToStart(store.thenBlock());
   SmallVector<Value> all(ivs);
   all.back() = kb.c(0);
@@ -2019,10 +2011,7 @@ LogicalResult emitRMSNorm(OpBuilder &b, linalg::GenericOp g) {
   }
   sum = warpSum(b, l, sum);
   Value lane = kb.rem(tid, kb.c(kWarp)), warp = kb.div(tid, kb.c(kWarp));
-  auto first = scf::IfOp::create(
-      b, l,
-      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, lane, kb.c(0)),
-      /*withElse=*/false);
+  auto first = kb.ifLaneZero(lane);
   {
     OpBuilder::InsertionGuard ig(b);
     b.setInsertionPointToStart(first.thenBlock());
