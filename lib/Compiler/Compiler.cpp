@@ -632,18 +632,21 @@ int compile(const Options &o) {
     }
     if (o.emit == Emit::Bundle) {
       std::optional<std::string> p = gpu::findPtxas(o.ptxas, err);
-      std::optional<std::string> f =
-          p && archs.size() > 1
-              ? gpu::findCudaTool("fatbinary", "fatbinary", o.fatbinary, *p, err)
-              : std::optional<std::string>("");
-      if (!p || !f) {
-        if (!f)
-          err += ": a bundle for several architectures (--target '" +
-                 o.target + "') needs it";
+      if (!p) {
         error(err);
         return 1;
       }
-      cudaTools = {*p, *f};
+      cudaTools.ptxas = *p;
+      if (archs.size() > 1) {
+        std::optional<std::string> f =
+            gpu::findCudaTool("fatbinary", "fatbinary", o.fatbinary, *p, err);
+        if (!f) {
+          error(err + ": a bundle for several architectures (--target '" +
+                o.target + "') needs it");
+          return 1;
+        }
+        cudaTools.fatbinary = *f;
+      }
     }
   } else if (o.emit == Emit::PTX) {
     error("--emit=ptx needs a CUDA --target (" + std::string(gpu::kSupportedArchs) + ")");

@@ -2737,6 +2737,18 @@ bool weightOnlyGPUSupports(const WeightOnlyDesc &q) {
           (q.group >= kWarp && q.group % kWarp == 0 && q.cols % q.group == 0));
 }
 
+/// The indexing map of a weight's scales in a linear generic of `dims` dims:
+/// [] per tensor (rank 1), [n, 0] per channel (`per` = 0), [n, k / per] per
+/// group of `per` positions of k.
+static AffineMap scaleMap(RankedTensorType st, int64_t dims, AffineExpr n,
+                          AffineExpr k, int64_t per) {
+  MLIRContext *ctx = st.getContext();
+  AffineExpr zero = getAffineConstantExpr(0, ctx);
+  if (st.getRank() == 1)
+    return AffineMap::get(dims, 0, {zero}, ctx);
+  return AffineMap::get(dims, 0, {n, per ? k.floorDiv(per) : zero}, ctx);
+}
+
 /// Tags the generic of a weight-only linear for --qwen-gpu-fused-kernels
 /// ({kind, bits, group}) and returns its result as `rt`.
 static Value tagWeightLinear(OpBuilder &b, Location l, linalg::GenericOp g,
@@ -2773,12 +2785,7 @@ FailureOr<Value> lowerWeightOnlyLinearGPU(OpBuilder &b, Location l,
   LinearInit li = linearInit(b, l, x, bias, q.rows);
   Value init = li.init;
   AffineExpr n = getAffineDimExpr(r - 1, ctx), k = getAffineDimExpr(r, ctx);
-  AffineExpr zero = getAffineConstantExpr(0, ctx);
-  AffineMap sm =
-      st.getRank() == 1
-          ? AffineMap::get(r + 1, 0, {zero}, ctx)
-          : AffineMap::get(r + 1, 0,
-                           {n, q.gran == 2 ? k.floorDiv(q.group) : zero}, ctx);
+  AffineMap sm = scaleMap(st, r + 1, n, k, q.gran == 2 ? q.group : 0);
   int64_t bits = q.bits;
   auto g = linalg::GenericOp::create(
       b, l, TypeRange{init.getType()}, ValueRange{x, q.codes, q.scales},
@@ -2820,15 +2827,9 @@ FailureOr<Value> lowerSparse24LinearGPU(OpBuilder &b, Location l,
   // dims: tokens (r - 1), n, j (the kept slots; the extent comes from a
   // [cols / 2] placeholder input indexed by j, as linearSparse24 does).
   AffineExpr n = getAffineDimExpr(r - 1, ctx), j = getAffineDimExpr(r, ctx);
-  AffineExpr zero = getAffineConstantExpr(0, ctx);
   // A slot's group: slots 2g, 2g + 1 lie in inputs 4g .. 4g + 3, so group
   // G (a multiple of 4) holds slots [G/2 * i, G/2 * (i + 1)).
-  AffineMap sm =
-      st.getRank() == 1
-          ? AffineMap::get(r + 1, 0, {zero}, ctx)
-          : AffineMap::get(r + 1, 0,
-                           {n, q.gran == 2 ? j.floorDiv(q.group / 2) : zero},
-                           ctx);
+  AffineMap sm = scaleMap(st, r + 1, n, j, q.gran == 2 ? q.group / 2 : 0);
   Value placeholder =
       tensor::EmptyOp::create(b, l, ArrayRef<int64_t>{slots}, b.getI8Type());
   auto g = linalg::GenericOp::create(

@@ -128,6 +128,16 @@ Value linearInitMN(OpBuilder &b, Location l, Value bias, const Tokens &t, int64_
       .getResult(0);
 }
 
+SmallVector<Value> rowBlockAccumulators(int64_t NR, int64_t mr, bool rowwise,
+                                        function_ref<SmallVector<Value>(ArrayRef<int64_t>)> accsFor) {
+  if (mr != 1 || !rowwise)
+    return accsFor(llvm::to_vector(llvm::seq<int64_t>(0, NR)));
+  SmallVector<Value> accs;
+  for (int64_t i = 0; i < NR; ++i)
+    llvm::append_range(accs, accsFor({i}));
+  return accs;
+}
+
 Value tokenBlocks(OpBuilder &b, Location l, Value M, int64_t MR, Value tile, TokenBlockFn blk) {
   auto ci = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, l, v); };
   Value mFull = MR > 1 ? arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, M, ci(MR)), ci(MR)).getResult() : M;

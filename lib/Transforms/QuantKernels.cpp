@@ -316,18 +316,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
           });
       return SmallVector<Value>(gLoop.getResults());
       };
-      SmallVector<Value> accs;
-      if (mr == 1 && p.rowwise) {
-        // Decode: one row at a time (a single stream of codes: 1.65x faster
-        // than 4 interleaved rows on one thread, w8a16 Qwen2.5-0.5B).
-        for (int64_t i = 0; i < NR; ++i)
-          llvm::append_range(accs, accsFor({i}));
-      } else {
-        SmallVector<int64_t> all;
-        for (int64_t i = 0; i < NR; ++i)
-          all.push_back(i);
-        accs = accsFor(all);
-      }
+      SmallVector<Value> accs = rowBlockAccumulators(NR, mr, p.rowwise, accsFor);
       return writeRows(ob, ol, accs, mrow, mr, tile, !scaleInLoop);
     };
 

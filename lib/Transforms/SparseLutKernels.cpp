@@ -207,15 +207,7 @@ Value chunkedLinear(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value x, 
             });
         return SmallVector<Value>(gLoop.getResults());
       };
-      SmallVector<Value> accs;
-      if (mr == 1 && p.rowwise) {
-        // Decode: one row at a time (one stream of codes, as the uniform
-        // kernel).
-        for (int64_t i = 0; i < NR; ++i)
-          llvm::append_range(accs, accsFor({i}));
-      } else {
-        accs = accsFor(llvm::to_vector(llvm::seq<int64_t>(0, NR)));
-      }
+      SmallVector<Value> accs = rowBlockAccumulators(NR, mr, p.rowwise, accsFor);
       SmallVector<Value> vals;
       for (Value a : accs)
         vals.push_back(vector::ReductionOp::create(ob, ol, vector::CombiningKind::ADD, a));

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from log2_reference import pack  # noqa: E402
-from woq_sweep import fmt, parse  # noqa: E402
+from woq_sweep import case_lines, parse  # noqa: E402
 
 F = np.float32
 rng = np.random.default_rng(29)
@@ -149,28 +149,7 @@ def gen(store, mode):
     lines = [f"module{attr} {{", f'qwen.store @q "{store}"', "func.func private @printMemrefF32(tensor<*xf32>)",
              "func.func @main() {"]
     for v, c in enumerate(cases):
-        n, k, t = c["n"], c["k"], c["wt"]
-        lines.append(f"  %w{v} = qquant.weight @q::@{c['name']} : {t}")
-        if c["b"] is not None:
-            lines.append(f"  %b{v} = arith.constant dense<{fmt(c['b'])}> : tensor<{n}xf32>")
-        for i, x in enumerate(c["xs"]):
-            m = x.shape[0]
-            if i % 2 == 1:
-                lines.append(f"  %x{v}_{i} = arith.constant dense<{fmt(x[None])}> : tensor<1x{m}x{k}xf32>")
-                xt, yt = f"tensor<1x{m}x{k}xf32>", f"tensor<1x{m}x{n}xf32>"
-            else:  # dynamic M
-                lines.append(f"  %xs{v}_{i} = arith.constant dense<{fmt(x)}> : tensor<{m}x{k}xf32>")
-                lines.append(f"  %x{v}_{i} = tensor.cast %xs{v}_{i} : tensor<{m}x{k}xf32> to tensor<?x{k}xf32>")
-                xt, yt = f"tensor<?x{k}xf32>", f"tensor<?x{n}xf32>"
-            xv = f"%x{v}_{i}"
-            if c["op"] == "linear" and c["b"] is not None:
-                lines.append(f"  %y{v}_{i} = qquant.linear {xv}, %w{v}, %b{v} : ({xt}, {t}, tensor<{n}xf32>) -> {yt}")
-            elif c["op"] == "linear":
-                lines.append(f"  %y{v}_{i} = qquant.linear {xv}, %w{v} : ({xt}, {t}) -> {yt}")
-            else:
-                lines.append(f"  %y{v}_{i} = qquant.logits {xv}, %w{v} : ({xt}, {t}) -> {yt}")
-            lines.append(f"  %p{v}_{i} = tensor.cast %y{v}_{i} : {yt} to tensor<*xf32>")
-            lines.append(f"  func.call @printMemrefF32(%p{v}_{i}) : (tensor<*xf32>) -> ()")
+        lines += case_lines(v, c, c["wt"])
     lines += ["  return", "}", "}"]
     print("\n".join(lines))
 

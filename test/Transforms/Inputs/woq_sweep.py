@@ -95,6 +95,35 @@ def wtype(c):
     return f"!qquant.weight<{c['n']}x{c['k']}xf32, i{c['bits']}, symmetric, {g}>"
 
 
+def case_lines(v, c, t):
+    """MLIR lines of case number v (weight type t): the weight, the bias, and
+    per activation x of c["xs"] a qquant.linear / logits printed with
+    printMemrefF32 (odd i: rank 3 [1, M, K]; even: rank 2 with a dynamic M)."""
+    n, k = c["n"], c["k"]
+    lines = [f"  %w{v} = qquant.weight @q::@{c['name']} : {t}"]
+    if c["b"] is not None:
+        lines.append(f"  %b{v} = arith.constant dense<{fmt(c['b'])}> : tensor<{n}xf32>")
+    for i, x in enumerate(c["xs"]):
+        m = x.shape[0]
+        if i % 2 == 1:
+            lines.append(f"  %x{v}_{i} = arith.constant dense<{fmt(x[None])}> : tensor<1x{m}x{k}xf32>")
+            xt, yt = f"tensor<1x{m}x{k}xf32>", f"tensor<1x{m}x{n}xf32>"
+        else:  # dynamic M
+            lines.append(f"  %xs{v}_{i} = arith.constant dense<{fmt(x)}> : tensor<{m}x{k}xf32>")
+            lines.append(f"  %x{v}_{i} = tensor.cast %xs{v}_{i} : tensor<{m}x{k}xf32> to tensor<?x{k}xf32>")
+            xt, yt = f"tensor<?x{k}xf32>", f"tensor<?x{n}xf32>"
+        xv = f"%x{v}_{i}"
+        if c["op"] == "linear" and c["b"] is not None:
+            lines.append(f"  %y{v}_{i} = qquant.linear {xv}, %w{v}, %b{v} : ({xt}, {t}, tensor<{n}xf32>) -> {yt}")
+        elif c["op"] == "linear":
+            lines.append(f"  %y{v}_{i} = qquant.linear {xv}, %w{v} : ({xt}, {t}) -> {yt}")
+        else:
+            lines.append(f"  %y{v}_{i} = qquant.logits {xv}, %w{v} : ({xt}, {t}) -> {yt}")
+        lines.append(f"  %p{v}_{i} = tensor.cast %y{v}_{i} : {yt} to tensor<*xf32>")
+        lines.append(f"  func.call @printMemrefF32(%p{v}_{i}) : (tensor<*xf32>) -> ()")
+    return lines
+
+
 def gen(store, mode):
     sys.path.insert(0, "")
     from qwen_opt import weight_store
@@ -109,30 +138,7 @@ def gen(store, mode):
              "func.func @main() {"]
     v = 0
     for c in cases:
-        n, k, t = c["n"], c["k"], wtype(c)
-        lines.append(f"  %w{v} = qquant.weight @q::@{c['name']} : {t}")
-        if c["b"] is not None:
-            lines.append(f"  %b{v} = arith.constant dense<{fmt(c['b'])}> : tensor<{n}xf32>")
-        for i, x in enumerate(c["xs"]):
-            m = x.shape[0]
-            rank3 = i % 2 == 1
-            if rank3:
-                lines.append(f"  %x{v}_{i} = arith.constant dense<{fmt(x[None])}> : tensor<1x{m}x{k}xf32>")
-                xt, yt = f"tensor<1x{m}x{k}xf32>", f"tensor<1x{m}x{n}xf32>"
-                xv = f"%x{v}_{i}"
-            else:  # dynamic M
-                lines.append(f"  %xs{v}_{i} = arith.constant dense<{fmt(x)}> : tensor<{m}x{k}xf32>")
-                lines.append(f"  %x{v}_{i} = tensor.cast %xs{v}_{i} : tensor<{m}x{k}xf32> to tensor<?x{k}xf32>")
-                xt, yt = f"tensor<?x{k}xf32>", f"tensor<?x{n}xf32>"
-                xv = f"%x{v}_{i}"
-            if c["op"] == "linear" and c["b"] is not None:
-                lines.append(f"  %y{v}_{i} = qquant.linear {xv}, %w{v}, %b{v} : ({xt}, {t}, tensor<{n}xf32>) -> {yt}")
-            elif c["op"] == "linear":
-                lines.append(f"  %y{v}_{i} = qquant.linear {xv}, %w{v} : ({xt}, {t}) -> {yt}")
-            else:
-                lines.append(f"  %y{v}_{i} = qquant.logits {xv}, %w{v} : ({xt}, {t}) -> {yt}")
-            lines.append(f"  %p{v}_{i} = tensor.cast %y{v}_{i} : {yt} to tensor<*xf32>")
-            lines.append(f"  func.call @printMemrefF32(%p{v}_{i}) : (tensor<*xf32>) -> ()")
+        lines += case_lines(v, c, wtype(c))
         v += 1
     lines += ["  return", "}", "}"]
     print("\n".join(lines))
