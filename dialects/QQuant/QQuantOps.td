@@ -141,7 +141,8 @@ def QQuant_DynamicQuantizeOp : QQuant_Op<"dynamic_quantize", [Pure]> {
   let summary = "Symmetric run-time quantization, per token or per tensor";
   let description = [{
     `scale = max|x| / (2^(bits-1) - 1)` over each token (last dimension) or
-    over the whole tensor; `q = round(x / scale)`. The scale result has the
+    over the whole tensor; `q = clamp(roundeven(x / scale), -qmax, qmax)` in f32 (`qmax = 2^(bits-1) - 1`;
+    0 where the scale is 0). The scale result has the
     input's shape with the last dimension 1 (per token) or all dimensions 1.
 
     ```mlir
@@ -152,6 +153,70 @@ def QQuant_DynamicQuantizeOp : QQuant_Op<"dynamic_quantize", [Pure]> {
                        DefaultValuedAttr<I64Attr, "8">:$bits, UnitAttr:$per_token);
   let results = (outs RankedTensorOf<[I8]>:$output, RankedTensorOf<[F32]>:$scale);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` `(` type($output) `,` type($scale) `)`";
+  let hasVerifier = 1;
+}
+
+def QQuant_QLinearOp : QQuant_Op<"qlinear", [Pure]> {
+  let summary = "Linear layer on activations already quantized per token (W8A8, W4A8)";
+  let description = [{
+    The second half of `qquant.linear` with `#qquant.act<dynamic, i8,
+    per_token>`: `input` and `input_scale` are what `qquant.dynamic_quantize
+    {per_token}` (or a fused producer: `qquant.rms_norm_quantize`,
+    `qquant.silu_mul_quantize`) made of the float activation, so
+
+    ```
+    acc = sum_k input[..., k] * code(W[n, k])          (i32)
+    y   = f32(acc) * input_scale[..., 0] * s_w[n] (+ bias[n])
+    ```
+
+    per tensor or channel, and per group of G inputs
+    `y = (sum_g f32(acc_g) * s_w[n, g]) * input_scale (+ bias)` (g ascending):
+    bit for bit the arithmetic of the `qquant.linear` it replaces.
+    `--qquant-fuse-act-quant` creates it so that the linears reading one
+    activation (q/k/v, gate/up) share one quantization of it.
+
+    ```mlir
+    %y = qquant.qlinear %q, %s, %w : (tensor<1x8x64xi8>, tensor<1x8x1xf32>, !qquant.weight<96x64xf32, i8, symmetric, channel>) -> tensor<1x8x96xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[I8]>:$input, RankedTensorOf<[F32]>:$input_scale,
+                       QQuant_AnyWeight:$weight, Optional<QQuant_FloatTensor>:$bias);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = "$input `,` $input_scale `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def QQuant_RMSNormQuantizeOp : QQuant_Op<"rms_norm_quantize", [Pure]> {
+  let summary = "RMSNorm followed by per-token dynamic int8 quantization, fused";
+  let description = [{
+    `qquant.dynamic_quantize {per_token}` of `qwen.rms_norm %input, %weight`
+    over the last dimension, in one kernel: the normalized row is never
+    stored as floats. Same f32 arithmetic as the two ops.
+
+    ```mlir
+    %q, %s = qquant.rms_norm_quantize %x, %g {epsilon = 1.0e-06 : f32} : (tensor<1x8x64xf32>, tensor<64xf32>) -> (tensor<1x8x64xi8>, tensor<1x8x1xf32>)
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$input, RankedTensorOf<[F32]>:$weight, F32Attr:$epsilon);
+  let results = (outs RankedTensorOf<[I8]>:$output, RankedTensorOf<[F32]>:$scale);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def QQuant_SiluMulQuantizeOp : QQuant_Op<"silu_mul_quantize", [Pure]> {
+  let summary = "SwiGLU silu(gate) * up followed by per-token dynamic int8 quantization, fused";
+  let description = [{
+    `qquant.dynamic_quantize {per_token}` of `qwen.silu_mul %gate, %up` in
+    one kernel (the input of a W8A8 down projection): the product is never
+    stored as floats. Same f32 arithmetic as the two ops.
+
+    ```mlir
+    %q, %s = qquant.silu_mul_quantize %g, %u : (tensor<1x8x128xf32>, tensor<1x8x128xf32>) -> (tensor<1x8x128xi8>, tensor<1x8x1xf32>)
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$gate, RankedTensorOf<[F32]>:$up);
+  let results = (outs RankedTensorOf<[I8]>:$output, RankedTensorOf<[F32]>:$scale);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
 

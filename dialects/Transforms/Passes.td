@@ -401,6 +401,35 @@ def Smooth : Pass<"qwen-smooth", "::mlir::ModuleOp"> {
   let dependentDialects = ["::qwen::QwenDialect"];
 }
 
+def FuseActQuant : Pass<"qwen-fuse-act-quant", "::mlir::func::FuncOp"> {
+  let summary = "Quantize each activation once, fused into the op that produces it";
+  let description = [{
+    A `qquant.linear` with `#qquant.act<dynamic, i8, per_token>` quantizes
+    its own input: q, k and v (and gate and up) each reduce and round the
+    same activation, and the float activation is stored only to be read
+    back by them. This pass rewrites every such linear on a weight that
+    `qquant.qlinear` takes (signed symmetric dense 8- or 4-bit uniform, f32)
+    into `qquant.qlinear` of one per-token quantization of its input per
+    distinct input value:
+
+    - `qwen.rms_norm` (not `per_head`) whose users are all such linears:
+      `qquant.rms_norm_quantize` (the norm never stores floats);
+    - `qwen.silu_mul` whose users are all such linears (the down
+      projection): `qquant.silu_mul_quantize`;
+    - any other input: `qquant.dynamic_quantize {per_token}` right after its
+      producer (e.g. the attention output before o_proj).
+
+    Numerics are unchanged bit for bit: the fused ops compute the same f32
+    values as the ops they replace (test/Transforms/fuse-act-quant*). With
+    `producers=false` only the sharing (`qquant.dynamic_quantize`) is done.
+  }];
+  let options = [
+    Option<"producers", "producers", "bool", /*default=*/"true",
+           "Fuse the quantization into a producing rms_norm / silu_mul">,
+  ];
+  let dependentDialects = ["::qwen::qquant::QQuantDialect"];
+}
+
 def LogitsRows : Pass<"qwen-logits-rows", "::mlir::ModuleOp"> {
   let summary = "Compute the LM head only for the last positions the caller asks for";
   let description = [{

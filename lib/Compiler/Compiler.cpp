@@ -947,6 +947,11 @@ int compile(const Options &o) {
   }
 
   // linalg
+  // CPU: the W8A8 / W4A8 linears reading one activation share one per-token
+  // quantization of it, fused into its rms_norm / silu_mul producer
+  // (--qwen-fuse-act-quant; QWEN_QUANT_KERNEL=fuse_act_quant=0 keeps one
+  // quantization per linear).
+  bool fuseActQuant = true;
   // The fused weight-only kernels (lib/Transforms/QuantKernels.cpp) take
   // their register tiles from the target: with AVX-512 (32 zmm) 4 output
   // channels x 4 tokens of vector<16xf32> accumulators, with AVX2 (16 ymm,
@@ -990,6 +995,8 @@ int compile(const Options &o) {
           gpuAttentionMma = n != 0;
         else if (k.trim() == "lut_gather")
           lutGather = n != 0;
+        else if (k.trim() == "fuse_act_quant")
+          fuseActQuant = n != 0;
       }
     }
     Builder bb(&ctx);
@@ -1017,6 +1024,8 @@ int compile(const Options &o) {
         // one; BundleABI.h "logits_rows"). CPU only: on CUDA the row count
         // would be a host read of a device buffer; the GPU computes every
         // row and the runtime copies back the ones it keeps.
+        if (!cuda && fuseActQuant)
+          pm.nest<func::FuncOp>().addPass(qwen::createFuseActQuant());
         if (!cuda)
           pm.addPass(qwen::createLogitsRows());
         pm.nest<func::FuncOp>().addPass(qwen::createLowerModelToLinalg());

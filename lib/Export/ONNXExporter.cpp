@@ -1477,7 +1477,8 @@ LogicalResult Exporter::run(qwen::ONNXExportSummary &summary) {
   WalkResult bad = module.walk([&](Operation *op) {
     if (isa<qq::IntLinearOp, qq::QuantizeOp, qq::DequantizeOp,
             qq::RequantizeOp, qq::LookupOp, qq::IntMulOp, qq::IntRMSNormOp,
-            qq::DynamicQuantizeOp, qq::ObserveOp, qq::DequantizeWeightOp>(
+            qq::DynamicQuantizeOp, qq::ObserveOp, qq::DequantizeWeightOp,
+            qq::QLinearOp, qq::RMSNormQuantizeOp, qq::SiluMulQuantizeOp>(
             op)) {
       op->emitError("'") << op->getName()
                          << "' has no ONNX export (integer-only and "

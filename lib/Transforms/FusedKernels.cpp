@@ -190,18 +190,22 @@ FailureOr<Rows> asRows(Emitter &e, Value x) {
   return rows;
 }
 
-/// The result of type `rt` (x's shape) row by row: a forall over blocks of
-/// kRowsPerItem rows along the last leading dim (one item per index of the
-/// others); `row(xIdx, tIdx, tile)` fills the row at leading indices xIdx
-/// of x, tIdx of the tile, and returns the tile.
-Value forRows(Emitter &e, const Rows &rows, RankedTensorType rt,
-              function_ref<Value(ArrayRef<Value>, ArrayRef<Value>, Value)> row) {
+/// The results of types `rts` (x's shape, or x's with another last dim)
+/// row by row: a forall over blocks of kRowsPerItem rows along the last
+/// leading dim (one item per index of the others); `row(xIdx, tIdx, tiles)`
+/// fills the row at leading indices xIdx of x, tIdx of the tiles, and
+/// returns the tiles.
+SmallVector<Value> forRowsN(Emitter &e, const Rows &rows, ArrayRef<RankedTensorType> rts,
+                            function_ref<SmallVector<Value>(ArrayRef<Value>, ArrayRef<Value>, ArrayRef<Value>)> row) {
   int64_t nl = rows.lead.size();
-  SmallVector<Value> dyn;
-  for (int64_t i = 0; i < nl; ++i)
-    if (rt.isDynamicDim(i))
-      dyn.push_back(rows.lead[i]);
-  Value init = tensor::EmptyOp::create(e.b, e.l, rt, dyn);
+  SmallVector<Value> inits;
+  for (RankedTensorType rt : rts) {
+    SmallVector<Value> dyn;
+    for (int64_t i = 0; i < nl; ++i)
+      if (rt.isDynamicDim(i))
+        dyn.push_back(rows.lead[i]);
+    inits.push_back(tensor::EmptyOp::create(e.b, e.l, rt, dyn));
+  }
   Value blocks = e.ceilDiv(rows.lead.back(), e.ci(kRowsPerItem));
   Value items = blocks;
   for (int64_t i = 0; i + 1 < nl; ++i)
@@ -229,15 +233,23 @@ Value forRows(Emitter &e, const Rows &rows, RankedTensorType rt,
     t.second.push_back(e.b.getIndexAttr(rows.W));
     return t;
   };
-  return e.forall(items, init, tileOf, [&](Value i, ArrayRef<Value> tiles) {
+  return e.forall(items, inits, tileOf, [&](Value i, ArrayRef<Value> tiles) {
     SmallVector<Value> xIdx = firstRow(i);
     Value t0 = xIdx.back();
     SmallVector<Value> tIdx(nl, e.ci(0));
-    return SmallVector<Value>{e.loop1(e.ci(0), e.dim(tiles[0], nl - 1), tiles[0], [&](Value mm, Value t) {
+    return e.loop(e.ci(0), e.dim(tiles[0], nl - 1), e.ci(1), tiles, [&](Value mm, ValueRange ts) {
       xIdx.back() = e.add(t0, mm);
       tIdx.back() = mm;
-      return row(xIdx, tIdx, t);
-    })};
+      return row(xIdx, tIdx, SmallVector<Value>(ts));
+    });
+  });
+}
+
+/// forRowsN with the one result of type `rt`.
+Value forRows(Emitter &e, const Rows &rows, RankedTensorType rt,
+              function_ref<Value(ArrayRef<Value>, ArrayRef<Value>, Value)> row) {
+  return forRowsN(e, rows, {rt}, [&](ArrayRef<Value> xi, ArrayRef<Value> ti, ArrayRef<Value> tiles) {
+    return SmallVector<Value>{row(xi, ti, tiles[0])};
   })[0];
 }
 
@@ -303,6 +315,106 @@ FailureOr<Value> lowerFusedSiluMul(OpBuilder &b, Location l, SiluMulOp op, const
       Value yv = e.fmul(arith::DivFOp::create(b, l, gv, den), uv);
       return SmallVector<Value>{e.write(yv, a[0], at(ti, off), k)};
     })[0];
+  });
+}
+
+namespace {
+
+/// The per-token int8 quantization of rows y of x's shape (see
+/// FusedKernels.h): `rowInit(xi)` runs once per row first (a norm's 1/rms),
+/// `chunk(xi, off, k)` gives lanes [0, k) of y at column off (0 beyond).
+FailureOr<SmallVector<Value>> quantizeRows(Emitter &e, const Rows &rows, function_ref<void(ArrayRef<Value>)> rowInit,
+                                           function_ref<Value(ArrayRef<Value>, Value, int64_t)> chunk) {
+  OpBuilder &b = e.b;
+  Location l = e.l;
+  auto xt = cast<RankedTensorType>(rows.x.getType());
+  auto qT = RankedTensorType::get(xt.getShape(), b.getI8Type());
+  SmallVector<int64_t> sShape(xt.getShape());
+  sShape.back() = 1;
+  auto sT = RankedTensorType::get(sShape, b.getF32Type());
+  auto vq = VectorType::get({kLanes}, b.getI8Type());
+  Value lo = e.splat(-127.0), hi = e.splat(127.0), zeroV = e.splat(0.0);
+  SmallVector<Value> res = forRowsN(e, rows, {qT, sT}, [&](ArrayRef<Value> xi, ArrayRef<Value> ti, ArrayRef<Value> tiles) {
+    rowInit(xi);
+    Value amaxV = e.chunks(rows.W, ValueRange{zeroV}, [&](Value off, int64_t k, ValueRange a) {
+      Value av = math::AbsFOp::create(b, l, chunk(xi, off, k));
+      return SmallVector<Value>{arith::MaximumFOp::create(b, l, a[0], av).getResult()};
+    })[0];
+    Value amax = e.reduce(vector::CombiningKind::MAXIMUMF, amaxV);
+    Value sc = arith::DivFOp::create(b, l, amax, e.cf(127.0));
+    Value isZero = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, sc, e.cf(0.0));
+    Value scV = e.splat(sc);
+    Value qTile = e.chunks(rows.W, ValueRange{tiles[0]}, [&](Value off, int64_t k, ValueRange a) {
+      Value d = arith::DivFOp::create(b, l, chunk(xi, off, k), scV);
+      d = arith::SelectOp::create(b, l, isZero, zeroV, d);
+      d = math::RoundEvenOp::create(b, l, d);
+      d = arith::MinimumFOp::create(b, l, arith::MaximumFOp::create(b, l, d, lo), hi);
+      Value qv = arith::FPToSIOp::create(b, l, vq, d);
+      return SmallVector<Value>{e.write(qv, a[0], at(ti, off), k)};
+    })[0];
+    Value sTile = tensor::InsertOp::create(b, l, sc, tiles[1], at(ti, e.ci(0)));
+    return SmallVector<Value>{qTile, sTile};
+  });
+  return res;
+}
+
+} // namespace
+
+FailureOr<SmallVector<Value>> lowerFusedDynamicQuantize(OpBuilder &b, Location l, qquant::DynamicQuantizeOp op,
+                                                        const WeightOnlyParams &p) {
+  if (!p.fused || op.getBits() != 8 || !op.getPerToken())
+    return failure();
+  Emitter e(b, l);
+  FailureOr<Rows> rows = asRows(e, op.getInput());
+  if (failed(rows))
+    return failure();
+  Value x = rows->x;
+  return quantizeRows(e, *rows, [](ArrayRef<Value>) {}, [&](ArrayRef<Value> xi, Value off, int64_t k) {
+    return e.read(x, at(xi, off), k);
+  });
+}
+
+FailureOr<SmallVector<Value>> lowerFusedRMSNormQuantize(OpBuilder &b, Location l, qquant::RMSNormQuantizeOp op,
+                                                        const WeightOnlyParams &p) {
+  if (!p.fused)
+    return failure();
+  Emitter e(b, l);
+  auto wt = dyn_cast<RankedTensorType>(op.getWeight().getType());
+  FailureOr<Rows> rows = asRows(e, op.getInput());
+  if (failed(rows) || !wt || !wt.hasStaticShape() || wt.getDimSize(0) != rows->W)
+    return failure();
+  Value x = rows->x, w = op.getWeight();
+  const int64_t N = rows->W;
+  Value n = e.cf((double)N), eps = e.cf(op.getEpsilon().convertToDouble());
+  Value invV;
+  // lowerFusedRMSNorm's arithmetic: ss by chunks, x * rsqrt(ss / n + eps) * w.
+  auto rowInit = [&](ArrayRef<Value> xi) {
+    Value acc = e.chunks(N, ValueRange{e.splat(0.0)}, [&](Value off, int64_t k, ValueRange a) {
+      Value xv = e.read(x, at(xi, off), k);
+      return SmallVector<Value>{e.fma(xv, xv, a[0])};
+    })[0];
+    Value ss = e.reduce(vector::CombiningKind::ADD, acc);
+    invV = e.splat(math::RsqrtOp::create(b, l, e.fadd(arith::DivFOp::create(b, l, ss, n), eps)));
+  };
+  return quantizeRows(e, *rows, rowInit, [&](ArrayRef<Value> xi, Value off, int64_t k) {
+    return e.fmul(e.fmul(e.read(x, at(xi, off), k), invV), e.read(w, {off}, k));
+  });
+}
+
+FailureOr<SmallVector<Value>> lowerFusedSiluMulQuantize(OpBuilder &b, Location l, qquant::SiluMulQuantizeOp op,
+                                                        const WeightOnlyParams &p) {
+  if (!p.fused)
+    return failure();
+  Emitter e(b, l);
+  FailureOr<Rows> g = asRows(e, op.getGate()), u = asRows(e, op.getUp());
+  if (failed(g) || failed(u) || g->W != u->W)
+    return failure();
+  Value one = e.splat(1.0);
+  // lowerFusedSiluMul's arithmetic: g / (1 + exp(-g)) * u.
+  return quantizeRows(e, *g, [](ArrayRef<Value>) {}, [&](ArrayRef<Value> xi, Value off, int64_t k) {
+    Value gv = e.read(g->x, at(xi, off), k), uv = e.read(u->x, at(xi, off), k);
+    Value den = arith::AddFOp::create(b, l, one, math::ExpOp::create(b, l, arith::NegFOp::create(b, l, gv)));
+    return e.fmul(arith::DivFOp::create(b, l, gv, den), uv);
   });
 }
 

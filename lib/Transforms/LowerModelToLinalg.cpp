@@ -869,6 +869,38 @@ struct LowerModelToLinalgPass
   }
 
   void runOnOperation() override {
+    IRRewriter rw(&getContext());
+    // The fused quantizing producers (--qwen-fuse-act-quant): their fused
+    // kernel where it applies, else (and with fused = false) back into the
+    // op and a qquant.dynamic_quantize, lowered below.
+    SmallVector<Operation *> fusedQuant;
+    getOperation().walk([&](Operation *op) {
+      if (isa<qwen::qquant::RMSNormQuantizeOp, qwen::qquant::SiluMulQuantizeOp>(op))
+        fusedQuant.push_back(op);
+    });
+    for (Operation *op : fusedQuant) {
+      rw.setInsertionPoint(op);
+      Location loc = op->getLoc();
+      qwen::WeightOnlyParams p = qwen::weightOnlyParamsFor(op);
+      FailureOr<SmallVector<Value>> v = failure();
+      Value y;
+      if (auto o = dyn_cast<qwen::qquant::RMSNormQuantizeOp>(op)) {
+        v = qwen::lowerFusedRMSNormQuantize(rw, loc, o, p);
+        if (failed(v))
+          y = qwen::RMSNormOp::create(rw, loc, o.getInput().getType(), o.getInput(), o.getWeight(),
+                                      o.getEpsilonAttr(), UnitAttr());
+      } else {
+        auto s = cast<qwen::qquant::SiluMulQuantizeOp>(op);
+        v = qwen::lowerFusedSiluMulQuantize(rw, loc, s, p);
+        if (failed(v))
+          y = qwen::SiluMulOp::create(rw, loc, s.getGate().getType(), s.getGate(), s.getUp());
+      }
+      if (failed(v))
+        v = SmallVector<Value>(qwen::qquant::DynamicQuantizeOp::create(rw, loc, op->getResultTypes(), y,
+                                                                       rw.getI64IntegerAttr(8), rw.getUnitAttr())
+                                   ->getResults());
+      rw.replaceOp(op, *v);
+    }
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
       if (isa<qwen::onnxir::ONNXDialect>(op->getDialect()))
@@ -878,7 +910,8 @@ struct LowerModelToLinalgPass
                    qwen::qquant::QuantizeOp, qwen::qquant::DequantizeOp,
                    qwen::qquant::RequantizeOp, qwen::qquant::IntLinearOp,
                    qwen::qquant::LookupOp, qwen::qquant::IntMulOp,
-                   qwen::qquant::IntRMSNormOp>(op))
+                   qwen::qquant::IntRMSNormOp, qwen::qquant::QLinearOp,
+                   qwen::qquant::DynamicQuantizeOp>(op))
         ops.push_back(op);
       else if (isa<qwen::AddOp, qwen::SiluMulOp, qwen::LinearOp, qwen::LogitsOp,
                    qwen::RMSNormOp, qwen::EmbeddingOp, qwen::RoPEOp,
@@ -886,7 +919,6 @@ struct LowerModelToLinalgPass
                allF32(op))
         ops.push_back(op);
     });
-    IRRewriter rw(&getContext());
     qwen::WeightStoreCache stores;
     for (Operation *op : ops) {
       rw.setInsertionPoint(op);
@@ -922,7 +954,13 @@ struct LowerModelToLinalgPass
       } else if (auto o = dyn_cast<qwen::AddOp>(op))
         repl = one(lowerElementwise(rw, loc, o.getLhs(), o.getRhs(),
                                     cast<RankedTensorType>(o.getType()), false));
-      else if (auto o = dyn_cast<qwen::SiluMulOp>(op)) {
+      else if (auto o = dyn_cast<qwen::qquant::DynamicQuantizeOp>(op)) {
+        // The fused row kernel (per token, 8 bits), else the reference
+        // (lowerQQuantOp below).
+        FailureOr<SmallVector<Value>> v = qwen::lowerFusedDynamicQuantize(rw, loc, o, qwen::weightOnlyParamsFor(op));
+        if (succeeded(v))
+          repl = v;
+      } else if (auto o = dyn_cast<qwen::SiluMulOp>(op)) {
         // The fused kernels (FusedKernels.cpp) where they apply, else (and
         // with qwen.quant_kernel = {fused = false}) the reference.
         FailureOr<Value> v = qwen::lowerFusedSiluMul(rw, loc, o, qwen::weightOnlyParamsFor(op));

@@ -1972,6 +1972,63 @@ Value linearNT(OpBuilder &b, Location l, Value x, Value w, Value bias, RankedTen
       .getResult(0);
 }
 
+/// qquant.dynamic_quantize: per token (last dim) or per tensor,
+///   amax = max(0, max |x|), s = amax / qmax (f32), qmax = 2^(bits-1) - 1
+///   q = clamp(roundeven(x / s), -qmax, qmax) (0 where s == 0)
+/// the arithmetic of linearDynI8's activation quantization. Returns (q, s),
+/// s with x's shape and the reduced dims 1.
+std::pair<Value, Value> dynamicQuantizeRef(OpBuilder &b, Location l, Value x, int64_t bits, bool perToken) {
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type(), i8 = b.getI8Type();
+  auto xt = ranked(x);
+  int64_t r = xt.getRank();
+  SmallVector<bool> red(r, !perToken);
+  red[r - 1] = true;
+  Value amax = reduce(b, l, x, red, cst(b, l, f32, 0.0), [](OpBuilder &nb, Location nl, Value acc, Value v) {
+    return arith::MaximumFOp::create(nb, nl, acc, math::AbsFOp::create(nb, nl, v)).getResult();
+  });
+  const double qmax = double((1 << (bits - 1)) - 1);
+  // The kept dims of x (reduce's result) and the scale's [..., 1] shape.
+  SmallVector<AffineExpr> kept, sE;
+  SmallVector<int64_t> sShape;
+  SmallVector<Value> xdims = dimsOf(b, l, x), sDims;
+  for (int64_t i = 0; i < r; ++i) {
+    sShape.push_back(red[i] ? 1 : xt.getDimSize(i));
+    if (!red[i]) {
+      kept.push_back(getAffineDimExpr(i, ctx));
+      if (xt.isDynamicDim(i))
+        sDims.push_back(xdims[i]);
+    }
+    sE.push_back(red[i] ? getAffineConstantExpr(0, ctx) : getAffineDimExpr(i, ctx));
+  }
+  AffineMap idR = AffineMap::getMultiDimIdentityMap(r, ctx), keptR = AffineMap::get(r, 0, kept, ctx);
+  auto sT = RankedTensorType::get(sShape, f32);
+  Value scale = linalg::GenericOp::create(
+                    b, l, TypeRange{sT}, ValueRange{amax},
+                    ValueRange{tensor::EmptyOp::create(b, l, sT, sDims).getResult()}, {keptR, idR}, parallel(r),
+                    [&](OpBuilder &nb, Location nl, ValueRange a) {
+                      linalg::YieldOp::create(nb, nl, arith::DivFOp::create(nb, nl, a[0], cst(nb, nl, f32, qmax))
+                                                          .getResult());
+                    })
+                    .getResult(0);
+  auto qT = RankedTensorType::get(xt.getShape(), i8);
+  Value q = linalg::GenericOp::create(
+                b, l, TypeRange{qT}, ValueRange{x, scale}, ValueRange{emptyWith(b, l, qT, xdims)},
+                {idR, AffineMap::get(r, 0, sE, ctx), idR}, parallel(r),
+                [&](OpBuilder &nb, Location nl, ValueRange a) {
+                  Value zero = cst(nb, nl, f32, 0.0);
+                  Value isZero = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, a[1], zero);
+                  Value d = arith::DivFOp::create(nb, nl, a[0], a[1]);
+                  d = arith::SelectOp::create(nb, nl, isZero, zero, d);
+                  d = math::RoundEvenOp::create(nb, nl, d);
+                  d = arith::MaximumFOp::create(nb, nl, d, cst(nb, nl, f32, -qmax));
+                  d = arith::MinimumFOp::create(nb, nl, d, cst(nb, nl, f32, qmax));
+                  linalg::YieldOp::create(nb, nl, arith::FPToSIOp::create(nb, nl, i8, d).getResult());
+                })
+                .getResult(0);
+  return {q, scale};
+}
+
 /// y[..., n] = x[..., :] * W[n, :] with dynamic per-token int8 activations
 /// (#qquant.act<dynamic, i8, per_token>) on signed symmetric 8-bit weights
 /// (per tensor or per channel):
@@ -1989,9 +2046,12 @@ Value linearNT(OpBuilder &b, Location l, Value x, Value w, Value bias, RankedTen
 /// accumulate exactly in i32 per group and the groups are scaled in f32:
 ///   acc[..., n, g] = sum_{j<G} q_x[..., gG+j] * code(W[n, gG+j])   (i32)
 ///   y = (sum_g f32(acc[..., n, g]) * s_w[n, g]) * s_x (+ bias[n])  (g ascending)
+///
+/// With `preScale` (qquant.qlinear) `x` is q_x itself (i8) and `preScale`
+/// ([..., 1] f32) holds s_x per token: the same arithmetic from q_x on.
 Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
                   Value bias, RankedTensorType rt, int64_t rows, int64_t cols,
-                  std::optional<float> staticScale = std::nullopt) {
+                  std::optional<float> staticScale = std::nullopt, Value preScale = {}) {
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
   auto xt = ranked(x);
@@ -2001,7 +2061,7 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
   red[r - 1] = true;
   // Static: a constant "max" of 127 * s per token, so s_x = s below (the
   // division by 127 is folded away: s_x is the constant s itself).
-  Value amax = staticScale ? Value()
+  Value amax = staticScale || preScale ? Value()
                            : reduce(b, l, x, red, cst(b, l, f32, 0.0),
                       [](OpBuilder &nb, Location nl, Value acc, Value v) {
                         Value a = math::AbsFOp::create(nb, nl, v);
@@ -2018,12 +2078,12 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
   AffineMap tokR = AffineMap::get(r, 0, tok, ctx);
   SmallVector<Value> qxIns{x};
   SmallVector<AffineMap> qxMaps{idR};
-  if (!staticScale) {
+  if (amax) {
     qxIns.push_back(amax);
     qxMaps.push_back(tokR);
   }
   qxMaps.push_back(idR);
-  Value qx = linalg::GenericOp::create(
+  Value qx = preScale ? x : linalg::GenericOp::create(
                  b, l, TypeRange{qxT}, qxIns, ValueRange{qxInit},
                  qxMaps, parallel(r),
                  [&](OpBuilder &nb, Location nl, ValueRange a) {
@@ -2054,10 +2114,18 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
     return v.getType().isF32() ? v : arith::ExtFOp::create(nb, nl, f32, v).getResult();
   };
   auto sxOf = [&](OpBuilder &nb, Location nl, ValueRange a, unsigned amaxIdx) {
+    if (preScale)
+      return a[amaxIdx];
     return staticScale
                ? cst(nb, nl, f32, *staticScale)
                : arith::DivFOp::create(nb, nl, a[amaxIdx], cst(nb, nl, f32, 127.0)).getResult();
   };
+  // The per-token operand the epilogue reads s_x from: amax (s_x = amax /
+  // 127) or the given scales [..., 1].
+  Value sxT = preScale ? preScale : amax;
+  SmallVector<AffineExpr> tok1(tok);
+  tok1.push_back(getAffineConstantExpr(0, ctx));
+  AffineMap sxMap = preScale ? AffineMap::get(r, 0, tok1, ctx) : tokR;
   auto macI32 = [&](OpBuilder &nb, Location nl, ValueRange a) {
     Value u = arith::ExtSIOp::create(nb, nl, i32, a[0]);
     Value v = arith::ExtSIOp::create(nb, nl, i32, a[1]);
@@ -2131,8 +2199,8 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
     SmallVector<Value> ins{ys};
     SmallVector<AffineMap> maps{idR};
     if (!staticScale) {
-      ins.push_back(amax);
-      maps.push_back(tokR);
+      ins.push_back(sxT);
+      maps.push_back(sxMap);
     }
     if (bias) {
       ins.push_back(bias);
@@ -2173,8 +2241,8 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
   SmallVector<Value> ins{acc};
   SmallVector<AffineMap> maps{idR};
   if (!staticScale) {
-    ins.push_back(amax);
-    maps.push_back(tokR);
+    ins.push_back(sxT);
+    maps.push_back(sxMap);
   }
   ins.push_back(q.scales);
   maps.push_back(wsMap);
@@ -2682,9 +2750,20 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   if (isa<qq::QuantizeOp, qq::DequantizeOp, qq::RequantizeOp, qq::LookupOp, qq::IntMulOp,
           qq::IntRMSNormOp>(op))
     return lowerIntegerElementwise(b, op);
+  if (auto o = dyn_cast<qq::DynamicQuantizeOp>(op)) {
+    auto xt = ranked(o.getInput());
+    if (!xt || !xt.getElementType().isF32())
+      return failure();
+    auto [q, sc] = dynamicQuantizeRef(b, l, o.getInput(), o.getBits(), o.getPerToken());
+    return SmallVector<Value>{q, sc};
+  }
   Value wv;
   qq::ActivationAttr act;
-  if (auto o = dyn_cast<qq::LinearOp>(op)) {
+  // qquant.qlinear: the dynamic per-token int8 path from q_x and s_x on.
+  auto ql = dyn_cast<qq::QLinearOp>(op);
+  if (ql)
+    wv = ql.getWeight();
+  else if (auto o = dyn_cast<qq::LinearOp>(op)) {
     act = o.getActAttr();
     wv = o.getWeight();
   } else if (auto o = dyn_cast<qq::LogitsOp>(op)) {
@@ -2741,7 +2820,7 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
                              "per-tensor int8 ones have a lowering"),
              failure();
   }
-  if (act) {
+  if (act || ql) {
     if ((s.getBits() != 8 && s.getBits() != 4) || !s.getIsSigned() || !s.getSymmetric() ||
         (s.getBits() == 8 && s.getGranularity() == qq::Granularity::group))
       return op->emitOpError(staticScale ? "static " : "dynamic ")
@@ -2791,6 +2870,16 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     return failure();
   if (intLinear)
     return one(intMatmul(b, l, q, op->getOperand(0), rt, rows, cols));
+  if (ql) {
+    Value xq = ql.getInput(), sx = ql.getInputScale(), bias = ql.getBias();
+    if (bias && !ranked(bias))
+      return failure();
+    FailureOr<Value> y = lowerInt8ActLinear(b, l, weightOnlyDesc(q, rows, cols), xq, bias, rt, std::nullopt,
+                                            weightOnlyParamsFor(op), sx);
+    if (succeeded(y))
+      return one(*y);
+    return one(linearDynI8(b, l, q, xq, bias, rt, rows, cols, std::nullopt, sx));
+  }
   if (act) {
     Value x = op->getOperand(0);
     Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();

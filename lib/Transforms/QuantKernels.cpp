@@ -101,9 +101,9 @@ Value weightScaleAt(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value row
   return s.getType().isF32() ? s : arith::ExtFOp::create(b, l, b.getF32Type(), s).getResult();
 }
 
-bool weightOperandsSupported(const WeightOnlyDesc &q, Value x, Value bias, RankedTensorType rt) {
+bool weightOperandsSupported(const WeightOnlyDesc &q, Value x, Value bias, RankedTensorType rt, Type xElt) {
   auto xt = dyn_cast<RankedTensorType>(x.getType());
-  if (!xt || !xt.getElementType().isF32() || xt.getRank() < 2 || xt.getShape().back() != q.cols ||
+  if (!xt || (xElt ? xt.getElementType() != xElt : !xt.getElementType().isF32()) || xt.getRank() < 2 || xt.getShape().back() != q.cols ||
       rt.getRank() != xt.getRank() || rt.getShape().back() != q.rows)
     return false;
   auto codesT = dyn_cast<RankedTensorType>(q.codes.getType());
@@ -454,11 +454,29 @@ bool int8ActKernelSupports(const WeightOnlyDesc &q) {
   return q.bits == 4 && (q.gran != 2 || (q.group > 0 && q.group % 32 == 0 && q.cols % q.group == 0));
 }
 
+/// x [..., K] as [M, K] (rank 2: x itself).
+static Value flattenTo2D(OpBuilder &b, Location l, Value x) {
+  auto xt = cast<RankedTensorType>(x.getType());
+  int64_t r = xt.getRank();
+  if (r == 2)
+    return x;
+  ReassociationIndices lead;
+  for (int64_t i = 0; i + 1 < r; ++i)
+    lead.push_back(i);
+  return tensor::CollapseShapeOp::create(b, l, x, SmallVector<ReassociationIndices>{lead, {r - 1}});
+}
+
 FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDesc &q, Value x,
                                     Value bias, RankedTensorType rt, std::optional<float> staticScale,
-                                    const WeightOnlyParams &p) {
-  if (!p.fused || !int8ActKernelSupports(q) || !weightOperandsSupported(q, x, bias, rt))
+                                    const WeightOnlyParams &p, Value preScale) {
+  if (!p.fused || !int8ActKernelSupports(q) ||
+      !weightOperandsSupported(q, x, bias, rt, preScale ? b.getI8Type() : Type()))
     return failure();
+  if (preScale) {
+    auto st = dyn_cast<RankedTensorType>(preScale.getType());
+    if (!st || !st.getElementType().isF32() || st.getRank() != cast<RankedTensorType>(x.getType()).getRank())
+      return failure();
+  }
   auto codesT = cast<RankedTensorType>(q.codes.getType());
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
@@ -500,7 +518,7 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
 
   // amax[m] = max(0, max_k |x[m, k]|) (dynamic), as the reference reduces.
   Value amax;
-  if (!staticScale) {
+  if (!staticScale && !preScale) {
     auto aT = RankedTensorType::get({tk.Ms}, f32);
     Value a0 = linalg::FillOp::create(b, l, ValueRange{cf(b, l, 0.0f)},
                                       ValueRange{tensor::EmptyOp::create(b, l, aT, dynM).getResult()})
@@ -523,14 +541,23 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
   auto sxAt = [&](OpBuilder &nb, Location nl, Value m) -> Value {
     if (staticScale)
       return cf(nb, nl, *staticScale);
+    if (preScale) {
+      SmallVector<Value> si = tk.unflatten(nb, nl, m);
+      si.push_back(ci(nb, nl, 0));
+      return tensor::ExtractOp::create(nb, nl, preScale, si).getResult();
+    }
     Value a = tensor::ExtractOp::create(nb, nl, amax, ValueRange{m});
     return arith::DivFOp::create(nb, nl, a, cf(nb, nl, 127.0f));
   };
 
   // xq [M, Kp] i8: q_x, 0 past K; for i4 each chunk of C is reordered
   // [even k | odd k] to meet the unpacked [low nibbles | high nibbles].
+  // Given q_x (qlinear): used as it is where the layout is the same (8-bit
+  // weights, K a multiple of C), else only copied into the layout.
   auto xqT = RankedTensorType::get({tk.Ms, Kp}, i8);
-  Value xq = linalg::GenericOp::create(
+  const bool asIs = preScale && !i4 && Kp == K;
+  Value xq = asIs ? flattenTo2D(b, l, x)
+                  : linalg::GenericOp::create(
                  b, l, TypeRange{xqT}, ValueRange{}, ValueRange{tensor::EmptyOp::create(b, l, xqT, dynM).getResult()},
                  ArrayRef<AffineMap>{id2}, SmallVector<utils::IteratorType>{par, par},
                  [&](OpBuilder &nb, Location nl, ValueRange) {
@@ -550,15 +577,20 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
                      in = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, src, ci(nb, nl, K));
                      src = arith::MinUIOp::create(nb, nl, src, ci(nb, nl, K - 1));
                    }
-                   Value s = sxAt(nb, nl, m);
-                   Value zero = cf(nb, nl, 0.0f);
-                   Value isZero = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, s, zero);
-                   Value d = arith::DivFOp::create(nb, nl, xAt(nb, nl, m, src), s);
-                   d = arith::SelectOp::create(nb, nl, isZero, zero, d);
-                   d = math::RoundEvenOp::create(nb, nl, d);
-                   d = arith::MaximumFOp::create(nb, nl, d, cf(nb, nl, -127.0f));
-                   d = arith::MinimumFOp::create(nb, nl, d, cf(nb, nl, 127.0f));
-                   Value v = arith::FPToSIOp::create(nb, nl, i8, d);
+                   Value v;
+                   if (preScale) {
+                     v = xAt(nb, nl, m, src);
+                   } else {
+                     Value s = sxAt(nb, nl, m);
+                     Value zero = cf(nb, nl, 0.0f);
+                     Value isZero = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, s, zero);
+                     Value d = arith::DivFOp::create(nb, nl, xAt(nb, nl, m, src), s);
+                     d = arith::SelectOp::create(nb, nl, isZero, zero, d);
+                     d = math::RoundEvenOp::create(nb, nl, d);
+                     d = arith::MaximumFOp::create(nb, nl, d, cf(nb, nl, -127.0f));
+                     d = arith::MinimumFOp::create(nb, nl, d, cf(nb, nl, 127.0f));
+                     v = arith::FPToSIOp::create(nb, nl, i8, d);
+                   }
                    if (in)
                      v = arith::SelectOp::create(nb, nl, in, v,
                                                  arith::ConstantOp::create(nb, nl, nb.getI8IntegerAttr(0)));

@@ -13,6 +13,7 @@
 #ifndef QWEN_TRANSFORMS_FUSEDKERNELS_H
 #define QWEN_TRANSFORMS_FUSEDKERNELS_H
 
+#include "qwen/Dialect/QQuant/QQuantDialect.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
 #include "qwen/Transforms/QuantKernels.h"
 
@@ -54,6 +55,23 @@ mlir::FailureOr<mlir::Value> lowerFusedRoPE(mlir::OpBuilder &b, mlir::Location l
 /// silu(gate) * up.
 mlir::FailureOr<mlir::Value> lowerFusedSiluMul(mlir::OpBuilder &b, mlir::Location l, SiluMulOp op,
                                                const WeightOnlyParams &p);
+
+/// Per-token int8 quantization (scale = max|y| / 127, q = clamp(roundeven(y
+/// / scale), -127, 127), 0 where the scale is 0) of rows y that are never
+/// stored as floats: y is computed twice per row (max, then rounding) in
+/// registers. Results (q, scale). qquant.dynamic_quantize {per_token} of 8
+/// bits (y = x), qquant.rms_norm_quantize (y = lowerFusedRMSNorm's row) and
+/// qquant.silu_mul_quantize (y = lowerFusedSiluMul's row): the same f32
+/// values as the unfused ops.
+mlir::FailureOr<llvm::SmallVector<mlir::Value>>
+lowerFusedDynamicQuantize(mlir::OpBuilder &b, mlir::Location l, qquant::DynamicQuantizeOp op,
+                          const WeightOnlyParams &p);
+mlir::FailureOr<llvm::SmallVector<mlir::Value>>
+lowerFusedRMSNormQuantize(mlir::OpBuilder &b, mlir::Location l, qquant::RMSNormQuantizeOp op,
+                          const WeightOnlyParams &p);
+mlir::FailureOr<llvm::SmallVector<mlir::Value>>
+lowerFusedSiluMulQuantize(mlir::OpBuilder &b, mlir::Location l, qquant::SiluMulQuantizeOp op,
+                          const WeightOnlyParams &p);
 
 } // namespace qwen
 

@@ -89,7 +89,8 @@ mlir::Value weightScaleAt(mlir::OpBuilder &b, mlir::Location l, const WeightOnly
 /// The operand forms the CPU kernels take: x ranked f32 of rank >= 2 with
 /// last dim = cols, codes [rows, bytes] of 8-bit elements, f32/f16 scales,
 /// bias 1-D [rows] f32/f16 or absent.
-bool weightOperandsSupported(const WeightOnlyDesc &q, mlir::Value x, mlir::Value bias, mlir::RankedTensorType rt);
+bool weightOperandsSupported(const WeightOnlyDesc &q, mlir::Value x, mlir::Value bias, mlir::RankedTensorType rt,
+                             mlir::Type xElt = {});
 
 /// Whether the codebook kernel handles this weight: codebook grid of 2 to 8
 /// bits per tensor / channel, or per group of a multiple of 16 inputs.
@@ -150,10 +151,12 @@ bool int8ActKernelSupports(const WeightOnlyDesc &q);
 /// operand, biased to code + 128 (i8) or code + 8 (i4 nibbles, unpacked in
 /// registers), and 128 (or 8) * sum_k q_x[m, k] per token and group is
 /// subtracted once. Fails (creating nothing) on forms it does not handle.
+/// With `preScale` (qquant.qlinear) x is q_x itself (i8) and preScale
+/// ([..., 1] f32) holds s_x: the kernel only lays q_x out for the weights.
 mlir::FailureOr<mlir::Value>
 lowerInt8ActLinear(mlir::OpBuilder &b, mlir::Location l, const WeightOnlyDesc &q, mlir::Value x,
                    mlir::Value bias, mlir::RankedTensorType rt, std::optional<float> staticScale,
-                   const WeightOnlyParams &p);
+                   const WeightOnlyParams &p, mlir::Value preScale = {});
 
 } // namespace qwen
 

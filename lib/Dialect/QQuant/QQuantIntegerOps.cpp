@@ -153,3 +153,60 @@ LogicalResult IntRMSNormOp::verify() {
       return emitOpError("gain ") << g << " is outside [-2^47, 2^47]";
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Per-token quantized activations (--qquant-fuse-act-quant)
+//===----------------------------------------------------------------------===//
+
+/// `scale` is `in`'s shape with the last dimension 1, `out` is `in`'s shape.
+static LogicalResult checkPerTokenPair(Operation *op, ShapedType in, ShapedType out, ShapedType scale) {
+  if (in.getRank() < 1)
+    return op->emitOpError("input must have rank >= 1");
+  if (out && !compatibleShapes(in, out))
+    return op->emitOpError("output shape differs from the input's");
+  SmallVector<int64_t> want(in.getShape());
+  want.back() = 1;
+  if (scale.getRank() != in.getRank() || scale.getShape().back() != 1 ||
+      !compatibleShapes(scale, RankedTensorType::get(want, scale.getElementType())))
+    return op->emitOpError("scale must be the input's shape with the last dimension 1");
+  return success();
+}
+
+LogicalResult QLinearOp::verify() {
+  WeightType w = getWeight().getType();
+  SchemeAttr s = w.getScheme();
+  if (s.getGrid() != Grid::uniform || !s.getIsSigned() || !s.getSymmetric() ||
+      (s.getBits() != 8 && s.getBits() != 4) || s.getSparsity() != Sparsity::dense)
+    return emitOpError("needs signed symmetric dense 8- or 4-bit uniform weights, got ") << w;
+  if (!w.getElementType().isF32())
+    return emitOpError("needs a weight that dequantizes to f32, got ") << w;
+  auto in = getInput().getType(), out = getResult().getType();
+  if (failed(checkPerTokenPair(*this, in, nullptr, getInputScale().getType())))
+    return failure();
+  if (!ShapedType::isDynamic(in.getShape().back()) && in.getShape().back() != w.getCols())
+    return emitOpError("input has ") << in.getShape().back() << " features, the weight " << w.getCols();
+  SmallVector<int64_t> want(in.getShape());
+  want.back() = w.getRows();
+  if (!compatibleShapes(out, RankedTensorType::get(want, out.getElementType())))
+    return emitOpError("result must be the input's shape with the last dimension ") << w.getRows();
+  if (getBias() && (getBias().getType().getRank() != 1 || getBias().getType().getDimSize(0) != w.getRows()))
+    return emitOpError("bias must be 1-D with ") << w.getRows() << " entries";
+  return success();
+}
+
+LogicalResult RMSNormQuantizeOp::verify() {
+  auto in = getInput().getType();
+  if (failed(checkPerTokenPair(*this, in, getOutput().getType(), getScale().getType())))
+    return failure();
+  auto w = getWeight().getType();
+  if (w.getRank() != 1 || in.isDynamicDim(in.getRank() - 1) || w.getDimSize(0) != in.getShape().back())
+    return emitOpError("weight must be 1-D with the input's (static) number of features");
+  return success();
+}
+
+LogicalResult SiluMulQuantizeOp::verify() {
+  auto g = getGate().getType();
+  if (!compatibleShapes(g, getUp().getType()))
+    return emitOpError("gate and up shapes differ");
+  return checkPerTokenPair(*this, g, getOutput().getType(), getScale().getType());
+}
