@@ -192,3 +192,75 @@ func.func @weight_no_store() {
   %0 = qquant.weight @q::@w : !qquant.weight<96x64xf32, i4, symmetric, group = 32>
   return
 }
+
+// -----
+
+func.func @qlinear_scheme(%q: tensor<1x8x64xi8>, %s: tensor<1x8x1xf32>, %w: !qquant.weight<96x64xf32, codebook 4, channel>) {
+  // expected-error @+1 {{'qquant.qlinear' op needs signed symmetric dense 8- or 4-bit uniform weights, got '!qquant.weight<96x64xf32, codebook 4, channel>'}}
+  %y = qquant.qlinear %q, %s, %w : (tensor<1x8x64xi8>, tensor<1x8x1xf32>, !qquant.weight<96x64xf32, codebook 4, channel>) -> tensor<1x8x96xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_scale(%q: tensor<1x8x64xi8>, %s: tensor<1x8xf32>, %w: !qquant.weight<96x64xf32, i8, symmetric, channel>) {
+  // expected-error @+1 {{'qquant.qlinear' op scale must be the input's shape with the last dimension 1}}
+  %y = qquant.qlinear %q, %s, %w : (tensor<1x8x64xi8>, tensor<1x8xf32>, !qquant.weight<96x64xf32, i8, symmetric, channel>) -> tensor<1x8x96xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_features(%q: tensor<1x8x32xi8>, %s: tensor<1x8x1xf32>, %w: !qquant.weight<96x64xf32, i8, symmetric, channel>) {
+  // expected-error @+1 {{'qquant.qlinear' op input has 32 features, the weight 64}}
+  %y = qquant.qlinear %q, %s, %w : (tensor<1x8x32xi8>, tensor<1x8x1xf32>, !qquant.weight<96x64xf32, i8, symmetric, channel>) -> tensor<1x8x96xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_result(%q: tensor<1x8x64xi8>, %s: tensor<1x8x1xf32>, %w: !qquant.weight<96x64xf32, i8, symmetric, channel>) {
+  // expected-error @+1 {{'qquant.qlinear' op result must be the input's shape with the last dimension 96}}
+  %y = qquant.qlinear %q, %s, %w : (tensor<1x8x64xi8>, tensor<1x8x1xf32>, !qquant.weight<96x64xf32, i8, symmetric, channel>) -> tensor<1x4x96xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_bias(%q: tensor<1x8x64xi8>, %s: tensor<1x8x1xf32>, %w: !qquant.weight<96x64xf32, i8, symmetric, channel>, %b: tensor<64xf32>) {
+  // expected-error @+1 {{'qquant.qlinear' op bias must be 1-D with 96 entries}}
+  %y = qquant.qlinear %q, %s, %w, %b : (tensor<1x8x64xi8>, tensor<1x8x1xf32>, !qquant.weight<96x64xf32, i8, symmetric, channel>, tensor<64xf32>) -> tensor<1x8x96xf32>
+  return
+}
+
+// -----
+
+func.func @rms_norm_quantize_weight(%x: tensor<1x8x64xf32>, %g: tensor<32xf32>) {
+  // expected-error @+1 {{'qquant.rms_norm_quantize' op weight must be 1-D with the input's (static) number of features}}
+  %q, %s = qquant.rms_norm_quantize %x, %g {epsilon = 1.0e-06 : f32} : (tensor<1x8x64xf32>, tensor<32xf32>) -> (tensor<1x8x64xi8>, tensor<1x8x1xf32>)
+  return
+}
+
+// -----
+
+func.func @rms_norm_quantize_output(%x: tensor<1x8x64xf32>, %g: tensor<64xf32>) {
+  // expected-error @+1 {{'qquant.rms_norm_quantize' op output shape differs from the input's}}
+  %q, %s = qquant.rms_norm_quantize %x, %g {epsilon = 1.0e-06 : f32} : (tensor<1x8x64xf32>, tensor<64xf32>) -> (tensor<1x8x32xi8>, tensor<1x8x1xf32>)
+  return
+}
+
+// -----
+
+func.func @silu_mul_quantize_shapes(%g: tensor<1x8x64xf32>, %u: tensor<1x8x32xf32>) {
+  // expected-error @+1 {{'qquant.silu_mul_quantize' op gate and up shapes differ}}
+  %q, %s = qquant.silu_mul_quantize %g, %u : (tensor<1x8x64xf32>, tensor<1x8x32xf32>) -> (tensor<1x8x64xi8>, tensor<1x8x1xf32>)
+  return
+}
+
+// -----
+
+func.func @silu_mul_quantize_scale(%g: tensor<1x8x64xf32>, %u: tensor<1x8x64xf32>) {
+  // expected-error @+1 {{'qquant.silu_mul_quantize' op scale must be the input's shape with the last dimension 1}}
+  %q, %s = qquant.silu_mul_quantize %g, %u : (tensor<1x8x64xf32>, tensor<1x8x64xf32>) -> (tensor<1x8x64xi8>, tensor<1x1x1xf32>)
+  return
+}

@@ -55,6 +55,22 @@ func.func @dynamic_quantize(%x: tensor<1x8x64xf32>) {
 
 // -----
 
+// CHECK-LABEL: func @fused_act_quant
+func.func @fused_act_quant(%x: tensor<?x?x64xf32>, %g: tensor<64xf32>, %u: tensor<?x?x64xf32>,
+                           %w: !qquant.weight<96x64xf32, i4, symmetric, group = 32>, %b: tensor<96xf32>) -> tensor<?x?x96xf32> {
+  // CHECK: qquant.rms_norm_quantize %{{.*}}, %{{.*}} {epsilon = 9.99999997E-7 : f32} : (tensor<?x?x64xf32>, tensor<64xf32>) -> (tensor<?x?x64xi8>, tensor<?x?x1xf32>)
+  %q, %s = qquant.rms_norm_quantize %x, %g {epsilon = 1.0e-06 : f32} : (tensor<?x?x64xf32>, tensor<64xf32>) -> (tensor<?x?x64xi8>, tensor<?x?x1xf32>)
+  // CHECK: qquant.silu_mul_quantize %{{.*}}, %{{.*}} : (tensor<?x?x64xf32>, tensor<?x?x64xf32>) -> (tensor<?x?x64xi8>, tensor<?x?x1xf32>)
+  %q2, %s2 = qquant.silu_mul_quantize %x, %u : (tensor<?x?x64xf32>, tensor<?x?x64xf32>) -> (tensor<?x?x64xi8>, tensor<?x?x1xf32>)
+  // CHECK: qquant.qlinear %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : (tensor<?x?x64xi8>, tensor<?x?x1xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>, tensor<96xf32>) -> tensor<?x?x96xf32>
+  %y = qquant.qlinear %q, %s, %w, %b : (tensor<?x?x64xi8>, tensor<?x?x1xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>, tensor<96xf32>) -> tensor<?x?x96xf32>
+  // CHECK: qquant.qlinear %{{.*}}, %{{.*}}, %{{.*}} : (tensor<?x?x64xi8>, tensor<?x?x1xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>) -> tensor<?x?x96xf32>
+  %y2 = qquant.qlinear %q2, %s2, %w : (tensor<?x?x64xi8>, tensor<?x?x1xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>) -> tensor<?x?x96xf32>
+  return %y : tensor<?x?x96xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func @observe
 func.func @observe(%x: tensor<1x8x64xf32>) -> tensor<1x8x64xf32> {
   // CHECK: qquant.observe %{{.*}} {moment2, name = "l0.q_proj.in", per_channel} : tensor<1x8x64xf32>
