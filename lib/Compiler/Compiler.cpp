@@ -1097,6 +1097,8 @@ int compile(const Options &o) {
             so.chunk = -1; // refused by the pass with its message
           pm.addPass(qwen::createOmpSchedule(so));
         }
+        // Vectorizable exp (softmax, SwiGLU) instead of libm calls.
+        pm.addPass(qwen::createPolynomialExp());
         if (failed(addPipeline(
                 pm, "convert-vector-to-scf,"
                     "convert-math-to-llvm,convert-math-to-libm,"

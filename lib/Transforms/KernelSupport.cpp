@@ -2,6 +2,8 @@
 
 #include "qwen/Transforms/KernelSupport.h"
 
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -45,26 +47,32 @@ Tokens flattenTokens(OpBuilder &b, Location l, Value x) {
 Value restoreLeading(OpBuilder &b, Location l, Value y, RankedTensorType rt, const Tokens &t) {
   if (t.rank <= 2)
     return y;
-  MLIRContext *ctx = b.getContext();
+  // A reshape (a view of the same buffer once bufferized), not a copy.
   const int64_t r = t.rank;
-  SmallVector<Value> dyn;
-  for (int64_t i = 0; i < r - 1; ++i)
-    if (rt.isDynamicDim(i))
-      dyn.push_back(t.lead[i]);
-  Value e = tensor::EmptyOp::create(b, l, rt, dyn);
-  return linalg::GenericOp::create(
-             b, l, TypeRange{rt}, ValueRange{}, ValueRange{e},
-             ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(r, ctx)},
-             SmallVector<utils::IteratorType>(r, utils::IteratorType::parallel),
-             [&](OpBuilder &nb, Location nl, ValueRange) {
-               Value m = linalg::IndexOp::create(nb, nl, 0);
-               for (int64_t i = 1; i < r - 1; ++i)
-                 m = arith::AddIOp::create(nb, nl, arith::MulIOp::create(nb, nl, m, t.lead[i]),
-                                           linalg::IndexOp::create(nb, nl, i));
-               Value n = linalg::IndexOp::create(nb, nl, r - 1);
-               linalg::YieldOp::create(nb, nl, tensor::ExtractOp::create(nb, nl, y, ValueRange{m, n}).getResult());
-             })
-      .getResult(0);
+  ReassociationIndices lead;
+  SmallVector<OpFoldResult> shape;
+  for (int64_t i = 0; i < r - 1; ++i) {
+    lead.push_back(i);
+    shape.push_back(rt.isDynamicDim(i) ? OpFoldResult(t.lead[i]) : OpFoldResult(b.getIndexAttr(rt.getDimSize(i))));
+  }
+  shape.push_back(b.getIndexAttr(rt.getShape().back()));
+  auto yt = cast<RankedTensorType>(y.getType());
+  auto outT = RankedTensorType::get(rt.getShape(), yt.getElementType());
+  int64_t dynLead = llvm::count_if(ArrayRef<int64_t>(rt.getShape()).drop_back(), ShapedType::isDynamic);
+  Value out;
+  if (dynLead <= 1) {
+    out = tensor::ExpandShapeOp::create(b, l, outT, y, SmallVector<ReassociationIndices>{lead, {r - 1}}, shape);
+  } else {
+    // LLVM 22's expand-strided-metadata crashes on a memref.expand_shape
+    // with two dynamic sizes in one group; tensor.reshape (memref.reshape
+    // of the same buffer) takes the sizes as a shape tensor instead.
+    SmallVector<Value> dims;
+    for (OpFoldResult f : shape)
+      dims.push_back(getValueOrCreateConstantIndexOp(b, l, f));
+    Value st = tensor::FromElementsOp::create(b, l, RankedTensorType::get({r}, b.getIndexType()), dims);
+    out = tensor::ReshapeOp::create(b, l, outT, y, st);
+  }
+  return out.getType() == rt ? out : tensor::CastOp::create(b, l, rt, out).getResult();
 }
 
 Value packActivations(OpBuilder &b, Location l, Value x, const Tokens &t, int64_t K, int64_t chunk,
