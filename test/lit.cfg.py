@@ -39,13 +39,15 @@ config.substitutions.append(
     ("%mlir_runner_libs",
      ",".join(os.path.join(_llvm_lib_dir, l) for l in
               ["libmlir_runner_utils.so", "libmlir_c_runner_utils.so"])))
-# Tensors (after --qwen-lower-model-to-linalg) to the LLVM dialect.
+# Tensors (after --qwen-lower-model-to-linalg) to the LLVM dialect
+# (finalize-memref-to-llvm: memref.reshape, which convert-to-llvm leaves;
+# qwen-compile's pipeline has it too).
 config.substitutions.append(
     ("%linalg_to_llvm",
      "--one-shot-bufferize=bufferize-function-boundaries --scf-forall-to-parallel "
      "--convert-linalg-to-loops --convert-vector-to-scf --convert-scf-to-cf "
      "--convert-vector-to-llvm --expand-strided-metadata --lower-affine "
-     "--convert-to-llvm --reconcile-unrealized-casts"))
+     "--finalize-memref-to-llvm --convert-to-llvm --reconcile-unrealized-casts"))
 
 # The bundle runtime (C API) for the Python bindings the bundle tests use.
 config.environment["QWEN_RUNTIME_LIB"] = os.path.join(

@@ -73,6 +73,8 @@
 #include "llvm/MC/MCSubtargetInfo.h"
 
 #include <chrono>
+#include <cstring>
+#include <map>
 #include <set>
 #include <cmath>
 #include <sys/mman.h>
@@ -106,6 +108,22 @@ const char *const kNamedTargets[] = {"host", "x86-64", "x86-64-v2",
                                      "x86-64-v3", "x86-64-v4", nullptr};
 
 namespace {
+
+/// A 64-bit hash of `n` bytes (8 at a time), to find identical weights.
+uint64_t contentHash(const void *p, size_t n) {
+  const auto *b = static_cast<const unsigned char *>(p);
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, b + i, 8);
+    h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+    h ^= h >> 29;
+  }
+  for (; i < n; ++i)
+    h = (h ^ b[i]) * 0x100000001B3ull;
+  return h;
+}
 
 /// The one triple bundles are built for (the runtime is x86-64 Linux).
 constexpr const char *kTriple = "x86_64-unknown-linux-gnu";
@@ -1287,6 +1305,11 @@ int compile(const Options &o) {
       return 1;
     }
     llvm::StringMap<std::unique_ptr<ws::WeightStoreReader>> readers;
+    // Tensors already written, by (size, content hash): an input whose bytes
+    // equal one of them (exporters write a tied embedding and LM head as two
+    // initializers, which quantize to the same codes) is stored once.
+    std::map<std::pair<uint64_t, uint64_t>, std::vector<std::pair<std::string, const void *>>> written;
+    uint64_t sharedBytes = 0;
     for (IOEntry &e : info.inputs) {
       if (e.role != "weight")
         continue;
@@ -1312,15 +1335,33 @@ int compile(const Options &o) {
         error("two weights are named '" + e.name + "'");
         return 1;
       }
-      if (!writer->add(e.name, src->dtype, src->shape, r->data(*src),
-                       src->nbytes, err)) {
+      const void *bytes = r->data(*src);
+      auto &same = written[{src->nbytes, contentHash(bytes, src->nbytes)}];
+      auto dup = llvm::find_if(same, [&](const auto &w) {
+        return src->nbytes >= 4096 && std::memcmp(w.second, bytes, src->nbytes) == 0;
+      });
+      if (dup != same.end()) {
+        if (!writer->addAlias(e.name, dup->first, src->dtype, src->shape, err)) {
+          error(err);
+          return 1;
+        }
+        sharedBytes += src->nbytes;
+        r->release(*src);
+        continue;
+      }
+      if (!writer->add(e.name, src->dtype, src->shape, bytes, src->nbytes, err)) {
         error(err);
         return 1;
       }
+      same.emplace_back(e.name, bytes);
       // The copied pages are not needed again: keep the peak resident set
-      // near one tensor, not the whole model.
+      // near one tensor, not the whole model (a later comparison reads them
+      // back from the file).
       r->release(*src);
     }
+    if (sharedBytes && o.verbose)
+      llvm::errs() << "qwen-compile: weights.bin: " << sharedBytes
+                   << " bytes of weights identical to others are stored once\n";
     if (!writer->finish(err)) {
       error(err);
       return 1;

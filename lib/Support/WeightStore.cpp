@@ -293,6 +293,39 @@ bool WeightStoreWriter::add(const std::string &name, DType dtype,
   return true;
 }
 
+bool WeightStoreWriter::addAlias(const std::string &name, const std::string &of,
+                                 DType dtype, const std::vector<int64_t> &shape,
+                                 std::string &error) {
+  if (finished_ || !file_) {
+    error = "weight store '" + path_ + "' is already closed";
+    return false;
+  }
+  if (name.empty() || names_.count(name)) {
+    error = "weight store '" + path_ + "': entry name '" + name +
+            "' is empty or already used";
+    return false;
+  }
+  auto it = names_.find(of);
+  if (it == names_.end()) {
+    error = "weight store '" + path_ + "': alias '" + name +
+            "' of missing entry '" + of + "'";
+    return false;
+  }
+  const Entry &src = entries_[it->second];
+  int64_t n = checkedElements(shape);
+  if (dtypeBits(dtype) == 0 || shape.size() > kMaxRank || n < 0 ||
+      static_cast<uint64_t>(n) > UINT64_MAX / 64 ||
+      dtypeBytes(dtype, static_cast<uint64_t>(n)) != src.nbytes) {
+    error = "weight store '" + path_ + "': alias '" + name +
+            "' has a byte size that differs from '" + of + "'";
+    return false;
+  }
+  Entry e{name, dtype, shape, src.offset, src.nbytes};
+  names_.emplace(name, entries_.size());
+  entries_.push_back(std::move(e));
+  return true;
+}
+
 bool WeightStoreWriter::finish(std::string &error) {
   auto fail = [&] {
     error = "write error on weight store '" + path_ + "'";

@@ -116,6 +116,36 @@ TEST(WeightStore, EveryIndexByteFlipIsSafe) {
   }
 }
 
+TEST(WeightStore, AliasSharesBytes) {
+  std::string path = tempPath("alias"), error;
+  auto w = WeightStoreWriter::create(path, error);
+  ASSERT_TRUE(w) << error;
+  int8_t q[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  ASSERT_TRUE(w->add("embed", DType::I8, {2, 4}, q, sizeof(q), error));
+  ASSERT_TRUE(w->add("other", DType::I8, {8}, q, sizeof(q), error));
+  // Another name, shape and dtype for the same 8 bytes.
+  ASSERT_TRUE(w->addAlias("lm_head", "embed", DType::U8, {4, 2}, error)) << error;
+  EXPECT_TRUE(w->contains("lm_head"));
+  // Errors: a missing target, a used name, another byte size.
+  EXPECT_FALSE(w->addAlias("x", "missing", DType::I8, {8}, error));
+  EXPECT_NE(error.find("missing entry 'missing'"), std::string::npos) << error;
+  EXPECT_FALSE(w->addAlias("other", "embed", DType::I8, {8}, error));
+  EXPECT_FALSE(w->addAlias("y", "embed", DType::F32, {8}, error));
+  EXPECT_NE(error.find("byte size"), std::string::npos) << error;
+  ASSERT_TRUE(w->finish(error)) << error;
+  auto r = WeightStoreReader::open(path, error);
+  ASSERT_TRUE(r) << error;
+  ASSERT_EQ(r->entries().size(), 3u);
+  const Entry *e = r->find("embed"), *h = r->find("lm_head"), *o = r->find("other");
+  ASSERT_TRUE(e && h && o);
+  EXPECT_EQ(h->offset, e->offset);
+  EXPECT_EQ(h->nbytes, e->nbytes);
+  EXPECT_NE(o->offset, e->offset);
+  EXPECT_EQ(h->dtype, DType::U8);
+  EXPECT_EQ(h->shape, (std::vector<int64_t>{4, 2}));
+  EXPECT_EQ(static_cast<const int8_t *>(r->data(*h))[7], 8);
+}
+
 TEST(WeightStore, MissingFile) {
   std::string error;
   EXPECT_FALSE(WeightStoreReader::open("/nonexistent/x.qws", error));

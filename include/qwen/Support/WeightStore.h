@@ -121,6 +121,11 @@ public:
   bool add(const std::string &name, DType dtype,
            const std::vector<int64_t> &shape, const void *data, size_t nbytes,
            std::string &error);
+  /// Adds `name` as another entry for the bytes of the already added entry
+  /// `of` (same offset and size: a tensor stored once under two names, e.g.
+  /// a tied embedding and LM head). dtype and shape must give its size.
+  bool addAlias(const std::string &name, const std::string &of, DType dtype,
+                const std::vector<int64_t> &shape, std::string &error);
   bool contains(const std::string &name) const {
     return names_.count(name) != 0;
   }
