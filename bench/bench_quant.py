@@ -43,15 +43,20 @@ import peers as P  # noqa: E402
 
 
 def per_token_bytes(bundle: Path, fp32_info: dict) -> int:
-    """Bytes one decode step reads from weights.bin: all of it, minus tables only gathered."""
+    """Bytes one decode step reads from weights.bin: each distinct span of it once (the compiler
+    stores identical tensors once, e.g. a tied embedding and LM head), minus the spans that only
+    gathered tables (the ONNX's gather-only initializers and their quantized components) use."""
     man = json.loads((bundle / "manifest.json").read_text())
-    total = (bundle / "weights.bin").stat().st_size
-    tied = bool(man.get("config", {}).get("tie_word_embeddings", False)) if isinstance(man.get("config"), dict) else False
-    if tied or not fp32_info["gather_only_bytes"]:
-        return total
-    # untied: the embedding is only gathered; its stored size scales like the rest
-    frac = fp32_info["gather_only_bytes"] / fp32_info["total_bytes"]
-    return int(total * (1 - frac))
+    gathered = set(fp32_info.get("gather_only") or [])
+    spans = {}
+    for i in man["inputs"]:
+        if i.get("role") == "weight":
+            spans.setdefault((i["offset"], i["bytes"]), []).append(i["name"])
+
+    def gather_only(name):
+        return name in gathered or any(name.startswith(g + ".") for g in gathered)
+
+    return sum(n for (_, n), names in spans.items() if not all(gather_only(x) for x in names))
 
 
 def gguf_bytes_per_token(path: Path) -> int:
@@ -138,7 +143,12 @@ def main(argv=None) -> int:
     ap.add_argument("--label", default="", help="a label for this run in the report (e.g. before / after)")
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--rerender", type=Path, metavar="JSON",
+                    help="print the table of a saved --json run again (bytes per token recounted from the "
+                         "bundles in --out-dir); measures nothing")
     args = ap.parse_args(argv)
+    if args.rerender:
+        return rerender(args.rerender, (args.out_dir or args.rerender.parent).resolve(), args.markdown)
     if args.model.is_dir():
         args.model = args.model / "model.onnx"
     args.model = args.model.resolve()
@@ -211,6 +221,17 @@ def main(argv=None) -> int:
         bw = bw2
     if args.threads == 1:  # one thread each side: the bound is one thread's bandwidth
         bw = dict(bw, bw=bw["kernels"]["sum 1 thread"], kernel="sum 1 thread")
+    run = dict(systems=systems, cores=cores, loadavg=loadavg, cpu=B.cpu_model())
+    if args.json:
+        args.json.write_text(json.dumps(dict(bandwidth=bw, results=res, weights=weights, run=run,
+                                             args={k: str(v) for k, v in vars(args).items()}), indent=1, default=str))
+    report(args, res, bw, run)
+    return 0
+
+
+def report(args, res, bw, run):
+    """Prints (and with --markdown writes) the table and its notes."""
+    systems, cores, loadavg = run["systems"], run["cores"], run["loadavg"]
 
     def tps(s, k):
         r = res.get(s, {})
@@ -240,7 +261,7 @@ def main(argv=None) -> int:
     notes = [
         f"{args.label + ': ' if args.label else ''}model {args.model.name}; prefill: {args.prefill_len} random ids; "
         f"decode: {args.new_tokens} greedy tokens after {args.prompt_len} ids; median of {args.runs} runs after "
-        f"{args.warmup} warm-up; {args.threads} thread(s) each; {cores} cores ({B.cpu_model()}), "
+        f"{args.warmup} warm-up; {args.threads} thread(s) each; {cores} cores ({run.get('cpu', B.cpu_model())}), "
         f"load average {loadavg} at start",
         f"bandwidth {bw['bw'] / 1e9:.2f} GB/s ({bw['kernel']}); bound = bandwidth / weights read per decode token",
     ]
@@ -254,8 +275,21 @@ def main(argv=None) -> int:
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")
-    if args.json:
-        args.json.write_text(json.dumps(dict(bandwidth=bw, results=res, weights=weights), indent=1, default=str))
+
+
+def rerender(path: Path, out_dir: Path, markdown):
+    """The table of a saved --json run again, with the qwen bundles' bytes per token recounted from
+    the bundles in out_dir (for a change of the accounting, not of the measurements)."""
+    d = json.loads(path.read_text())
+    a = d["args"]
+    args = argparse.Namespace(label=a.get("label", ""), model=Path(a["model"]), prefill_len=int(a["prefill_len"]),
+                              new_tokens=int(a["new_tokens"]), prompt_len=int(a["prompt_len"]), runs=int(a["runs"]),
+                              warmup=int(a["warmup"]), threads=int(a["threads"]), markdown=markdown)
+    res = d["results"]
+    for s, r in res.items():
+        if s.startswith("qwen:") and r.get("ok"):
+            r["bytes_per_token"] = per_token_bytes(out_dir / f"bundle-{s[5:]}", d["weights"])
+    report(args, res, d["bandwidth"], d["run"])
     return 0
 
 

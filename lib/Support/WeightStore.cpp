@@ -256,10 +256,9 @@ bool WeightStoreWriter::writeAll(const void *data, size_t n) {
   return true;
 }
 
-bool WeightStoreWriter::add(const std::string &name, DType dtype,
-                            const std::vector<int64_t> &shape,
-                            const void *data, size_t nbytes,
-                            std::string &error) {
+bool WeightStoreWriter::checkNew(const std::string &name, DType dtype,
+                                 const std::vector<int64_t> &shape,
+                                 size_t nbytes, std::string &error) const {
   if (finished_ || !file_) {
     error = "weight store '" + path_ + "' is already closed";
     return false;
@@ -277,6 +276,15 @@ bool WeightStoreWriter::add(const std::string &name, DType dtype,
             "' has a byte size that does not match its shape and dtype";
     return false;
   }
+  return true;
+}
+
+bool WeightStoreWriter::add(const std::string &name, DType dtype,
+                            const std::vector<int64_t> &shape,
+                            const void *data, size_t nbytes,
+                            std::string &error) {
+  if (!checkNew(name, dtype, shape, nbytes, error))
+    return false;
   static const char zeros[kAlignment] = {};
   uint64_t pad = (kAlignment - pos_ % kAlignment) % kAlignment;
   if (!writeAll(zeros, pad)) {
@@ -296,31 +304,18 @@ bool WeightStoreWriter::add(const std::string &name, DType dtype,
 bool WeightStoreWriter::addAlias(const std::string &name, const std::string &of,
                                  DType dtype, const std::vector<int64_t> &shape,
                                  std::string &error) {
-  if (finished_ || !file_) {
-    error = "weight store '" + path_ + "' is already closed";
-    return false;
-  }
-  if (name.empty() || names_.count(name)) {
-    error = "weight store '" + path_ + "': entry name '" + name +
-            "' is empty or already used";
-    return false;
-  }
   auto it = names_.find(of);
   if (it == names_.end()) {
     error = "weight store '" + path_ + "': alias '" + name +
             "' of missing entry '" + of + "'";
     return false;
   }
-  const Entry &src = entries_[it->second];
-  int64_t n = checkedElements(shape);
-  if (dtypeBits(dtype) == 0 || shape.size() > kMaxRank || n < 0 ||
-      static_cast<uint64_t>(n) > UINT64_MAX / 64 ||
-      dtypeBytes(dtype, static_cast<uint64_t>(n)) != src.nbytes) {
-    error = "weight store '" + path_ + "': alias '" + name +
-            "' has a byte size that differs from '" + of + "'";
+  Entry e = entries_[it->second];
+  if (!checkNew(name, dtype, shape, e.nbytes, error))
     return false;
-  }
-  Entry e{name, dtype, shape, src.offset, src.nbytes};
+  e.name = name;
+  e.dtype = dtype;
+  e.shape = shape;
   names_.emplace(name, entries_.size());
   entries_.push_back(std::move(e));
   return true;

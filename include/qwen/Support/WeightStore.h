@@ -135,6 +135,11 @@ public:
 private:
   WeightStoreWriter() = default;
   bool writeAll(const void *data, size_t n);
+  /// Whether an entry `name` of `nbytes` may be added (open, new name, the
+  /// size of its dtype and shape); else sets `error`.
+  bool checkNew(const std::string &name, DType dtype,
+                const std::vector<int64_t> &shape, size_t nbytes,
+                std::string &error) const;
 
   std::string path_, tmpPath_;
   std::FILE *file_ = nullptr;

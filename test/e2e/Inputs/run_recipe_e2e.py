@@ -22,8 +22,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "python"))
-from qwen_opt import runtime  # noqa: E402
+from paired_runs import greedy_pair  # noqa: E402
 from qwen_opt.metrics import kl_rel, verdict  # noqa: E402
 
 
@@ -39,19 +38,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     o = ap.parse_args()
 
-    ref_b, q_b = runtime.Bundle(o.fp32), runtime.Bundle(o.quant)
-    for b in (ref_b, q_b):
-        b.set_num_threads(o.threads)
-    vocab = ref_b.vocab_size
-    prompt = [int(x) for x in np.random.default_rng(o.seed).integers(0, vocab, o.prompt_len)]
-    ctx = o.prompt_len + o.steps + 1
-    rs, qs = ref_b.session(ctx), q_b.session(ctx)
-    ref_rows = list(rs.prefill(prompt))
-    q_rows = list(qs.prefill(prompt))
-    for _ in range(o.steps):
-        tok = int(np.argmax(ref_rows[-1]))
-        ref_rows.append(rs.decode(tok))
-        q_rows.append(qs.decode(tok))
+    ref_rows, q_rows = greedy_pair(o.fp32, o.quant, o.prompt_len, o.steps, o.seed, o.threads)
     ref_rows, q_rows = np.array(ref_rows, np.float64), np.array(q_rows, np.float64)
     if not np.isfinite(q_rows).all():
         print("FAIL: the quantized bundle produced NaN or Inf logits")

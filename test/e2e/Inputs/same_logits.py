@@ -6,13 +6,11 @@ and off). Prints the number of positions compared and OK, or the first
 difference and exits 1."""
 
 import argparse
-import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "python"))
-from qwen_opt import runtime  # noqa: E402
+from paired_runs import greedy_pair  # noqa: E402
 
 
 def main():
@@ -25,17 +23,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     o = ap.parse_args()
 
-    ba, bb = runtime.Bundle(o.a), runtime.Bundle(o.b)
-    for b in (ba, bb):
-        b.set_num_threads(o.threads)
-    prompt = [int(x) for x in np.random.default_rng(o.seed).integers(0, ba.vocab_size, o.prompt_len)]
-    ctx = o.prompt_len + o.steps + 1
-    sa, sb = ba.session(ctx), bb.session(ctx)
-    ra, rb = list(sa.prefill(prompt)), list(sb.prefill(prompt))
-    for _ in range(o.steps):
-        tok = int(np.argmax(ra[-1]))
-        ra.append(sa.decode(tok))
-        rb.append(sb.decode(tok))
+    ra, rb = greedy_pair(o.a, o.b, o.prompt_len, o.steps, o.seed, o.threads)
     ra, rb = np.array(ra, np.float32), np.array(rb, np.float32)
     if not np.isfinite(ra).all():
         print("FAIL: non-finite logits")
