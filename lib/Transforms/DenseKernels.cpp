@@ -65,7 +65,6 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
     if (!bt || bt.getRank() != 1 || bt.getDimSize(0) != N || !bt.getElementType().isF32())
       return failure();
   }
-  MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type();
   const int64_t NR = std::min<int64_t>(p.tileN, N), MR = p.tileM;
   const int64_t GT = std::min<int64_t>(kGroups, (N + NR - 1) / NR), NT = GT * NR;
@@ -97,7 +96,6 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
     scf::YieldOp::create(b, l, castTo(b, l, fewTokens(b, l)));
     b.setInsertionPointToStart(&dispatch.getThenRegion().front());
   }
-  const int64_t Ms = tk.Ms;
   Value M = tk.M;
   auto xIndex = [&](OpBuilder &nb, Location nl, Value m, Value k) {
     SmallVector<Value> iv = tk.unflatten(nb, nl, m);
@@ -106,19 +104,7 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
   };
 
   // init: [M, N] = bias (broadcast over tokens) or 0.
-  auto yT = RankedTensorType::get({Ms, N}, f32);
-  Value yEmpty = tensor::EmptyOp::create(b, l, yT, tk.dynM());
-  AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
-  Value init;
-  if (bias)
-    init = linalg::GenericOp::create(
-               b, l, TypeRange{yT}, ValueRange{bias}, ValueRange{yEmpty},
-               ArrayRef<AffineMap>{AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx), id2},
-               SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
-               [&](OpBuilder &nb, Location nl, ValueRange a) { linalg::YieldOp::create(nb, nl, a[0]); })
-               .getResult(0);
-  else
-    init = linalg::FillOp::create(b, l, ValueRange{cf(b, l, 0.0)}, ValueRange{yEmpty}).getResult(0);
+  Value init = linearInitMN(b, l, bias, tk, N);
 
   Value y = forEachChannelTile(b, l, init, M, N, NT, 0, [&](OpBuilder &b, Location l, Value tile, Value n0,
                                                             ArrayRef<Value>) -> Value {

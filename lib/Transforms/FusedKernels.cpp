@@ -40,6 +40,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qwen/Transforms/FusedKernels.h"
+#include "qwen/Transforms/KernelSupport.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -333,7 +334,7 @@ FailureOr<SmallVector<Value>> quantizeRows(Emitter &e, const Rows &rows, functio
   sShape.back() = 1;
   auto sT = RankedTensorType::get(sShape, b.getF32Type());
   auto vq = VectorType::get({kLanes}, b.getI8Type());
-  Value lo = e.splat(-127.0), hi = e.splat(127.0), zeroV = e.splat(0.0);
+  Value zeroV = e.splat(0.0);
   SmallVector<Value> res = forRowsN(e, rows, {qT, sT}, [&](ArrayRef<Value> xi, ArrayRef<Value> ti, ArrayRef<Value> tiles) {
     rowInit(xi);
     Value amaxV = e.chunks(rows.W, ValueRange{zeroV}, [&](Value off, int64_t k, ValueRange a) {
@@ -342,14 +343,8 @@ FailureOr<SmallVector<Value>> quantizeRows(Emitter &e, const Rows &rows, functio
     })[0];
     Value amax = e.reduce(vector::CombiningKind::MAXIMUMF, amaxV);
     Value sc = arith::DivFOp::create(b, l, amax, e.cf(127.0));
-    Value isZero = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, sc, e.cf(0.0));
-    Value scV = e.splat(sc);
     Value qTile = e.chunks(rows.W, ValueRange{tiles[0]}, [&](Value off, int64_t k, ValueRange a) {
-      Value d = arith::DivFOp::create(b, l, chunk(xi, off, k), scV);
-      d = arith::SelectOp::create(b, l, isZero, zeroV, d);
-      d = math::RoundEvenOp::create(b, l, d);
-      d = arith::MinimumFOp::create(b, l, arith::MaximumFOp::create(b, l, d, lo), hi);
-      Value qv = arith::FPToSIOp::create(b, l, vq, d);
+      Value qv = quantizeToCode(b, l, chunk(xi, off, k), sc, 127.0, vq);
       return SmallVector<Value>{e.write(qv, a[0], at(ti, off), k)};
     })[0];
     Value sTile = tensor::InsertOp::create(b, l, sc, tiles[1], at(ti, e.ci(0)));

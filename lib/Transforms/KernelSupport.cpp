@@ -6,6 +6,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -113,6 +114,23 @@ Value packActivations(OpBuilder &b, Location l, Value x, const Tokens &t, int64_
                linalg::YieldOp::create(nb, nl, v);
              })
       .getResult(0);
+}
+
+Value quantizeToCode(OpBuilder &b, Location l, Value v, Value s, double qmax, Type codeType) {
+  auto cst = [&](double c) -> Value {
+    Value f = arith::ConstantOp::create(b, l, b.getF32FloatAttr(c));
+    return isa<VectorType>(v.getType()) ? vector::BroadcastOp::create(b, l, v.getType(), f).getResult() : f;
+  };
+  Value zero = cst(0.0);
+  Value isZero = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, s,
+                                       arith::ConstantOp::create(b, l, b.getF32FloatAttr(0)));
+  Value sv = isa<VectorType>(v.getType()) ? vector::BroadcastOp::create(b, l, v.getType(), s).getResult() : s;
+  Value d = arith::DivFOp::create(b, l, v, sv);
+  d = arith::SelectOp::create(b, l, isZero, zero, d);
+  d = math::RoundEvenOp::create(b, l, d);
+  d = arith::MaximumFOp::create(b, l, d, cst(-qmax));
+  d = arith::MinimumFOp::create(b, l, d, cst(qmax));
+  return arith::FPToSIOp::create(b, l, codeType, d);
 }
 
 Value linearInitMN(OpBuilder &b, Location l, Value bias, const Tokens &t, int64_t N) {

@@ -19,6 +19,7 @@
 #include "qwen/Transforms/LowerONNXToLinalg.h"
 #include "qwen/Transforms/Passes.h"
 #include "qwen/Transforms/GPUKernels.h"
+#include "qwen/Transforms/KernelSupport.h"
 #include "qwen/Transforms/QuantKernels.h"
 #include "qwen/Transforms/WeightStoreAccess.h"
 
@@ -1975,7 +1976,7 @@ Value linearNT(OpBuilder &b, Location l, Value x, Value w, Value bias, RankedTen
 /// qquant.dynamic_quantize: per token (last dim) or per tensor,
 ///   amax = max(0, max |x|), s = amax / qmax (f32), qmax = 2^(bits-1) - 1
 ///   q = clamp(roundeven(x / s), -qmax, qmax) (0 where s == 0)
-/// the arithmetic of linearDynI8's activation quantization. Returns (q, s),
+/// also the activation quantization of linearDynI8 (dynamic). Returns (q, s),
 /// s with x's shape and the reduced dims 1.
 std::pair<Value, Value> dynamicQuantizeRef(OpBuilder &b, Location l, Value x, int64_t bits, bool perToken) {
   MLIRContext *ctx = b.getContext();
@@ -2016,14 +2017,7 @@ std::pair<Value, Value> dynamicQuantizeRef(OpBuilder &b, Location l, Value x, in
                 b, l, TypeRange{qT}, ValueRange{x, scale}, ValueRange{emptyWith(b, l, qT, xdims)},
                 {idR, AffineMap::get(r, 0, sE, ctx), idR}, parallel(r),
                 [&](OpBuilder &nb, Location nl, ValueRange a) {
-                  Value zero = cst(nb, nl, f32, 0.0);
-                  Value isZero = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, a[1], zero);
-                  Value d = arith::DivFOp::create(nb, nl, a[0], a[1]);
-                  d = arith::SelectOp::create(nb, nl, isZero, zero, d);
-                  d = math::RoundEvenOp::create(nb, nl, d);
-                  d = arith::MaximumFOp::create(nb, nl, d, cst(nb, nl, f32, -qmax));
-                  d = arith::MinimumFOp::create(nb, nl, d, cst(nb, nl, f32, qmax));
-                  linalg::YieldOp::create(nb, nl, arith::FPToSIOp::create(nb, nl, i8, d).getResult());
+                  linalg::YieldOp::create(nb, nl, qwen::quantizeToCode(nb, nl, a[0], a[1], qmax, i8));
                 })
                 .getResult(0);
   return {q, scale};
@@ -2056,50 +2050,28 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
   Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
   auto xt = ranked(x);
   int64_t r = xt.getRank();
-  // Per-token max |x| and scale.
-  SmallVector<bool> red(r, false);
-  red[r - 1] = true;
-  // Static: a constant "max" of 127 * s per token, so s_x = s below (the
-  // division by 127 is folded away: s_x is the constant s itself).
-  Value amax = staticScale || preScale ? Value()
-                           : reduce(b, l, x, red, cst(b, l, f32, 0.0),
-                      [](OpBuilder &nb, Location nl, Value acc, Value v) {
-                        Value a = math::AbsFOp::create(nb, nl, v);
-                        return arith::MaximumFOp::create(nb, nl, acc, a).getResult();
-                      });
   SmallVector<AffineExpr> tok, xk, wk, on, ion;
   for (int64_t i = 0; i < r - 1; ++i)
     tok.push_back(getAffineDimExpr(i, ctx));
-  // q_x: [..., K] i8.
   SmallVector<Value> xdims = dimsOf(b, l, x);
-  auto qxT = RankedTensorType::get(xt.getShape(), i8);
-  Value qxInit = emptyWith(b, l, qxT, xdims);
   AffineMap idR = AffineMap::getMultiDimIdentityMap(r, ctx);
-  AffineMap tokR = AffineMap::get(r, 0, tok, ctx);
-  SmallVector<Value> qxIns{x};
-  SmallVector<AffineMap> qxMaps{idR};
-  if (amax) {
-    qxIns.push_back(amax);
-    qxMaps.push_back(tokR);
+  // q_x: [..., K] i8, and s_x per token ([..., 1]; none when static: the
+  // constant s). Dynamic: qquant.dynamic_quantize's reference, the same f32
+  // operations (s_x = amax / 127).
+  Value qx = x;
+  if (!preScale && !staticScale) {
+    std::tie(qx, preScale) = dynamicQuantizeRef(b, l, x, 8, /*perToken=*/true);
+  } else if (staticScale) {
+    auto qxT = RankedTensorType::get(xt.getShape(), i8);
+    qx = linalg::GenericOp::create(
+             b, l, TypeRange{qxT}, ValueRange{x}, ValueRange{emptyWith(b, l, qxT, xdims)},
+             ArrayRef<AffineMap>{idR, idR}, parallel(r),
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               linalg::YieldOp::create(
+                   nb, nl, qwen::quantizeToCode(nb, nl, a[0], cst(nb, nl, f32, *staticScale), 127.0, i8));
+             })
+             .getResult(0);
   }
-  qxMaps.push_back(idR);
-  Value qx = preScale ? x : linalg::GenericOp::create(
-                 b, l, TypeRange{qxT}, qxIns, ValueRange{qxInit},
-                 qxMaps, parallel(r),
-                 [&](OpBuilder &nb, Location nl, ValueRange a) {
-                   Value s = staticScale
-                                 ? cst(nb, nl, f32, *staticScale)
-                                 : arith::DivFOp::create(nb, nl, a[1], cst(nb, nl, f32, 127.0)).getResult();
-                   Value zero = cst(nb, nl, f32, 0.0);
-                   Value isZero = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, s, zero);
-                   Value d = arith::DivFOp::create(nb, nl, a[0], s);
-                   d = arith::SelectOp::create(nb, nl, isZero, zero, d);
-                   d = math::RoundEvenOp::create(nb, nl, d);
-                   d = arith::MaximumFOp::create(nb, nl, d, cst(nb, nl, f32, -127.0));
-                   d = arith::MinimumFOp::create(nb, nl, d, cst(nb, nl, f32, 127.0));
-                   linalg::YieldOp::create(nb, nl, arith::FPToSIOp::create(nb, nl, i8, d).getResult());
-                 })
-                 .getResult(0);
   // Weight codes: [N, K] i8.
   auto qwT = RankedTensorType::get({rows, cols}, i8);
   Value qw = generate(b, l, qwT, {cIdx(b, l, rows), cIdx(b, l, cols)},
@@ -2113,19 +2085,14 @@ Value linearDynI8(OpBuilder &b, Location l, const QuantDesc &q, Value x,
   auto toF32 = [&](OpBuilder &nb, Location nl, Value v) {
     return v.getType().isF32() ? v : arith::ExtFOp::create(nb, nl, f32, v).getResult();
   };
-  auto sxOf = [&](OpBuilder &nb, Location nl, ValueRange a, unsigned amaxIdx) {
-    if (preScale)
-      return a[amaxIdx];
-    return staticScale
-               ? cst(nb, nl, f32, *staticScale)
-               : arith::DivFOp::create(nb, nl, a[amaxIdx], cst(nb, nl, f32, 127.0)).getResult();
+  // s_x: the constant, or the epilogue's per-token operand [..., 1].
+  auto sxOf = [&](OpBuilder &nb, Location nl, ValueRange a, unsigned sxIdx) {
+    return staticScale ? cst(nb, nl, f32, *staticScale) : a[sxIdx];
   };
-  // The per-token operand the epilogue reads s_x from: amax (s_x = amax /
-  // 127) or the given scales [..., 1].
-  Value sxT = preScale ? preScale : amax;
+  Value sxT = preScale;
   SmallVector<AffineExpr> tok1(tok);
   tok1.push_back(getAffineConstantExpr(0, ctx));
-  AffineMap sxMap = preScale ? AffineMap::get(r, 0, tok1, ctx) : tokR;
+  AffineMap sxMap = AffineMap::get(r, 0, tok1, ctx);
   auto macI32 = [&](OpBuilder &nb, Location nl, ValueRange a) {
     Value u = arith::ExtSIOp::create(nb, nl, i32, a[0]);
     Value v = arith::ExtSIOp::create(nb, nl, i32, a[1]);

@@ -577,20 +577,8 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
                      in = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, src, ci(nb, nl, K));
                      src = arith::MinUIOp::create(nb, nl, src, ci(nb, nl, K - 1));
                    }
-                   Value v;
-                   if (preScale) {
-                     v = xAt(nb, nl, m, src);
-                   } else {
-                     Value s = sxAt(nb, nl, m);
-                     Value zero = cf(nb, nl, 0.0f);
-                     Value isZero = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ, s, zero);
-                     Value d = arith::DivFOp::create(nb, nl, xAt(nb, nl, m, src), s);
-                     d = arith::SelectOp::create(nb, nl, isZero, zero, d);
-                     d = math::RoundEvenOp::create(nb, nl, d);
-                     d = arith::MaximumFOp::create(nb, nl, d, cf(nb, nl, -127.0f));
-                     d = arith::MinimumFOp::create(nb, nl, d, cf(nb, nl, 127.0f));
-                     v = arith::FPToSIOp::create(nb, nl, i8, d);
-                   }
+                   Value v = preScale ? xAt(nb, nl, m, src)
+                                      : quantizeToCode(nb, nl, xAt(nb, nl, m, src), sxAt(nb, nl, m), 127.0, i8);
                    if (in)
                      v = arith::SelectOp::create(nb, nl, in, v,
                                                  arith::ConstantOp::create(nb, nl, nb.getI8IntegerAttr(0)));

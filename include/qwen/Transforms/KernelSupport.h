@@ -57,6 +57,13 @@ mlir::Value packActivations(mlir::OpBuilder &b, mlir::Location l, mlir::Value x,
 /// f16) broadcast over the tokens, or 0.
 mlir::Value linearInitMN(mlir::OpBuilder &b, mlir::Location l, mlir::Value bias, const Tokens &t, int64_t N);
 
+/// The symmetric integer code of `v` (f32, scalar or vector) at scale `s`
+/// (f32 scalar): clamp(roundeven(v / s), -qmax, qmax) as `codeType` (i8, or
+/// a vector of it), 0 where s == 0. The one definition of the dynamic and
+/// static activation quantization every int8 lowering and kernel uses.
+mlir::Value quantizeToCode(mlir::OpBuilder &b, mlir::Location l, mlir::Value v, mlir::Value s, double qmax,
+                           mlir::Type codeType);
+
 /// A block of `mr` tokens from m0 updating the [M, tile] result tile.
 using TokenBlockFn = mlir::function_ref<mlir::Value(mlir::OpBuilder &, mlir::Location, mlir::Value m0,
                                                     int64_t mr, mlir::Value tile)>;
