@@ -757,6 +757,42 @@ void dequantStage(KernelBuilder &kb, Value tid, Value raw, Value half,
   }
 }
 
+/// The group scale of the channel this thread dequantizes (dequantStage:
+/// row tid / 2 of the block's channels) for stages of `stageK` inputs,
+/// carried through emitPipelinedKLoop as its last value and loaded one stage
+/// ahead, so its latency hides behind the stage's mma.
+struct StageScale {
+  KernelBuilder &kb;
+  const LinearOperands &o;
+  Value myN;
+  int64_t stageK, group, numK;
+
+  StageScale(KernelBuilder &kb, const LinearOperands &o, Value n0, Value tid,
+             int64_t stageK, int64_t group, int64_t numK)
+      : kb(kb), o(o),
+        myN(kb.min(kb.add(n0, kb.div(tid, kb.c(2))), kb.c(o.N - 1))),
+        stageK(stageK), group(group), numK(numK) {}
+  Value at(Value kt) {
+    return loadScale(kb.b, kb.l, o.scales, myN,
+                     kb.div(kb.mul(kt, kb.c(stageK)), kb.c(group)));
+  }
+  /// 32 zero f32 accumulators, then (groups) the first stage's scale.
+  SmallVector<Value> init() {
+    SmallVector<Value> v(32, f32c(kb.b, kb.l, 0));
+    if (group > 0)
+      v.push_back(at(kb.c(0)));
+    return v;
+  }
+  /// Stage kt's scale (null per channel / tensor); the last of `next`
+  /// becomes the next stage's.
+  Value advance(Value kt, ValueRange iters, SmallVector<Value> &next) {
+    if (group <= 0)
+      return Value();
+    next.back() = at(kb.min(kb.add(kt, kb.c(1)), kb.c(numK - 1)));
+    return iters.back();
+  }
+};
+
 /// The A16 tiled GEMM body of block (bx, by) (layout and pipeline above).
 /// Per group (group > 0) the scale folds into the f16 weights; the next
 /// stage's scale is loaded one iteration ahead (a loop-carried register) so
@@ -774,17 +810,9 @@ void emitTiledA16Body(KernelBuilder &kb, const LinearOperands &o, Value bx,
   Value xHalf = kb.gep(smem, kb.c(sh.xHalf)),
         wHalf = kb.gep(smem, kb.c(sh.wHalf));
   WarpTile wt = warpTileOf(kb, tid);
-  // The channel whose codes this thread dequantizes (dequantStage).
-  Value myN = kb.min(kb.add(n0, kb.div(tid, kb.c(2))), kb.c(o.N - 1));
-  auto scaleAt = [&](Value kt) {
-    return loadScale(b, l, o.scales, myN,
-                     kb.div(kb.mul(kt, kb.c(kA16StageK)), kb.c(group)));
-  };
-  SmallVector<Value> init(32, f32c(b, l, 0));
-  if (group > 0)
-    init.push_back(scaleAt(kb.c(0)));
+  StageScale ss(kb, o, n0, tid, kA16StageK, group, numK);
   SmallVector<Value> acc = emitPipelinedKLoop(
-      kb, numK, init,
+      kb, numK, ss.init(),
       [&](Value kt, Value buf) {
         copyTileAsync(kb, tid, xBase, o.K * 4, m0, o.M,
                       kb.mul(kt, kb.c(kA16StageK * 4)), o.K * 4,
@@ -798,11 +826,7 @@ void emitTiledA16Body(KernelBuilder &kb, const LinearOperands &o, Value bx,
       },
       [&](Value kt, Value buf, ValueRange iters) {
         SmallVector<Value> next(iters);
-        Value scale;
-        if (group > 0) {
-          scale = iters.back();
-          next.back() = scaleAt(kb.min(kb.add(kt, kb.c(1)), kb.c(numK - 1)));
-        }
+        Value scale = ss.advance(kt, iters, next);
         convertXStage(kb, tid, kb.gep(smem, kb.mul(buf, kb.c(sh.xStage))),
                       xHalf);
         dequantStage(
@@ -1258,19 +1282,12 @@ void emitTiledSparseBody(KernelBuilder &kb, const LinearOperands &o, Value mask,
   // Warp (w / 2, w % 2): channels row0 .. row0 + 31, tokens col0 .. + 31.
   WarpTile wt = warpTileOf(kb, tid);
   MmaLane ml{kb.div(wt.lane, kb.c(4)), kb.rem(wt.lane, kb.c(4))};
-  Value myN = kb.min(kb.add(n0, kb.div(tid, kb.c(2))), kb.c(o.N - 1));
-  auto scaleAt = [&](Value kt) {
-    return loadScale(b, l, o.scales, myN,
-                     kb.div(kb.mul(kt, kb.c(32)), kb.c(group)));
-  };
+  StageScale ss(kb, o, n0, tid, /*stageK=*/32, group, numK);
   auto stageOf = [&](int64_t base, int64_t size, Value buf) {
     return kb.gep(smem, kb.add(kb.c(base), kb.mul(buf, kb.c(size))));
   };
-  SmallVector<Value> init(32, f32c(b, l, 0));
-  if (group > 0)
-    init.push_back(scaleAt(kb.c(0)));
   SmallVector<Value> acc = emitPipelinedKLoop(
-      kb, numK, init,
+      kb, numK, ss.init(),
       [&](Value kt, Value buf) {
         copyTileAsync(kb, tid, xBase, o.K * 4, m0, o.M,
                       kb.mul(kt, kb.c(32 * 4)), o.K * 4,
@@ -1286,11 +1303,7 @@ void emitTiledSparseBody(KernelBuilder &kb, const LinearOperands &o, Value mask,
       },
       [&](Value kt, Value buf, ValueRange iters) {
         SmallVector<Value> next(iters);
-        Value scale;
-        if (group > 0) {
-          scale = iters.back();
-          next.back() = scaleAt(kb.min(kb.add(kt, kb.c(1)), kb.c(numK - 1)));
-        }
+        Value scale = ss.advance(kt, iters, next);
         convertXStage(kb, tid, stageOf(0, sh.xStage, buf), xHalf);
         dequantStage(kb, tid, stageOf(sh.cRaw, sh.cStage, buf), aHalf,
                      kSlotPitch, bits, /*perThread=*/8, scale);
