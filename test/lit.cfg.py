@@ -64,6 +64,8 @@ if "avx512f" in _flags:
     config.available_features.add("cpu-has-avx512f")
 if "avx512_vnni" in _flags:
     config.available_features.add("cpu-has-avx512vnni")
+if "avx512_bf16" in _flags:
+    config.available_features.add("cpu-has-avx512bf16")
 
 # The trained model is not in git (19.9 MB); python/train/train_tiny_qwen.py
 # regenerates it deterministically. Tests on it run where it exists.

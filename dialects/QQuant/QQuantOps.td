@@ -81,14 +81,22 @@ def QQuant_LinearOp : QQuant_Op<"linear", [Pure]> {
     float (weight-only, WxA16); with it the input is quantized as stated and
     the product accumulates in int32.
 
+    `bf16_input` (weight-only only): the input is first rounded to bfloat16
+    (round to nearest even), a 16-bit activation; the products and sums stay
+    f32. It is what lets the x86 4-bit kernel multiply with vdpbf16ps
+    (QuantKernels.cpp) instead of converting every weight to f32.
+
     ```mlir
     %y = qquant.linear %x, %w {act = #qquant.act<dynamic, i8, per_token>}
         : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i8, symmetric, channel>) -> tensor<1x8x96xf32>
+    %z = qquant.linear %x, %w4 {bf16_input}
+        : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x96xf32>
     ```
   }];
   let arguments = (ins QQuant_FloatTensor:$input, QQuant_AnyWeight:$weight,
                        Optional<QQuant_FloatTensor>:$bias,
-                       OptionalAttr<QQuant_ActivationAttr>:$act);
+                       OptionalAttr<QQuant_ActivationAttr>:$act,
+                       UnitAttr:$bf16_input);
   let results = (outs QQuant_FloatTensor:$result);
   let assemblyFormat = "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;

@@ -973,7 +973,7 @@ int compile(const Options &o) {
   // The fused weight-only kernels (lib/Transforms/QuantKernels.cpp) take
   // their register tiles from the target: with AVX-512 (32 zmm) 4 output
   // channels x 4 tokens of vector<16xf32> accumulators, with AVX2 (16 ymm,
-  // a vector<16xf32> is two) 4 x 2. QWEN_QUANT_KERNEL="tile_n=N,tile_m=M,buffer_m=T,rowwise=0|1,fused=0|1,lut_gather=0|1"
+  // a vector<16xf32> is two) 4 x 2. QWEN_QUANT_KERNEL="tile_n=N,tile_m=M,buffer_m=T,rowwise=0|1,fused=0|1,lut_gather=0|1,bf16_dot=0|1"
   // overrides them (tuning; fused=0 is the reference dequantize + matmul).
   // CUDA targets: gpu_attention=0 keeps the reference attention (generics
   // mapped onto loop-nest kernels) instead of GPUAttention.cpp's kernels;
@@ -986,6 +986,8 @@ int compile(const Options &o) {
     // vpdpbusd for the int8-activation kernels (znver4, Ice Lake and later;
     // x86-64-v4 itself has no VNNI).
     bool vnni = sti->checkFeatures("+avx512vnni");
+    // vdpbf16ps for the 4-bit kernel on bf16 inputs (-bf16 recipes).
+    bool bf16 = sti->checkFeatures("+avx512bf16");
     int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16;
     bool fused = true, rowwise = true, lutGather = false, gpuAttention = true,
          gpuAttentionMma = recipe.quantizes();
@@ -1015,6 +1017,8 @@ int compile(const Options &o) {
           lutGather = n != 0;
         else if (k.trim() == "fuse_act_quant")
           fuseActQuant = n != 0;
+        else if (k.trim() == "bf16_dot")
+          bf16 = bf16 && n != 0;
       }
     }
     Builder bb(&ctx);
@@ -1035,6 +1039,7 @@ int compile(const Options &o) {
                                              bb.getNamedAttr("vnni", bb.getBoolAttr(vnni)),
                                              bb.getNamedAttr("avx512", bb.getBoolAttr(avx512)),
                                              bb.getNamedAttr("lut_gather", bb.getBoolAttr(lutGather)),
+                                             bb.getNamedAttr("avx512bf16", bb.getBoolAttr(bf16)),
                                              bb.getNamedAttr("tile_n", bb.getI64IntegerAttr(tileN))}));
   }
   if (failed(runPasses(*module, [&](OpPassManager &pm) {

@@ -28,6 +28,11 @@
 //               data comes, e.g. cb4a16-weighted; suffix -f16: f16
 //               centroids, half the codebook bytes, e.g. cb4a16-f16)
 //
+// Activation suffix -bf16, on weight-only recipes (e.g. w4a16-g128-bf16):
+// the linears' inputs are rounded to bfloat16 (qquant.linear {bf16_input}),
+// true 16-bit activations; on x86 with AVX512-BF16 the 4-bit decode kernel
+// then multiplies with vdpbf16ps (QuantKernels.cpp).
+//
 // Pruning suffixes, on any recipe including fp32 (--qwen-prune before
 // quantization): -2:4 (2 of every 4 inputs kept; stored compactly, weight-
 // only uniform / log2 recipes), -sp<N> (N % unstructured, zeros stored as
@@ -134,7 +139,7 @@ static bool namedRecipe(const std::string &name, quant::QuantizePlan &plan,
   if (!linear) {
     err = "unknown recipe '" + name + "' (available: " + namesList() +
           ", each optionally with method suffixes -gptq, -awq, -clip, -bc, "
-          "-smooth, -log2, -weighted, -f16 and pruning suffixes -2:4, -sp<N>, "
+          "-smooth, -log2, -weighted, -f16, -bf16 and pruning suffixes -2:4, -sp<N>, "
           "-magnitude; or a .json recipe file)";
     return false;
   }
@@ -172,7 +177,7 @@ static bool suffixedRecipe(const std::string &name, Recipe &out,
   static const char *const known[] = {"-gptq",     "-awq",  "-clip",
                                       "-bc",       "-smooth", "-log2",
                                       "-weighted", "-f16",  "-2:4",
-                                      "-magnitude"};
+                                      "-magnitude", "-bf16"};
   double sparsePercent = -1;
   for (bool found = true; found;) {
     found = false;
@@ -263,6 +268,14 @@ static bool suffixedRecipe(const std::string &name, Recipe &out,
         return false;
       }
       out.plan.kmeansF16 = true;
+    } else if (k == "bf16") {
+      if (actQuant) {
+        err = "recipe '" + name + "': -bf16 (bfloat16 activations) takes a "
+              "weight-only recipe (e.g. w4a16-g128-bf16); int8 activations "
+              "are already quantized";
+        return false;
+      }
+      l.bf16Act = true;
     } else if (k == "log2") {
       if (l.bits > 4 || actQuant) {
         err = "recipe '" + name + "': -log2 takes a 3- or 4-bit weight-only "
@@ -481,6 +494,8 @@ RecipeSummary summarizeRecipe(ModuleOp module) {
       LayerScheme ls = qwen::mixed::fromSchemeAttr(qt.getScheme());
       ls.dynamicAct = act && act.getMode() == qq::ActMode::dynamic;
       ls.staticAct = act && act.getMode() == qq::ActMode::static_;
+      if (auto lo = dyn_cast<qq::LinearOp>(op))
+        ls.bf16Act = lo.getBf16Input();
       scheme = ls.str();
       auto wop = w.getDefiningOp<qq::WeightOp>();
       std::string key = wop ? wop.getRef().getLeafReference().str() : "";

@@ -2864,9 +2864,24 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   }
   if (auto o = dyn_cast<qq::EmbeddingOp>(op))
     return one(embedQ(b, l, q, o.getIds(), cols, rt));
+  // The float input of the weight-only paths below; `bf16_input` rounds it
+  // to bfloat16 first (every kernel then computes on the rounded values; the
+  // x86 4-bit kernel multiplies them with vdpbf16ps).
+  Value xIn = op->getNumOperands() ? op->getOperand(0) : Value();
+  bool bf16In = false;
+  if (auto lo = dyn_cast<qq::LinearOp>(op); lo && lo.getBf16Input()) {
+    auto xt = ranked(xIn);
+    if (!xt)
+      return failure();
+    bf16In = true;
+    xIn = elementwise(b, l, xt, ValueRange{xIn}, ValueRange{}, [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+      Value h = arith::TruncFOp::create(nb, nl, nb.getBF16Type(), a[0]);
+      return arith::ExtFOp::create(nb, nl, nb.getF32Type(), h);
+    });
+  }
   if (sparse24 && isa<qq::LinearOp, qq::LogitsOp>(op)) {
     auto lo = dyn_cast<qq::LinearOp>(op);
-    Value x = op->getOperand(0), bias = lo ? lo.getBias() : Value();
+    Value x = xIn, bias = lo ? lo.getBias() : Value();
     if (!ranked(x) || (bias && !ranked(bias)))
       return failure();
     // CUDA targets: the tagged generic of the fused sparse kernels
@@ -2896,11 +2911,13 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     // with the fused GEMV (GPUKernels.cpp); the CPU kernel's vector code
     // has no GPU mapping.
     if (qwen::gpu::targetsGPU(op)) {
-      FailureOr<Value> y = qwen::gpu::lowerWeightOnlyLinearGPU(b, l, d, op->getOperand(0), bias, rt);
+      FailureOr<Value> y = qwen::gpu::lowerWeightOnlyLinearGPU(b, l, d, xIn, bias, rt);
       if (succeeded(y))
         return one(*y);
     }
-    FailureOr<Value> y = lowerWeightOnlyLinear(b, l, d, op->getOperand(0), bias, rt, weightOnlyParamsFor(op));
+    WeightOnlyParams wp = weightOnlyParamsFor(op);
+    wp.bf16Input = bf16In;
+    FailureOr<Value> y = lowerWeightOnlyLinear(b, l, d, xIn, bias, rt, wp);
     if (succeeded(y))
       return one(*y);
   }
@@ -2910,7 +2927,7 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
       !sparse24 && qwen::gpu::targetsGPU(op)) {
     Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
     FailureOr<Value> y = qwen::gpu::lowerCodebookLinearGPU(
-        b, l, q.codes, q.scales, q.gran, q.group, q.perRow, op->getOperand(0), bias, rt);
+        b, l, q.codes, q.scales, q.gran, q.group, q.perRow, xIn, bias, rt);
     if (succeeded(y))
       return one(*y);
   }
@@ -2918,7 +2935,7 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   // kernel handles the form; else, and with fused = false, the reference.
   if (isa<qq::LinearOp, qq::LogitsOp>(op) && q.codebook && !sparse24) {
     Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
-    FailureOr<Value> y = lowerCodebookLinear(b, l, weightOnlyDesc(q, rows, cols), op->getOperand(0), bias, rt,
+    FailureOr<Value> y = lowerCodebookLinear(b, l, weightOnlyDesc(q, rows, cols), xIn, bias, rt,
                                              weightOnlyParamsFor(op));
     if (succeeded(y))
       return one(*y);
@@ -2927,7 +2944,7 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   if (isa<qq::DequantizeWeightOp>(op))
     return one(castTo(b, l, w, rt));
   if (auto o = dyn_cast<qq::LinearOp>(op))
-    return one(linearNT(b, l, o.getInput(), w, o.getBias(), rt));
+    return one(linearNT(b, l, xIn, w, o.getBias(), rt));
   auto o = cast<qq::LogitsOp>(op);
   return one(linearNT(b, l, o.getInput(), w, Value(), rt));
 }

@@ -66,6 +66,8 @@ std::string LayerScheme::str() const {
     s += " act=dynamic-i8";
   if (staticAct)
     s += " act=static-i8";
+  if (bf16Act)
+    s += " act=bf16";
   if (algorithm == Algorithm::gptq)
     s += " gptq";
   if (clipSearch)
@@ -139,6 +141,11 @@ bool LayerScheme::validate(std::string &err) const {
     err = "activations cannot be both dynamic and static";
     return false;
   }
+  if (bf16Act && (dynamicAct || staticAct)) {
+    err = "bf16 activations are for weight-only schemes; int8 activations "
+          "are already quantized, got " + LayerScheme(*this).str();
+    return false;
+  }
   // int8 activations: i8 weights per tensor / channel (w8a8) or i4 weights
   // per tensor / channel / group (w4a8), signed symmetric.
   bool intActWeights = isSigned && symmetric &&
@@ -166,7 +173,7 @@ bool LayerScheme::operator==(const LayerScheme &o) const {
          symmetric == o.symmetric && granularity == o.granularity &&
          (granularity != qq::Granularity::group || groupSize == o.groupSize) &&
          dynamicAct == o.dynamicAct && staticAct == o.staticAct &&
-         grid == o.grid && algorithm == o.algorithm &&
+         bf16Act == o.bf16Act && grid == o.grid && algorithm == o.algorithm &&
          clipSearch == o.clipSearch && biasCorrection == o.biasCorrection &&
          weighted == o.weighted && sparsity == o.sparsity;
 }
@@ -188,6 +195,7 @@ LayerScheme LayerOverride::apply(LayerScheme s) const {
   }
   if (dynamicAct) s.dynamicAct = *dynamicAct;
   if (staticAct) s.staticAct = *staticAct;
+  if (bf16Act) s.bf16Act = *bf16Act;
   if (grid) {
     s.grid = *grid;
     if (s.grid == qq::Grid::codebook) // indices are unsigned
@@ -209,7 +217,7 @@ std::string QuantizePlan::assign(ArrayRef<std::string> kinds,
       logits = s;
     } else if (k == "embedding") {
       embedding = s;
-      embedding->dynamicAct = embedding->staticAct = false;
+      embedding->dynamicAct = embedding->staticAct = embedding->bf16Act = false;
       embedding->algorithm = Algorithm::rtn;
       embedding->clipSearch = embedding->biasCorrection = false;
       embedding->weighted = false;
@@ -308,13 +316,15 @@ bool parseLayerOverride(StringRef pattern, const llvm::json::Value &v,
     } else if (k == "act") {
       auto s = x.getAsString();
       if (s && *s == "none")
-        out.dynamicAct = false, out.staticAct = false;
+        out.dynamicAct = false, out.staticAct = false, out.bf16Act = false;
       else if (s && *s == "dynamic")
-        out.dynamicAct = true, out.staticAct = false;
+        out.dynamicAct = true, out.staticAct = false, out.bf16Act = false;
       else if (s && *s == "static")
-        out.dynamicAct = false, out.staticAct = true;
+        out.dynamicAct = false, out.staticAct = true, out.bf16Act = false;
+      else if (s && *s == "bf16")
+        out.dynamicAct = false, out.staticAct = false, out.bf16Act = true;
       else {
-        err = where + "'act' must be \"none\", \"dynamic\" or \"static\"";
+        err = where + "'act' must be \"none\", \"dynamic\", \"static\" or \"bf16\"";
         return false;
       }
     } else {
@@ -549,7 +559,7 @@ LogicalResult Quantizer::sparsify(const Target &t, qwen::quant::Packed &p,
 
 std::string Quantizer::key(const Target &t) {
   LayerScheme w = t.scheme; // the activation scheme is not the weight's
-  w.dynamicAct = w.staticAct = false;
+  w.dynamicAct = w.staticAct = w.bf16Act = false;
   return t.layer + "|" + w.str();
 }
 
@@ -790,7 +800,7 @@ LogicalResult Quantizer::replace(Target &t, Value qw) {
                  .getResult();
     }
     repl = qq::LinearOp::create(b, o.getLoc(), o.getType(), o.getInput(), qw,
-                                bias, act);
+                                bias, act, t.scheme.bf16Act && !act);
   }
   else if (auto o = dyn_cast<qwen::LogitsOp>(t.op))
     repl = qq::LogitsOp::create(b, o.getLoc(), o.getType(), o.getInput(), qw,

@@ -65,6 +65,12 @@ struct WeightOnlyParams {
   /// from the table in memory instead of lane permutes (tuning; 8-bit
   /// books always gather).
   bool lutGather = false;
+  /// The target has AVX512-BF16 (vdpbf16ps).
+  bool avx512bf16 = false;
+  /// Per op, not per module: the input is already rounded to bfloat16
+  /// (qquant.linear {bf16_input}); with avx512bf16 the 4-bit kernel's
+  /// single-token blocks multiply in bf16 (exact products, f32 sums).
+  bool bf16Input = false;
 };
 
 WeightOnlyParams weightOnlyParamsFor(mlir::Operation *op);

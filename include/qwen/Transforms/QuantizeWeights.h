@@ -50,6 +50,9 @@ struct LayerScheme {
   bool dynamicAct = false;  // #qquant.act<dynamic, i8, per_token> (w8a8-dyn)
   bool staticAct = false;   // #qquant.act<static : !quant.uniform<i8:f32, s>>
                             // with s from QuantizePlan::actScales (w8a8)
+  /// Weight-only linears: the input is rounded to bfloat16 (qquant.linear
+  /// {bf16_input}; recipe suffix -bf16, e.g. w4a16-g128-bf16).
+  bool bf16Act = false;
   /// 2:4: the weight was pruned to 2 of every 4 inputs (--qwen-prune marks
   /// the op `qquant.pruned = "2:4"`); only the kept codes are stored, with a
   /// 2-bit position each. Pruned weights (exact zeros) stay zero.
@@ -68,7 +71,7 @@ struct LayerOverride {
   std::string pattern; // exact layer name, or a glob (* ? [..])
   bool keepFloat = false;
   std::optional<unsigned> bits, groupSize;
-  std::optional<bool> isSigned, symmetric, dynamicAct, staticAct;
+  std::optional<bool> isSigned, symmetric, dynamicAct, staticAct, bf16Act;
   std::optional<qquant::Granularity> granularity;
   std::optional<qquant::Grid> grid;
   std::optional<qquant::Sparsity> sparsity; // 2:4: pruned by the quantizer

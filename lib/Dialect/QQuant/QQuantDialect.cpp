@@ -452,6 +452,9 @@ LogicalResult LinearOp::verify() {
   if (failed(verifyQuantizedProduct(*this, getInput().getType(), w,
                                     getResult().getType(), getActAttr())))
     return failure();
+  if (getBf16Input() && getActAttr())
+    return emitOpError("bf16_input applies to a float input; the input is "
+                       "already quantized by 'act'");
   if (getBias()) {
     auto bias = getBias().getType();
     if (bias.getRank() != 1 || bias.getDimSize(0) != w.getRows())

@@ -123,6 +123,14 @@ func.func @linear_k(%x: tensor<1x8x32xf32>, %w: !qquant.weight<96x64xf32, i4, sy
 
 // -----
 
+func.func @linear_bf16_act(%x: tensor<1x8x64xf32>, %w: !qquant.weight<96x64xf32, i8, symmetric, channel>) {
+  // expected-error @+1 {{'qquant.linear' op bf16_input applies to a float input; the input is already quantized by 'act'}}
+  %0 = qquant.linear %x, %w {act = #qquant.act<dynamic, i8, per_token>, bf16_input} : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i8, symmetric, channel>) -> tensor<1x8x96xf32>
+  return
+}
+
+// -----
+
 func.func @linear_bias(%x: tensor<1x8x64xf32>, %w: !qquant.weight<96x64xf32, i4, symmetric, group = 32>, %b: tensor<64xf32>) {
   // expected-error @+1 {{'qquant.linear' op bias must be 1-D with 96 entries}}
   %0 = qquant.linear %x, %w, %b : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>, tensor<64xf32>) -> tensor<1x8x96xf32>

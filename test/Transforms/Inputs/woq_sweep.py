@@ -2,6 +2,15 @@
 
   woq_sweep.py gen STORE fused|ref > case.mlir   # writes STORE, prints the program
   woq_sweep.py check FUSED_OUT REF_OUT           # the runner outputs of both
+  woq_sweep.py gen STORE bf16|ref-bf16 > case.mlir
+  woq_sweep.py check-bf16 FUSED_OUT REF_OUT
+
+bf16: the linears carry {bf16_input} (the input rounded to bfloat16) and the
+fused program says the target has AVX512-BF16 (qwen.quant_kernel =
+{avx512bf16 = true}), so 4-bit codes in groups of 64 / 128 (or per channel
+with K a multiple of 64) take the vdpbf16ps kernel for single tokens; the
+exact result is then x rounded to bf16 (numpy, round to nearest even) times
+the dequantized weight. Its cases (BF16_CASES) come from their own seed.
 
 Odd shapes: N not a multiple of the tile of output channels, K not a multiple
 of the 32-element chunk (per channel), groups of 32 / 64 / 128, M = 1, 3, 17
@@ -37,6 +46,27 @@ CASES = [
 ]
 
 
+# The bf16 sweep: the vdpbf16ps kernel (groups of 64 / 128, channel with K a
+# multiple of 64), its fallbacks on rounded inputs (group 32, K = 100), and
+# Qwen2.5-0.5B's K (896, 4864) with N not a multiple of the tile.
+BF16_CASES = [
+    ("b64", 4, "group", 64, 70, 192, [1, 3, 17], False, F, "linear"),
+    ("b128", 4, "group", 128, 131, 896, [1, 3, 17], True, np.float16, "linear"),
+    ("bch", 4, "channel", 0, 29, 128, [1, 2], True, F, "linear"),
+    ("bdown", 4, "group", 128, 9, 4864, [1, 5], False, F, "linear"),
+    ("b32", 4, "group", 32, 37, 96, [1, 3], True, F, "linear"),
+    ("bk100", 4, "channel", 0, 21, 100, [1, 3], False, F, "linear"),
+    ("bhead", 4, "tensor", 0, 9, 64, [1, 17], False, F, "logits"),
+]
+
+
+def bf16_round(x):
+    """float32 -> the nearest bfloat16 (ties to even), as float32."""
+    u = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32)
+
+
 def quantize(w, bits, gran, group):
     n, k = w.shape
     qmax = 2 ** (bits - 1) - 1
@@ -68,9 +98,11 @@ def pack(codes, bits):
     return out
 
 
-def data():
+def data(bf16=False):
+    global rng
+    rng = np.random.default_rng(23 if bf16 else 11)
     out = []
-    for name, bits, gran, group, n, k, ms, has_b, sdt, op in CASES:
+    for name, bits, gran, group, n, k, ms, has_b, sdt, op in (BF16_CASES if bf16 else CASES):
         w = rng.standard_normal((n, k)).astype(F)
         codes, s, deq = quantize(w, bits, gran, group)
         if sdt == np.float16:
@@ -95,7 +127,7 @@ def wtype(c):
     return f"!qquant.weight<{c['n']}x{c['k']}xf32, i{c['bits']}, symmetric, {g}>"
 
 
-def case_lines(v, c, t):
+def case_lines(v, c, t, attr=""):
     """MLIR lines of case number v (weight type t): the weight, the bias, and
     per activation x of c["xs"] a qquant.linear / logits printed with
     printMemrefF32 (odd i: rank 3 [1, M, K]; even: rank 2 with a dynamic M)."""
@@ -114,9 +146,9 @@ def case_lines(v, c, t):
             xt, yt = f"tensor<?x{k}xf32>", f"tensor<?x{n}xf32>"
         xv = f"%x{v}_{i}"
         if c["op"] == "linear" and c["b"] is not None:
-            lines.append(f"  %y{v}_{i} = qquant.linear {xv}, %w{v}, %b{v} : ({xt}, {t}, tensor<{n}xf32>) -> {yt}")
+            lines.append(f"  %y{v}_{i} = qquant.linear {xv}, %w{v}, %b{v}{attr} : ({xt}, {t}, tensor<{n}xf32>) -> {yt}")
         elif c["op"] == "linear":
-            lines.append(f"  %y{v}_{i} = qquant.linear {xv}, %w{v} : ({xt}, {t}) -> {yt}")
+            lines.append(f"  %y{v}_{i} = qquant.linear {xv}, %w{v}{attr} : ({xt}, {t}) -> {yt}")
         else:
             lines.append(f"  %y{v}_{i} = qquant.logits {xv}, %w{v} : ({xt}, {t}) -> {yt}")
         lines.append(f"  %p{v}_{i} = tensor.cast %y{v}_{i} : {yt} to tensor<*xf32>")
@@ -127,18 +159,21 @@ def case_lines(v, c, t):
 def gen(store, mode):
     sys.path.insert(0, "")
     from qwen_opt import weight_store
-    cases = data()
+    bf16 = mode in ("bf16", "ref-bf16")
+    cases = data(bf16)
     entries = {}
     for c in cases:
         entries[c["name"] + ".codes"] = c["codes"]
         entries[c["name"] + ".scales"] = c["s"].reshape(1) if c["gran"] == "tensor" else c["s"]
     weight_store.write(store, entries)
-    attr = "" if mode == "fused" else " attributes {qwen.quant_kernel = {fused = false}}"
+    attr = {"fused": "", "ref": " attributes {qwen.quant_kernel = {fused = false}}",
+            "bf16": " attributes {qwen.quant_kernel = {avx512bf16 = true}}",
+            "ref-bf16": " attributes {qwen.quant_kernel = {fused = false}}"}[mode]
     lines = [f"module{attr} {{", f'qwen.store @q "{store}"', "func.func private @printMemrefF32(tensor<*xf32>)",
              "func.func @main() {"]
     v = 0
     for c in cases:
-        lines += case_lines(v, c, wtype(c))
+        lines += case_lines(v, c, wtype(c), " {bf16_input}" if bf16 else "")
         v += 1
     lines += ["  return", "}", "}"]
     print("\n".join(lines))
@@ -153,8 +188,8 @@ def parse(path):
             for blk in text.split("Unranked Memref")[1:]]
 
 
-def check(fused_out, ref_out):
-    cases = data()
+def check(fused_out, ref_out, bf16=False):
+    cases = data(bf16)
     fu, re_ = parse(fused_out), parse(ref_out)
     want = sum(len(c["xs"]) for c in cases)
     if len(fu) != want or len(re_) != want:
@@ -163,7 +198,7 @@ def check(fused_out, ref_out):
     ok, i, worst = True, 0, 0.0
     for c in cases:
         for x in c["xs"]:
-            x64 = x.astype(np.float64)
+            x64 = (bf16_round(x) if bf16 and c["op"] == "linear" else x).astype(np.float64)
             exact = x64 @ c["deq"].T + (c["b"].astype(np.float64) if c["b"] is not None else 0)
             mag = np.abs(x64) @ np.abs(c["deq"]).T
             tol = 2e-5 * mag + 2e-6 * np.abs(exact)
@@ -190,4 +225,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "gen":
         gen(sys.argv[2], sys.argv[3])
     else:
-        check(sys.argv[2], sys.argv[3])
+        check(sys.argv[2], sys.argv[3], sys.argv[1] == "check-bf16")
