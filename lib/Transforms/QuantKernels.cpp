@@ -256,12 +256,12 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     // The NR rows' codes of chunk c of group g, dequantized (times the
     // scale, the i4 nibble factors folded in): i4 -> (even, odd) halves,
     // i8 -> one vector.
-    auto loadCodes = [&](OpBuilder &cb, Location cl, int64_t i, Value kb) -> Value {
+    auto loadCodes = [&](OpBuilder &cb, Location cl, Value row, Value kb) -> Value {
       Value bpad = arith::ConstantOp::create(cb, cl, cb.getI8IntegerAttr(0));
       if (codesT.getElementType() != i8)
         bpad = UnrealizedConversionCastOp::create(cb, cl, TypeRange{codesT.getElementType()}, ValueRange{bpad})
                    .getResult(0);
-      Value by = vector::TransferReadOp::create(cb, cl, vb, q.codes, ValueRange{rows[i], kb}, bpad,
+      Value by = vector::TransferReadOp::create(cb, cl, vb, q.codes, ValueRange{row, kb}, bpad,
                                                 ArrayRef<bool>{codesInBounds});
       if (vb != vbs)
         by = UnrealizedConversionCastOp::create(cb, cl, TypeRange{vbs}, ValueRange{by}).getResult(0);
@@ -278,8 +278,8 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
       for (int64_t j = 0; j < mr; ++j)
         mrow.push_back(j == 0 ? m0 : arith::AddIOp::create(ob, ol, m0, ci(ob, ol, j)).getResult());
       // The accumulators of the rows `rs` of the tile (rs.size() x mr).
-      auto accsFor = [&](ArrayRef<int64_t> rs) -> SmallVector<Value> {
-      const int64_t nr = rs.size();
+      auto accsFor = [&](OpBuilder &ob, Location ol, ArrayRef<Value> rv) -> SmallVector<Value> {
+      const int64_t nr = rv.size();
       // Folded scales: the chunks of a group accumulate the unscaled codes
       // (i4: the low and high nibble factors in two accumulators), and the
       // group's scale multiplies the sums once, at its end; that saves the
@@ -295,7 +295,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
             SmallVector<Value> sLo, sHi;
             if (scaleInLoop)
               for (int64_t i = 0; i < nr; ++i)
-                scaleVecs(gb, gl, rows[rs[i]], g, sLo, sHi);
+                scaleVecs(gb, gl, rv[i], g, sLo, sHi);
             Value gk0 = arith::MulIOp::create(gb, gl, g, ci(gb, gl, G));
             SmallVector<Value> cInit = fold ? SmallVector<Value>(nr * mr * parts, zero)
                                             : SmallVector<Value>(gaccs.begin(), gaccs.end());
@@ -316,7 +316,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                   }
                   SmallVector<Value> next(accs.begin(), accs.end());
                   for (int64_t i = 0; i < nr; ++i) {
-                    Value v = loadCodes(cb, cl, rs[i], kb);
+                    Value v = loadCodes(cb, cl, rv[i], kb);
                     if (i4) {
                       Value c28 = arith::ConstantOp::create(cb, cl, vi, DenseElementsAttr::get(vi, cb.getI32IntegerAttr(28)));
                       Value m16 = arith::ConstantOp::create(cb, cl, vi, DenseElementsAttr::get(vi, cb.getI32IntegerAttr(-16)));
@@ -370,60 +370,71 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
       // rows in registers across the rows and spilled (7 % slower than the
       // f32 kernel); interleaving the NR rows' code streams instead read
       // memory at ~12 GB/s.
-      auto bf16Block = [&](OpBuilder &ob, Location ol, Value tile) -> Value {
-        auto vbf = VectorType::get({2 * H}, ob.getBF16Type());
-        auto vi16 = VectorType::get({2 * H}, ob.getI16Type());
+      auto bf16Row = [&](OpBuilder &rb, Location rl, Value row) -> Value {
+        auto vbf = VectorType::get({2 * H}, rb.getBF16Type());
+        auto vi16 = VectorType::get({2 * H}, rb.getI16Type());
         auto vb32 = VectorType::get({2 * H}, codesT.getElementType());
         auto vbs32 = VectorType::get({2 * H}, i8);
+        auto gLoop = scf::ForOp::create(
+            rb, rl, ci(rb, rl, 0), ci(rb, rl, NGB), ci(rb, rl, 1), ValueRange{zero},
+            [&](OpBuilder &gb, Location gl, Value g, ValueRange gacc) {
+              Value t = tensor::ExtractOp::create(gb, gl, negT, ValueRange{m0, g});
+              Value start = vector::InsertOp::create(gb, gl, t, zero, ArrayRef<int64_t>{0});
+              Value gk0 = arith::MulIOp::create(gb, gl, g, ci(gb, gl, GB));
+              auto cLoop = scf::ForOp::create(
+                  gb, gl, ci(gb, gl, 0), ci(gb, gl, CPGB), ci(gb, gl, 1), ValueRange{start, zero},
+                  [&](OpBuilder &cb, Location cl, Value c, ValueRange ds) {
+                    Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, 64)));
+                    Value kb = arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2));
+                    Value hpad = arith::ConstantOp::create(cb, cl, cb.getBF16Type(), cb.getFloatAttr(cb.getBF16Type(), 0.0));
+                    Value xlo = vector::TransferReadOp::create(cb, cl, vbf, xb, ValueRange{m0, k0}, hpad, ArrayRef<bool>{true});
+                    Value xhi = vector::TransferReadOp::create(
+                        cb, cl, vbf, xb, ValueRange{m0, arith::AddIOp::create(cb, cl, k0, ci(cb, cl, 2 * H))}, hpad,
+                        ArrayRef<bool>{true});
+                    auto splat = [&](int64_t v) -> Value {
+                      return arith::ConstantOp::create(cb, cl, vi16, DenseElementsAttr::get(vi16, cb.getI16IntegerAttr(v)));
+                    };
+                    Value bpad = arith::ConstantOp::create(cb, cl, cb.getI8IntegerAttr(0));
+                    if (codesT.getElementType() != i8)
+                      bpad = UnrealizedConversionCastOp::create(cb, cl, TypeRange{codesT.getElementType()}, ValueRange{bpad})
+                                 .getResult(0);
+                    Value by = vector::TransferReadOp::create(cb, cl, vb32, q.codes, ValueRange{row, kb}, bpad,
+                                                              ArrayRef<bool>{true});
+                    if (vb32 != vbs32)
+                      by = UnrealizedConversionCastOp::create(cb, cl, TypeRange{vbs32}, ValueRange{by}).getResult(0);
+                    Value w = arith::ExtUIOp::create(cb, cl, vi16, by);
+                    Value lo = arith::XOrIOp::create(cb, cl, arith::AndIOp::create(cb, cl, w, splat(15)), splat(0x4308));
+                    Value hi = arith::XOrIOp::create(cb, cl, arith::ShRUIOp::create(cb, cl, w, splat(4)), splat(0x4308));
+                    auto dp = [&](Value acc, Value a, Value xv) -> Value {
+                      Value ab = arith::BitcastOp::create(cb, cl, vbf, a);
+                      return LLVM::CallIntrinsicOp::create(cb, cl, vf, cb.getStringAttr(kDpbf16ps512),
+                                                           ValueRange{acc, ab, xv})
+                          .getResult(0);
+                    };
+                    scf::YieldOp::create(cb, cl, ValueRange{dp(ds[0], lo, xlo), dp(ds[1], hi, xhi)});
+                  });
+              Value d = arith::AddFOp::create(gb, gl, cLoop.getResult(0), cLoop.getResult(1));
+              Value sv = vector::BroadcastOp::create(gb, gl, vf, scaleAt(gb, gl, row, g));
+              scf::YieldOp::create(gb, gl, ValueRange{vector::FMAOp::create(gb, gl, d, sv, gacc[0]).getResult()});
+            });
+        return gLoop.getResult(0);
+      };
+      // Single tokens, rows one at a time (p.rowwise; always for bf16Dot):
+      // an scf.for over the tile's rows, each row's dot product reduced to
+      // its output. A loop rather than NR unrolled rows: unrolled, LLVM kept
+      // the token's activation chunks in registers across the rows and
+      // spilled them.
+      auto rowLoop = [&](Value tile) -> Value {
         auto vnr = VectorType::get({NR}, f32);
         Value sums0 = arith::ConstantOp::create(ob, ol, vnr, DenseElementsAttr::get(vnr, ob.getF32FloatAttr(0.0f)));
         auto rLoop = scf::ForOp::create(
             ob, ol, ci(ob, ol, 0), ci(ob, ol, NR), ci(ob, ol, 1), ValueRange{sums0},
             [&](OpBuilder &rb, Location rl, Value i, ValueRange rsums) {
               Value row = arith::MinSIOp::create(rb, rl, arith::AddIOp::create(rb, rl, n0, i), ci(rb, rl, N - 1));
-              auto gLoop = scf::ForOp::create(
-                  rb, rl, ci(rb, rl, 0), ci(rb, rl, NGB), ci(rb, rl, 1), ValueRange{zero},
-                  [&](OpBuilder &gb, Location gl, Value g, ValueRange gacc) {
-                    Value t = tensor::ExtractOp::create(gb, gl, negT, ValueRange{m0, g});
-                    Value start = vector::InsertOp::create(gb, gl, t, zero, ArrayRef<int64_t>{0});
-                    Value gk0 = arith::MulIOp::create(gb, gl, g, ci(gb, gl, GB));
-                    auto cLoop = scf::ForOp::create(
-                        gb, gl, ci(gb, gl, 0), ci(gb, gl, CPGB), ci(gb, gl, 1), ValueRange{start, zero},
-                        [&](OpBuilder &cb, Location cl, Value c, ValueRange ds) {
-                          Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, 64)));
-                          Value kb = arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2));
-                          Value hpad = arith::ConstantOp::create(cb, cl, cb.getBF16Type(), cb.getFloatAttr(cb.getBF16Type(), 0.0));
-                          Value xlo = vector::TransferReadOp::create(cb, cl, vbf, xb, ValueRange{m0, k0}, hpad, ArrayRef<bool>{true});
-                          Value xhi = vector::TransferReadOp::create(
-                              cb, cl, vbf, xb, ValueRange{m0, arith::AddIOp::create(cb, cl, k0, ci(cb, cl, 2 * H))}, hpad,
-                              ArrayRef<bool>{true});
-                          auto splat = [&](int64_t v) -> Value {
-                            return arith::ConstantOp::create(cb, cl, vi16, DenseElementsAttr::get(vi16, cb.getI16IntegerAttr(v)));
-                          };
-                          Value bpad = arith::ConstantOp::create(cb, cl, cb.getI8IntegerAttr(0));
-                          if (codesT.getElementType() != i8)
-                            bpad = UnrealizedConversionCastOp::create(cb, cl, TypeRange{codesT.getElementType()}, ValueRange{bpad})
-                                       .getResult(0);
-                          Value by = vector::TransferReadOp::create(cb, cl, vb32, q.codes, ValueRange{row, kb}, bpad,
-                                                                    ArrayRef<bool>{true});
-                          if (vb32 != vbs32)
-                            by = UnrealizedConversionCastOp::create(cb, cl, TypeRange{vbs32}, ValueRange{by}).getResult(0);
-                          Value w = arith::ExtUIOp::create(cb, cl, vi16, by);
-                          Value lo = arith::XOrIOp::create(cb, cl, arith::AndIOp::create(cb, cl, w, splat(15)), splat(0x4308));
-                          Value hi = arith::XOrIOp::create(cb, cl, arith::ShRUIOp::create(cb, cl, w, splat(4)), splat(0x4308));
-                          auto dp = [&](Value acc, Value a, Value xv) -> Value {
-                            Value ab = arith::BitcastOp::create(cb, cl, vbf, a);
-                            return LLVM::CallIntrinsicOp::create(cb, cl, vf, cb.getStringAttr(kDpbf16ps512),
-                                                                 ValueRange{acc, ab, xv})
-                                .getResult(0);
-                          };
-                          scf::YieldOp::create(cb, cl, ValueRange{dp(ds[0], lo, xlo), dp(ds[1], hi, xhi)});
-                        });
-                    Value d = arith::AddFOp::create(gb, gl, cLoop.getResult(0), cLoop.getResult(1));
-                    Value sv = vector::BroadcastOp::create(gb, gl, vf, scaleAt(gb, gl, row, g));
-                    scf::YieldOp::create(gb, gl, ValueRange{vector::FMAOp::create(gb, gl, d, sv, gacc[0]).getResult()});
-                  });
-              Value sum = vector::ReductionOp::create(rb, rl, vector::CombiningKind::ADD, gLoop.getResult(0));
+              Value acc = bf16Dot ? bf16Row(rb, rl, row) : accsFor(rb, rl, ArrayRef<Value>{row})[0];
+              Value sum = vector::ReductionOp::create(rb, rl, vector::CombiningKind::ADD, acc);
+              if (!scaleInLoop)
+                sum = arith::MulFOp::create(rb, rl, sum, scaleAt(rb, rl, row, ci(rb, rl, 0)));
               scf::YieldOp::create(rb, rl, ValueRange{vector::InsertOp::create(rb, rl, sum, rsums[0], ArrayRef<OpFoldResult>{i}).getResult()});
             });
         SmallVector<Value> vals;
@@ -431,9 +442,14 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
           vals.push_back(vector::ExtractOp::create(ob, ol, rLoop.getResult(0), ArrayRef<int64_t>{i}));
         return addToTileRows(ob, ol, tile, vals, mrow, NR);
       };
-      if (bf16Dot && mr == 1)
-        return bf16Block(ob, ol, tile);
-      SmallVector<Value> accs = rowBlockAccumulators(NR, mr, p.rowwise, accsFor);
+      if (mr == 1 && (bf16Dot || p.rowwise))
+        return rowLoop(tile);
+      SmallVector<Value> accs = rowBlockAccumulators(NR, mr, p.rowwise, [&](ArrayRef<int64_t> rs) {
+        SmallVector<Value> rv;
+        for (int64_t i : rs)
+          rv.push_back(rows[i]);
+        return accsFor(ob, ol, rv);
+      });
       return writeRows(ob, ol, accs, mrow, mr, tile, !scaleInLoop);
     };
 
@@ -466,7 +482,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                         Value kb = i4 ? arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2)).getResult() : k0;
                         Value bufc = cb0[0];
                         for (int64_t i = 0; i < NR; ++i) {
-                          Value v = loadCodes(cb, cl, i, kb);
+                          Value v = loadCodes(cb, cl, rows[i], kb);
                           if (i4) {
                             Value c28 = arith::ConstantOp::create(cb, cl, vi, DenseElementsAttr::get(vi, cb.getI32IntegerAttr(28)));
                             Value m16 = arith::ConstantOp::create(cb, cl, vi, DenseElementsAttr::get(vi, cb.getI32IntegerAttr(-16)));
