@@ -157,8 +157,6 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   };
   auto vf = VectorType::get({H}, f32);
   auto vi = VectorType::get({H}, i32);
-  auto vb = VectorType::get({H}, codesT.getElementType());
-  auto vbs = VectorType::get({H}, i8);
 
   // x as [M, K] (M = the product of the leading dims): no reshape ops, the
   // generics below index x and the result with the flattened token index.
@@ -256,16 +254,20 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     // The NR rows' codes of chunk c of group g, dequantized (times the
     // scale, the i4 nibble factors folded in): i4 -> (even, odd) halves,
     // i8 -> one vector.
-    auto loadCodes = [&](OpBuilder &cb, Location cl, Value row, Value kb) -> Value {
+    // `lanes` code bytes of `row` from byte kb, as i8.
+    auto loadCodeBytes = [&](OpBuilder &cb, Location cl, Value row, Value kb, int64_t lanes, bool inBounds) -> Value {
+      auto vt = VectorType::get({lanes}, codesT.getElementType()), vs = VectorType::get({lanes}, i8);
       Value bpad = arith::ConstantOp::create(cb, cl, cb.getI8IntegerAttr(0));
       if (codesT.getElementType() != i8)
         bpad = UnrealizedConversionCastOp::create(cb, cl, TypeRange{codesT.getElementType()}, ValueRange{bpad})
                    .getResult(0);
-      Value by = vector::TransferReadOp::create(cb, cl, vb, q.codes, ValueRange{row, kb}, bpad,
-                                                ArrayRef<bool>{codesInBounds});
-      if (vb != vbs)
-        by = UnrealizedConversionCastOp::create(cb, cl, TypeRange{vbs}, ValueRange{by}).getResult(0);
-      return arith::ExtSIOp::create(cb, cl, vi, by);
+      Value by = vector::TransferReadOp::create(cb, cl, vt, q.codes, ValueRange{row, kb}, bpad, ArrayRef<bool>{inBounds});
+      if (vt != vs)
+        by = UnrealizedConversionCastOp::create(cb, cl, TypeRange{vs}, ValueRange{by}).getResult(0);
+      return by;
+    };
+    auto loadCodes = [&](OpBuilder &cb, Location cl, Value row, Value kb) -> Value {
+      return arith::ExtSIOp::create(cb, cl, vi, loadCodeBytes(cb, cl, row, kb, H, codesInBounds));
     };
     // Per-element scale inside the loop (i4 always: the nibble factors; i8
     // only per group); else after the reduction.
@@ -373,8 +375,6 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
       auto bf16Row = [&](OpBuilder &rb, Location rl, Value row) -> Value {
         auto vbf = VectorType::get({2 * H}, rb.getBF16Type());
         auto vi16 = VectorType::get({2 * H}, rb.getI16Type());
-        auto vb32 = VectorType::get({2 * H}, codesT.getElementType());
-        auto vbs32 = VectorType::get({2 * H}, i8);
         auto gLoop = scf::ForOp::create(
             rb, rl, ci(rb, rl, 0), ci(rb, rl, NGB), ci(rb, rl, 1), ValueRange{zero},
             [&](OpBuilder &gb, Location gl, Value g, ValueRange gacc) {
@@ -394,15 +394,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                     auto splat = [&](int64_t v) -> Value {
                       return arith::ConstantOp::create(cb, cl, vi16, DenseElementsAttr::get(vi16, cb.getI16IntegerAttr(v)));
                     };
-                    Value bpad = arith::ConstantOp::create(cb, cl, cb.getI8IntegerAttr(0));
-                    if (codesT.getElementType() != i8)
-                      bpad = UnrealizedConversionCastOp::create(cb, cl, TypeRange{codesT.getElementType()}, ValueRange{bpad})
-                                 .getResult(0);
-                    Value by = vector::TransferReadOp::create(cb, cl, vb32, q.codes, ValueRange{row, kb}, bpad,
-                                                              ArrayRef<bool>{true});
-                    if (vb32 != vbs32)
-                      by = UnrealizedConversionCastOp::create(cb, cl, TypeRange{vbs32}, ValueRange{by}).getResult(0);
-                    Value w = arith::ExtUIOp::create(cb, cl, vi16, by);
+                    Value w = arith::ExtUIOp::create(cb, cl, vi16, loadCodeBytes(cb, cl, row, kb, 2 * H, true));
                     Value lo = arith::XOrIOp::create(cb, cl, arith::AndIOp::create(cb, cl, w, splat(15)), splat(0x4308));
                     Value hi = arith::XOrIOp::create(cb, cl, arith::ShRUIOp::create(cb, cl, w, splat(4)), splat(0x4308));
                     auto dp = [&](Value acc, Value a, Value xv) -> Value {
