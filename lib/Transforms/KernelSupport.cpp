@@ -166,7 +166,9 @@ SmallVector<Value> rowBlockAccumulators(int64_t NR, int64_t mr, bool rowwise,
 
 Value tokenBlocks(OpBuilder &b, Location l, Value M, int64_t MR, Value tile, TokenBlockFn blk) {
   auto ci = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, l, v); };
-  Value mFull = MR > 1 ? arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, M, ci(MR)), ci(MR)).getResult() : M;
+  // Tokens [0, mFull) in blocks of MR, then [mFull, M) one at a time
+  // (MR = 1: all of them).
+  Value mFull = MR > 1 ? arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, M, ci(MR)), ci(MR)).getResult() : ci(0);
   if (MR > 1) {
     auto main = scf::ForOp::create(b, l, ci(0), mFull, ci(MR), ValueRange{tile},
                                    [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {

@@ -2,6 +2,7 @@
 
   woq_sweep.py gen STORE fused|ref > case.mlir   # writes STORE, prints the program
   woq_sweep.py check FUSED_OUT REF_OUT           # the runner outputs of both
+  woq_sweep.py gen STORE fused-m1 > case.mlir   # the kernel with tile_m = 1
   woq_sweep.py gen STORE bf16|ref-bf16 > case.mlir
   woq_sweep.py check-bf16 FUSED_OUT REF_OUT
 
@@ -167,6 +168,7 @@ def gen(store, mode):
         entries[c["name"] + ".scales"] = c["s"].reshape(1) if c["gran"] == "tensor" else c["s"]
     weight_store.write(store, entries)
     attr = {"fused": "", "ref": " attributes {qwen.quant_kernel = {fused = false}}",
+            "fused-m1": " attributes {qwen.quant_kernel = {tile_m = 1}}",
             "bf16": " attributes {qwen.quant_kernel = {avx512bf16 = true}}",
             "ref-bf16": " attributes {qwen.quant_kernel = {fused = false}}"}[mode]
     lines = [f"module{attr} {{", f'qwen.store @q "{store}"', "func.func private @printMemrefF32(tensor<*xf32>)",
