@@ -71,6 +71,7 @@
 #include "llvm/TargetParser/Triple.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/Support/xxhash.h"
 
 #include <chrono>
 #include <cstring>
@@ -108,22 +109,6 @@ const char *const kNamedTargets[] = {"host", "x86-64", "x86-64-v2",
                                      "x86-64-v3", "x86-64-v4", nullptr};
 
 namespace {
-
-/// A 64-bit hash of `n` bytes (8 at a time), to find identical weights.
-uint64_t contentHash(const void *p, size_t n) {
-  const auto *b = static_cast<const unsigned char *>(p);
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, b + i, 8);
-    h = (h ^ w) * 0xFF51AFD7ED558CCDull;
-    h ^= h >> 29;
-  }
-  for (; i < n; ++i)
-    h = (h ^ b[i]) * 0x100000001B3ull;
-  return h;
-}
 
 /// The one triple bundles are built for (the runtime is x86-64 Linux).
 constexpr const char *kTriple = "x86_64-unknown-linux-gnu";
@@ -1341,12 +1326,20 @@ int compile(const Options &o) {
         return 1;
       }
       const void *bytes = r->data(*src);
-      auto &same = written[{src->nbytes, contentHash(bytes, src->nbytes)}];
-      auto dup = llvm::find_if(same, [&](const auto &w) {
-        return src->nbytes >= 4096 && std::memcmp(w.second, bytes, src->nbytes) == 0;
-      });
-      if (dup != same.end()) {
-        if (!writer->addAlias(e.name, dup->first, src->dtype, src->shape, err)) {
+      // Tensors under 4 KiB are not worth an alias (nor the hash).
+      std::vector<std::pair<std::string, const void *>> *same = nullptr;
+      const std::string *dupOf = nullptr;
+      if (src->nbytes >= 4096) {
+        same = &written[{src->nbytes, llvm::xxh3_64bits(llvm::ArrayRef<uint8_t>(
+                                          static_cast<const uint8_t *>(bytes), src->nbytes))}];
+        for (const auto &w : *same)
+          if (std::memcmp(w.second, bytes, src->nbytes) == 0) {
+            dupOf = &w.first;
+            break;
+          }
+      }
+      if (dupOf) {
+        if (!writer->addAlias(e.name, *dupOf, src->dtype, src->shape, err)) {
           error(err);
           return 1;
         }
@@ -1358,7 +1351,8 @@ int compile(const Options &o) {
         error(err);
         return 1;
       }
-      same.emplace_back(e.name, bytes);
+      if (same)
+        same->emplace_back(e.name, bytes);
       // The copied pages are not needed again: keep the peak resident set
       // near one tensor, not the whole model (a later comparison reads them
       // back from the file).

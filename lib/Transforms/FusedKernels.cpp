@@ -263,6 +263,27 @@ SmallVector<Value> at(ArrayRef<Value> idx, Value last) {
 
 } // namespace
 
+namespace {
+/// RMSNorm's row factor, rsqrt(sum x^2 / n + eps) over the N features of x
+/// at row xi from column base (sums by chunks), splat to a vector.
+Value rmsInvVec(Emitter &e, Value x, ArrayRef<Value> xi, Value base, int64_t N, Value n, Value eps) {
+  Value acc = e.chunks(N, ValueRange{e.splat(0.0)}, [&](Value off, int64_t k, ValueRange a) {
+    Value xv = e.read(x, at(xi, e.add(base, off)), k);
+    return SmallVector<Value>{e.fma(xv, xv, a[0])};
+  })[0];
+  Value ss = e.reduce(vector::CombiningKind::ADD, acc);
+  return e.splat(math::RsqrtOp::create(e.b, e.l, e.fadd(arith::DivFOp::create(e.b, e.l, ss, n), eps)));
+}
+
+/// SwiGLU's lanes [0, k) at column off of row xi: g / (1 + exp(-g)) * u
+/// (`one` a splat of 1).
+Value siluMulChunk(Emitter &e, Value g, Value u, ArrayRef<Value> xi, Value off, int64_t k, Value one) {
+  Value gv = e.read(g, at(xi, off), k), uv = e.read(u, at(xi, off), k);
+  Value den = arith::AddFOp::create(e.b, e.l, one, math::ExpOp::create(e.b, e.l, arith::NegFOp::create(e.b, e.l, gv)));
+  return e.fmul(arith::DivFOp::create(e.b, e.l, gv, den), uv);
+}
+} // namespace
+
 FailureOr<Value> lowerFusedRMSNorm(OpBuilder &b, Location l, RMSNormOp op, const WeightOnlyParams &p) {
   if (!p.fused)
     return failure();
@@ -285,13 +306,7 @@ FailureOr<Value> lowerFusedRMSNorm(OpBuilder &b, Location l, RMSNormOp op, const
   return forRows(e, *rows, rt, [&](ArrayRef<Value> xi, ArrayRef<Value> ti, Value tile) {
     return e.loop1(e.ci(0), e.ci(W / N), tile, [&](Value h, Value t) {
       Value base = e.mul(h, e.ci(N));
-      Value acc = e.chunks(N, ValueRange{e.splat(0.0)}, [&](Value off, int64_t k, ValueRange a) {
-        Value xv = e.read(x, at(xi, e.add(base, off)), k);
-        return SmallVector<Value>{e.fma(xv, xv, a[0])};
-      })[0];
-      Value ss = e.reduce(vector::CombiningKind::ADD, acc);
-      Value inv = math::RsqrtOp::create(b, l, e.fadd(arith::DivFOp::create(b, l, ss, n), eps));
-      Value invV = e.splat(inv);
+      Value invV = rmsInvVec(e, x, xi, base, N, n, eps);
       return e.chunks(N, ValueRange{t}, [&](Value off, int64_t k, ValueRange a) {
         Value col = e.add(base, off);
         Value yv = e.fmul(e.fmul(e.read(x, at(xi, col), k), invV), e.read(w, {off}, k));
@@ -311,9 +326,7 @@ FailureOr<Value> lowerFusedSiluMul(OpBuilder &b, Location l, SiluMulOp op, const
   Value one = e.splat(1.0);
   return forRows(e, *g, cast<RankedTensorType>(op.getType()), [&](ArrayRef<Value> xi, ArrayRef<Value> ti, Value tile) {
     return e.chunks(g->W, ValueRange{tile}, [&](Value off, int64_t k, ValueRange a) {
-      Value gv = e.read(g->x, at(xi, off), k), uv = e.read(u->x, at(xi, off), k);
-      Value den = arith::AddFOp::create(b, l, one, math::ExpOp::create(b, l, arith::NegFOp::create(b, l, gv)));
-      Value yv = e.fmul(arith::DivFOp::create(b, l, gv, den), uv);
+      Value yv = siluMulChunk(e, g->x, u->x, xi, off, k, one);
       return SmallVector<Value>{e.write(yv, a[0], at(ti, off), k)};
     })[0];
   });
@@ -383,14 +396,7 @@ FailureOr<SmallVector<Value>> lowerFusedRMSNormQuantize(OpBuilder &b, Location l
   Value n = e.cf((double)N), eps = e.cf(op.getEpsilon().convertToDouble());
   Value invV;
   // lowerFusedRMSNorm's arithmetic: ss by chunks, x * rsqrt(ss / n + eps) * w.
-  auto rowInit = [&](ArrayRef<Value> xi) {
-    Value acc = e.chunks(N, ValueRange{e.splat(0.0)}, [&](Value off, int64_t k, ValueRange a) {
-      Value xv = e.read(x, at(xi, off), k);
-      return SmallVector<Value>{e.fma(xv, xv, a[0])};
-    })[0];
-    Value ss = e.reduce(vector::CombiningKind::ADD, acc);
-    invV = e.splat(math::RsqrtOp::create(b, l, e.fadd(arith::DivFOp::create(b, l, ss, n), eps)));
-  };
+  auto rowInit = [&](ArrayRef<Value> xi) { invV = rmsInvVec(e, x, xi, e.ci(0), N, n, eps); };
   return quantizeRows(e, *rows, rowInit, [&](ArrayRef<Value> xi, Value off, int64_t k) {
     return e.fmul(e.fmul(e.read(x, at(xi, off), k), invV), e.read(w, {off}, k));
   });
@@ -407,9 +413,7 @@ FailureOr<SmallVector<Value>> lowerFusedSiluMulQuantize(OpBuilder &b, Location l
   Value one = e.splat(1.0);
   // lowerFusedSiluMul's arithmetic: g / (1 + exp(-g)) * u.
   return quantizeRows(e, *g, [](ArrayRef<Value>) {}, [&](ArrayRef<Value> xi, Value off, int64_t k) {
-    Value gv = e.read(g->x, at(xi, off), k), uv = e.read(u->x, at(xi, off), k);
-    Value den = arith::AddFOp::create(b, l, one, math::ExpOp::create(b, l, arith::NegFOp::create(b, l, gv)));
-    return e.fmul(arith::DivFOp::create(b, l, gv, den), uv);
+    return siluMulChunk(e, g->x, u->x, xi, off, k, one);
   });
 }
 

@@ -77,19 +77,22 @@ Value restoreLeading(OpBuilder &b, Location l, Value y, RankedTensorType rt, con
 }
 
 Value packActivations(OpBuilder &b, Location l, Value x, const Tokens &t, int64_t K, int64_t chunk,
-                      int64_t planes) {
+                      int64_t planes, Value firstRow, Type elt) {
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type();
   const int64_t Kp = (K + chunk - 1) / chunk * chunk, P = chunk / planes;
   auto ci = [](OpBuilder &nb, Location nl, int64_t v) -> Value { return arith::ConstantIndexOp::create(nb, nl, v); };
-  auto xpT = RankedTensorType::get({t.Ms, Kp}, f32);
-  Value init = tensor::EmptyOp::create(b, l, xpT, t.dynM());
+  auto xpT = RankedTensorType::get({firstRow ? ShapedType::kDynamic : t.Ms, Kp}, elt ? elt : f32);
+  Value init = firstRow ? tensor::EmptyOp::create(b, l, xpT, ValueRange{arith::SubIOp::create(b, l, t.M, firstRow)})
+                        : tensor::EmptyOp::create(b, l, xpT, t.dynM());
   return linalg::GenericOp::create(
              b, l, TypeRange{xpT}, ValueRange{}, ValueRange{init},
              ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(2, ctx)},
              SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
              [&](OpBuilder &nb, Location nl, ValueRange) {
                Value m = linalg::IndexOp::create(nb, nl, 0);
+               if (firstRow)
+                 m = arith::AddIOp::create(nb, nl, m, firstRow);
                Value src = linalg::IndexOp::create(nb, nl, 1);
                if (planes > 1) {
                  // k = base + t * P + i  ->  base + planes * i + t.
@@ -111,6 +114,8 @@ Value packActivations(OpBuilder &b, Location l, Value x, const Tokens &t, int64_
                  Value e = tensor::ExtractOp::create(nb, nl, x, xi);
                  v = arith::SelectOp::create(nb, nl, in, e, arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0)));
                }
+               if (elt && elt != f32)
+                 v = arith::TruncFOp::create(nb, nl, elt, v);
                linalg::YieldOp::create(nb, nl, v);
              })
       .getResult(0);
@@ -164,11 +169,16 @@ SmallVector<Value> rowBlockAccumulators(int64_t NR, int64_t mr, bool rowwise,
   return accs;
 }
 
+Value blockedTokens(OpBuilder &b, Location l, Value M, int64_t MR) {
+  if (MR <= 1)
+    return arith::ConstantIndexOp::create(b, l, 0);
+  Value mr = arith::ConstantIndexOp::create(b, l, MR);
+  return arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, M, mr), mr);
+}
+
 Value tokenBlocks(OpBuilder &b, Location l, Value M, int64_t MR, Value tile, TokenBlockFn blk) {
   auto ci = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, l, v); };
-  // Tokens [0, mFull) in blocks of MR, then [mFull, M) one at a time
-  // (MR = 1: all of them).
-  Value mFull = MR > 1 ? arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, M, ci(MR)), ci(MR)).getResult() : ci(0);
+  Value mFull = blockedTokens(b, l, M, MR);
   if (MR > 1) {
     auto main = scf::ForOp::create(b, l, ci(0), mFull, ci(MR), ValueRange{tile},
                                    [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {

@@ -2943,8 +2943,6 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   Value w = dequantAll(b, l, q, rows, cols);
   if (isa<qq::DequantizeWeightOp>(op))
     return one(castTo(b, l, w, rt));
-  if (auto o = dyn_cast<qq::LinearOp>(op))
-    return one(linearNT(b, l, xIn, w, o.getBias(), rt));
-  auto o = cast<qq::LogitsOp>(op);
-  return one(linearNT(b, l, o.getInput(), w, Value(), rt));
+  auto lo = dyn_cast<qq::LinearOp>(op);
+  return one(linearNT(b, l, xIn, w, lo ? lo.getBias() : Value(), rt));
 }

@@ -179,34 +179,29 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   // and started in lane 0 of the group's accumulator, then * s[row, g].
   // The bf16 rows xb are x packed by 64 [32 even k | 32 odd k], so word j
   // of a 32-byte step's codes (the nibbles of k = 2j, 2j + 1) meets x[2j]
-  // in the low half and x[2j + 1] in the high half.
+  // in the low half and x[2j + 1] in the high half. Only the tokens that
+  // go one by one ([mFull, M): decode's token, a prompt's remainder past
+  // the blocks of MR) are packed; row r of xb and negT is token mFull + r.
   const bool bf16Dot = i4 && p.bf16Input && p.avx512bf16 && K % 64 == 0 && (q.gran != 2 || q.group % 64 == 0);
   const int64_t GB = q.gran == 2 ? q.group : K, NGB = K / std::max<int64_t>(GB, 1), CPGB = GB / 64;
-  Value xb, negT;
+  Value xb, negT, mFull;
   if (bf16Dot) {
     MLIRContext *ctx = b.getContext();
-    Value xp64 = packActivations(b, l, x, tk, K, 64, 2);
+    mFull = blockedTokens(b, l, M, MR);
+    xb = packActivations(b, l, x, tk, K, 64, 2, mFull, b.getBF16Type());
     auto id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
-    auto par = utils::IteratorType::parallel, red = utils::IteratorType::reduction;
-    auto xbT = RankedTensorType::get({tk.Ms, K}, b.getBF16Type());
-    xb = linalg::GenericOp::create(b, l, TypeRange{xbT}, ValueRange{xp64},
-                                   ValueRange{tensor::EmptyOp::create(b, l, xbT, tk.dynM()).getResult()},
-                                   ArrayRef<AffineMap>{id2, id2}, SmallVector<utils::IteratorType>{par, par},
-                                   [&](OpBuilder &nb, Location nl, ValueRange a) {
-                                     linalg::YieldOp::create(
-                                         nb, nl, arith::TruncFOp::create(nb, nl, nb.getBF16Type(), a[0]).getResult());
-                                   })
-             .getResult(0);
-    auto tT = RankedTensorType::get({tk.Ms, NGB}, f32);
+    auto tT = RankedTensorType::get({ShapedType::kDynamic, NGB}, f32);
+    Value rowsB = tensor::DimOp::create(b, l, xb, 0);
     Value t0 = linalg::FillOp::create(b, l, ValueRange{cf(b, l, 0.0)},
-                                      ValueRange{tensor::EmptyOp::create(b, l, tT, tk.dynM()).getResult()})
+                                      ValueRange{tensor::EmptyOp::create(b, l, tT, ValueRange{rowsB}).getResult()})
                    .getResult(0);
     negT = linalg::GenericOp::create(
-               b, l, TypeRange{tT}, ValueRange{xp64}, ValueRange{t0},
+               b, l, TypeRange{tT}, ValueRange{xb}, ValueRange{t0},
                ArrayRef<AffineMap>{id2, AffineMap::get(2, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx).floorDiv(GB)}, ctx)},
-               SmallVector<utils::IteratorType>{par, red},
+               SmallVector<utils::IteratorType>{utils::IteratorType::parallel, utils::IteratorType::reduction},
                [&](OpBuilder &nb, Location nl, ValueRange a) {
-                 Value v = arith::MulFOp::create(nb, nl, a[0], cf(nb, nl, -136.0));
+                 Value xv = arith::ExtFOp::create(nb, nl, f32, a[0]);
+                 Value v = arith::MulFOp::create(nb, nl, xv, cf(nb, nl, -136.0));
                  linalg::YieldOp::create(nb, nl, arith::AddFOp::create(nb, nl, a[1], v).getResult());
                })
                .getResult(0);
@@ -375,10 +370,11 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
       auto bf16Row = [&](OpBuilder &rb, Location rl, Value row) -> Value {
         auto vbf = VectorType::get({2 * H}, rb.getBF16Type());
         auto vi16 = VectorType::get({2 * H}, rb.getI16Type());
+        Value r0 = arith::SubIOp::create(rb, rl, m0, mFull); // m0's row of xb, negT
         auto gLoop = scf::ForOp::create(
             rb, rl, ci(rb, rl, 0), ci(rb, rl, NGB), ci(rb, rl, 1), ValueRange{zero},
             [&](OpBuilder &gb, Location gl, Value g, ValueRange gacc) {
-              Value t = tensor::ExtractOp::create(gb, gl, negT, ValueRange{m0, g});
+              Value t = tensor::ExtractOp::create(gb, gl, negT, ValueRange{r0, g});
               Value start = vector::InsertOp::create(gb, gl, t, zero, ArrayRef<int64_t>{0});
               Value gk0 = arith::MulIOp::create(gb, gl, g, ci(gb, gl, GB));
               auto cLoop = scf::ForOp::create(
@@ -387,9 +383,9 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                     Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, 64)));
                     Value kb = arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2));
                     Value hpad = arith::ConstantOp::create(cb, cl, cb.getBF16Type(), cb.getFloatAttr(cb.getBF16Type(), 0.0));
-                    Value xlo = vector::TransferReadOp::create(cb, cl, vbf, xb, ValueRange{m0, k0}, hpad, ArrayRef<bool>{true});
+                    Value xlo = vector::TransferReadOp::create(cb, cl, vbf, xb, ValueRange{r0, k0}, hpad, ArrayRef<bool>{true});
                     Value xhi = vector::TransferReadOp::create(
-                        cb, cl, vbf, xb, ValueRange{m0, arith::AddIOp::create(cb, cl, k0, ci(cb, cl, 2 * H))}, hpad,
+                        cb, cl, vbf, xb, ValueRange{r0, arith::AddIOp::create(cb, cl, k0, ci(cb, cl, 2 * H))}, hpad,
                         ArrayRef<bool>{true});
                     auto splat = [&](int64_t v) -> Value {
                       return arith::ConstantOp::create(cb, cl, vi16, DenseElementsAttr::get(vi16, cb.getI16IntegerAttr(v)));

@@ -49,9 +49,12 @@ using ChannelTileBody = mlir::function_ref<mlir::Value(
 /// elements: element t * (chunk / planes) + i of a chunk is its input
 /// planes * i + t (planes = 1: x itself). A kernel whose packed codes hold
 /// `planes` fields per byte thereby meets each field position with one
-/// contiguous vector of activations.
+/// contiguous vector of activations. With `firstRow`, only the tokens
+/// [firstRow, M) ([M - firstRow, Kp], row 0 = token firstRow); with `elt`
+/// (e.g. bf16), the values truncated to it.
 mlir::Value packActivations(mlir::OpBuilder &b, mlir::Location l, mlir::Value x, const Tokens &t,
-                            int64_t K, int64_t chunk, int64_t planes);
+                            int64_t K, int64_t chunk, int64_t planes, mlir::Value firstRow = {},
+                            mlir::Type elt = {});
 
 /// The [M, N] f32 accumulator a linear kernel starts from: bias[n] (f32 or
 /// f16) broadcast over the tokens, or 0.
@@ -67,6 +70,10 @@ mlir::Value quantizeToCode(mlir::OpBuilder &b, mlir::Location l, mlir::Value v, 
 /// A block of `mr` tokens from m0 updating the [M, tile] result tile.
 using TokenBlockFn = mlir::function_ref<mlir::Value(mlir::OpBuilder &, mlir::Location, mlir::Value m0,
                                                     int64_t mr, mlir::Value tile)>;
+
+/// The tokens tokenBlocks gives to blocks of MR: M rounded down to a
+/// multiple of MR (0 for MR = 1: every token goes one by one).
+mlir::Value blockedTokens(mlir::OpBuilder &b, mlir::Location l, mlir::Value M, int64_t MR);
 
 /// The tokens [0, M) in blocks of MR, then the remainder one by one.
 mlir::Value tokenBlocks(mlir::OpBuilder &b, mlir::Location l, mlir::Value M, int64_t MR, mlir::Value tile,

@@ -10,10 +10,14 @@ squares and SwiGLU's exp may round differently from numpy, so there each
 scale must be within 1e-6 (relative) and each q within 1 of the emulation,
 with at most 1 % of the q off by one."""
 
+import os
 import re
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lower_linalg_jit import fmt  # noqa: E402
 
 EPS = 1e-6
 
@@ -34,10 +38,6 @@ def data():
         dict(name="silu_wide", op="silu", shape=(1, 2, 64), x=f(1, 2, 64), u=f(1, 2, 64), dyn=True),
     ]
     return cases
-
-
-def fmt(a):
-    return np.array2string(a, separator=", ", threshold=1 << 30, floatmode="unique").replace("\n", "")
 
 
 def ttype(shape, elt, dyn=False):
