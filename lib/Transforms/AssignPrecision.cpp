@@ -22,6 +22,7 @@
 
 #include "qwen/Transforms/MixedPrecision.h"
 #include "qwen/Transforms/Passes.h"
+#include "qwen/Transforms/WeightStoreAccess.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/MapVector.h"
@@ -33,6 +34,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 
 using namespace mlir;
@@ -59,6 +61,12 @@ struct Layer {
   std::vector<double> losses, bits; // bits per weight
   std::vector<double> latency;      // ms, NaN where unknown
   int pinned = -1;
+  // The weight's store entry (the first op reading it).
+  SymbolRefAttr ref;
+  // Other entries holding the same bytes (a tied embedding and LM head the
+  // exporter wrote twice): one decision for all, see mergeTiedTables.
+  std::vector<std::string> tied;
+  int64_t copies() const { return 1 + int64_t(tied.size()); }
 };
 
 bool weightOf(Operation *op, Value &w) {
@@ -71,6 +79,67 @@ bool weightOf(Operation *op, Value &w) {
   else
     return false;
   return true;
+}
+
+// Exporters write a tied embedding and LM head as two initializers holding
+// the same bytes; the bundle stores them once (weight dedup) only if both get
+// the same scheme, so they are one decision. A layer read by an embedding or
+// logits op whose entry has the same dtype, shape and bytes as an earlier
+// such layer's (measured with the same candidates) joins it: losses and
+// latencies add, the stored bits count once for size-mb.
+LogicalResult mergeTiedTables(llvm::MapVector<StringRef, Layer> &layers) {
+  auto isTable = [](const Layer &l) {
+    return llvm::any_of(l.ops, [](Operation *op) { return isa<qwen::EmbeddingOp, qwen::LogitsOp>(op); });
+  };
+  qwen::WeightStoreCache stores;
+  std::vector<StringRef> tables, gone;
+  for (auto &[name, l] : layers)
+    if (isTable(l))
+      tables.push_back(name);
+  for (size_t j = 1; j < tables.size(); ++j) {
+    Layer &b = layers[tables[j]];
+    for (size_t i = 0; i < j; ++i) {
+      Layer &a = layers[tables[i]];
+      if (llvm::is_contained(gone, tables[i]) || a.rows != b.rows || a.cols != b.cols ||
+          a.costs.size() != b.costs.size())
+        continue;
+      bool sameCandidates = true;
+      for (size_t k = 0; k < a.costs.size(); ++k)
+        sameCandidates &= a.costs[k].getScheme() == b.costs[k].getScheme();
+      if (!sameCandidates)
+        continue;
+      const ws::Entry *ea = stores.find(a.ops[0], a.ref), *eb = stores.find(b.ops[0], b.ref);
+      if (!ea || !eb)
+        return failure();
+      if (ea->dtype != eb->dtype || ea->shape != eb->shape || ea->nbytes != eb->nbytes)
+        continue;
+      const void *pa = stores.open(a.ops[0], a.ref)->data(*ea), *pb = stores.open(b.ops[0], b.ref)->data(*eb);
+      if (std::memcmp(pa, pb, ea->nbytes) != 0)
+        continue;
+      MLIRContext *ctx = a.ops[0]->getContext();
+      std::vector<qq::CostAttr> sum;
+      for (size_t k = 0; k < a.costs.size(); ++k) {
+        qq::CostAttr ca = a.costs[k], cb = b.costs[k];
+        FloatAttr lat;
+        if (ca.getLatency() && cb.getLatency())
+          lat = FloatAttr::get(Float64Type::get(ctx), ca.getLatency().getValueAsDouble() +
+                                                          cb.getLatency().getValueAsDouble());
+        sum.push_back(qq::CostAttr::get(
+            ctx, ca.getScheme(),
+            FloatAttr::get(Float64Type::get(ctx), ca.getLoss().getValueAsDouble() + cb.getLoss().getValueAsDouble()),
+            ca.getBits(), lat));
+      }
+      a.costs = std::move(sum);
+      a.ops.insert(a.ops.end(), b.ops.begin(), b.ops.end());
+      a.tied.push_back(b.name);
+      a.tied.insert(a.tied.end(), b.tied.begin(), b.tied.end());
+      gone.push_back(tables[j]);
+      break;
+    }
+  }
+  for (StringRef n : gone)
+    layers.erase(n);
+  return success();
 }
 
 class Assigner {
@@ -116,6 +185,7 @@ LogicalResult Assigner::run() {
     layerWeights.insert(wop);
     if (l.ops.empty()) {
       l.name = name.str();
+      l.ref = wop.getRef();
       l.rows = wt.getDimSize(0);
       l.cols = wt.getDimSize(1);
       for (Attribute a : sens)
@@ -129,6 +199,9 @@ LogicalResult Assigner::run() {
     return module.emitError("--qwen-assign-precision: no op has "
                             "qquant.sensitivity (run --qwen-sensitivity "
                             "first)");
+
+  if (failed(mergeTiedTables(layers)))
+    return failure();
 
   // Pins: exact names beat globs; every pin must match a layer.
   std::vector<llvm::GlobPattern> globs(opts.pins.size());
@@ -145,7 +218,7 @@ LogicalResult Assigner::run() {
 
   double totalWeights = 0;
   for (auto &[name, l] : layers) {
-    totalWeights += double(l.rows) * l.cols;
+    totalWeights += double(l.rows) * l.cols * l.copies();
     for (qq::CostAttr c : l.costs) {
       LayerScheme s = effectiveScheme(fromSchemeAttr(c.getScheme()), l.cols);
       l.schemes.push_back(s);
@@ -157,22 +230,29 @@ LogicalResult Assigner::run() {
     }
     const quant::LayerOverride *match = nullptr;
     int globHits = 0;
+    const Layer &lay = l;
+    auto named = [&lay](llvm::function_ref<bool(StringRef)> pred) {
+      return pred(lay.name) || llvm::any_of(lay.tied, [&](const std::string &t) { return pred(t); });
+    };
     for (auto [i, p] : llvm::enumerate(opts.pins)) {
-      if (!p.isGlob() && p.pattern == l.name) {
+      StringRef pat = p.pattern;
+      if (!p.isGlob() && named([pat](StringRef n) { return pat == n; })) {
         match = &p;
         used[i] = true;
       }
     }
     if (!match)
-      for (auto [i, p] : llvm::enumerate(opts.pins))
-        if (p.isGlob() && globs[i].match(l.name)) {
-          if (globHits++)
-            return l.ops[0]->emitOpError("layer '")
-                   << l.name << "' is matched by several pin globs; name it "
-                                "exactly";
-          match = &p;
-          used[i] = true;
-        }
+      for (auto [i, p] : llvm::enumerate(opts.pins)) {
+        const llvm::GlobPattern &glob = globs[i];
+        if (!p.isGlob() || !named([&glob](StringRef n) { return glob.match(n); }))
+          continue;
+        if (globHits++)
+          return l.ops[0]->emitOpError("layer '")
+                 << l.name << "' is matched by several pin globs; name it "
+                              "exactly";
+        match = &p;
+        used[i] = true;
+      }
     if (match) {
       LayerScheme s = match->apply(pinBase);
       std::string err;
@@ -246,7 +326,10 @@ LogicalResult Assigner::run() {
                  << candidateName(l.schemes[k])
                  << " (run --qwen-sensitivity with cost-model=)";
       } else {
-        cost = std::round(l.bits[k] * double(l.rows) * l.cols);
+        // Tied copies are stored once (size-mb) but count as weights of
+        // each op (avg-bits, as the manifest's bits_per_weight).
+        double n = double(l.rows) * l.cols * (opts.sizeMB > 0 ? 1 : l.copies());
+        cost = std::round(l.bits[k] * n);
       }
       it.options.push_back({cost, l.losses[k]});
     }
@@ -276,7 +359,7 @@ LogicalResult Assigner::run() {
     double b = 0;
     size_t i = 0;
     for (auto &[name, l] : layers)
-      b += l.bits[sol.choice[i++]] * double(l.rows) * l.cols;
+      b += l.bits[sol.choice[i++]] * double(l.rows) * l.cols * l.copies();
     avgChosen = b / totalWeights;
   }
   auto budgetAttr = StringAttr::get(ctx, budgetStr);
@@ -306,8 +389,11 @@ LogicalResult Assigner::run() {
     size_t j = 0;
     for (auto &[name, l] : layers) {
       const LayerScheme &s = l.schemes[sol.choice[j++]];
+      std::vector<std::string> names{l.name};
+      names.insert(names.end(), l.tied.begin(), l.tied.end());
       if (s.keepFloat) {
-        lj[l.name] = "fp32";
+        for (const std::string &n : names)
+          lj[n] = "fp32";
         continue;
       }
       llvm::json::Object e{{"bits", int64_t(s.bits)},
@@ -325,7 +411,8 @@ LogicalResult Assigner::run() {
         e["grid"] = "codebook";
       if (s.sparsity == qq::Sparsity::s2_4)
         e["sparsity"] = "2:4";
-      lj[l.name] = std::move(e);
+      for (const std::string &n : names)
+        lj[n] = llvm::json::Object(e);
     }
     llvm::json::Object root{{"base", "fp32"}, {"layers", std::move(lj)}};
     std::error_code ec;
@@ -339,8 +426,12 @@ LogicalResult Assigner::run() {
   if (opts.printAssignment) {
     llvm::raw_ostream &os = llvm::outs();
     size_t w = 5;
-    for (auto &[name, l] : layers)
-      w = std::max(w, l.name.size());
+    for (auto &[name, l] : layers) {
+      size_t n = l.name.size();
+      for (const std::string &t : l.tied)
+        n += 3 + t.size();
+      w = std::max(w, n);
+    }
     os << "precision assignment (" << budgetStr << ", solver "
        << (sol.exact ? "exact" : "approximate") << ", " << items.size()
        << " layers)\n";
@@ -348,7 +439,7 @@ LogicalResult Assigner::run() {
        << "  " << llvm::left_justify("scheme", 12) << "  bits/w  "
        << llvm::left_justify("loss (KL)", 10) << "  reason\n";
     size_t j = 0;
-    double totalBits = 0, totalMs = 0;
+    double totalBits = 0, storedBits = 0, totalMs = 0;
     bool haveMs = true;
     for (auto &[name, l] : layers) {
       int k = sol.choice[j++];
@@ -357,13 +448,17 @@ LogicalResult Assigner::run() {
       std::string reason = l.pinned >= 0 ? "pinned"
                            : l.bits[k] > avgChosen ? "sensitivity"
                                                    : "budget";
-      os << llvm::left_justify(l.name, w) << "  "
+      std::string label = l.name;
+      for (const std::string &t : l.tied)
+        label += " = " + t;
+      os << llvm::left_justify(label, w) << "  "
          << llvm::left_justify(shape, 11) << "  "
          << llvm::left_justify(candidateName(l.schemes[k]), 12) << "  "
          << llvm::format("%6.3f", l.bits[k]) << "  "
          << llvm::left_justify(llvm::formatv("{0:e3}", l.losses[k]).str(), 10)
          << "  " << reason << "\n";
-      totalBits += l.bits[k] * double(l.rows) * l.cols;
+      totalBits += l.bits[k] * double(l.rows) * l.cols * l.copies();
+      storedBits += l.bits[k] * double(l.rows) * l.cols;
       if (std::isnan(l.latency[k]))
         haveMs = false;
       else
@@ -371,7 +466,7 @@ LogicalResult Assigner::run() {
     }
     os << "total: " << llvm::format("%.0f", totalWeights) << " weights, "
        << llvm::format("%.4f", totalBits / totalWeights) << " bits/weight, "
-       << llvm::format("%.4f", (totalBits / 8 + fixedBytes) / 1e6)
+       << llvm::format("%.4f", (storedBits / 8 + fixedBytes) / 1e6)
        << " MB" << (opts.sizeMB > 0 ? " (incl. other weights)" : "")
        << ", predicted loss " << llvm::formatv("{0:e3}", sol.loss);
     if (haveMs)
