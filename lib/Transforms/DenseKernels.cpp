@@ -20,10 +20,13 @@
 // one thread). Here the MR tokens' rows of x stay in L1 across the GT groups
 // and the NT x K weight tile in L2 across the token blocks.
 //
-// Fewer than MR tokens (decode, a GEMV bound by reading W) take the caller's
-// reference lowering, chosen at run time (see DenseKernels.h). The tokens
-// left over after the blocks of MR are reduced row by row with 4 independent
-// accumulators (64 elements per step).
+// The tokens left after the blocks of MR (decode's one token: all of them)
+// go one at a time: an scf.for over the tile's NT rows, each row one
+// sequential stream of W reduced with 4 independent accumulators (64
+// elements per step), its sum inserted into a vector<NT> that is added to
+// the token's row of the tile once. With qwen.quant_kernel {rowwise = false}
+// fewer than MR tokens take the caller's reference lowering instead,
+// chosen at run time (see DenseKernels.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -84,11 +87,11 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
   auto castTo = [&](OpBuilder &nb, Location nl, Value v) -> Value {
     return v.getType() == rt ? v : tensor::CastOp::create(nb, nl, rt, v).getResult();
   };
-  if (ShapedType::isStatic(tk.Ms) && tk.Ms < MR)
+  if (!p.rowwise && ShapedType::isStatic(tk.Ms) && tk.Ms < MR)
     return castTo(b, l, fewTokens(b, l));
   scf::IfOp dispatch;
   OpBuilder::InsertionGuard dispatchGuard(b);
-  if (!ShapedType::isStatic(tk.Ms)) {
+  if (!p.rowwise && !ShapedType::isStatic(tk.Ms)) {
     Value many = arith::CmpIOp::create(b, l, arith::CmpIPredicate::uge, tk.M,
                                        arith::ConstantIndexOp::create(b, l, MR));
     dispatch = scf::IfOp::create(b, l, TypeRange{rt}, many, /*withElseRegion=*/true);
@@ -178,30 +181,42 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
         return cur;
       });
     };
-    // One token: row after row, U accumulators each.
+    // One token: the tile's NT rows one at a time in an scf.for (one
+    // sequential stream of W, U accumulators), each row's sum inserted into
+    // a vector<NT> that is added to the token's row of the tile once. A loop
+    // rather than unrolled rows: unrolled, the rows' streams interleave and
+    // LLVM holds the token's activations across them (spills).
+    auto vnt = VectorType::get({NT}, f32);
     auto single = [&](OpBuilder &ob, Location ol, Value m, Value t) -> Value {
-      return forGroups(ob, ol, t, [&](OpBuilder &gb, Location gl, Value g, Value tg) {
-        SmallVector<Value> sums;
-        for (int64_t i = 0; i < NR; ++i) {
-          Value row = rowOf(gb, gl, g, i);
-          auto kl = scf::ForOp::create(
-              gb, gl, ci(gb, gl, 0), ci(gb, gl, K), ci(gb, gl, U * H), zeros(gb, gl, U),
-              [&](OpBuilder &kb, Location kl_, Value k, ValueRange accs) {
-                SmallVector<Value> next;
-                for (int64_t u = 0; u < U; ++u) {
-                  Value ku = arith::AddIOp::create(kb, kl_, k, ci(kb, kl_, u * H));
-                  next.push_back(vector::FMAOp::create(kb, kl_, load(kb, kl_, x, xIndex(kb, kl_, m, ku)),
-                                                       load(kb, kl_, w, ValueRange{row, ku}), accs[u]));
-                }
-                scf::YieldOp::create(kb, kl_, next);
-              });
-          Value acc = kl.getResult(0);
-          for (int64_t u = 1; u < U; ++u)
-            acc = arith::AddFOp::create(gb, gl, acc, kl.getResult(u));
-          sums.push_back(reduce(gb, gl, acc));
-        }
-        return addRow(gb, gl, tg, m, g, sums);
-      });
+      Value sums0 = arith::ConstantOp::create(ob, ol, vnt, DenseElementsAttr::get(vnt, ob.getF32FloatAttr(0.0f)));
+      auto rl = scf::ForOp::create(
+          ob, ol, ci(ob, ol, 0), ci(ob, ol, NT), ci(ob, ol, 1), ValueRange{sums0},
+          [&](OpBuilder &rb, Location rl_, Value r, ValueRange rs) {
+            Value row = arith::MinSIOp::create(rb, rl_, arith::AddIOp::create(rb, rl_, n0, r), ci(rb, rl_, N - 1));
+            auto kl = scf::ForOp::create(
+                rb, rl_, ci(rb, rl_, 0), ci(rb, rl_, K), ci(rb, rl_, U * H), zeros(rb, rl_, U),
+                [&](OpBuilder &kb, Location kl_, Value k, ValueRange accs) {
+                  SmallVector<Value> next;
+                  for (int64_t u = 0; u < U; ++u) {
+                    Value ku = u == 0 ? k : arith::AddIOp::create(kb, kl_, k, ci(kb, kl_, u * H)).getResult();
+                    next.push_back(vector::FMAOp::create(kb, kl_, load(kb, kl_, x, xIndex(kb, kl_, m, ku)),
+                                                         load(kb, kl_, w, ValueRange{row, ku}), accs[u]));
+                  }
+                  scf::YieldOp::create(kb, kl_, next);
+                });
+            Value acc = kl.getResult(0);
+            for (int64_t u = 1; u < U; ++u)
+              acc = arith::AddFOp::create(rb, rl_, acc, kl.getResult(u));
+            Value sum = reduce(rb, rl_, acc);
+            scf::YieldOp::create(rb, rl_, ValueRange{vector::InsertOp::create(rb, rl_, sum, rs[0],
+                                                                              ArrayRef<OpFoldResult>{r})
+                                                         .getResult()});
+          });
+      Value old = vector::TransferReadOp::create(ob, ol, vnt, t, ValueRange{m, ci(ob, ol, 0)}, cf(ob, ol, 0.0),
+                                                 ArrayRef<bool>{false});
+      return vector::TransferWriteOp::create(ob, ol, arith::AddFOp::create(ob, ol, old, rl.getResult(0)), t,
+                                             ValueRange{m, ci(ob, ol, 0)}, ArrayRef<bool>{false})
+          .getResult();
     };
 
     Value mFull = arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, M, ci(b, l, MR)), ci(b, l, MR));

@@ -1,6 +1,6 @@
 """Numerics of the register-blocked f32 linear kernel (lib/Transforms/DenseKernels.cpp).
 
-  dense_sweep.py gen fused|ref > case.mlir   # prints the program
+  dense_sweep.py gen fused|ref|rowwise0 > case.mlir   # prints the program
   dense_sweep.py check FUSED_OUT REF_OUT     # the runner outputs of both
 
 Shapes around the kernel's blocking (NR x MR register block, GT = 4 groups of
@@ -9,7 +9,8 @@ tile, N not a multiple of the tile, K a multiple of 16 but not of 64, M = 1,
 3, 17 (17 = 4 blocks of 4 plus a remainder), rank-2 (dynamic M) and rank-3
 inputs, bias or not, qwen.linear and qwen.logits; and K = 100 (not a multiple
 of 16: the reference lowering is kept). `fused` lowers with the kernel, `ref`
-with `qwen.quant_kernel = {fused = false}`. Both are compared with float64
+with `qwen.quant_kernel = {fused = false}`, `rowwise0` with the kernel from
+tile_m tokens on and the reference below (`{rowwise = false}`). Both are compared with float64
 numpy, and with each other, with woq_sweep.py's tolerance.
 """
 import os
@@ -45,7 +46,8 @@ def data():
 
 
 def gen(mode):
-    attr = "" if mode == "fused" else " attributes {qwen.quant_kernel = {fused = false}}"
+    attr = {"fused": "", "ref": " attributes {qwen.quant_kernel = {fused = false}}",
+            "rowwise0": " attributes {qwen.quant_kernel = {rowwise = false}}"}[mode]
     lines = [f"module{attr} {{", "func.func private @printMemrefF32(tensor<*xf32>)", "func.func @main() {"]
     for v, c in enumerate(data()):
         n, k = c["n"], c["k"]
