@@ -183,12 +183,20 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   // go one by one ([mFull, M): decode's token, a prompt's remainder past
   // the blocks of MR) are packed; row r of xb and negT is token mFull + r.
   const bool bf16Dot = i4 && p.bf16Input && p.avx512bf16 && K % 64 == 0 && (q.gran != 2 || q.group % 64 == 0);
-  const int64_t GB = q.gran == 2 ? q.group : K, NGB = K / std::max<int64_t>(GB, 1), CPGB = GB / 64;
+  //
+  // Groups (or rows, per channel) of a multiple of 128 take 128 k a step:
+  // the 64 code bytes load as 32 16-bit words, word j holding the nibbles
+  // of k = 4j .. 4j + 3 at bits 0, 4, 8, 12, so ((w >> 4t) & 0xF) ^ 0x4308
+  // is plane t's (136 + n) with no byte-to-word widening (11 integer ops per
+  // 128 codes instead of 16), against xb packed by 128 in 4 planes
+  // [x(4j) | x(4j + 1) | x(4j + 2) | x(4j + 3)].
+  const int64_t GB = q.gran == 2 ? q.group : K, NGB = K / std::max<int64_t>(GB, 1);
+  const int64_t BC = GB % 128 == 0 ? 128 : 64, CPGB = GB / BC;
   Value xb, negT, mFull;
   if (bf16Dot) {
     MLIRContext *ctx = b.getContext();
     mFull = blockedTokens(b, l, M, MR);
-    xb = packActivations(b, l, x, tk, K, 64, 2, mFull, b.getBF16Type());
+    xb = packActivations(b, l, x, tk, K, BC, BC / 32, mFull, b.getBF16Type());
     auto id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
     auto tT = RankedTensorType::get({ShapedType::kDynamic, NGB}, f32);
     Value rowsB = tensor::DimOp::create(b, l, xb, 0);
@@ -380,26 +388,40 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
               auto cLoop = scf::ForOp::create(
                   gb, gl, ci(gb, gl, 0), ci(gb, gl, CPGB), ci(gb, gl, 1), ValueRange{start, zero},
                   [&](OpBuilder &cb, Location cl, Value c, ValueRange ds) {
-                    Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, 64)));
+                    Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, BC)));
                     Value kb = arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2));
                     Value hpad = arith::ConstantOp::create(cb, cl, cb.getBF16Type(), cb.getFloatAttr(cb.getBF16Type(), 0.0));
-                    Value xlo = vector::TransferReadOp::create(cb, cl, vbf, xb, ValueRange{r0, k0}, hpad, ArrayRef<bool>{true});
-                    Value xhi = vector::TransferReadOp::create(
-                        cb, cl, vbf, xb, ValueRange{r0, arith::AddIOp::create(cb, cl, k0, ci(cb, cl, 2 * H))}, hpad,
-                        ArrayRef<bool>{true});
+                    // Plane t of the step: xb[r0, k0 + 32 t, +32).
+                    auto xPlane = [&](int64_t t) -> Value {
+                      Value kt = t == 0 ? k0 : arith::AddIOp::create(cb, cl, k0, ci(cb, cl, 2 * H * t)).getResult();
+                      return vector::TransferReadOp::create(cb, cl, vbf, xb, ValueRange{r0, kt}, hpad, ArrayRef<bool>{true});
+                    };
                     auto splat = [&](int64_t v) -> Value {
                       return arith::ConstantOp::create(cb, cl, vi16, DenseElementsAttr::get(vi16, cb.getI16IntegerAttr(v)));
                     };
-                    Value w = arith::ExtUIOp::create(cb, cl, vi16, loadCodeBytes(cb, cl, row, kb, 2 * H, true));
-                    Value lo = arith::XOrIOp::create(cb, cl, arith::AndIOp::create(cb, cl, w, splat(15)), splat(0x4308));
-                    Value hi = arith::XOrIOp::create(cb, cl, arith::ShRUIOp::create(cb, cl, w, splat(4)), splat(0x4308));
                     auto dp = [&](Value acc, Value a, Value xv) -> Value {
                       Value ab = arith::BitcastOp::create(cb, cl, vbf, a);
                       return LLVM::CallIntrinsicOp::create(cb, cl, vf, cb.getStringAttr(kDpbf16ps512),
                                                            ValueRange{acc, ab, xv})
                           .getResult(0);
                     };
-                    scf::YieldOp::create(cb, cl, ValueRange{dp(ds[0], lo, xlo), dp(ds[1], hi, xhi)});
+                    // (w >> shift) & 0xF as the bf16 word of 136 + n (no
+                    // mask where the shift leaves only the nibble).
+                    auto nib = [&](Value w, int64_t shift, bool mask) -> Value {
+                      Value v = shift ? arith::ShRUIOp::create(cb, cl, w, splat(shift)).getResult() : w;
+                      if (mask)
+                        v = arith::AndIOp::create(cb, cl, v, splat(15));
+                      return arith::XOrIOp::create(cb, cl, v, splat(0x4308));
+                    };
+                    if (BC == 128) {
+                      Value w = vector::BitCastOp::create(cb, cl, vi16, loadCodeBytes(cb, cl, row, kb, 4 * H, true));
+                      Value d0 = dp(dp(ds[0], nib(w, 0, true), xPlane(0)), nib(w, 8, true), xPlane(2));
+                      Value d1 = dp(dp(ds[1], nib(w, 4, true), xPlane(1)), nib(w, 12, false), xPlane(3));
+                      scf::YieldOp::create(cb, cl, ValueRange{d0, d1});
+                      return;
+                    }
+                    Value w = arith::ExtUIOp::create(cb, cl, vi16, loadCodeBytes(cb, cl, row, kb, 2 * H, true));
+                    scf::YieldOp::create(cb, cl, ValueRange{dp(ds[0], nib(w, 0, true), xPlane(0)), dp(ds[1], nib(w, 4, false), xPlane(1))});
                   });
               Value d = arith::AddFOp::create(gb, gl, cLoop.getResult(0), cLoop.getResult(1));
               Value sv = vector::BroadcastOp::create(gb, gl, vf, scaleAt(gb, gl, row, g));

@@ -54,6 +54,7 @@ BF16_CASES = [
     ("b64", 4, "group", 64, 70, 192, [1, 3, 17], False, F, "linear"),
     ("b128", 4, "group", 128, 131, 896, [1, 3, 17], True, np.float16, "linear"),
     ("bch", 4, "channel", 0, 29, 128, [1, 2], True, F, "linear"),
+    ("bch64", 4, "channel", 0, 13, 192, [1], False, F, "linear"),
     ("bdown", 4, "group", 128, 9, 4864, [1, 5], False, F, "linear"),
     ("b32", 4, "group", 32, 37, 96, [1, 3], True, F, "linear"),
     ("bk100", 4, "channel", 0, 21, 100, [1, 3], False, F, "linear"),
