@@ -237,6 +237,10 @@ LogicalResult Assigner::run() {
     for (auto [i, p] : llvm::enumerate(opts.pins)) {
       StringRef pat = p.pattern;
       if (!p.isGlob() && named([pat](StringRef n) { return pat == n; })) {
+        if (match)
+          return l.ops[0]->emitOpError("layer '")
+                 << l.name << "' is pinned twice ('" << match->pattern << "' and '" << pat
+                 << "' name the same table); pin one name";
         match = &p;
         used[i] = true;
       }
