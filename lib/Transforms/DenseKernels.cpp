@@ -219,17 +219,9 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
           .getResult();
     };
 
-    Value mFull = arith::MulIOp::create(b, l, arith::DivUIOp::create(b, l, M, ci(b, l, MR)), ci(b, l, MR));
-    tile = scf::ForOp::create(b, l, ci(b, l, 0), mFull, ci(b, l, MR), ValueRange{tile},
-                              [&](OpBuilder &nb, Location nl, Value m0, ValueRange it) {
-                                scf::YieldOp::create(nb, nl, block(nb, nl, m0, it[0]));
-                              })
-               .getResult(0);
-    return scf::ForOp::create(b, l, mFull, M, ci(b, l, 1), ValueRange{tile},
-                              [&](OpBuilder &nb, Location nl, Value m, ValueRange it) {
-                                scf::YieldOp::create(nb, nl, single(nb, nl, m, it[0]));
-                              })
-        .getResult(0);
+    return tokenBlocks(b, l, M, MR, tile, [&](OpBuilder &nb, Location nl, Value m0, int64_t mr, Value t) {
+      return mr == MR ? block(nb, nl, m0, t) : single(nb, nl, m0, t);
+    });
   });
   y = castTo(b, l, restoreLeading(b, l, y, rt, tk));
   if (!dispatch)

@@ -190,22 +190,22 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   // is plane t's (136 + n) with no byte-to-word widening (11 integer ops per
   // 128 codes instead of 16), against xb packed by 128 in 4 planes
   // [x(4j) | x(4j + 1) | x(4j + 2) | x(4j + 3)].
-  const int64_t GB = q.gran == 2 ? q.group : K, NGB = K / std::max<int64_t>(GB, 1);
-  const int64_t BC = GB % 128 == 0 ? 128 : 64, CPGB = GB / BC;
+  // (bf16Dot has K % 64 == 0, so Kp = K: the groups are G, NG as above.)
+  const int64_t BC = G % 128 == 0 ? 128 : 64, CPGB = G / BC;
   Value xb, negT, mFull;
   if (bf16Dot) {
     MLIRContext *ctx = b.getContext();
     mFull = blockedTokens(b, l, M, MR);
     xb = packActivations(b, l, x, tk, K, BC, BC / 32, mFull, b.getBF16Type());
     auto id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
-    auto tT = RankedTensorType::get({ShapedType::kDynamic, NGB}, f32);
+    auto tT = RankedTensorType::get({ShapedType::kDynamic, NG}, f32);
     Value rowsB = tensor::DimOp::create(b, l, xb, 0);
     Value t0 = linalg::FillOp::create(b, l, ValueRange{cf(b, l, 0.0)},
                                       ValueRange{tensor::EmptyOp::create(b, l, tT, ValueRange{rowsB}).getResult()})
                    .getResult(0);
     negT = linalg::GenericOp::create(
                b, l, TypeRange{tT}, ValueRange{xb}, ValueRange{t0},
-               ArrayRef<AffineMap>{id2, AffineMap::get(2, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx).floorDiv(GB)}, ctx)},
+               ArrayRef<AffineMap>{id2, AffineMap::get(2, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx).floorDiv(G)}, ctx)},
                SmallVector<utils::IteratorType>{utils::IteratorType::parallel, utils::IteratorType::reduction},
                [&](OpBuilder &nb, Location nl, ValueRange a) {
                  Value xv = arith::ExtFOp::create(nb, nl, f32, a[0]);
@@ -279,9 +279,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     // One block of `mr` tokens from m0: returns the updated tile tensor.
     auto block = [&](OpBuilder &ob, Location ol, Value m0, int64_t mr, Value tile) -> Value {
       Value zero = arith::ConstantOp::create(ob, ol, vf, DenseElementsAttr::get(vf, ob.getF32FloatAttr(0.0f)));
-      SmallVector<Value> mrow;
-      for (int64_t j = 0; j < mr; ++j)
-        mrow.push_back(j == 0 ? m0 : arith::AddIOp::create(ob, ol, m0, ci(ob, ol, j)).getResult());
+      SmallVector<Value> mrow = rowsOf(ob, ol, m0, mr);
       // The accumulators of the rows `rs` of the tile (rs.size() x mr).
       auto accsFor = [&](OpBuilder &ob, Location ol, ArrayRef<Value> rv) -> SmallVector<Value> {
       const int64_t nr = rv.size();
@@ -400,11 +398,11 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
         auto vi16 = VectorType::get({2 * H}, rb.getI16Type());
         Value r0 = arith::SubIOp::create(rb, rl, m0, mFull); // m0's row of xb, negT
         auto gLoop = scf::ForOp::create(
-            rb, rl, ci(rb, rl, 0), ci(rb, rl, NGB), ci(rb, rl, 1), ValueRange{zero},
+            rb, rl, ci(rb, rl, 0), ci(rb, rl, NG), ci(rb, rl, 1), ValueRange{zero},
             [&](OpBuilder &gb, Location gl, Value g, ValueRange gacc) {
               Value t = tensor::ExtractOp::create(gb, gl, negT, ValueRange{r0, g});
               Value start = vector::InsertOp::create(gb, gl, t, zero, ArrayRef<int64_t>{0});
-              Value gk0 = arith::MulIOp::create(gb, gl, g, ci(gb, gl, GB));
+              Value gk0 = arith::MulIOp::create(gb, gl, g, ci(gb, gl, G));
               auto cLoop = scf::ForOp::create(
                   gb, gl, ci(gb, gl, 0), ci(gb, gl, CPGB), ci(gb, gl, 1), ValueRange{start, zero},
                   [&](OpBuilder &cb, Location cl, Value c, ValueRange ds) {
@@ -474,13 +472,9 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
       };
       if (mr == 1 && (bf16Dot || p.rowwise))
         return rowLoop(tile);
-      SmallVector<Value> accs = rowBlockAccumulators(NR, mr, p.rowwise, [&](ArrayRef<int64_t> rs) {
-        SmallVector<Value> rv;
-        for (int64_t i : rs)
-          rv.push_back(rows[i]);
-        return accsFor(ob, ol, rv);
-      });
-      return writeRows(ob, ol, accs, mrow, mr, tile, !scaleInLoop);
+      // Blocks of tokens (and single tokens with rowwise = false): the NR
+      // rows together.
+      return writeRows(ob, ol, accsFor(ob, ol, rows), mrow, mr, tile, !scaleInLoop);
     };
 
     auto mLoops = [&](OpBuilder &ob, Location ol, Value tile, TokenBlockFn blk) {
