@@ -958,7 +958,9 @@ int compile(const Options &o) {
   // The fused weight-only kernels (lib/Transforms/QuantKernels.cpp) take
   // their register tiles from the target: with AVX-512 (32 zmm) 4 output
   // channels x 4 tokens of vector<16xf32> accumulators, with AVX2 (16 ymm,
-  // a vector<16xf32> is two) 4 x 2. QWEN_QUANT_KERNEL="tile_n=N,tile_m=M,buffer_m=T,rowwise=0|1,fused=0|1,lut_gather=0|1,bf16_dot=0|1"
+  // a vector<16xf32> is two) 4 x 2. Decode's row streams prefetch their codes
+  // 8 KiB ahead (prefetch = bytes, 0 = off; README, "Prefetch").
+  // QWEN_QUANT_KERNEL="tile_n=N,tile_m=M,buffer_m=T,rowwise=0|1,fused=0|1,lut_gather=0|1,bf16_dot=0|1,prefetch=B"
   // overrides them (tuning; fused=0 is the reference dequantize + matmul).
   // CUDA targets: gpu_attention=0 keeps the reference attention (generics
   // mapped onto loop-nest kernels) instead of GPUAttention.cpp's kernels;
@@ -973,7 +975,7 @@ int compile(const Options &o) {
     bool vnni = sti->checkFeatures("+avx512vnni");
     // vdpbf16ps for the 4-bit kernel on bf16 inputs (-bf16 recipes).
     bool bf16 = sti->checkFeatures("+avx512bf16");
-    int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16;
+    int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16, prefetch = 8192;
     bool fused = true, rowwise = true, lutGather = false, gpuAttention = true,
          gpuAttentionMma = recipe.quantizes();
     if (const char *env = std::getenv("QWEN_QUANT_KERNEL")) {
@@ -1004,6 +1006,8 @@ int compile(const Options &o) {
           fuseActQuant = n != 0;
         else if (k.trim() == "bf16_dot")
           bf16 = bf16 && n != 0;
+        else if (k.trim() == "prefetch" && n >= 0)
+          prefetch = n;
       }
     }
     Builder bb(&ctx);
@@ -1025,7 +1029,8 @@ int compile(const Options &o) {
                                              bb.getNamedAttr("avx512", bb.getBoolAttr(avx512)),
                                              bb.getNamedAttr("lut_gather", bb.getBoolAttr(lutGather)),
                                              bb.getNamedAttr("avx512bf16", bb.getBoolAttr(bf16)),
-                                             bb.getNamedAttr("tile_n", bb.getI64IntegerAttr(tileN))}));
+                                             bb.getNamedAttr("tile_n", bb.getI64IntegerAttr(tileN)),
+                                             bb.getNamedAttr("prefetch", bb.getI64IntegerAttr(prefetch))}));
   }
   if (failed(runPasses(*module, [&](OpPassManager &pm) {
         // The runtime picks how many last positions get logits (generation:

@@ -109,6 +109,9 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
   // init: [M, N] = bias (broadcast over tokens) or 0.
   Value init = linearInitMN(b, l, bias, tk, N);
 
+  // The single-token row loop prefetches W (one line per vector<16xf32>).
+  RowPrefetcher pf = RowPrefetcher::create(b, l, w, p.prefetch);
+
   Value y = forEachChannelTile(b, l, init, M, N, NT, 0, [&](OpBuilder &b, Location l, Value tile, Value n0,
                                                             ArrayRef<Value>) -> Value {
 
@@ -199,6 +202,7 @@ FailureOr<Value> lowerDenseLinear(OpBuilder &b, Location l, Value x, Value w, Va
                   SmallVector<Value> next;
                   for (int64_t u = 0; u < U; ++u) {
                     Value ku = u == 0 ? k : arith::AddIOp::create(kb, kl_, k, ci(kb, kl_, u * H)).getResult();
+                    pf.at(kb, kl_, row, ku);
                     next.push_back(vector::FMAOp::create(kb, kl_, load(kb, kl_, x, xIndex(kb, kl_, m, ku)),
                                                          load(kb, kl_, w, ValueRange{row, ku}), accs[u]));
                   }

@@ -5,7 +5,9 @@
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -119,6 +121,34 @@ Value packActivations(OpBuilder &b, Location l, Value x, const Tokens &t, int64_
                linalg::YieldOp::create(nb, nl, v);
              })
       .getResult(0);
+}
+
+RowPrefetcher RowPrefetcher::create(OpBuilder &b, Location l, Value codes, int64_t ahead) {
+  RowPrefetcher p;
+  auto t = dyn_cast<RankedTensorType>(codes.getType());
+  if (ahead <= 0 || !t || t.getRank() != 2 || !t.hasStaticShape())
+    return p;
+  // read_only: the buffer is the tensor's own (no copy); prefetches do not
+  // write it (memref.prefetch declares a write only to stay ordered).
+  auto mt = MemRefType::get(t.getShape(), t.getElementType());
+  Value buf = bufferization::ToBufferOp::create(b, l, mt, codes, /*read_only=*/true);
+  p.flat = memref::CollapseShapeOp::create(b, l, buf, SmallVector<ReassociationIndices>{{0, 1}});
+  p.cols = t.getDimSize(1);
+  p.total = t.getDimSize(0) * p.cols;
+  p.ahead = ahead * 8 / std::max<int64_t>(8, t.getElementTypeBitWidth()); // elements
+  return p;
+}
+
+void RowPrefetcher::at(OpBuilder &b, Location l, Value row, Value col) const {
+  if (!flat)
+    return;
+  auto ci = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, l, v); };
+  Value i = arith::AddIOp::create(b, l, arith::MulIOp::create(b, l, row, ci(cols)), col);
+  i = arith::MinUIOp::create(b, l, arith::AddIOp::create(b, l, i, ci(ahead)), ci(total - 1));
+  // Locality 2 (prefetcht1): into L2, where the stream has room that far
+  // ahead; the L1 prefetcher brings the lines the last step. Against
+  // prefetcht0 it was 3-5 % faster, prefetchnta halved the speed.
+  memref::PrefetchOp::create(b, l, flat, ValueRange{i}, /*isWrite=*/false, /*localityHint=*/2, /*isDataCache=*/true);
 }
 
 Value quantizeToCode(OpBuilder &b, Location l, Value v, Value s, double qmax, Type codeType) {

@@ -37,6 +37,8 @@
 #include "qwen/Transforms/GPUKernels.h"
 #include "qwen/Transforms/KernelSupport.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -83,6 +85,8 @@ WeightOnlyParams weightOnlyParamsFor(Operation *op) {
     p.lutGather = a.getValue();
   if (auto a = d.getAs<BoolAttr>("avx512bf16"))
     p.avx512bf16 = a.getValue();
+  if (auto a = d.getAs<IntegerAttr>("prefetch"))
+    p.prefetch = std::max<int64_t>(0, a.getInt());
   return p;
 }
 
@@ -215,6 +219,10 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                .getResult(0);
   }
 
+  // Decode's row streams prefetch their codes (rowLoop: bf16Row, and accsFor
+  // with one row and token).
+  RowPrefetcher pf = RowPrefetcher::create(b, l, q.codes, p.prefetch);
+
   // Tiles of NR output channels; `rows` are the tile's rows clamped into
   // the weight (a last partial tile recomputes row N-1, not written).
   Value y = forEachChannelTile(b, l, init, M, N, NR, NR, [&](OpBuilder &b, Location l, Value slice, Value n0,
@@ -322,6 +330,8 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                   MutableArrayRef<Value> next(nextU.data() + u * S, S);
                   Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, C)));
                   Value kb = i4 ? arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2)).getResult() : k0;
+                  if (nr * mr == 1 && u == 0)
+                    pf.at(cb, cl, rv[0], kb);
                   Value fpad = cf(cb, cl, 0.0);
                   SmallVector<Value> xa, xb;
                   for (int64_t j = 0; j < mr; ++j) {
@@ -408,6 +418,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                   [&](OpBuilder &cb, Location cl, Value c, ValueRange ds) {
                     Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, BC)));
                     Value kb = arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2));
+                    pf.at(cb, cl, row, kb);
                     Value hpad = arith::ConstantOp::create(cb, cl, cb.getBF16Type(), cb.getFloatAttr(cb.getBF16Type(), 0.0));
                     // Plane t of the step: xb[r0, k0 + 32 t, +32).
                     auto xPlane = [&](int64_t t) -> Value {
@@ -599,7 +610,9 @@ bool isPureKernelIntrinsic(StringRef name) {
 }
 
 void registerQuantKernelExtensions(DialectRegistry &registry) {
-  registry.insert<LLVM::LLVMDialect>();
+  // llvm.call_intrinsic; the row prefetch's bufferization.to_buffer and
+  // memref.collapse_shape / memref.prefetch (KernelSupport.h RowPrefetcher).
+  registry.insert<LLVM::LLVMDialect, bufferization::BufferizationDialect, memref::MemRefDialect>();
   registry.addExtensions<Int8KernelExtension>();
 }
 
@@ -780,6 +793,9 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
     return acc;
   };
 
+  // Decode's row streams prefetch their codes (rowsOut with one row, token).
+  RowPrefetcher pf = RowPrefetcher::create(b, l, q.codes, p.prefetch);
+
   auto yT = RankedTensorType::get({tk.Ms, N}, f32);
   Value yEmpty = tensor::EmptyOp::create(b, l, yT, dynM);
   Value y = forEachChannelTile(b, l, yEmpty, M, N, NR, NR, [&](OpBuilder &b, Location l, Value slice, Value,
@@ -825,6 +841,8 @@ FailureOr<Value> lowerInt8ActLinear(OpBuilder &b, Location l, const WeightOnlyDe
                 gb, gl, ci(gb, gl, 0), ci(gb, gl, CPG), ci(gb, gl, 1), SmallVector<Value>(nr * mr, zacc),
                 [&](OpBuilder &cb, Location cl, Value c, ValueRange accs) {
                   Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, C)));
+                  if (nr * mr == 1)
+                    pf.at(cb, cl, rows[rs[0]], i4 ? arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2)).getResult() : k0);
                   SmallVector<Value> xv;
                   for (int64_t j = 0; j < mr; ++j)
                     xv.push_back(vector::TransferReadOp::create(

@@ -56,6 +56,21 @@ mlir::Value packActivations(mlir::OpBuilder &b, mlir::Location l, mlir::Value x,
                             int64_t K, int64_t chunk, int64_t planes, mlir::Value firstRow = {},
                             mlir::Type elt = {});
 
+/// Software prefetch along the rows of a 2-D weight tensor [rows, cols]
+/// (codes, or f32): the decode GEMVs read each row as one stream, and the
+/// hardware prefetchers alone left the 4-bit GEMV stalled on its code loads
+/// (README, "Prefetch"). `create` makes a flat read-only view of the buffer
+/// once (outside the tile loop); `at` prefetches the line `aheadBytes` past
+/// element (row, col), clamped to the last element, so it never points past
+/// the buffer. One call per 64 bytes of the stream.
+struct RowPrefetcher {
+  mlir::Value flat;  ///< memref<rows * cols x elt>, or null: disabled
+  int64_t cols = 0, total = 0;
+  int64_t ahead = 0; ///< in elements
+  static RowPrefetcher create(mlir::OpBuilder &b, mlir::Location l, mlir::Value weight, int64_t aheadBytes);
+  void at(mlir::OpBuilder &b, mlir::Location l, mlir::Value row, mlir::Value col) const;
+};
+
 /// The [M, N] f32 accumulator a linear kernel starts from: bias[n] (f32 or
 /// f16) broadcast over the tokens, or 0.
 mlir::Value linearInitMN(mlir::OpBuilder &b, mlir::Location l, mlir::Value bias, const Tokens &t, int64_t N);
