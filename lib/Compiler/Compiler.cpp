@@ -24,6 +24,7 @@
 #include "qwen/Transforms/Executor.h"
 #include "qwen/Transforms/GPUKernels.h"
 #include "qwen/Transforms/MixedPrecision.h"
+#include "qwen/Transforms/QuantKernels.h"
 #include "qwen/Dialect/ONNX/ONNXDialect.h"
 #include "qwen/Dialect/QQuant/QQuantDialect.h"
 #include "qwen/Dialect/Qwen/QwenDialect.h"
@@ -958,7 +959,7 @@ int compile(const Options &o) {
   // The fused weight-only kernels (lib/Transforms/QuantKernels.cpp) take
   // their register tiles from the target: with AVX-512 (32 zmm) 4 output
   // channels x 4 tokens of vector<16xf32> accumulators, with AVX2 (16 ymm,
-  // a vector<16xf32> is two) 4 x 2. Decode's row streams prefetch their codes
+  // a vector<16xf32> is two) 4 x 2. Decode's row streams prefetch their weights
   // 8 KiB ahead (prefetch = bytes, 0 = off; README, "Prefetch").
   // QWEN_QUANT_KERNEL="tile_n=N,tile_m=M,buffer_m=T,rowwise=0|1,fused=0|1,lut_gather=0|1,bf16_dot=0|1,prefetch=B"
   // overrides them (tuning; fused=0 is the reference dequantize + matmul).
@@ -975,7 +976,7 @@ int compile(const Options &o) {
     bool vnni = sti->checkFeatures("+avx512vnni");
     // vdpbf16ps for the 4-bit kernel on bf16 inputs (-bf16 recipes).
     bool bf16 = sti->checkFeatures("+avx512bf16");
-    int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16, prefetch = 8192;
+    int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16, prefetch = qwen::WeightOnlyParams().prefetch;
     bool fused = true, rowwise = true, lutGather = false, gpuAttention = true,
          gpuAttentionMma = recipe.quantizes();
     if (const char *env = std::getenv("QWEN_QUANT_KERNEL")) {

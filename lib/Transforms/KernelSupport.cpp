@@ -123,19 +123,19 @@ Value packActivations(OpBuilder &b, Location l, Value x, const Tokens &t, int64_
       .getResult(0);
 }
 
-RowPrefetcher RowPrefetcher::create(OpBuilder &b, Location l, Value codes, int64_t ahead) {
+RowPrefetcher RowPrefetcher::create(OpBuilder &b, Location l, Value weight, int64_t aheadBytes) {
   RowPrefetcher p;
-  auto t = dyn_cast<RankedTensorType>(codes.getType());
-  if (ahead <= 0 || !t || t.getRank() != 2 || !t.hasStaticShape())
+  auto t = dyn_cast<RankedTensorType>(weight.getType());
+  if (aheadBytes <= 0 || !t || t.getRank() != 2 || !t.hasStaticShape())
     return p;
   // read_only: the buffer is the tensor's own (no copy); prefetches do not
   // write it (memref.prefetch declares a write only to stay ordered).
   auto mt = MemRefType::get(t.getShape(), t.getElementType());
-  Value buf = bufferization::ToBufferOp::create(b, l, mt, codes, /*read_only=*/true);
+  Value buf = bufferization::ToBufferOp::create(b, l, mt, weight, /*read_only=*/true);
   p.flat = memref::CollapseShapeOp::create(b, l, buf, SmallVector<ReassociationIndices>{{0, 1}});
   p.cols = t.getDimSize(1);
   p.total = t.getDimSize(0) * p.cols;
-  p.ahead = ahead * 8 / std::max<int64_t>(8, t.getElementTypeBitWidth()); // elements
+  p.ahead = aheadBytes * 8 / std::max<int64_t>(8, t.getElementTypeBitWidth());
   return p;
 }
 

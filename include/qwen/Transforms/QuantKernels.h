@@ -67,8 +67,9 @@ struct WeightOnlyParams {
   bool lutGather = false;
   /// The target has AVX512-BF16 (vdpbf16ps).
   bool avx512bf16 = false;
-  /// Single-token (decode) row streams prefetch the code line this many
-  /// bytes ahead (memref.prefetch -> prefetcht0); 0 = none.
+  /// Single-token (decode) row streams prefetch the weight line this many
+  /// bytes ahead (memref.prefetch locality 2 -> prefetcht1, into L2;
+  /// KernelSupport.h RowPrefetcher); 0 = none. qwen-compile's default.
   int64_t prefetch = 8192;
   /// Per op, not per module: the input is already rounded to bfloat16
   /// (qquant.linear {bf16_input}); with avx512bf16 the 4-bit kernel's
