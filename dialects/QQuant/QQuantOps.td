@@ -86,17 +86,27 @@ def QQuant_LinearOp : QQuant_Op<"linear", [Pure]> {
     f32. It is what lets the x86 4-bit kernel multiply with vdpbf16ps
     (QuantKernels.cpp) instead of converting every weight to f32.
 
+    `i16_input` (weight-only, group-wise weights only): the input is first
+    quantized to int16 and dequantized, symmetric per block of k the size of
+    the weight's group (scale = absmax / 32767, or 1 for an all-zero block;
+    round half to even), a 16-bit activation with a 15-bit mantissa per
+    block where bfloat16 has 8 bits per element. The products and sums are
+    then those of the dequantized input. It is what lets the x86 4-bit
+    kernel multiply in int16 with vpdpwssd and scale once per group.
+
     ```mlir
     %y = qquant.linear %x, %w {act = #qquant.act<dynamic, i8, per_token>}
         : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i8, symmetric, channel>) -> tensor<1x8x96xf32>
     %z = qquant.linear %x, %w4 {bf16_input}
+        : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x96xf32>
+    %u = qquant.linear %x, %w4 {i16_input}
         : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x96xf32>
     ```
   }];
   let arguments = (ins QQuant_FloatTensor:$input, QQuant_AnyWeight:$weight,
                        Optional<QQuant_FloatTensor>:$bias,
                        OptionalAttr<QQuant_ActivationAttr>:$act,
-                       UnitAttr:$bf16_input);
+                       UnitAttr:$bf16_input, UnitAttr:$i16_input);
   let results = (outs QQuant_FloatTensor:$result);
   let assemblyFormat = "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;

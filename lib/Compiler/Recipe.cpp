@@ -31,7 +31,11 @@
 // Activation suffix -bf16, on weight-only recipes (e.g. w4a16-g128-bf16):
 // the linears' inputs are rounded to bfloat16 (qquant.linear {bf16_input}),
 // true 16-bit activations; on x86 with AVX512-BF16 the 4-bit decode kernel
-// then multiplies with vdpbf16ps (QuantKernels.cpp).
+// then multiplies with vdpbf16ps (QuantKernels.cpp). Suffix -i16, on
+// group-wise uniform weight-only recipes (e.g. w4a16-g128-i16): the inputs
+// are quantized to int16 per weight group (qquant.linear {i16_input}; 15
+// bits per block against bf16's 8 per element); on x86 with AVX512-VNNI the
+// 4-bit decode kernel multiplies with vpdpwssd and scales once per group.
 //
 // Pruning suffixes, on any recipe including fp32 (--qwen-prune before
 // quantization): -2:4 (2 of every 4 inputs kept; stored compactly, weight-
@@ -139,7 +143,7 @@ static bool namedRecipe(const std::string &name, quant::QuantizePlan &plan,
   if (!linear) {
     err = "unknown recipe '" + name + "' (available: " + namesList() +
           ", each optionally with method suffixes -gptq, -awq, -clip, -bc, "
-          "-smooth, -log2, -weighted, -f16, -bf16 and pruning suffixes -2:4, -sp<N>, "
+          "-smooth, -log2, -weighted, -f16, -bf16, -i16 and pruning suffixes -2:4, -sp<N>, "
           "-magnitude; or a .json recipe file)";
     return false;
   }
@@ -177,7 +181,7 @@ static bool suffixedRecipe(const std::string &name, Recipe &out,
   static const char *const known[] = {"-gptq",     "-awq",  "-clip",
                                       "-bc",       "-smooth", "-log2",
                                       "-weighted", "-f16",  "-2:4",
-                                      "-magnitude", "-bf16"};
+                                      "-magnitude", "-bf16", "-i16"};
   double sparsePercent = -1;
   for (bool found = true; found;) {
     found = false;
@@ -276,6 +280,15 @@ static bool suffixedRecipe(const std::string &name, Recipe &out,
         return false;
       }
       l.bf16Act = true;
+    } else if (k == "i16") {
+      if (actQuant || l.bf16Act || l.grid != qq::Grid::uniform ||
+          l.granularity != qq::Granularity::group) {
+        err = "recipe '" + name + "': -i16 (int16 activations per weight "
+              "group) takes a group-wise uniform weight-only recipe (e.g. "
+              "w4a16-g128-i16)";
+        return false;
+      }
+      l.i16Act = true;
     } else if (k == "log2") {
       if (l.bits > 4 || actQuant) {
         err = "recipe '" + name + "': -log2 takes a 3- or 4-bit weight-only "
@@ -495,7 +508,7 @@ RecipeSummary summarizeRecipe(ModuleOp module) {
       ls.dynamicAct = act && act.getMode() == qq::ActMode::dynamic;
       ls.staticAct = act && act.getMode() == qq::ActMode::static_;
       if (auto lo = dyn_cast<qq::LinearOp>(op))
-        ls.bf16Act = lo.getBf16Input();
+        ls.bf16Act = lo.getBf16Input(), ls.i16Act = lo.getI16Input();
       scheme = ls.str();
       auto wop = w.getDefiningOp<qq::WeightOp>();
       std::string key = wop ? wop.getRef().getLeafReference().str() : "";

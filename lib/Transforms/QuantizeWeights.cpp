@@ -68,6 +68,8 @@ std::string LayerScheme::str() const {
     s += " act=static-i8";
   if (bf16Act)
     s += " act=bf16";
+  if (i16Act)
+    s += " act=i16";
   if (algorithm == Algorithm::gptq)
     s += " gptq";
   if (clipSearch)
@@ -146,6 +148,16 @@ bool LayerScheme::validate(std::string &err) const {
           "are already quantized, got " + LayerScheme(*this).str();
     return false;
   }
+  if (i16Act && (dynamicAct || staticAct || bf16Act)) {
+    err = "int16 activations are for weight-only schemes with float "
+          "activations (not int8, not bf16), got " + LayerScheme(*this).str();
+    return false;
+  }
+  if (i16Act && (granularity != qq::Granularity::group || grid != qq::Grid::uniform)) {
+    err = "int16 activations are quantized per weight group: they need a "
+          "uniform group-wise weight, got " + LayerScheme(*this).str();
+    return false;
+  }
   // int8 activations: i8 weights per tensor / channel (w8a8) or i4 weights
   // per tensor / channel / group (w4a8), signed symmetric.
   bool intActWeights = isSigned && symmetric &&
@@ -173,7 +185,7 @@ bool LayerScheme::operator==(const LayerScheme &o) const {
          symmetric == o.symmetric && granularity == o.granularity &&
          (granularity != qq::Granularity::group || groupSize == o.groupSize) &&
          dynamicAct == o.dynamicAct && staticAct == o.staticAct &&
-         bf16Act == o.bf16Act && grid == o.grid && algorithm == o.algorithm &&
+         bf16Act == o.bf16Act && i16Act == o.i16Act && grid == o.grid && algorithm == o.algorithm &&
          clipSearch == o.clipSearch && biasCorrection == o.biasCorrection &&
          weighted == o.weighted && sparsity == o.sparsity;
 }
@@ -196,6 +208,7 @@ LayerScheme LayerOverride::apply(LayerScheme s) const {
   if (dynamicAct) s.dynamicAct = *dynamicAct;
   if (staticAct) s.staticAct = *staticAct;
   if (bf16Act) s.bf16Act = *bf16Act;
+  if (i16Act) s.i16Act = *i16Act;
   if (grid) {
     s.grid = *grid;
     if (s.grid == qq::Grid::codebook) // indices are unsigned
@@ -217,7 +230,7 @@ std::string QuantizePlan::assign(ArrayRef<std::string> kinds,
       logits = s;
     } else if (k == "embedding") {
       embedding = s;
-      embedding->dynamicAct = embedding->staticAct = embedding->bf16Act = false;
+      embedding->dynamicAct = embedding->staticAct = embedding->bf16Act = embedding->i16Act = false;
       embedding->algorithm = Algorithm::rtn;
       embedding->clipSearch = embedding->biasCorrection = false;
       embedding->weighted = false;
@@ -315,16 +328,17 @@ bool parseLayerOverride(StringRef pattern, const llvm::json::Value &v,
       }
     } else if (k == "act") {
       auto s = x.getAsString();
-      if (s && *s == "none")
-        out.dynamicAct = false, out.staticAct = false, out.bf16Act = false;
-      else if (s && *s == "dynamic")
-        out.dynamicAct = true, out.staticAct = false, out.bf16Act = false;
+      out.dynamicAct = out.staticAct = out.bf16Act = out.i16Act = false;
+      if (s && *s == "dynamic")
+        out.dynamicAct = true;
       else if (s && *s == "static")
-        out.dynamicAct = false, out.staticAct = true, out.bf16Act = false;
+        out.staticAct = true;
       else if (s && *s == "bf16")
-        out.dynamicAct = false, out.staticAct = false, out.bf16Act = true;
-      else {
-        err = where + "'act' must be \"none\", \"dynamic\", \"static\" or \"bf16\"";
+        out.bf16Act = true;
+      else if (s && *s == "i16")
+        out.i16Act = true;
+      else if (!s || *s != "none") {
+        err = where + "'act' must be \"none\", \"dynamic\", \"static\", \"bf16\" or \"i16\"";
         return false;
       }
     } else {
@@ -559,7 +573,7 @@ LogicalResult Quantizer::sparsify(const Target &t, qwen::quant::Packed &p,
 
 std::string Quantizer::key(const Target &t) {
   LayerScheme w = t.scheme; // the activation scheme is not the weight's
-  w.dynamicAct = w.staticAct = w.bf16Act = false;
+  w.dynamicAct = w.staticAct = w.bf16Act = w.i16Act = false;
   return t.layer + "|" + w.str();
 }
 
@@ -800,7 +814,7 @@ LogicalResult Quantizer::replace(Target &t, Value qw) {
                  .getResult();
     }
     repl = qq::LinearOp::create(b, o.getLoc(), o.getType(), o.getInput(), qw,
-                                bias, act, t.scheme.bf16Act && !act);
+                                bias, act, t.scheme.bf16Act && !act, t.scheme.i16Act && !act);
   }
   else if (auto o = dyn_cast<qwen::LogitsOp>(t.op))
     repl = qq::LogitsOp::create(b, o.getLoc(), o.getType(), o.getInput(), qw,

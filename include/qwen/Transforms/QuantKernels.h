@@ -75,6 +75,11 @@ struct WeightOnlyParams {
   /// (qquant.linear {bf16_input}); with avx512bf16 the 4-bit kernel's
   /// single-token blocks multiply in bf16 (exact products, f32 sums).
   bool bf16Input = false;
+  /// Per op: the input is already quantized to int16 and dequantized per
+  /// weight group (qquant.linear {i16_input}); with vnni the 4-bit kernel's
+  /// single-token blocks recover the int16 codes and multiply with vpdpwssd
+  /// (exact i32 sums per group, one f32 scale per group).
+  bool i16Input = false;
 };
 
 WeightOnlyParams weightOnlyParamsFor(mlir::Operation *op);

@@ -53,6 +53,10 @@ struct LayerScheme {
   /// Weight-only linears: the input is rounded to bfloat16 (qquant.linear
   /// {bf16_input}; recipe suffix -bf16, e.g. w4a16-g128-bf16).
   bool bf16Act = false;
+  /// Group-wise weight-only linears: the input is quantized to int16 and
+  /// dequantized per weight group (qquant.linear {i16_input}; recipe suffix
+  /// -i16, e.g. w4a16-g128-i16).
+  bool i16Act = false;
   /// 2:4: the weight was pruned to 2 of every 4 inputs (--qwen-prune marks
   /// the op `qquant.pruned = "2:4"`); only the kept codes are stored, with a
   /// 2-bit position each. Pruned weights (exact zeros) stay zero.
@@ -71,7 +75,7 @@ struct LayerOverride {
   std::string pattern; // exact layer name, or a glob (* ? [..])
   bool keepFloat = false;
   std::optional<unsigned> bits, groupSize;
-  std::optional<bool> isSigned, symmetric, dynamicAct, staticAct, bf16Act;
+  std::optional<bool> isSigned, symmetric, dynamicAct, staticAct, bf16Act, i16Act;
   std::optional<qquant::Granularity> granularity;
   std::optional<qquant::Grid> grid;
   std::optional<qquant::Sparsity> sparsity; // 2:4: pruned by the quantizer

@@ -455,6 +455,19 @@ LogicalResult LinearOp::verify() {
   if (getBf16Input() && getActAttr())
     return emitOpError("bf16_input applies to a float input; the input is "
                        "already quantized by 'act'");
+  if (getI16Input()) {
+    if (getActAttr())
+      return emitOpError("i16_input applies to a float input; the input is "
+                         "already quantized by 'act'");
+    if (getBf16Input())
+      return emitOpError("bf16_input and i16_input are two roundings of the "
+                         "same input; give one");
+    // The int16 blocks are the weight's groups: one activation scale per
+    // (token, group) is what the kernel folds into the group's scale.
+    if (w.getScheme().getGranularity() != Granularity::group)
+      return emitOpError("i16_input quantizes the input per weight group; "
+                         "the weight is not group-wise");
+  }
   if (getBias()) {
     auto bias = getBias().getType();
     if (bias.getRank() != 1 || bias.getDimSize(0) != w.getRows())

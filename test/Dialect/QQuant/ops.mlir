@@ -33,6 +33,15 @@ func.func @bf16_input(%x: tensor<1x8x64xf32>, %w: !qquant.weight<96x64xf32, i4, 
 
 // -----
 
+// CHECK-LABEL: func @i16_input
+func.func @i16_input(%x: tensor<1x8x64xf32>, %w: !qquant.weight<96x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x96xf32> {
+  // CHECK: qquant.linear %{{.*}}, %{{.*}} {i16_input} : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x96xf32>
+  %0 = qquant.linear %x, %w {i16_input} : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x96xf32>
+  return %0 : tensor<1x8x96xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func @embedding_logits
 func.func @embedding_logits(%ids: tensor<1x8xi64>, %t: !qquant.weight<256x64xf32, i8, symmetric, channel>) -> tensor<1x8x256xf32> {
   // CHECK: qquant.embedding %{{.*}}, %{{.*}} : (tensor<1x8xi64>, !qquant.weight<256x64xf32, i8, symmetric, channel>) -> tensor<1x8x64xf32>

@@ -5,6 +5,8 @@
   woq_sweep.py gen STORE fused-m1 > case.mlir   # the kernel with tile_m = 1
   woq_sweep.py gen STORE bf16|ref-bf16 > case.mlir
   woq_sweep.py check-bf16 FUSED_OUT REF_OUT
+  woq_sweep.py gen STORE i16|ref-i16 > case.mlir
+  woq_sweep.py check-i16 FUSED_OUT REF_OUT
 
 bf16: the linears carry {bf16_input} (the input rounded to bfloat16) and the
 fused program says the target has AVX512-BF16 (qwen.quant_kernel =
@@ -12,6 +14,14 @@ fused program says the target has AVX512-BF16 (qwen.quant_kernel =
 with K a multiple of 64) take the vdpbf16ps kernel for single tokens; the
 exact result is then x rounded to bf16 (numpy, round to nearest even) times
 the dequantized weight. Its cases (BF16_CASES) come from their own seed.
+
+i16: the linears carry {i16_input} (the input quantized to int16 and
+dequantized per weight group, s = amax / 32767) and the fused program says
+the target has AVX512-VNNI ({vnni = true}), so 4-bit codes in groups of 64 /
+128 take the vpdpwssd kernel for single tokens; the exact result is the
+dequantized input (numpy, f32 as the reference computes it) times the
+dequantized weight. Its cases (I16_CASES) come from their own seed; some
+tokens have a zero group and some a group with one outlier.
 
 Odd shapes: N not a multiple of the tile of output channels, K not a multiple
 of the 32-element chunk (per channel), groups of 32 / 64 / 128, M = 1, 3, 17
@@ -62,6 +72,29 @@ BF16_CASES = [
 ]
 
 
+# The i16 sweep: the vpdpwssd kernel (groups of 64 / 128; 8-bit codes and
+# group 32 on the f32 kernel), Qwen2.5-0.5B's K, f16 scales, tails of N.
+I16_CASES = [
+    ("i64", 4, "group", 64, 70, 192, [1, 3, 17], False, F, "linear"),
+    ("i128", 4, "group", 128, 131, 896, [1, 3, 17], True, np.float16, "linear"),
+    ("idown", 4, "group", 128, 9, 4864, [1, 5], False, F, "linear"),
+    ("i64q", 4, "group", 64, 23, 896, [1, 2], True, F, "linear"),
+    ("i32", 4, "group", 32, 37, 96, [1, 3], True, F, "linear"),
+    ("i8g", 8, "group", 64, 19, 128, [1, 3], False, F, "linear"),
+]
+
+
+def i16_round(x, group):
+    """x quantized to int16 and dequantized per group of the last dim, in
+    float32 as qquant.linear {i16_input} defines it."""
+    m, k = x.shape
+    g = x.reshape(m, k // group, group).astype(F)
+    s = (np.abs(g).max(2, keepdims=True) / F(32767)).astype(F)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(s == 0, F(0), np.clip(np.rint(g / s), -32767, 32767)).astype(F)
+    return (q * s).astype(F).reshape(m, k)
+
+
 def bf16_round(x):
     """float32 -> the nearest bfloat16 (ties to even), as float32."""
     u = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
@@ -100,11 +133,11 @@ def pack(codes, bits):
     return out
 
 
-def data(bf16=False):
+def data(bf16=False, i16=False):
     global rng
-    rng = np.random.default_rng(23 if bf16 else 11)
+    rng = np.random.default_rng(23 if bf16 else 31 if i16 else 11)
     out = []
-    for name, bits, gran, group, n, k, ms, has_b, sdt, op in (BF16_CASES if bf16 else CASES):
+    for name, bits, gran, group, n, k, ms, has_b, sdt, op in (BF16_CASES if bf16 else I16_CASES if i16 else CASES):
         w = rng.standard_normal((n, k)).astype(F)
         codes, s, deq = quantize(w, bits, gran, group)
         if sdt == np.float16:
@@ -113,6 +146,11 @@ def data(bf16=False):
             deq = deq.reshape(n, k)
         b = rng.standard_normal(n).astype(F) if has_b else None
         xs = [rng.standard_normal((m, k)).astype(F) for m in ms]
+        if i16:
+            # Token 0: its first group all zero (s = 0); the last token: an
+            # outlier 300x the rest in its last group.
+            xs[0][0, :group] = 0
+            xs[-1][-1, k - 1] = 300.0
         out.append(dict(name=name, bits=bits, gran=gran, group=group, n=n, k=k, codes=pack(codes, bits),
                         s=s, deq=deq, b=b, xs=xs, op=op))
     return out
@@ -162,7 +200,8 @@ def gen(store, mode):
     sys.path.insert(0, "")
     from qwen_opt import weight_store
     bf16 = mode in ("bf16", "ref-bf16")
-    cases = data(bf16)
+    i16 = mode in ("i16", "ref-i16")
+    cases = data(bf16, i16)
     entries = {}
     for c in cases:
         entries[c["name"] + ".codes"] = c["codes"]
@@ -171,12 +210,14 @@ def gen(store, mode):
     attr = {"fused": "", "ref": " attributes {qwen.quant_kernel = {fused = false}}",
             "fused-m1": " attributes {qwen.quant_kernel = {tile_m = 1}}",
             "bf16": " attributes {qwen.quant_kernel = {avx512bf16 = true}}",
-            "ref-bf16": " attributes {qwen.quant_kernel = {fused = false}}"}[mode]
+            "ref-bf16": " attributes {qwen.quant_kernel = {fused = false}}",
+            "i16": " attributes {qwen.quant_kernel = {vnni = true}}",
+            "ref-i16": " attributes {qwen.quant_kernel = {fused = false}}"}[mode]
     lines = [f"module{attr} {{", f'qwen.store @q "{store}"', "func.func private @printMemrefF32(tensor<*xf32>)",
              "func.func @main() {"]
     v = 0
     for c in cases:
-        lines += case_lines(v, c, wtype(c), " {bf16_input}" if bf16 else "")
+        lines += case_lines(v, c, wtype(c), " {bf16_input}" if bf16 else " {i16_input}" if i16 else "")
         v += 1
     lines += ["  return", "}", "}"]
     print("\n".join(lines))
@@ -191,8 +232,8 @@ def parse(path):
             for blk in text.split("Unranked Memref")[1:]]
 
 
-def check(fused_out, ref_out, bf16=False):
-    cases = data(bf16)
+def check(fused_out, ref_out, bf16=False, i16=False):
+    cases = data(bf16, i16)
     fu, re_ = parse(fused_out), parse(ref_out)
     want = sum(len(c["xs"]) for c in cases)
     if len(fu) != want or len(re_) != want:
@@ -201,7 +242,11 @@ def check(fused_out, ref_out, bf16=False):
     ok, i, worst = True, 0, 0.0
     for c in cases:
         for x in c["xs"]:
-            x64 = (bf16_round(x) if bf16 and c["op"] == "linear" else x).astype(np.float64)
+            if bf16 and c["op"] == "linear":
+                x = bf16_round(x)
+            elif i16:
+                x = i16_round(x, c["group"])
+            x64 = x.astype(np.float64)
             exact = x64 @ c["deq"].T + (c["b"].astype(np.float64) if c["b"] is not None else 0)
             mag = np.abs(x64) @ np.abs(c["deq"]).T
             tol = 2e-5 * mag + 2e-6 * np.abs(exact)
@@ -228,4 +273,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "gen":
         gen(sys.argv[2], sys.argv[3])
     else:
-        check(sys.argv[2], sys.argv[3], sys.argv[1] == "check-bf16")
+        check(sys.argv[2], sys.argv[3], sys.argv[1] == "check-bf16", sys.argv[1] == "check-i16")
