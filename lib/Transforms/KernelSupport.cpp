@@ -79,13 +79,17 @@ Value restoreLeading(OpBuilder &b, Location l, Value y, RankedTensorType rt, con
 }
 
 Value packActivations(OpBuilder &b, Location l, Value x, const Tokens &t, int64_t K, int64_t chunk,
-                      int64_t planes, Value firstRow, Type elt) {
+                      int64_t planes, Value firstRow, Type elt, Value rowEnd) {
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type();
   const int64_t Kp = (K + chunk - 1) / chunk * chunk, P = chunk / planes;
   auto ci = [](OpBuilder &nb, Location nl, int64_t v) -> Value { return arith::ConstantIndexOp::create(nb, nl, v); };
   auto xpT = RankedTensorType::get({firstRow ? ShapedType::kDynamic : t.Ms, Kp}, elt ? elt : f32);
-  Value init = firstRow ? tensor::EmptyOp::create(b, l, xpT, ValueRange{arith::SubIOp::create(b, l, t.M, firstRow)})
+  if (rowEnd)
+    xpT = RankedTensorType::get({ShapedType::kDynamic, Kp}, elt ? elt : f32);
+  Value end = rowEnd ? rowEnd : t.M;
+  Value init = firstRow ? tensor::EmptyOp::create(b, l, xpT, ValueRange{arith::SubIOp::create(b, l, end, firstRow)})
+               : rowEnd ? tensor::EmptyOp::create(b, l, xpT, ValueRange{rowEnd})
                         : tensor::EmptyOp::create(b, l, xpT, t.dynM());
   return linalg::GenericOp::create(
              b, l, TypeRange{xpT}, ValueRange{}, ValueRange{init},
@@ -119,6 +123,47 @@ Value packActivations(OpBuilder &b, Location l, Value x, const Tokens &t, int64_
                if (elt && elt != f32)
                  v = arith::TruncFOp::create(nb, nl, elt, v);
                linalg::YieldOp::create(nb, nl, v);
+             })
+      .getResult(0);
+}
+
+Value quantDequantBlocksI16(OpBuilder &b, Location l, Value x, int64_t G) {
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type(), i16 = b.getI16Type();
+  auto xt = cast<RankedTensorType>(x.getType());
+  const int64_t r = xt.getRank(), K = xt.getDimSize(r - 1);
+  SmallVector<Value> dyn;
+  for (int64_t i = 0; i < r - 1; ++i)
+    if (xt.isDynamicDim(i))
+      dyn.push_back(tensor::DimOp::create(b, l, x, i));
+  SmallVector<int64_t> sShape(xt.getShape());
+  sShape[r - 1] = K / G;
+  SmallVector<AffineExpr> blk;
+  for (int64_t i = 0; i < r; ++i)
+    blk.push_back(i == r - 1 ? getAffineDimExpr(i, ctx).floorDiv(G) : getAffineDimExpr(i, ctx));
+  AffineMap idR = AffineMap::getMultiDimIdentityMap(r, ctx), blkR = AffineMap::get(r, 0, blk, ctx);
+  auto sT = RankedTensorType::get(sShape, f32);
+  SmallVector<utils::IteratorType> it(r, utils::IteratorType::parallel);
+  Value zero = arith::ConstantOp::create(b, l, b.getF32FloatAttr(0));
+  Value s0 = linalg::FillOp::create(b, l, ValueRange{zero}, ValueRange{tensor::EmptyOp::create(b, l, sT, dyn).getResult()})
+                 .getResult(0);
+  it[r - 1] = utils::IteratorType::reduction;
+  Value amax = linalg::GenericOp::create(
+                   b, l, TypeRange{sT}, ValueRange{x}, ValueRange{s0}, ArrayRef<AffineMap>{idR, blkR}, it,
+                   [&](OpBuilder &nb, Location nl, ValueRange a) {
+                     Value v = math::AbsFOp::create(nb, nl, a[0]);
+                     linalg::YieldOp::create(nb, nl, arith::MaximumFOp::create(nb, nl, a[1], v).getResult());
+                   })
+                   .getResult(0);
+  it[r - 1] = utils::IteratorType::parallel;
+  return linalg::GenericOp::create(
+             b, l, TypeRange{xt}, ValueRange{x, amax}, ValueRange{tensor::EmptyOp::create(b, l, xt, dyn).getResult()},
+             ArrayRef<AffineMap>{idR, blkR, idR}, it,
+             [&](OpBuilder &nb, Location nl, ValueRange a) {
+               Value sc = arith::DivFOp::create(nb, nl, a[1], arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(32767)));
+               Value c = quantizeToCode(nb, nl, a[0], sc, 32767.0, i16);
+               Value v = arith::SIToFPOp::create(nb, nl, f32, c);
+               linalg::YieldOp::create(nb, nl, arith::MulFOp::create(nb, nl, v, sc).getResult());
              })
       .getResult(0);
 }

@@ -2023,48 +2023,6 @@ std::pair<Value, Value> dynamicQuantizeRef(OpBuilder &b, Location l, Value x, in
   return {q, scale};
 }
 
-/// qquant.linear {i16_input}: x quantized to int16 and dequantized per block
-/// of G along the last dim (the weight's groups; G divides it):
-///   s = max_{k in block} |x[..., k]| / 32767                 (f32)
-///   x' = f32(clamp(roundeven(x / s), -32767, 32767)) * s      (0 where s == 0)
-/// The x86 4-bit kernel recovers the int16 codes and s from x' exactly
-/// (QuantKernels.cpp, i16Dot).
-Value quantDequantBlocksI16(OpBuilder &b, Location l, Value x, int64_t G) {
-  MLIRContext *ctx = b.getContext();
-  Type f32 = b.getF32Type(), i16 = b.getI16Type();
-  auto xt = ranked(x);
-  int64_t r = xt.getRank(), K = xt.getDimSize(r - 1);
-  SmallVector<Value> xdims = dimsOf(b, l, x), sdims(xdims);
-  SmallVector<int64_t> sShape(xt.getShape());
-  sShape[r - 1] = K / G;
-  sdims[r - 1] = cIdx(b, l, K / G);
-  SmallVector<AffineExpr> blk;
-  for (int64_t i = 0; i < r; ++i)
-    blk.push_back(i == r - 1 ? getAffineDimExpr(i, ctx).floorDiv(G) : getAffineDimExpr(i, ctx));
-  AffineMap idR = AffineMap::getMultiDimIdentityMap(r, ctx), blkR = AffineMap::get(r, 0, blk, ctx);
-  auto sT = RankedTensorType::get(sShape, f32);
-  SmallVector<IteratorType> it = parallel(r);
-  it[r - 1] = IteratorType::reduction;
-  Value amax = linalg::GenericOp::create(
-                   b, l, TypeRange{sT}, ValueRange{x}, ValueRange{fillT(b, l, sT, sdims, cst(b, l, f32, 0.0))},
-                   {idR, blkR}, it,
-                   [&](OpBuilder &nb, Location nl, ValueRange a) {
-                     linalg::YieldOp::create(
-                         nb, nl, arith::MaximumFOp::create(nb, nl, a[1], math::AbsFOp::create(nb, nl, a[0])).getResult());
-                   })
-                   .getResult(0);
-  return linalg::GenericOp::create(
-             b, l, TypeRange{xt}, ValueRange{x, amax}, ValueRange{emptyWith(b, l, xt, xdims)}, {idR, blkR, idR},
-             parallel(r),
-             [&](OpBuilder &nb, Location nl, ValueRange a) {
-               Value sc = arith::DivFOp::create(nb, nl, a[1], cst(nb, nl, f32, 32767.0));
-               Value c = qwen::quantizeToCode(nb, nl, a[0], sc, 32767.0, i16);
-               Value v = arith::SIToFPOp::create(nb, nl, f32, c);
-               linalg::YieldOp::create(nb, nl, arith::MulFOp::create(nb, nl, v, sc).getResult());
-             })
-      .getResult(0);
-}
-
 /// y[..., n] = x[..., :] * W[n, :] with dynamic per-token int8 activations
 /// (#qquant.act<dynamic, i8, per_token>) on signed symmetric 8-bit weights
 /// (per tensor or per channel):
@@ -2922,16 +2880,21 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     });
   }
   // `i16_input` quantizes it to int16 per weight group and dequantizes
-  // (quantDequantBlocksI16; the x86 4-bit kernel multiplies the int16 codes
-  // with vpdpwssd).
+  // (quantDequantBlocksI16) on every path but the CPU kernel's, which takes
+  // x itself and `i16Input` (QuantKernels.cpp: the int16 codes for
+  // vpdpwssd come from x; the f32 paths dequantize only their tokens).
   bool i16In = false;
+  const bool cpuKernel = isa<qq::LinearOp, qq::LogitsOp>(op) && !q.log2 && !q.codebook && !sparse24 &&
+                         !qwen::gpu::targetsGPU(op);
+  Value xRaw = xIn;
   if (auto lo = dyn_cast<qq::LinearOp>(op); lo && lo.getI16Input()) {
     auto xt = ranked(xIn);
     if (!xt || !xt.getElementType().isF32() || q.gran != 2 || q.group <= 0 || xt.isDynamicDim(xt.getRank() - 1) ||
         xt.getDimSize(xt.getRank() - 1) % q.group != 0)
       return failure();
     i16In = true;
-    xIn = quantDequantBlocksI16(b, l, xIn, q.group);
+    if (!cpuKernel)
+      xIn = qwen::quantDequantBlocksI16(b, l, xIn, q.group);
   }
   if (sparse24 && isa<qq::LinearOp, qq::LogitsOp>(op)) {
     auto lo = dyn_cast<qq::LinearOp>(op);
@@ -2975,6 +2938,8 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
     FailureOr<Value> y = lowerWeightOnlyLinear(b, l, d, xIn, bias, rt, wp);
     if (succeeded(y))
       return one(*y);
+    if (i16In) // the reference below
+      xIn = qwen::quantDequantBlocksI16(b, l, xRaw, q.group);
   }
   // CUDA targets: 4-bit codebooks as the tagged generic of the fused
   // codebook GEMV (GPUKernels.cpp) where it handles the form.

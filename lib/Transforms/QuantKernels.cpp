@@ -145,6 +145,10 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     return failure();
   if (!weightOperandsSupported(q, x, bias, rt))
     return failure();
+  // i16Input rounds x per group (groups contiguous in xp: the chunk divides
+  // them, weightOnlyKernelSupports).
+  if (p.i16Input && q.gran != 2)
+    return failure();
   auto codesT = cast<RankedTensorType>(q.codes.getType());
   Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
   const int64_t N = q.rows, K = q.cols, C = chunkOf(q), H = kLanes;
@@ -168,10 +172,6 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   Tokens tk = flattenTokens(b, l, x);
   Value M = tk.M;
 
-  // xp: [M, Kp], padded with 0 and (i4) each chunk reordered [even | odd];
-  // the result starts from the bias (or 0).
-  Value xp = packActivations(b, l, x, tk, K, C, i4 ? 2 : 1);
-  Value init = linearInitMN(b, l, bias, tk, N);
 
   // bf16 inputs (qquant.linear {bf16_input}) on AVX512-BF16, 4-bit codes:
   // single-token blocks multiply with vdpbf16ps (32 products a step, exact
@@ -198,10 +198,10 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   // (bf16Dot has K % 64 == 0, so Kp = K: the groups are G, NG as above.)
   //
   // int16 inputs (qquant.linear {i16_input}) on AVX512-VNNI, 4-bit codes in
-  // groups of a multiple of 64: the same steps with integer words. x was
-  // quantized to int16 and dequantized per group (s_x = amax / 32767); the
-  // codes are recovered exactly from it (amax' / 32767 is s_x within an ulp,
-  // so x / s' is within 0.01 of its integer code). A code n in [-8, 7] is
+  // groups of a multiple of 64: the same steps with integer words. x is
+  // quantized to int16 per group here (s_x = amax / 32767, the reference's
+  // codes and scale; LowerONNXToLinalg.cpp hands the kernel x itself). A
+  // code n in [-8, 7] is
   // ((w >> 4t) & 0xF) ^ 8 = n + 8 in [0, 15], and vpdpwssd sums
   // (n + 8) * xq_k in i32 lanes (exact: |sum| < 2^31 for groups up to 4 K);
   // each group's accumulator starts from -8 sum xq_k (negI, lane 0), is
@@ -285,6 +285,24 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                })
                .getResult(0);
   }
+
+  // xp: [M, Kp], padded with 0 and (i4) each chunk reordered [even | odd];
+  // only the blocks of tokens [0, mFull) where single tokens take bf16Row /
+  // i16Row (below bufferM: the buffered prefill takes every token from xp).
+  // With i16Input, x quantized to int16 and dequantized per group
+  // (qquant.linear {i16_input}'s rounding; the chunks divide the groups, so
+  // packing first is the same). The result starts from the bias (or 0).
+  Value xpRows;
+  if (bf16Dot || i16Dot) {
+    xpRows = mFull;
+    if (p.bufferM > 0)
+      xpRows = arith::SelectOp::create(b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::uge, M, ci(b, l, p.bufferM)),
+                                       M, mFull);
+  }
+  Value xp = packActivations(b, l, x, tk, K, C, i4 ? 2 : 1, {}, {}, xpRows);
+  if (p.i16Input)
+    xp = quantDequantBlocksI16(b, l, xp, G);
+  Value init = linearInitMN(b, l, bias, tk, N);
 
   // Decode's row streams prefetch their codes (rowLoop: bf16Row, and accsFor
   // with one row and token).

@@ -50,11 +50,21 @@ using ChannelTileBody = mlir::function_ref<mlir::Value(
 /// planes * i + t (planes = 1: x itself). A kernel whose packed codes hold
 /// `planes` fields per byte thereby meets each field position with one
 /// contiguous vector of activations. With `firstRow`, only the tokens
-/// [firstRow, M) ([M - firstRow, Kp], row 0 = token firstRow); with `elt`
-/// (e.g. bf16), the values truncated to it.
+/// [firstRow, M) ([M - firstRow, Kp], row 0 = token firstRow); with
+/// `rowEnd`, only the tokens before it; with `elt` (e.g. bf16), the values
+/// truncated to it.
 mlir::Value packActivations(mlir::OpBuilder &b, mlir::Location l, mlir::Value x, const Tokens &t,
                             int64_t K, int64_t chunk, int64_t planes, mlir::Value firstRow = {},
-                            mlir::Type elt = {});
+                            mlir::Type elt = {}, mlir::Value rowEnd = {});
+
+/// qquant.linear {i16_input}: x (ranked f32, last dim static) quantized to
+/// int16 and dequantized per block of G along the last dim (G divides it;
+/// the weight's groups):
+///   s = max_{k in block} |x[..., k]| / 32767                 (f32)
+///   x' = f32(clamp(roundeven(x / s), -32767, 32767)) * s      (0 where s == 0)
+/// A permutation of x's last dim within blocks (packActivations' planes
+/// when G is a multiple of the chunk) commutes with it.
+mlir::Value quantDequantBlocksI16(mlir::OpBuilder &b, mlir::Location l, mlir::Value x, int64_t G);
 
 /// Software prefetch along the rows of a 2-D weight tensor [rows, cols]
 /// (codes, or f32): the decode GEMVs read each row as one stream, and the
