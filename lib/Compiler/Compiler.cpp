@@ -976,7 +976,8 @@ int compile(const Options &o) {
     bool vnni = sti->checkFeatures("+avx512vnni");
     // vdpbf16ps for the 4-bit kernel on bf16 inputs (-bf16 recipes).
     bool bf16 = sti->checkFeatures("+avx512bf16");
-    int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16, prefetch = qwen::WeightOnlyParams().prefetch;
+    int64_t tileN = 4, tileM = avx512 ? 4 : 2, bufferM = 16, prefetch = qwen::WeightOnlyParams().prefetch,
+            tileNDecode = qwen::WeightOnlyParams().tileNDecode;
     bool fused = true, rowwise = true, lutGather = false, gpuAttention = true,
          gpuAttentionMma = recipe.quantizes();
     if (const char *env = std::getenv("QWEN_QUANT_KERNEL")) {
@@ -989,6 +990,8 @@ int compile(const Options &o) {
           continue;
         if (k.trim() == "tile_n" && n > 0)
           tileN = n;
+        else if (k.trim() == "tile_n_decode" && n > 0)
+          tileNDecode = n;
         else if (k.trim() == "tile_m" && n > 0)
           tileM = n;
         else if (k.trim() == "buffer_m" && n >= 0)
@@ -1031,6 +1034,7 @@ int compile(const Options &o) {
                                              bb.getNamedAttr("lut_gather", bb.getBoolAttr(lutGather)),
                                              bb.getNamedAttr("avx512bf16", bb.getBoolAttr(bf16)),
                                              bb.getNamedAttr("tile_n", bb.getI64IntegerAttr(tileN)),
+                                             bb.getNamedAttr("tile_n_decode", bb.getI64IntegerAttr(tileNDecode)),
                                              bb.getNamedAttr("prefetch", bb.getI64IntegerAttr(prefetch))}));
   }
   if (failed(runPasses(*module, [&](OpPassManager &pm) {

@@ -71,6 +71,8 @@ WeightOnlyParams weightOnlyParamsFor(Operation *op) {
     p.fused = a.getValue();
   if (auto a = d.getAs<IntegerAttr>("tile_n"))
     p.tileN = std::max<int64_t>(1, a.getInt());
+  if (auto a = d.getAs<IntegerAttr>("tile_n_decode"))
+    p.tileNDecode = std::max<int64_t>(1, a.getInt());
   if (auto a = d.getAs<IntegerAttr>("tile_m"))
     p.tileM = std::max<int64_t>(1, a.getInt());
   if (auto a = d.getAs<BoolAttr>("rowwise"))
@@ -153,7 +155,9 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   Type f32 = b.getF32Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
   const int64_t N = q.rows, K = q.cols, C = chunkOf(q), H = kLanes;
   const int64_t Kp = (K + C - 1) / C * C;
-  const int64_t NR = std::min<int64_t>(p.tileN, N), MR = p.tileM;
+  // NR: the tile's rows; set per forall below (decode's tiles are larger).
+  int64_t NR = std::min<int64_t>(p.tileN, N);
+  const int64_t MR = p.tileM;
   const int64_t G = q.gran == 2 ? q.group : Kp;
   const int64_t NG = q.gran == 2 ? K / q.group : 1, CPG = G / C;
   const bool i4 = q.bits == 4;
@@ -310,8 +314,12 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
 
   // Tiles of NR output channels; `rows` are the tile's rows clamped into
   // the weight (a last partial tile recomputes row N-1, not written).
-  Value y = forEachChannelTile(b, l, init, M, N, NR, NR, [&](OpBuilder &b, Location l, Value slice, Value n0,
-                                                             ArrayRef<Value> rows) -> Value {
+  // Decode (M < MR: every token single, singlesOnly) tiles tileNDecode rows
+  // where single tokens go row by row; the tile's fixed costs (the result
+  // slice, the row loop's set-up and its vector of sums) then spread over
+  // more rows. Prefill keeps tileN (its blocks hold NR x MR accumulators).
+  bool singlesOnly = false;
+  auto body = [&](OpBuilder &b, Location l, Value slice, Value n0, ArrayRef<Value> rows) -> Value {
     auto scaleAt = [&](OpBuilder &nb, Location nl, Value row, Value g) { return weightScaleAt(nb, nl, q, row, g); };
     // The scale of (row, group g) as the vectors the dequantization multiplies
     // by: i4, the low-nibble (v << 28) and high-nibble (v & -16) factors
@@ -635,10 +643,10 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     };
 
     auto mLoops = [&](OpBuilder &ob, Location ol, Value tile, TokenBlockFn blk) {
-      return tokenBlocks(ob, ol, M, MR, tile, blk);
+      return tokenBlocks(ob, ol, M, singlesOnly ? 1 : MR, tile, blk);
     };
     Value tile = slice;
-    if (p.bufferM > 0) {
+    if (p.bufferM > 0 && !singlesOnly) {
       // Prefill (M >= bufferM): the tile's NR rows are dequantized once into
       // an f32 [NR, Kp] buffer (in xp's chunk order, scales applied), then an
       // f32 NR x MR register-blocked dot kernel reads it for every block of
@@ -711,7 +719,25 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
       tile = mLoops(b, l, tile, block);
     }
     return tile;
-  });
+  };
+  const int64_t NRD = std::min<int64_t>(std::max<int64_t>(p.tileNDecode, 1), N), NR0 = NR;
+  Value y;
+  if ((bf16Dot || i16Dot || p.rowwise) && NRD != NR0 && MR > 1) {
+    Value dec = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, M, ci(b, l, MR));
+    auto ifOp = scf::IfOp::create(
+        b, l, dec,
+        [&](OpBuilder &ib, Location il) {
+          NR = NRD, singlesOnly = true;
+          scf::YieldOp::create(ib, il, forEachChannelTile(ib, il, init, M, N, NR, NR, body));
+        },
+        [&](OpBuilder &eb, Location el) {
+          NR = NR0, singlesOnly = false;
+          scf::YieldOp::create(eb, el, forEachChannelTile(eb, el, init, M, N, NR, NR, body));
+        });
+    y = ifOp.getResult(0);
+  } else {
+    y = forEachChannelTile(b, l, init, M, N, NR, NR, body);
+  }
   return restoreLeading(b, l, y, rt, tk);
 }
 

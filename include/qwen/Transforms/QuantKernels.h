@@ -39,12 +39,16 @@ struct WeightOnlyDesc {
 };
 
 /// Knobs of the kernel; read from the module attribute
-/// `qwen.quant_kernel = {fused = true, tile_n = 4, tile_m = 4, buffer_m = 16}` (all
+/// `qwen.quant_kernel = {fused = true, tile_n = 4, tile_n_decode = 16, tile_m = 4, buffer_m = 16}` (all
 /// optional) that qwen-compile sets from --target. `fused = false` keeps the
 /// reference lowering (dequantize the whole weight, then a matmul).
 struct WeightOnlyParams {
   bool fused = true;
   int64_t tileN = 4; ///< output channels per tile (a parallel iteration)
+  /// Output channels per tile when every token is single (decode: fewer
+  /// than tileM tokens) and single tokens go row by row (rowwise, or the
+  /// bf16 / int16 dot rows). qwen-compile's default.
+  int64_t tileNDecode = 16;
   int64_t tileM = 4; ///< tokens sharing each dequantized register of W
   /// From this many tokens on (prefill), each tile of W is dequantized once
   /// into an f32 [tileN, K] buffer that a register-blocked f32 kernel reads
