@@ -6,7 +6,7 @@ Usage (from the repository root; model from bench/make_model.py; peers need
 `.venv/bin/pip install -r bench/requirements.txt`):
 
     .venv/bin/python bench/bench_quant.py --model bench/out/qwen2.5-0.5b/model.onnx [--threads 1]
-        [--recipes fp32,w8a16,w8a8-dyn,w4a16-g32,w4a16-g128,w4a16-g128-bf16,w4a8-dyn]
+        [--recipes fp32,w8a16,w8a8-dyn,w4a16-g32,w4a16-g128,w4a16-g128-bf16,w4a16-g128-i16,w4a8-dyn]
         [--peers ort-fp32,ort-int8,ort-int4,llama-f32,llama-q8_0,llama-q4_0 | none]
         [--prefill-len 512] [--prompt-len 16] [--new-tokens 128] [--runs 3]
         [--build-dir build] [--out-dir DIR] [--reuse-bundle] [--markdown out.md] [--json out.json]
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
         return B.main(argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=B.DEFAULT_MODEL)
-    ap.add_argument("--recipes", default="fp32,w8a16,w8a8-dyn,w4a16-g32,w4a16-g128,w4a16-g128-bf16,w4a8-dyn")
+    ap.add_argument("--recipes", default="fp32,w8a16,w8a8-dyn,w4a16-g32,w4a16-g128,w4a16-g128-bf16,w4a16-g128-i16,w4a8-dyn")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma list of " + ", ".join(PEERS) + ", or none")
     ap.add_argument("--prefill-len", type=int, default=512, help="prompt of the prefill phase")
     ap.add_argument("--prompt-len", type=int, default=16, help="prompt of the decode phase")
