@@ -299,8 +299,8 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   }
 
   // xp: [M, Kp], padded with 0 and (i4) each chunk reordered [even | odd];
-  // only the blocks of tokens [0, mFull) where single tokens take bf16Row /
-  // i16Row (below bufferM: the buffered prefill takes every token from xp).
+  // only the blocks of tokens [0, mFull) where single tokens take dotRow
+  // (below bufferM: the buffered prefill takes every token from xp).
   // With i16Input, x quantized to int16 and dequantized per group
   // (qquant.linear {i16_input}'s rounding; the chunks divide the groups, so
   // packing first is the same). The result starts from the bias (or 0).
@@ -316,7 +316,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     xp = quantDequantBlocksI16(b, l, xp, G);
   Value init = linearInitMN(b, l, bias, tk, N);
 
-  // Decode's row streams prefetch their codes (rowLoop: bf16Row, and accsFor
+  // Decode's row streams prefetch their codes (rowLoop: dotRow, and accsFor
   // with one row and token).
   RowPrefetcher pf = RowPrefetcher::create(b, l, q.codes, p.prefetch);
 
@@ -497,51 +497,64 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
           });
       return SmallVector<Value>(gLoop.getResults());
       };
-      // The vdpbf16ps form of one token (see bf16Dot): an scf.for over the
-      // tile's rows, one row (one stream of codes) at a time, two f32
-      // accumulators per group (low / high nibbles) and one per row. A loop
-      // rather than NR unrolled rows: unrolled, LLVM kept the token's bf16
-      // rows in registers across the rows and spilled (7 % slower than the
-      // f32 kernel); interleaving the NR rows' code streams instead read
-      // memory at ~12 GB/s.
-      auto bf16Row = [&](OpBuilder &rb, Location rl, Value row) -> Value {
-        auto vbf = VectorType::get({2 * H}, rb.getBF16Type());
+      // The 16-bit dot forms of one token: vdpbf16ps on bf16 words (see
+      // bf16Dot; f32 accumulators) or vpdpwssd on int16 words (see i16Dot;
+      // i32 accumulators, converted and scaled by s_w * s_x per group). An
+      // scf.for over the tile's rows, one row (one stream of codes) at a
+      // time, two accumulators per group (planes 0, 2 / 1, 3) and one f32 per
+      // row. A loop rather than NR unrolled rows: unrolled, LLVM kept the
+      // token's 16-bit rows in registers across the rows and spilled (7 %
+      // slower than the f32 kernel); interleaving the NR rows' code streams
+      // instead read memory at ~12 GB/s.
+      auto dotRow = [&](OpBuilder &rb, Location rl, Value row) -> Value {
+        const bool ints = i16Dot;
+        Type wt = ints ? Type(rb.getI16Type()) : Type(rb.getBF16Type());
+        auto vw = VectorType::get({2 * H}, wt); // a plane of x
         auto vi16 = VectorType::get({2 * H}, rb.getI16Type());
-        Value r0 = arith::SubIOp::create(rb, rl, m0, mFull); // m0's row of xb, negT
+        Value xs = ints ? xi : xb, neg = ints ? negI : negT;
+        Value acc0 = ints ? arith::ConstantOp::create(rb, rl, vi, DenseElementsAttr::get(vi, rb.getI32IntegerAttr(0)))
+                                .getResult()
+                          : zero;
+        Value r0 = arith::SubIOp::create(rb, rl, m0, mFull); // m0's row of xs, neg (, sxI)
         auto gLoop = scf::ForOp::create(
             rb, rl, ci(rb, rl, 0), ci(rb, rl, NG), ci(rb, rl, 1), ValueRange{zero},
             [&](OpBuilder &gb, Location gl, Value g, ValueRange gacc) {
-              Value t = tensor::ExtractOp::create(gb, gl, negT, ValueRange{r0, g});
-              Value start = vector::InsertOp::create(gb, gl, t, zero, ArrayRef<int64_t>{0});
+              Value t = tensor::ExtractOp::create(gb, gl, neg, ValueRange{r0, g});
+              Value start = vector::InsertOp::create(gb, gl, t, acc0, ArrayRef<int64_t>{0});
               Value gk0 = arith::MulIOp::create(gb, gl, g, ci(gb, gl, G));
               auto cLoop = scf::ForOp::create(
-                  gb, gl, ci(gb, gl, 0), ci(gb, gl, CPGB), ci(gb, gl, 1), ValueRange{start, zero},
+                  gb, gl, ci(gb, gl, 0), ci(gb, gl, CPGB), ci(gb, gl, 1), ValueRange{start, acc0},
                   [&](OpBuilder &cb, Location cl, Value c, ValueRange ds) {
                     Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, BC)));
                     Value kb = arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2));
                     pf.at(cb, cl, row, kb);
-                    Value hpad = arith::ConstantOp::create(cb, cl, cb.getBF16Type(), cb.getFloatAttr(cb.getBF16Type(), 0.0));
-                    // Plane t of the step: xb[r0, k0 + 32 t, +32).
+                    Value wpad = arith::ConstantOp::create(cb, cl, wt, cb.getZeroAttr(wt));
+                    // Plane t of the step: xs[r0, k0 + 32 t, +32).
                     auto xPlane = [&](int64_t t) -> Value {
                       Value kt = t == 0 ? k0 : arith::AddIOp::create(cb, cl, k0, ci(cb, cl, 2 * H * t)).getResult();
-                      return vector::TransferReadOp::create(cb, cl, vbf, xb, ValueRange{r0, kt}, hpad, ArrayRef<bool>{true});
+                      return vector::TransferReadOp::create(cb, cl, vw, xs, ValueRange{r0, kt}, wpad, ArrayRef<bool>{true});
                     };
                     auto splat = [&](int64_t v) -> Value {
                       return arith::ConstantOp::create(cb, cl, vi16, DenseElementsAttr::get(vi16, cb.getI16IntegerAttr(v)));
                     };
                     auto dp = [&](Value acc, Value a, Value xv) -> Value {
-                      Value ab = arith::BitcastOp::create(cb, cl, vbf, a);
+                      if (ints)
+                        return LLVM::CallIntrinsicOp::create(cb, cl, vi, cb.getStringAttr(kVpdpwssd512),
+                                                             ValueRange{acc, a, xv})
+                            .getResult(0);
+                      Value ab = arith::BitcastOp::create(cb, cl, vw, a);
                       return LLVM::CallIntrinsicOp::create(cb, cl, vf, cb.getStringAttr(kDpbf16ps512),
                                                            ValueRange{acc, ab, xv})
                           .getResult(0);
                     };
-                    // (w >> shift) & 0xF as the bf16 word of 136 + n (no
-                    // mask where the shift leaves only the nibble).
+                    // (w >> shift) & 0xF as the word of n + 8 (int16) or the
+                    // bf16 word of 136 + n (no mask where the shift leaves
+                    // only the nibble).
                     auto nib = [&](Value w, int64_t shift, bool mask) -> Value {
                       Value v = shift ? arith::ShRUIOp::create(cb, cl, w, splat(shift)).getResult() : w;
                       if (mask)
                         v = arith::AndIOp::create(cb, cl, v, splat(15));
-                      return arith::XOrIOp::create(cb, cl, v, splat(0x4308));
+                      return arith::XOrIOp::create(cb, cl, v, splat(ints ? 8 : 0x4308));
                     };
                     if (BC == 128) {
                       Value w = vector::BitCastOp::create(cb, cl, vi16, loadCodeBytes(cb, cl, row, kb, 4 * H, true));
@@ -553,68 +566,15 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                     Value w = arith::ExtUIOp::create(cb, cl, vi16, loadCodeBytes(cb, cl, row, kb, 2 * H, true));
                     scf::YieldOp::create(cb, cl, ValueRange{dp(ds[0], nib(w, 0, true), xPlane(0)), dp(ds[1], nib(w, 4, false), xPlane(1))});
                   });
-              Value d = arith::AddFOp::create(gb, gl, cLoop.getResult(0), cLoop.getResult(1));
-              Value sv = vector::BroadcastOp::create(gb, gl, vf, scaleAt(gb, gl, row, g));
-              scf::YieldOp::create(gb, gl, ValueRange{vector::FMAOp::create(gb, gl, d, sv, gacc[0]).getResult()});
-            });
-        return gLoop.getResult(0);
-      };
-      // The vpdpwssd form of one token (see i16Dot): as bf16Row, with i32
-      // accumulators per group converted and scaled once at its end.
-      auto i16Row = [&](OpBuilder &rb, Location rl, Value row) -> Value {
-        auto vw = VectorType::get({2 * H}, rb.getI16Type());
-        Value izero = arith::ConstantOp::create(rb, rl, vi, DenseElementsAttr::get(vi, rb.getI32IntegerAttr(0)));
-        Value r0 = arith::SubIOp::create(rb, rl, m0, mFull); // m0's row of xi, sxI, negI
-        auto gLoop = scf::ForOp::create(
-            rb, rl, ci(rb, rl, 0), ci(rb, rl, NG), ci(rb, rl, 1), ValueRange{zero},
-            [&](OpBuilder &gb, Location gl, Value g, ValueRange gacc) {
-              Value t = tensor::ExtractOp::create(gb, gl, negI, ValueRange{r0, g});
-              Value start = vector::InsertOp::create(gb, gl, t, izero, ArrayRef<int64_t>{0});
-              Value gk0 = arith::MulIOp::create(gb, gl, g, ci(gb, gl, G));
-              auto cLoop = scf::ForOp::create(
-                  gb, gl, ci(gb, gl, 0), ci(gb, gl, CPGB), ci(gb, gl, 1), ValueRange{start, izero},
-                  [&](OpBuilder &cb, Location cl, Value c, ValueRange ds) {
-                    Value k0 = arith::AddIOp::create(cb, cl, gk0, arith::MulIOp::create(cb, cl, c, ci(cb, cl, BC)));
-                    Value kb = arith::DivUIOp::create(cb, cl, k0, ci(cb, cl, 2));
-                    pf.at(cb, cl, row, kb);
-                    Value wpad = arith::ConstantOp::create(cb, cl, cb.getI16IntegerAttr(0));
-                    // Plane t of the step: xi[r0, k0 + 32 t, +32).
-                    auto xPlane = [&](int64_t t) -> Value {
-                      Value kt = t == 0 ? k0 : arith::AddIOp::create(cb, cl, k0, ci(cb, cl, 2 * H * t)).getResult();
-                      return vector::TransferReadOp::create(cb, cl, vw, xi, ValueRange{r0, kt}, wpad, ArrayRef<bool>{true});
-                    };
-                    auto splat = [&](int64_t v) -> Value {
-                      return arith::ConstantOp::create(cb, cl, vw, DenseElementsAttr::get(vw, cb.getI16IntegerAttr(v)));
-                    };
-                    auto dp = [&](Value acc, Value a, Value xv) -> Value {
-                      return LLVM::CallIntrinsicOp::create(cb, cl, vi, cb.getStringAttr(kVpdpwssd512),
-                                                           ValueRange{acc, a, xv})
-                          .getResult(0);
-                    };
-                    // (w >> shift) & 0xF as n + 8 (no mask where the shift
-                    // leaves only the nibble).
-                    auto nib = [&](Value w, int64_t shift, bool mask) -> Value {
-                      Value v = shift ? arith::ShRUIOp::create(cb, cl, w, splat(shift)).getResult() : w;
-                      if (mask)
-                        v = arith::AndIOp::create(cb, cl, v, splat(15));
-                      return arith::XOrIOp::create(cb, cl, v, splat(8));
-                    };
-                    if (BC == 128) {
-                      Value w = vector::BitCastOp::create(cb, cl, vw, loadCodeBytes(cb, cl, row, kb, 4 * H, true));
-                      Value d0 = dp(dp(ds[0], nib(w, 0, true), xPlane(0)), nib(w, 8, true), xPlane(2));
-                      Value d1 = dp(dp(ds[1], nib(w, 4, true), xPlane(1)), nib(w, 12, false), xPlane(3));
-                      scf::YieldOp::create(cb, cl, ValueRange{d0, d1});
-                      return;
-                    }
-                    Value w = arith::ExtUIOp::create(cb, cl, vw, loadCodeBytes(cb, cl, row, kb, 2 * H, true));
-                    scf::YieldOp::create(cb, cl, ValueRange{dp(ds[0], nib(w, 0, true), xPlane(0)), dp(ds[1], nib(w, 4, false), xPlane(1))});
-                  });
-              Value d = arith::AddIOp::create(gb, gl, cLoop.getResult(0), cLoop.getResult(1));
-              Value s = arith::MulFOp::create(gb, gl, scaleAt(gb, gl, row, g),
-                                              tensor::ExtractOp::create(gb, gl, sxI, ValueRange{r0, g}));
+              Value d = ints ? arith::AddIOp::create(gb, gl, cLoop.getResult(0), cLoop.getResult(1)).getResult()
+                             : arith::AddFOp::create(gb, gl, cLoop.getResult(0), cLoop.getResult(1)).getResult();
+              Value s = scaleAt(gb, gl, row, g);
+              if (ints)
+                s = arith::MulFOp::create(gb, gl, s, tensor::ExtractOp::create(gb, gl, sxI, ValueRange{r0, g}));
               Value sv = vector::BroadcastOp::create(gb, gl, vf, s);
-              Value df = arith::SIToFPOp::create(gb, gl, vf, d);
-              scf::YieldOp::create(gb, gl, ValueRange{vector::FMAOp::create(gb, gl, df, sv, gacc[0]).getResult()});
+              if (ints)
+                d = arith::SIToFPOp::create(gb, gl, vf, d);
+              scf::YieldOp::create(gb, gl, ValueRange{vector::FMAOp::create(gb, gl, d, sv, gacc[0]).getResult()});
             });
         return gLoop.getResult(0);
       };
@@ -630,9 +590,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
             ob, ol, ci(ob, ol, 0), ci(ob, ol, NR), ci(ob, ol, 1), ValueRange{sums0},
             [&](OpBuilder &rb, Location rl, Value i, ValueRange rsums) {
               Value row = arith::MinSIOp::create(rb, rl, arith::AddIOp::create(rb, rl, n0, i), ci(rb, rl, N - 1));
-              Value acc = bf16Dot  ? bf16Row(rb, rl, row)
-                          : i16Dot ? i16Row(rb, rl, row)
-                                   : accsFor(rb, rl, ArrayRef<Value>{row})[0];
+              Value acc = bf16Dot || i16Dot ? dotRow(rb, rl, row) : accsFor(rb, rl, ArrayRef<Value>{row})[0];
               Value sum = vector::ReductionOp::create(rb, rl, vector::CombiningKind::ADD, acc);
               if (!scaleInLoop)
                 sum = arith::MulFOp::create(rb, rl, sum, scaleAt(rb, rl, row, ci(rb, rl, 0)));
