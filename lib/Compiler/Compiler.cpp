@@ -971,7 +971,8 @@ int compile(const Options &o) {
   {
     const llvm::MCSubtargetInfo *sti = target->tm->getMCSubtargetInfo();
     bool avx512 = sti->checkFeatures("+avx512f");
-    // vpdpbusd for the int8-activation kernels (znver4, Ice Lake and later;
+    // vpdpbusd for the int8-activation kernels and vpdpwssd for the 4-bit
+    // kernel on int16 inputs (-i16 recipes) (znver4, Ice Lake and later;
     // x86-64-v4 itself has no VNNI).
     bool vnni = sti->checkFeatures("+avx512vnni");
     // vdpbf16ps for the 4-bit kernel on bf16 inputs (-bf16 recipes).
