@@ -88,7 +88,7 @@ def QQuant_LinearOp : QQuant_Op<"linear", [Pure]> {
 
     `i16_input` (weight-only, group-wise weights only): the input is first
     quantized to int16 and dequantized, symmetric per block of k the size of
-    the weight's group (scale = absmax / 32767, or 1 for an all-zero block;
+    the weight's group (scale = absmax / 32767; an all-zero block stays 0;
     round half to even), a 16-bit activation with a 15-bit mantissa per
     block where bfloat16 has 8 bits per element. The products and sums are
     then those of the dequantized input. It is what lets the x86 4-bit

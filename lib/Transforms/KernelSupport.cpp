@@ -84,13 +84,12 @@ Value packActivations(OpBuilder &b, Location l, Value x, const Tokens &t, int64_
   Type f32 = b.getF32Type();
   const int64_t Kp = (K + chunk - 1) / chunk * chunk, P = chunk / planes;
   auto ci = [](OpBuilder &nb, Location nl, int64_t v) -> Value { return arith::ConstantIndexOp::create(nb, nl, v); };
-  auto xpT = RankedTensorType::get({firstRow ? ShapedType::kDynamic : t.Ms, Kp}, elt ? elt : f32);
-  if (rowEnd)
-    xpT = RankedTensorType::get({ShapedType::kDynamic, Kp}, elt ? elt : f32);
+  // Rows [firstRow or 0, rowEnd or M): dynamic unless both are absent.
+  const bool allRows = !firstRow && !rowEnd;
+  auto xpT = RankedTensorType::get({allRows ? t.Ms : ShapedType::kDynamic, Kp}, elt ? elt : f32);
   Value end = rowEnd ? rowEnd : t.M;
-  Value init = firstRow ? tensor::EmptyOp::create(b, l, xpT, ValueRange{arith::SubIOp::create(b, l, end, firstRow)})
-               : rowEnd ? tensor::EmptyOp::create(b, l, xpT, ValueRange{rowEnd})
-                        : tensor::EmptyOp::create(b, l, xpT, t.dynM());
+  Value init = allRows ? tensor::EmptyOp::create(b, l, xpT, t.dynM())
+                       : tensor::EmptyOp::create(b, l, xpT, ValueRange{firstRow ? arith::SubIOp::create(b, l, end, firstRow).getResult() : end});
   return linalg::GenericOp::create(
              b, l, TypeRange{xpT}, ValueRange{}, ValueRange{init},
              ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(2, ctx)},

@@ -2884,8 +2884,9 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   // x itself and `i16Input` (QuantKernels.cpp: the int16 codes for
   // vpdpwssd come from x; the f32 paths dequantize only their tokens).
   bool i16In = false;
-  const bool cpuKernel = isa<qq::LinearOp, qq::LogitsOp>(op) && !q.log2 && !q.codebook && !sparse24 &&
-                         !qwen::gpu::targetsGPU(op);
+  // The forms the weight-only kernels below take (GPU and CPU).
+  const bool weightOnlyKernel = isa<qq::LinearOp, qq::LogitsOp>(op) && !q.log2 && !q.codebook && !sparse24;
+  const bool cpuKernel = weightOnlyKernel && !qwen::gpu::targetsGPU(op);
   Value xRaw = xIn;
   if (auto lo = dyn_cast<qq::LinearOp>(op); lo && lo.getI16Input()) {
     auto xt = ranked(xIn);
@@ -2921,7 +2922,7 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   // handles the scheme (signed symmetric 4/8-bit per tensor, channel or group
   // of 32/64/128); it dequantizes in registers. Else, and with
   // `qwen.quant_kernel = {fused = false}` on the module, the reference below.
-  if (isa<qq::LinearOp, qq::LogitsOp>(op) && !q.log2 && !q.codebook && !sparse24) {
+  if (weightOnlyKernel) {
     Value bias = isa<qq::LinearOp>(op) ? cast<qq::LinearOp>(op).getBias() : Value();
     WeightOnlyDesc d = weightOnlyDesc(q, rows, cols);
     // CUDA targets: the generic that --qwen-gpu-fused-kernels implements

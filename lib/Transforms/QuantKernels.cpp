@@ -213,9 +213,15 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   // vdpbf16ps: 3x the dot throughput on Sapphire Rapids and one f32
   // conversion and scale per group; x keeps 15 bits per group instead of
   // bf16's 8 per element.
-  const bool i16Dot = i4 && p.i16Input && p.vnni && !bf16Dot && K % 64 == 0 && q.gran == 2 && q.group % 64 == 0;
+  // (bf16_input and i16_input exclude each other: the op's verifier. The
+  // group divides K: weightOnlyKernelSupports.)
+  const bool i16Dot = i4 && p.i16Input && p.vnni && q.gran == 2 && q.group % 64 == 0;
+  const bool dot16 = bf16Dot || i16Dot;
   const int64_t BC = G % 128 == 0 ? 128 : 64, CPGB = G / BC;
-  Value xb, negT, mFull, xi, sxI, negI;
+  // Single tokens are [mFull, M) (row r of xb / xi and their per-group
+  // tensors is token mFull + r).
+  Value mFull = dot16 ? blockedTokens(b, l, M, MR) : Value();
+  Value xb, negT, xi, sxI, negI;
   if (i16Dot) {
     // One vectorized pass per single token and group (the scalar generics it
     // replaces were ~6 % of w4a16-g128-i16's decode, the amax a serial
@@ -224,7 +230,6 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
     // (negI), and the codes in the steps' plane order (xi: per BC, element
     // t * 32 + i is k = (BC / 32) * i + t, packActivations' order).
     Type i16 = b.getI16Type();
-    mFull = blockedTokens(b, l, M, MR);
     Value rowsB = arith::SubIOp::create(b, l, M, mFull);
     auto gT = [&](Type e) { return RankedTensorType::get({ShapedType::kDynamic, NG}, e); };
     auto xiT = RankedTensorType::get({ShapedType::kDynamic, K}, i16);
@@ -256,19 +261,19 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
                 Value sum = vector::ReductionOp::create(gb, gl, vector::CombiningKind::ADD,
                                                         arith::ExtSIOp::create(gb, gl, vG32, codes));
                 Value neg = arith::MulIOp::create(gb, gl, sum, arith::ConstantOp::create(gb, gl, gb.getI32IntegerAttr(-8)));
-                Value xiT_ = t0[0];
+                Value xiAcc = t0[0];
                 for (int64_t c = 0; c < G / BC; ++c) {
                   SmallVector<int64_t> pc;
                   for (int64_t v : perm)
                     pc.push_back(c * BC + v);
                   Value part = vector::ShuffleOp::create(gb, gl, vB, codes, codes, pc);
                   Value kc = arith::AddIOp::create(gb, gl, k0, ci(gb, gl, c * BC));
-                  xiT_ = vector::TransferWriteOp::create(gb, gl, part, xiT_, ValueRange{r, kc}, ArrayRef<bool>{true})
-                             .getResult();
+                  xiAcc = vector::TransferWriteOp::create(gb, gl, part, xiAcc, ValueRange{r, kc}, ArrayRef<bool>{true})
+                              .getResult();
                 }
                 Value sxT = tensor::InsertOp::create(gb, gl, sc, t0[1], ValueRange{r, g});
                 Value ngT = tensor::InsertOp::create(gb, gl, neg, t0[2], ValueRange{r, g});
-                scf::YieldOp::create(gb, gl, ValueRange{xiT_, sxT, ngT});
+                scf::YieldOp::create(gb, gl, ValueRange{xiAcc, sxT, ngT});
               });
           scf::YieldOp::create(rb, rl, gLoop.getResults());
         });
@@ -278,7 +283,6 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   }
   if (bf16Dot) {
     MLIRContext *ctx = b.getContext();
-    mFull = blockedTokens(b, l, M, MR);
     xb = packActivations(b, l, x, tk, K, BC, BC / 32, mFull, b.getBF16Type());
     auto id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
     auto tT = RankedTensorType::get({ShapedType::kDynamic, NG}, f32);
@@ -305,7 +309,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   // (qquant.linear {i16_input}'s rounding; the chunks divide the groups, so
   // packing first is the same). The result starts from the bias (or 0).
   Value xpRows;
-  if (bf16Dot || i16Dot) {
+  if (dot16) {
     xpRows = mFull;
     if (p.bufferM > 0)
       xpRows = arith::SelectOp::create(b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::uge, M, ci(b, l, p.bufferM)),
@@ -590,7 +594,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
             ob, ol, ci(ob, ol, 0), ci(ob, ol, NR), ci(ob, ol, 1), ValueRange{sums0},
             [&](OpBuilder &rb, Location rl, Value i, ValueRange rsums) {
               Value row = arith::MinSIOp::create(rb, rl, arith::AddIOp::create(rb, rl, n0, i), ci(rb, rl, N - 1));
-              Value acc = bf16Dot || i16Dot ? dotRow(rb, rl, row) : accsFor(rb, rl, ArrayRef<Value>{row})[0];
+              Value acc = dot16 ? dotRow(rb, rl, row) : accsFor(rb, rl, ArrayRef<Value>{row})[0];
               Value sum = vector::ReductionOp::create(rb, rl, vector::CombiningKind::ADD, acc);
               if (!scaleInLoop)
                 sum = arith::MulFOp::create(rb, rl, sum, scaleAt(rb, rl, row, ci(rb, rl, 0)));
@@ -601,7 +605,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
           vals.push_back(vector::ExtractOp::create(ob, ol, rLoop.getResult(0), ArrayRef<int64_t>{i}));
         return addToTileRows(ob, ol, tile, vals, mrow, NR);
       };
-      if (mr == 1 && (bf16Dot || i16Dot || p.rowwise))
+      if (mr == 1 && (dot16 || p.rowwise))
         return rowLoop(tile);
       // Blocks of tokens (and single tokens with rowwise = false): the NR
       // rows together.
@@ -688,7 +692,7 @@ FailureOr<Value> lowerWeightOnlyLinear(OpBuilder &b, Location l, const WeightOnl
   };
   const int64_t NRD = std::min<int64_t>(std::max<int64_t>(p.tileNDecode, 1), N), NR0 = NR;
   Value y;
-  if ((bf16Dot || i16Dot || p.rowwise) && NRD != NR0 && MR > 1) {
+  if ((dot16 || p.rowwise) && NRD != NR0 && MR > 1) {
     Value dec = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult, M, ci(b, l, MR));
     auto ifOp = scf::IfOp::create(
         b, l, dec,

@@ -79,10 +79,11 @@ struct WeightOnlyParams {
   /// (qquant.linear {bf16_input}); with avx512bf16 the 4-bit kernel's
   /// single-token blocks multiply in bf16 (exact products, f32 sums).
   bool bf16Input = false;
-  /// Per op: the input is already quantized to int16 and dequantized per
-  /// weight group (qquant.linear {i16_input}); with vnni the 4-bit kernel's
-  /// single-token blocks recover the int16 codes and multiply with vpdpwssd
-  /// (exact i32 sums per group, one f32 scale per group).
+  /// Per op: qquant.linear {i16_input}, x not yet rounded. The kernel
+  /// quantizes it to int16 per weight group itself: with vnni its 4-bit
+  /// single-token blocks multiply the codes with vpdpwssd (exact i32 sums
+  /// per group, one f32 scale per group); every other path takes x
+  /// quantized and dequantized (quantDequantBlocksI16).
   bool i16Input = false;
 };
 
