@@ -128,12 +128,18 @@ def QQuant_EmbeddingOp : QQuant_Op<"embedding", [Pure]> {
 def QQuant_LogitsOp : QQuant_Op<"logits", [Pure]> {
   let summary = "LM head on a quantized weight";
   let description = [{
+    `logits = h * dequant(W)^T`; `act`, `bf16_input` and `i16_input` mean
+    what they mean on `qquant.linear` (an LM head at 4 bits in groups takes
+    the same int16 kernel as the linears).
+
     ```mlir
     %l = qquant.logits %h, %t {tied} : (tensor<1x8x64xf32>, !qquant.weight<256x64xf32, i8, symmetric, channel>) -> tensor<1x8x256xf32>
+    %m = qquant.logits %h, %t4 {i16_input} : (tensor<1x8x64xf32>, !qquant.weight<256x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x256xf32>
     ```
   }];
   let arguments = (ins QQuant_FloatTensor:$input, QQuant_AnyWeight:$weight,
-                       UnitAttr:$tied, OptionalAttr<QQuant_ActivationAttr>:$act);
+                       UnitAttr:$tied, OptionalAttr<QQuant_ActivationAttr>:$act,
+                       UnitAttr:$bf16_input, UnitAttr:$i16_input);
   let results = (outs QQuant_FloatTensor:$result);
   let assemblyFormat = "$input `,` $weight attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;

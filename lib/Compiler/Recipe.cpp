@@ -507,8 +507,7 @@ RecipeSummary summarizeRecipe(ModuleOp module) {
       LayerScheme ls = qwen::mixed::fromSchemeAttr(qt.getScheme());
       ls.dynamicAct = act && act.getMode() == qq::ActMode::dynamic;
       ls.staticAct = act && act.getMode() == qq::ActMode::static_;
-      if (auto lo = dyn_cast<qq::LinearOp>(op))
-        ls.bf16Act = lo.getBf16Input(), ls.i16Act = lo.getI16Input();
+      ls.bf16Act = qq::hasBf16Input(op), ls.i16Act = qq::hasI16Input(op);
       scheme = ls.str();
       auto wop = w.getDefiningOp<qq::WeightOp>();
       std::string key = wop ? wop.getRef().getLeafReference().str() : "";

@@ -2869,7 +2869,7 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   // x86 4-bit kernel multiplies them with vdpbf16ps).
   Value xIn = op->getNumOperands() ? op->getOperand(0) : Value();
   bool bf16In = false;
-  if (auto lo = dyn_cast<qq::LinearOp>(op); lo && lo.getBf16Input()) {
+  if (qq::hasBf16Input(op)) {
     auto xt = ranked(xIn);
     if (!xt)
       return failure();
@@ -2888,7 +2888,7 @@ FailureOr<SmallVector<Value>> qwen::lowerQQuantOp(OpBuilder &b, Operation *op,
   const bool weightOnlyKernel = isa<qq::LinearOp, qq::LogitsOp>(op) && !q.log2 && !q.codebook && !sparse24;
   const bool cpuKernel = weightOnlyKernel && !qwen::gpu::targetsGPU(op);
   Value xRaw = xIn;
-  if (auto lo = dyn_cast<qq::LinearOp>(op); lo && lo.getI16Input()) {
+  if (qq::hasI16Input(op)) {
     auto xt = ranked(xIn);
     if (!xt || !xt.getElementType().isF32() || q.gran != 2 || q.group <= 0 || xt.isDynamicDim(xt.getRank() - 1) ||
         xt.getDimSize(xt.getRank() - 1) % q.group != 0)

@@ -334,7 +334,7 @@ LogicalResult Materializer::matMulNBits(ox::MSMatMulNBitsOp op) {
   if (!bias && qwen::raise::isGraphOutputNamed(op.getY(), "logits")) {
     // The LM head; tied when the embedding reads the same quantized table.
     auto logits = qq::LogitsOp::create(b, op.getLoc(), y, op.getA(), *w,
-                                       /*tied=*/nullptr, /*act=*/nullptr);
+                                       /*tied=*/false, /*act=*/nullptr);
     if (llvm::any_of(w->getUsers(),
                      [](Operation *u) { return isa<qq::EmbeddingOp>(u); }))
       logits.setTied(true);

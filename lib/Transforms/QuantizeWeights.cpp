@@ -818,7 +818,8 @@ LogicalResult Quantizer::replace(Target &t, Value qw) {
   }
   else if (auto o = dyn_cast<qwen::LogitsOp>(t.op))
     repl = qq::LogitsOp::create(b, o.getLoc(), o.getType(), o.getInput(), qw,
-                                o.getTiedAttr(), act);
+                                o.getTied(), act, t.scheme.bf16Act && !act,
+                                t.scheme.i16Act && !act);
   else {
     auto e = cast<qwen::EmbeddingOp>(t.op);
     repl = qq::EmbeddingOp::create(b, e.getLoc(), e.getType(), e.getIds(), qw);

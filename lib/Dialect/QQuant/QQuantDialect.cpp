@@ -447,27 +447,36 @@ static LogicalResult verifyQuantizedProduct(Operation *op,
   return verifyAct(op, act, w);
 }
 
+/// The input roundings qquant.linear and qquant.logits share (bf16_input,
+/// i16_input): of a float input only, one at a time, int16 per weight group.
+static LogicalResult verifyInputRounding(Operation *op, ActivationAttr act,
+                                         bool bf16, bool i16, WeightType w) {
+  if (bf16 && act)
+    return op->emitOpError("bf16_input applies to a float input; the input "
+                           "is already quantized by 'act'");
+  if (!i16)
+    return success();
+  if (act)
+    return op->emitOpError("i16_input applies to a float input; the input is "
+                           "already quantized by 'act'");
+  if (bf16)
+    return op->emitOpError("bf16_input and i16_input are two roundings of the "
+                           "same input; give one");
+  // The int16 blocks are the weight's groups: one activation scale per
+  // (token, group) is what the kernel folds into the group's scale.
+  if (w.getScheme().getGranularity() != Granularity::group)
+    return op->emitOpError("i16_input quantizes the input per weight group; "
+                           "the weight is not group-wise");
+  return success();
+}
+
 LogicalResult LinearOp::verify() {
   WeightType w = getWeight().getType();
   if (failed(verifyQuantizedProduct(*this, getInput().getType(), w,
-                                    getResult().getType(), getActAttr())))
+                                    getResult().getType(), getActAttr())) ||
+      failed(verifyInputRounding(*this, getActAttr(), getBf16Input(),
+                                 getI16Input(), w)))
     return failure();
-  if (getBf16Input() && getActAttr())
-    return emitOpError("bf16_input applies to a float input; the input is "
-                       "already quantized by 'act'");
-  if (getI16Input()) {
-    if (getActAttr())
-      return emitOpError("i16_input applies to a float input; the input is "
-                         "already quantized by 'act'");
-    if (getBf16Input())
-      return emitOpError("bf16_input and i16_input are two roundings of the "
-                         "same input; give one");
-    // The int16 blocks are the weight's groups: one activation scale per
-    // (token, group) is what the kernel folds into the group's scale.
-    if (w.getScheme().getGranularity() != Granularity::group)
-      return emitOpError("i16_input quantizes the input per weight group; "
-                         "the weight is not group-wise");
-  }
   if (getBias()) {
     auto bias = getBias().getType();
     if (bias.getRank() != 1 || bias.getDimSize(0) != w.getRows())
@@ -478,9 +487,12 @@ LogicalResult LinearOp::verify() {
 }
 
 LogicalResult LogitsOp::verify() {
-  return verifyQuantizedProduct(*this, getInput().getType(),
-                                getWeight().getType(), getResult().getType(),
-                                getActAttr());
+  WeightType w = getWeight().getType();
+  if (failed(verifyQuantizedProduct(*this, getInput().getType(), w,
+                                    getResult().getType(), getActAttr())))
+    return failure();
+  return verifyInputRounding(*this, getActAttr(), getBf16Input(),
+                             getI16Input(), w);
 }
 
 LogicalResult EmbeddingOp::verify() {

@@ -155,6 +155,30 @@ func.func @linear_i16_channel(%x: tensor<1x8x64xf32>, %w: !qquant.weight<96x64xf
 
 // -----
 
+func.func @logits_i16_channel(%h: tensor<1x8x64xf32>, %t: !qquant.weight<256x64xf32, i8, symmetric, channel>) {
+  // expected-error @+1 {{'qquant.logits' op i16_input quantizes the input per weight group; the weight is not group-wise}}
+  %0 = qquant.logits %h, %t {i16_input} : (tensor<1x8x64xf32>, !qquant.weight<256x64xf32, i8, symmetric, channel>) -> tensor<1x8x256xf32>
+  return
+}
+
+// -----
+
+func.func @logits_i16_act(%h: tensor<1x8x64xf32>, %t: !qquant.weight<256x64xf32, i4, symmetric, group = 32>) {
+  // expected-error @+1 {{'qquant.logits' op i16_input applies to a float input; the input is already quantized by 'act'}}
+  %0 = qquant.logits %h, %t {act = #qquant.act<dynamic, i8, per_token>, i16_input} : (tensor<1x8x64xf32>, !qquant.weight<256x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x256xf32>
+  return
+}
+
+// -----
+
+func.func @logits_bf16_act(%h: tensor<1x8x64xf32>, %t: !qquant.weight<256x64xf32, i8, symmetric, channel>) {
+  // expected-error @+1 {{'qquant.logits' op bf16_input applies to a float input; the input is already quantized by 'act'}}
+  %0 = qquant.logits %h, %t {act = #qquant.act<dynamic, i8, per_token>, bf16_input} : (tensor<1x8x64xf32>, !qquant.weight<256x64xf32, i8, symmetric, channel>) -> tensor<1x8x256xf32>
+  return
+}
+
+// -----
+
 func.func @linear_bias(%x: tensor<1x8x64xf32>, %w: !qquant.weight<96x64xf32, i4, symmetric, group = 32>, %b: tensor<64xf32>) {
   // expected-error @+1 {{'qquant.linear' op bias must be 1-D with 96 entries}}
   %0 = qquant.linear %x, %w, %b : (tensor<1x8x64xf32>, !qquant.weight<96x64xf32, i4, symmetric, group = 32>, tensor<64xf32>) -> tensor<1x8x96xf32>

@@ -42,6 +42,18 @@ func.func @i16_input(%x: tensor<1x8x64xf32>, %w: !qquant.weight<96x64xf32, i4, s
 
 // -----
 
+// An LM head at 4 bits in groups takes the linears' input roundings.
+// CHECK-LABEL: func @logits_rounded_input
+func.func @logits_rounded_input(%h: tensor<1x8x64xf32>, %t: !qquant.weight<256x64xf32, i4, symmetric, group = 32>) -> (tensor<1x8x256xf32>, tensor<1x8x256xf32>) {
+  // CHECK: qquant.logits %{{.*}}, %{{.*}} {i16_input, tied} : (tensor<1x8x64xf32>, !qquant.weight<256x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x256xf32>
+  %0 = qquant.logits %h, %t {tied, i16_input} : (tensor<1x8x64xf32>, !qquant.weight<256x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x256xf32>
+  // CHECK: qquant.logits %{{.*}}, %{{.*}} {bf16_input} : (tensor<1x8x64xf32>, !qquant.weight<256x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x256xf32>
+  %1 = qquant.logits %h, %t {bf16_input} : (tensor<1x8x64xf32>, !qquant.weight<256x64xf32, i4, symmetric, group = 32>) -> tensor<1x8x256xf32>
+  return %0, %1 : tensor<1x8x256xf32>, tensor<1x8x256xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func @embedding_logits
 func.func @embedding_logits(%ids: tensor<1x8xi64>, %t: !qquant.weight<256x64xf32, i8, symmetric, channel>) -> tensor<1x8x256xf32> {
   // CHECK: qquant.embedding %{{.*}}, %{{.*}} : (tensor<1x8xi64>, !qquant.weight<256x64xf32, i8, symmetric, channel>) -> tensor<1x8x64xf32>

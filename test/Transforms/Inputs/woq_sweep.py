@@ -73,7 +73,8 @@ BF16_CASES = [
 
 
 # The i16 sweep: the vpdpwssd kernel (groups of 64 / 128; 8-bit codes and
-# group 32 on the f32 kernel), Qwen2.5-0.5B's K, f16 scales, tails of N.
+# group 32 on the f32 kernel), Qwen2.5-0.5B's K, f16 scales, tails of N, and
+# an LM head (qquant.logits {i16_input}).
 I16_CASES = [
     ("i64", 4, "group", 64, 70, 192, [1, 3, 17], False, F, "linear"),
     ("i128", 4, "group", 128, 131, 896, [1, 3, 17], True, np.float16, "linear"),
@@ -81,6 +82,7 @@ I16_CASES = [
     ("i64q", 4, "group", 64, 23, 896, [1, 2], True, F, "linear"),
     ("i32", 4, "group", 32, 37, 96, [1, 3], True, F, "linear"),
     ("i8g", 8, "group", 64, 19, 128, [1, 3], False, F, "linear"),
+    ("ihead", 4, "group", 128, 37, 896, [1, 3], False, F, "logits"),
 ]
 
 
@@ -190,7 +192,7 @@ def case_lines(v, c, t, attr=""):
         elif c["op"] == "linear":
             lines.append(f"  %y{v}_{i} = qquant.linear {xv}, %w{v}{attr} : ({xt}, {t}) -> {yt}")
         else:
-            lines.append(f"  %y{v}_{i} = qquant.logits {xv}, %w{v} : ({xt}, {t}) -> {yt}")
+            lines.append(f"  %y{v}_{i} = qquant.logits {xv}, %w{v}{attr} : ({xt}, {t}) -> {yt}")
         lines.append(f"  %p{v}_{i} = tensor.cast %y{v}_{i} : {yt} to tensor<*xf32>")
         lines.append(f"  func.call @printMemrefF32(%p{v}_{i}) : (tensor<*xf32>) -> ()")
     return lines
@@ -242,7 +244,7 @@ def check(fused_out, ref_out, bf16=False, i16=False):
     ok, i, worst = True, 0, 0.0
     for c in cases:
         for x in c["xs"]:
-            if bf16 and c["op"] == "linear":
+            if bf16:
                 x = bf16_round(x)
             elif i16:
                 x = i16_round(x, c["group"])

@@ -30,4 +30,23 @@
 #define GET_OP_CLASSES
 #include "QQuant/QQuantOps.h.inc"
 
+namespace qwen::qquant {
+
+/// The input rounding of a weight-only qquant.linear or qquant.logits:
+/// `bf16_input` and `i16_input` (false on any other op).
+inline bool hasBf16Input(mlir::Operation *op) {
+  if (auto o = llvm::dyn_cast<LinearOp>(op))
+    return o.getBf16Input();
+  auto o = llvm::dyn_cast<LogitsOp>(op);
+  return o && o.getBf16Input();
+}
+inline bool hasI16Input(mlir::Operation *op) {
+  if (auto o = llvm::dyn_cast<LinearOp>(op))
+    return o.getI16Input();
+  auto o = llvm::dyn_cast<LogitsOp>(op);
+  return o && o.getI16Input();
+}
+
+} // namespace qwen::qquant
+
 #endif // QWEN_DIALECT_QQUANT_QQUANTDIALECT_H
