@@ -6,7 +6,8 @@ Usage (from the repository root; model from bench/make_model.py; peers need
 `.venv/bin/pip install -r bench/requirements.txt`):
 
     .venv/bin/python bench/bench_quant.py --model bench/out/qwen2.5-0.5b/model.onnx [--threads 1]
-        [--recipes fp32,w8a16,w8a8-dyn,w4a16-g32,w4a16-g128,w4a16-g128-bf16,w4a16-g128-i16,w4a8-dyn]
+        [--recipes fp32,w8a16,w8a8-dyn,w4a16-g32,w4a16-g128,w4a16-g128-bf16,w4a16-g128-i16,w4a8-dyn,
+                   examples/recipes/all4-g128-i16.json]
         [--peers ort-fp32,ort-int8,ort-int4,llama-f32,llama-q8_0,llama-q4_0 | none]
         [--prefill-len 512] [--prompt-len 16] [--new-tokens 128] [--runs 3]
         [--build-dir build] [--out-dir DIR] [--reuse-bundle] [--markdown out.md] [--json out.json]
@@ -15,7 +16,11 @@ Every system runs twice, in a child process each time (peak RSS from GNU time):
   prefill: a --prefill-len random prompt, 2 new tokens -> prefill tok/s;
   decode:  a --prompt-len prompt, then --new-tokens greedy tokens -> decode tok/s.
 Systems:
-  qwen-opt: `qwen-compile MODEL --target T --recipe R -o OUT/bundle-R`, then `qwen-run`;
+  qwen-opt: `qwen-compile MODEL --target T --recipe R -o OUT/bundle-R`, then `qwen-run`; R a named
+    recipe or a recipe file (bundle and row named by its stem). The named recipes keep the LM head
+    and embedding at i8 per channel; examples/recipes/all4-g128-i16.json puts every matrix, LM head
+    included, at 4 bits in groups of 128 with int16 inputs: the matrices onnxruntime's MatMulNBits
+    model quantizes (every MatMul), where llama.cpp's Q4_0 keeps output.weight in Q6_K;
   onnxruntime (CPU EP, intra_op = --threads): fp32; dynamic int8 (`quantize_dynamic`, int8
     per-channel weights); 4-bit `MatMulNBits` (symmetric blocks of --nbits-block, accuracy_level 4);
   llama.cpp (llama-cpp-python, n_threads = --threads): a GGUF written from the ONNX initializers,
@@ -40,6 +45,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_fp32 as B  # noqa: E402
 import peers as P  # noqa: E402
+
+# The all-4-bit recipe the default run compares with MatMulNBits (every MatMul at 4 bits).
+ALL4 = Path(__file__).resolve().parent.parent / "examples" / "recipes" / "all4-g128-i16.json"
 
 
 def per_token_bytes(bundle: Path, fp32_info: dict) -> int:
@@ -100,7 +108,8 @@ def measure(args, name, prompt_ids, new_tokens, out_dir, nvals):
     if name.startswith("qwen:"):
         r = name[5:]
         a.bundle = str(out_dir / f"bundle-{r}")
-        a.compile_args = (args.compile_args + ("" if r == "fp32" else f" --recipe {r}")).strip()
+        spec = args.recipe_files.get(r, r)  # a recipe file's system is named by its stem
+        a.compile_args = (args.compile_args + ("" if r == "fp32" else f" --recipe {spec}")).strip()
         return B.bench_qwen(a, prompt_ids)
     label, kind, q = PEERS[name]
     if kind == "ort":
@@ -116,7 +125,8 @@ def main(argv=None) -> int:
         return B.main(argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=B.DEFAULT_MODEL)
-    ap.add_argument("--recipes", default="fp32,w8a16,w8a8-dyn,w4a16-g32,w4a16-g128,w4a16-g128-bf16,w4a16-g128-i16,w4a8-dyn")
+    ap.add_argument("--recipes", default="fp32,w8a16,w8a8-dyn,w4a16-g32,w4a16-g128,w4a16-g128-bf16,w4a16-g128-i16,w4a8-dyn,"
+                    + str(ALL4), help="named recipes or recipe files (.json: the system is named by the file's stem)")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma list of " + ", ".join(PEERS) + ", or none")
     ap.add_argument("--prefill-len", type=int, default=512, help="prompt of the prefill phase")
     ap.add_argument("--prompt-len", type=int, default=16, help="prompt of the decode phase")
@@ -193,7 +203,8 @@ def main(argv=None) -> int:
             nvals["ort"][q] = P.prepare_ort(args.model, out_dir, q, args.nbits_block)
         elif kind == "llama":
             nvals["llama"].update(P.prepare_llama(args.model, out_dir, [q]))
-    systems = [f"qwen:{r}" for r in args.recipes.split(",") if r] + peers
+    args.recipe_files = {Path(r).stem: r for r in args.recipes.split(",") if r.endswith(".json")}
+    systems = [f"qwen:{Path(r).stem if r.endswith('.json') else r}" for r in args.recipes.split(",") if r] + peers
     res = {}
     for s in systems:
         B.log(f"[bench] {s}: prefill {args.prefill_len} tokens ...")
