@@ -811,6 +811,14 @@ FailureOr<std::string> Exporter::tableValue(Operation *user, qq::WeightOp w) {
 LogicalResult Exporter::exportLinear(Operation *op, Value weight, Value bias,
                                      qq::ActivationAttr act) {
   bool isLogits = isa<qq::LogitsOp, qwen::LogitsOp>(op);
+  // The 16-bit input roundings have no export yet; without them the model
+  // would compute something else than the bundle.
+  if (qq::hasBf16Input(op) || qq::hasI16Input(op))
+    return op->emitError("'")
+           << op->getName() << "' with "
+           << (qq::hasBf16Input(op) ? "bf16_input" : "i16_input")
+           << " has no ONNX export (the input rounding of the -bf16 / -i16 "
+              "recipes; export the recipe without the suffix)";
   auto qw = weight.getDefiningOp<qq::WeightOp>();
   auto fw = weight.getDefiningOp<qwen::WeightOp>();
   Part part{op, weight, bias, act, 0, 0, 0, ""};
