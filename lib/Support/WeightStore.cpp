@@ -2,6 +2,7 @@
 
 #include "qwen/Support/WeightStore.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -118,7 +119,8 @@ int64_t checkedElements(const std::vector<int64_t> &shape) {
 //===----------------------------------------------------------------------===//
 
 std::unique_ptr<WeightStoreReader>
-WeightStoreReader::open(const std::string &path, std::string &error) {
+WeightStoreReader::open(const std::string &path, std::string &error,
+                        Residence residence) {
   std::unique_ptr<WeightStoreReader> r(new WeightStoreReader());
   r->path_ = path;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -139,21 +141,72 @@ WeightStoreReader::open(const std::string &path, std::string &error) {
     ::close(fd);
     return nullptr;
   }
+  if (residence == Residence::HugePages) {
+    bool ok = r->readIntoHugePages(fd, error);
+    ::close(fd);
+    if (!ok || !r->parse(error))
+      return nullptr;
+    return r;
+  }
   void *base = ::mmap(nullptr, r->size_, PROT_READ, MAP_SHARED, fd, 0);
   ::close(fd);
   if (base == MAP_FAILED) {
     error = "cannot map weight store '" + path + "': " + std::strerror(errno);
     return nullptr;
   }
-  r->base_ = base;
+  r->base_ = r->mapBase_ = base;
+  r->mapBytes_ = r->size_;
   if (!r->parse(error))
     return nullptr;
   return r;
 }
 
+bool WeightStoreReader::readIntoHugePages(int fd, std::string &error) {
+  constexpr uint64_t kHuge = uint64_t(2) << 20;
+  residence_ = Residence::HugePages;
+  uint64_t bytes = (size_ + kHuge - 1) / kHuge * kHuge;
+  // One huge page of slack to align the start.
+  void *m = ::mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    error = "cannot allocate " + std::to_string(size_) +
+            " bytes for weight store '" + path_ + "': " + std::strerror(errno);
+    return false;
+  }
+  mapBase_ = m;
+  mapBytes_ = bytes + kHuge;
+  char *base = reinterpret_cast<char *>(
+      (reinterpret_cast<uintptr_t>(m) + kHuge - 1) & ~(kHuge - 1));
+  base_ = base;
+  // Advice only: without THP (or with it off) the pages are 4 KiB.
+  (void)::madvise(base, bytes, MADV_HUGEPAGE);
+  // Chunks of 64 MiB. The file's pages stay in the page cache (reclaimable;
+  // they make the next open fast).
+  constexpr uint64_t kChunk = uint64_t(64) << 20;
+  for (uint64_t off = 0; off < size_;) {
+    ssize_t n = ::pread(fd, base + off, size_t(std::min(kChunk, size_ - off)),
+                        off_t(off));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      error = "cannot read weight store '" + path_ + "' at byte " +
+              std::to_string(off) + ": " +
+              (n < 0 ? std::strerror(errno) : "unexpected end of file");
+      return false;
+    }
+    off += uint64_t(n);
+  }
+  if (::mprotect(base, bytes, PROT_READ) != 0) {
+    error = "cannot protect weight store '" + path_ + "': " +
+            std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
 WeightStoreReader::~WeightStoreReader() {
-  if (base_)
-    ::munmap(base_, size_);
+  if (mapBase_)
+    ::munmap(mapBase_, mapBytes_);
 }
 
 bool WeightStoreReader::parse(std::string &error) {

@@ -73,13 +73,26 @@ struct Entry {
 /// the file: on heap or anonymous memory it would zero them.
 void releasePages(const void *p, size_t n);
 
-/// A store opened read-only through mmap. Every offset and size in the index
-/// is validated on open, so data() never points outside the mapping.
+/// Where an open store's bytes live.
+enum class Residence {
+  /// The file mapped read-only (pages come from the page cache on demand;
+  /// shared between processes; release() drops them).
+  Mapped,
+  /// Read into anonymous memory aligned to 2 MiB and advised as transparent
+  /// huge pages (MADV_HUGEPAGE), then made read-only: the runtime's decode
+  /// streams every weight once per token, and 4 KiB file pages cost a TLB
+  /// walk every 4 KiB (README, "Huge pages"). release() is a no-op.
+  HugePages,
+};
+
+/// A store opened read-only. Every offset and size in the index is
+/// validated on open, so data() never points outside the bytes.
 class WeightStoreReader {
 public:
   /// Returns null and sets `error` (which names the file) on failure.
-  static std::unique_ptr<WeightStoreReader> open(const std::string &path,
-                                                 std::string &error);
+  static std::unique_ptr<WeightStoreReader>
+  open(const std::string &path, std::string &error,
+       Residence residence = Residence::Mapped);
   ~WeightStoreReader();
   WeightStoreReader(const WeightStoreReader &) = delete;
   WeightStoreReader &operator=(const WeightStoreReader &) = delete;
@@ -93,15 +106,23 @@ public:
   uint64_t fileBytes() const { return size_; }
   /// Drops `e`'s pages from the process's resident set (they are read back
   /// from the file if touched again). For streaming passes over big models.
-  void release(const Entry &e) const { releasePages(data(e), e.nbytes); }
+  void release(const Entry &e) const {
+    if (residence_ == Residence::Mapped)
+      releasePages(data(e), e.nbytes);
+  }
+  Residence residence() const { return residence_; }
 
 private:
   WeightStoreReader() = default;
   bool parse(std::string &error);
+  bool readIntoHugePages(int fd, std::string &error);
 
   std::string path_;
   void *base_ = nullptr;
   uint64_t size_ = 0;
+  Residence residence_ = Residence::Mapped;
+  void *mapBase_ = nullptr; // what munmap takes (base_ is aligned inside it)
+  uint64_t mapBytes_ = 0;
   std::vector<Entry> entries_;
   std::unordered_map<std::string, size_t> byName_;
 };
