@@ -60,6 +60,34 @@ TEST(WeightStore, RoundTrip) {
   EXPECT_EQ(r->find("missing"), nullptr);
 }
 
+// The runtime's residence: the same bytes in 2 MiB-aligned anonymous memory,
+// read-only; release() leaves them (they have no file to come back from).
+TEST(WeightStore, HugePagesResidence) {
+  std::string path = writeSample("huge"), error;
+  auto m = WeightStoreReader::open(path, error);
+  auto h = WeightStoreReader::open(path, error, Residence::HugePages);
+  ASSERT_TRUE(m && h) << error;
+  EXPECT_EQ(h->residence(), Residence::HugePages);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(h->data(h->entries()[0])) %
+                (uintptr_t(2) << 20),
+            h->entries()[0].offset);
+  ASSERT_EQ(h->entries().size(), m->entries().size());
+  for (const Entry &e : m->entries()) {
+    const Entry *he = h->find(e.name);
+    ASSERT_TRUE(he);
+    EXPECT_EQ(std::memcmp(h->data(*he), m->data(e), e.nbytes), 0) << e.name;
+  }
+  const Entry *a = h->find("a.weight");
+  h->release(*a);
+  EXPECT_EQ(static_cast<const float *>(h->data(*a))[5], 6.0f);
+  // Truncated files fail the same way in both residences.
+  std::string bytes = readAll(path);
+  writeAll(path, bytes.substr(0, bytes.size() - 1));
+  EXPECT_FALSE(WeightStoreReader::open(path, error, Residence::HugePages));
+  EXPECT_NE(error.find("truncated"), std::string::npos) << error;
+  EXPECT_NE(error.find(path), std::string::npos) << error;
+}
+
 TEST(WeightStore, WriterRejectsBadEntries) {
   std::string path = tempPath("reject"), error;
   auto w = WeightStoreWriter::create(path, error);
