@@ -203,8 +203,10 @@ def main(argv=None) -> int:
             nvals["ort"][q] = P.prepare_ort(args.model, out_dir, q, args.nbits_block)
         elif kind == "llama":
             nvals["llama"].update(P.prepare_llama(args.model, out_dir, [q]))
-    args.recipe_files = {Path(r).stem: r for r in args.recipes.split(",") if r.endswith(".json")}
-    systems = [f"qwen:{Path(r).stem if r.endswith('.json') else r}" for r in args.recipes.split(",") if r] + peers
+    specs = [r for r in args.recipes.split(",") if r]
+    names = [Path(r).stem if r.endswith(".json") else r for r in specs]
+    args.recipe_files = {n: r for n, r in zip(names, specs) if r.endswith(".json")}
+    systems = [f"qwen:{n}" for n in names] + peers
     res = {}
     for s in systems:
         B.log(f"[bench] {s}: prefill {args.prefill_len} tokens ...")

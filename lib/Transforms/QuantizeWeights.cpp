@@ -230,7 +230,7 @@ std::string QuantizePlan::assign(ArrayRef<std::string> kinds,
       logits = s;
     } else if (k == "embedding") {
       embedding = s;
-      embedding->dynamicAct = embedding->staticAct = embedding->bf16Act = embedding->i16Act = false;
+      embedding->clearActivation();
       embedding->algorithm = Algorithm::rtn;
       embedding->clipSearch = embedding->biasCorrection = false;
       embedding->weighted = false;
@@ -573,7 +573,7 @@ LogicalResult Quantizer::sparsify(const Target &t, qwen::quant::Packed &p,
 
 std::string Quantizer::key(const Target &t) {
   LayerScheme w = t.scheme; // the activation scheme is not the weight's
-  w.dynamicAct = w.staticAct = w.bf16Act = w.i16Act = false;
+  w.clearActivation();
   return t.layer + "|" + w.str();
 }
 

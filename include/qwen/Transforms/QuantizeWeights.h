@@ -67,6 +67,9 @@ struct LayerScheme {
   /// Checks the combination; `err` says what is wrong.
   bool validate(std::string &err) const;
   bool operator==(const LayerScheme &o) const;
+  /// Drops the activation scheme (int8 dynamic / static, bf16, int16): what
+  /// a lookup or the stored weight alone has.
+  void clearActivation() { dynamicAct = staticAct = bf16Act = i16Act = false; }
 };
 
 /// A per-layer override: the fields it sets replace the op's scheme, or the
